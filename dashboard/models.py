@@ -1,0 +1,223 @@
+"""The runs app's data: who owns what (projects, nodes, GPUs), runs, and the stored samples.
+
+Samples are stored columnar: one ``SampleWindow`` row per GPU per agent window, holding that window's
+readings as packed integer arrays (about 22 bytes per sample), plus per-minute rollups that pages read.
+Energy totals are sums of per-window counter differences, kept on ``RunGpu`` as batches land.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="wattwise_projects", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Node(models.Model):
+    """A training machine running an agent. Its batches are signed with a key derived from its token."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=200, unique=True)
+    # HMAC key derived from the token (agents.wire.signing_key); the token itself is never stored.
+    signing_key_hex = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Gpu(models.Model):
+    """A physical GPU, known by its NVML UUID."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gpus")
+    uuid = models.CharField(max_length=200)
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    energy_source = models.CharField(max_length=32, default="counter")
+    power_field = models.CharField(max_length=16, default="average")
+    simulated = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["node__name", "index"]
+        constraints = [models.UniqueConstraint(fields=["node", "uuid"], name="gpu_unique_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.node.name}/{self.index} ({self.uuid})"
+
+    @property
+    def estimated(self) -> bool:
+        return self.energy_source != "counter"
+
+
+class Run(models.Model):
+    RUNNING = "running"
+    FINISHED = "finished"
+    STATUS_CHOICES = [(RUNNING, "running"), (FINISHED, "finished")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=RUNNING)
+    simulated = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="run_unique_per_project")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("run", args=[self.pk])
+
+
+class RunTag(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="run_tag_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunNode(models.Model):
+    """One agent session (stream) of a node taking part in a run. Agents open and close these."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="run_nodes")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="run_nodes")
+    stream = models.CharField(max_length=64)
+    backend = models.CharField(max_length=32, blank=True)
+    host = models.CharField(max_length=200, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_seq = models.BigIntegerField(null=True, blank=True)
+    samples_declared = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "node", "stream"], name="run_node_stream_unique")]
+
+
+class RunGpu(models.Model):
+    """A GPU's part in a run, with running totals kept exact by the ingest path."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="run_gpus")
+    gpu = models.ForeignKey(Gpu, on_delete=models.CASCADE, related_name="run_gpus")
+    energy_j = models.FloatField(default=0.0)
+    samples = models.BigIntegerField(default=0)
+    power_sum_w = models.FloatField(default=0.0)
+    peak_power_w = models.FloatField(default=0.0)
+    first_ms = models.BigIntegerField(null=True)
+    last_ms = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["gpu__node__name", "gpu__index"]
+        constraints = [models.UniqueConstraint(fields=["run", "gpu"], name="run_gpu_unique")]
+
+    @property
+    def mean_power_w(self) -> float:
+        return self.power_sum_w / self.samples if self.samples else 0.0
+
+
+class SampleWindow(models.Model):
+    """One GPU's readings over one agent window, columnar (see dashboard.columns for the encoding)."""
+
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="windows")
+    stream = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    first_ms = models.BigIntegerField()
+    last_ms = models.BigIntegerField()
+    samples = models.IntegerField()
+    energy_j = models.FloatField()
+    prev_energy_mj = models.BigIntegerField(null=True)
+    t_offset_ms = models.BinaryField()
+    energy_mj = models.BinaryField()
+    power_mw = models.BinaryField()
+    sm_clock_mhz = models.BinaryField()
+    util_pct = models.BinaryField()
+    temp_c = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run_gpu", "stream", "seq"], name="window_unique_per_gpu_stream_seq")
+        ]
+        indexes = [models.Index(fields=["run_gpu", "first_ms"], name="window_gpu_time")]
+
+
+class GpuMinute(models.Model):
+    """Per-GPU, per-minute rollup of a run: what charts of long runs read."""
+
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="minutes")
+    minute_ms = models.BigIntegerField()
+    samples = models.IntegerField()
+    energy_j = models.FloatField()
+    power_sum_w = models.FloatField()
+    power_min_w = models.FloatField()
+    power_max_w = models.FloatField()
+    sm_clock_sum_mhz = models.FloatField()
+    util_sum_pct = models.FloatField()
+    temp_max_c = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run_gpu", "minute_ms"], name="minute_unique_per_gpu")]
+
+
+class BatchReceipt(models.Model):
+    """One row per accepted batch: the idempotency key (node, stream, seq) and what it carried."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="receipts")
+    stream = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="receipts")
+    body_sha256 = models.CharField(max_length=64)
+    samples = models.IntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node", "stream", "seq"], name="receipt_unique")]
+
+
+class RunEvent(models.Model):
+    """A marker from the training loop (step end, stage begin/end), as sent by the agent."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="events")
+    t_ms = models.BigIntegerField()
+    kind = models.CharField(max_length=200)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "kind", "t_ms"], name="event_run_kind_time")]
+
+
+class Rejection(models.Model):
+    """A message the app refused, with the reason. Nothing else from it is stored."""
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32)
+    node_name = models.CharField(max_length=200, blank=True)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="rejections")
+    reason = models.TextField()
+    size_bytes = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at"]

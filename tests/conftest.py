@@ -1,0 +1,47 @@
+"""Shared test setup: service checks that fail (never skip) on CI, and browser launch options."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+# pytest-playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ON_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = os.environ.get("WATTWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(what: str, ok: bool) -> None:
+    """Skip locally when a service is missing; on CI a missing service is a failure."""
+    if ok:
+        return
+    message = f"{what} is not reachable"
+    if ON_CI:
+        pytest.fail(message + " (CI=true: tests that need it must not skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    need_service(f"Redis at {REDIS_URL}", _reachable(REDIS_URL, 6379))
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres() -> None:
+    from django.db import connection
+
+    need_service("PostgreSQL (set DATABASE_URL=postgres://…)", connection.vendor == "postgresql")
