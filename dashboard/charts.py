@@ -12,9 +12,9 @@ from dashboard.downsample import Buckets
 J_PER_KWH = 3.6e6
 _LAYOUT = dict(
     template="plotly_white",
-    margin=dict(l=60, r=20, t=48, b=48),
-    height=360,
-    legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    margin=dict(l=60, r=20, t=56, b=40),
+    height=380,
+    legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
     hovermode="x unified",
 )
 

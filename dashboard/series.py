@@ -88,15 +88,22 @@ def gpu_series(run_gpu: RunGpu, span: Span, metrics: tuple[str, ...] = METRICS) 
 
 
 def cumulative_energy(run_gpus: list[RunGpu]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Per-minute cumulative energy (J) of each GPU on a shared minute axis; the last value is its total."""
+    """Cumulative energy (J) of each GPU at the end of every minute, starting from 0 at the first minute.
+
+    The last value of each GPU is its total: minute rollups are sums of the same counter differences.
+    """
     rows = list(
         GpuMinute.objects.filter(run_gpu__in=run_gpus).order_by("minute_ms").values_list(
             "run_gpu_id", "minute_ms", "energy_j"
         )
     )
     minutes = np.unique(np.asarray([r[1] for r in rows], dtype=np.int64))
+    if minutes.size == 0:
+        return minutes, {rg.pk: np.zeros(0) for rg in run_gpus}
     position = {int(m): i for i, m in enumerate(minutes)}
     per_gpu = {rg.pk: np.zeros(minutes.size) for rg in run_gpus}
     for run_gpu_id, minute_ms, energy_j in rows:
         per_gpu[run_gpu_id][position[minute_ms]] += energy_j
-    return minutes, {k: np.cumsum(v) for k, v in per_gpu.items()}
+    last_ms = max((rg.last_ms or 0) for rg in run_gpus)
+    t_ms = np.concatenate(([minutes[0]], np.minimum(minutes + MINUTE_MS, max(last_ms, int(minutes[0])))))
+    return t_ms, {k: np.concatenate(([0.0], np.cumsum(v))) for k, v in per_gpu.items()}

@@ -7,6 +7,7 @@ derived from a downsampled chart series.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Count, F, FloatField, Max, Min, QuerySet, Sum
@@ -77,6 +78,14 @@ class RunFigures:
         if not self.gpus:
             return 0.0
         return (max(g.last_ms for g in self.gpus) - min(g.first_ms for g in self.gpus)) / 1000.0
+
+    @property
+    def first_at(self) -> datetime | None:
+        return datetime.fromtimestamp(min(g.first_ms for g in self.gpus) / 1000, tz=UTC) if self.gpus else None
+
+    @property
+    def last_at(self) -> datetime | None:
+        return datetime.fromtimestamp(max(g.last_ms for g in self.gpus) / 1000, tz=UTC) if self.gpus else None
 
     @property
     def gpu_hours(self) -> float:

@@ -1,0 +1,14 @@
+# One image for web, worker, beat and the demo agent.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY dashboard dashboard
+COPY agents agents
+COPY planner planner
+COPY templates templates
+COPY manage.py ./
+RUN pip install --no-cache-dir . && useradd --create-home wattwise
+USER wattwise
+EXPOSE 8000
+CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -1,0 +1,62 @@
+# Wattwise: `make run` serves a seeded demo on http://127.0.0.1:8000; `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip install --no-compile --disable-pip-version-check -q
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The suite runs on real PostgreSQL and Redis (started by .ci/services if they are down).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_bench
+BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
+
+.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -c "import django, celery, torch, pytest, playwright" || { echo "dev install failed"; exit 1; }
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py seed_demo
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+services:
+	bash .ci/services
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy agents planner dashboard benchmarks
+
+pytest: install-dev services
+	DATABASE_URL=$(TEST_DATABASE_URL) WATTWISE_TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest -q
+	# The embedded default (SQLite, in-process tasks, no services) must keep working too.
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/pytest -q -m "not services and not browser" \
+		tests/dashboard/test_ingest_idempotency.py tests/dashboard/test_energy_accounting.py tests/dashboard/test_seed_demo.py
+
+test: lint typecheck pytest
+
+bench-ingest: install-dev services
+	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) $(PY) benchmarks/bench_ingest.py
+
+bench-planner: install-dev
+	$(PIP) -e '.[bench]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) benchmarks/bench_planner.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,82 @@
+"""Settings come from environment variables through typed readers that fail loudly on bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from dashboard.env import env_bool, env_float, env_int, env_list
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_booleans_accept_the_usual_spellings(monkeypatch):
+    for text, value in [("1", True), ("yes", True), ("ON", True), ("0", False), ("false", False), ("", False)]:
+        monkeypatch.setenv("X_FLAG", text)
+        assert env_bool("X_FLAG", not value) is value
+
+
+def test_a_bad_boolean_names_the_variable(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG='maybe' is not a boolean"):
+        env_bool("X_FLAG", False)
+
+
+def test_integers_and_floats_are_checked(monkeypatch):
+    monkeypatch.setenv("X_NUM", "12")
+    assert env_int("X_NUM", 3) == 12
+    monkeypatch.setenv("X_NUM", "twelve")
+    with pytest.raises(ImproperlyConfigured, match="X_NUM='twelve' is not an integer"):
+        env_int("X_NUM", 3)
+    monkeypatch.setenv("X_NUM", "-1")
+    with pytest.raises(ImproperlyConfigured, match="below the minimum"):
+        env_int("X_NUM", 3, minimum=0)
+    monkeypatch.setenv("X_NUM", "nan")
+    with pytest.raises(ImproperlyConfigured):
+        env_float("X_NUM", 1.0, minimum=0.0)
+
+
+def test_lists_split_on_commas(monkeypatch):
+    monkeypatch.setenv("X_HOSTS", "a.example, b.example,,")
+    assert env_list("X_HOSTS", []) == ["a.example", "b.example"]
+
+
+def settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DEBUG", "SECRET_KEY")}
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env, "DJANGO_SETTINGS_MODULE": "dashboard.settings"},
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_with_nothing_set_the_app_needs_no_services():
+    result = settings_in_subprocess({}, "settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER")
+    assert result.returncode == 0, result.stderr
+    assert "sqlite3" in result.stdout and "True" in result.stdout
+
+
+def test_database_url_and_broker_switch_to_postgres_and_real_workers():
+    result = settings_in_subprocess(
+        {"DATABASE_URL": "postgres://u@db:5432/ww", "CELERY_BROKER_URL": "redis://r:6379/0"},
+        "settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "postgresql" in result.stdout and "False" in result.stdout
+
+
+def test_production_without_a_secret_key_refuses_to_start():
+    result = settings_in_subprocess({"DEBUG": "0"}, "settings.SECRET_KEY")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    import re
+
+    read = set(re.findall(r'env_(?:str|bool|int|float|list)\("([A-Z_]+)"', (ROOT / "dashboard" / "settings.py").read_text()))
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read <= listed, f"missing from .env.example: {sorted(read - listed)}"
