@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.wire import (
@@ -78,11 +78,47 @@ def _open(envelope: Any, kind: str) -> tuple[Node, dict[str, Any], str]:
     body = envelope.get("body")
     if isinstance(body, str) and len(body) > MAX_BODY_BYTES:
         raise Rejected(f"batch too large: {len(body)} bytes, limit {MAX_BODY_BYTES}")
-    node = Node.objects.select_related("project").filter(name=name).first()
+    node = _cached_node(name)
     if node is None:
         raise Rejected(f"unknown node {name!r}: register it with `manage.py create_node`")
-    payload = open_envelope(envelope, kind, bytes.fromhex(node.signing_key_hex))
+    try:
+        payload = open_envelope(envelope, kind, bytes.fromhex(node.signing_key_hex))
+    except WireError:
+        # The token may have been rotated since this process cached the node: check once more, afresh.
+        node = _cached_node(name, fresh=True)
+        if node is None:
+            raise Rejected(f"unknown node {name!r}: register it with `manage.py create_node`") from None
+        payload = open_envelope(envelope, kind, bytes.fromhex(node.signing_key_hex))
     return node, payload, hashlib.sha256(envelope["body"].encode()).hexdigest()
+
+
+# --- per-process memo of ids ---------------------------------------------------------------------
+# The hot path would otherwise spend most of its time looking up rows that never change (a node's
+# GPUs, a run's id). Ids are cached per worker process; a stale id fails a foreign key, and the batch is
+# then retried once with empty caches. Nodes expire quickly so a rotated token takes effect promptly.
+
+NODE_CACHE_S = 10.0
+_nodes: dict[str, tuple[Node, float]] = {}
+_runs: dict[tuple[int, str], int] = {}
+_gpus: dict[tuple[int, str], int] = {}
+_run_nodes: set[tuple[int, int, str]] = set()
+_node_seen: dict[int, float] = {}
+
+
+def clear_caches() -> None:
+    for cache in (_nodes, _runs, _gpus, _run_nodes, _node_seen):
+        cache.clear()
+
+
+def _cached_node(name: str, *, fresh: bool = False) -> Node | None:
+    hit = _nodes.get(name)
+    now = time.monotonic()
+    if hit is not None and hit[1] > now and not fresh:
+        return hit[0]
+    node = Node.objects.select_related("project").filter(name=name).first()
+    if node is not None:
+        _nodes[name] = (node, now + NODE_CACHE_S)
+    return node
 
 
 def _record_rejection(kind: str, envelope: Any, reason: str) -> Outcome:
@@ -194,27 +230,42 @@ def ingest_batch(envelope: Any) -> Outcome:
         node, payload, digest = _open(envelope, "batch")
         batch = decode_batch(payload)
         _check_clock(batch)
-        with transaction.atomic():
-            return _store_batch(node, batch, digest)
+        try:
+            with transaction.atomic():
+                return _store_batch(node, batch, digest)
+        except IntegrityError:
+            # Most likely an id cached by this process whose row is gone: look everything up afresh.
+            clear_caches()
+            with transaction.atomic():
+                return _store_batch(node, batch, digest)
     except (Rejected, WireError) as exc:
         return _record_rejection("batch", envelope, str(exc))
 
 
-def _claim_receipt(node: Node, batch: Batch, run: Run, digest: str) -> bool:
+def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
     """Insert the idempotency row; False when (node, stream, seq) was already stored."""
     table = BatchReceipt._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (node_id, stream, seq, run_id, body_sha256, samples, received_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (node_id, stream, seq) DO NOTHING RETURNING id",
-            [node.pk, batch.stream, batch.seq, run.pk, digest, batch.samples, timezone.now()],
+            [node.pk, batch.stream, batch.seq, run_id, digest, batch.samples, timezone.now()],
         )
         return cursor.fetchone() is not None
 
 
+def _run_id(node: Node, batch: Batch) -> int:
+    key = (node.project_id, batch.run)
+    run_id = _runs.get(key)
+    if run_id is None:
+        run_id = _run_for(node, batch.run, simulated=batch.simulated).pk
+        _runs[key] = run_id
+    return run_id
+
+
 def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
-    run = _run_for(node, batch.run, simulated=batch.simulated)
-    if not _claim_receipt(node, batch, run, digest):
+    run_id = _run_id(node, batch)
+    if not _claim_receipt(node, batch, run_id, digest):
         stored = BatchReceipt.objects.get(node=node, stream=batch.stream, seq=batch.seq)
         if stored.body_sha256 != digest:
             raise Rejected(
@@ -222,20 +273,20 @@ def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
                 "stored with different content"
             )
         return Outcome("duplicate", f"batch {batch.seq} of stream {batch.stream} already stored")
-    RunNode.objects.bulk_create([RunNode(run=run, node=node, stream=batch.stream)], ignore_conflicts=True)
+    if (run_id, node.pk, batch.stream) not in _run_nodes:
+        RunNode.objects.bulk_create([RunNode(run_id=run_id, node=node, stream=batch.stream)], ignore_conflicts=True)
+        _run_nodes.add((run_id, node.pk, batch.stream))
     gpu_ids = _gpu_ids(node, batch)
     stats = {gpu.uuid: _window_stats(gpu) for gpu in batch.gpus}
-    run_gpu_ids = _upsert_run_gpus(run, batch, gpu_ids, stats)
+    run_gpu_ids = _upsert_run_gpus(run_id, batch, gpu_ids, stats)
     _check_continuity(batch, run_gpu_ids)
-    SampleWindow.objects.bulk_create(
-        [_window_row(batch, gpu, run_gpu_ids[gpu.uuid], stats[gpu.uuid]) for gpu in batch.gpus]
-    )
+    _insert_windows(batch, run_gpu_ids, stats)
     _upsert_minutes(batch, run_gpu_ids, stats)
     if batch.events:
         RunEvent.objects.bulk_create(
             [
                 RunEvent(
-                    run=run,
+                    run_id=run_id,
                     node=node,
                     t_ms=e["t_ms"],
                     kind=e["kind"],
@@ -244,13 +295,17 @@ def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
                 for e in batch.events
             ]
         )
-    Node.objects.filter(pk=node.pk).filter(
-        Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=timezone.now() - timedelta(seconds=30))
-    ).update(last_seen_at=timezone.now())
+    now = time.monotonic()
+    if _node_seen.get(node.pk, 0.0) < now - 30:
+        Node.objects.filter(pk=node.pk).update(last_seen_at=timezone.now())
+        _node_seen[node.pk] = now
     return Outcome("stored", f"batch {batch.seq} of stream {batch.stream}", batch.samples)
 
 
 def _gpu_ids(node: Node, batch: Batch) -> dict[str, int]:
+    cached = {gpu.uuid: _gpus.get((node.pk, gpu.uuid)) for gpu in batch.gpus}
+    if all(gpu_id is not None for gpu_id in cached.values()):
+        return cached  # type: ignore[return-value]
     uuids = [gpu.uuid for gpu in batch.gpus]
     known = dict(Gpu.objects.filter(node=node, uuid__in=uuids).values_list("uuid", "id"))
     missing = [gpu for gpu in batch.gpus if gpu.uuid not in known]
@@ -271,6 +326,8 @@ def _gpu_ids(node: Node, batch: Batch) -> dict[str, int]:
             ignore_conflicts=True,
         )
         known = dict(Gpu.objects.filter(node=node, uuid__in=uuids).values_list("uuid", "id"))
+    for uuid, gpu_id in known.items():
+        _gpus[(node.pk, uuid)] = gpu_id
     return known
 
 
@@ -298,7 +355,7 @@ def _least() -> str:
 
 
 def _upsert_run_gpus(
-    run: Run, batch: Batch, gpu_ids: dict[str, int], stats: dict[str, _WindowStats]
+    run_id: int, batch: Batch, gpu_ids: dict[str, int], stats: dict[str, _WindowStats]
 ) -> dict[str, int]:
     """Add this batch's totals to each GPU's running totals (creating the rows); return their ids."""
     table = RunGpu._meta.db_table
@@ -306,7 +363,7 @@ def _upsert_run_gpus(
     for gpu in batch.gpus:
         s = stats[gpu.uuid]
         rows.append(
-            [run.pk, gpu_ids[gpu.uuid], s.energy_j, gpu.samples, s.power_sum_w, s.peak_power_w,
+            [run_id, gpu_ids[gpu.uuid], s.energy_j, gpu.samples, s.power_sum_w, s.peak_power_w,
              int(gpu.t_ms[0]), int(gpu.t_ms[-1])]
         )
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
@@ -332,11 +389,14 @@ def _check_continuity(batch: Batch, run_gpu_ids: dict[str, int]) -> None:
     """The previous reading a window names must be the last reading of the stream's previous window."""
     if batch.seq == 0:
         return
-    previous = dict(
-        SampleWindow.objects.filter(
-            run_gpu_id__in=run_gpu_ids.values(), stream=batch.stream, seq=batch.seq - 1
-        ).values_list("run_gpu_id", "last_ms")
-    )
+    ids = list(run_gpu_ids.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT run_gpu_id, last_ms FROM {SampleWindow._meta.db_table} "
+            f"WHERE stream = %s AND seq = %s AND run_gpu_id IN ({', '.join(['%s'] * len(ids))})",
+            [batch.stream, batch.seq - 1, *ids],
+        )
+        previous = dict(cursor.fetchall())
     for gpu in batch.gpus:
         last_ms = previous.get(run_gpu_ids[gpu.uuid])
         if last_ms is not None and gpu.prev_t_ms is not None and gpu.prev_t_ms != last_ms:
@@ -346,24 +406,34 @@ def _check_continuity(batch: Batch, run_gpu_ids: dict[str, int]) -> None:
             )
 
 
-def _window_row(batch: Batch, gpu: GpuWindow, run_gpu_id: int, stats: _WindowStats) -> SampleWindow:
-    first_ms = int(gpu.t_ms[0])
-    return SampleWindow(
-        run_gpu_id=run_gpu_id,
-        stream=batch.stream,
-        seq=batch.seq,
-        first_ms=first_ms,
-        last_ms=int(gpu.t_ms[-1]),
-        samples=gpu.samples,
-        energy_j=stats.energy_j,
-        prev_energy_mj=gpu.prev_energy_mj,
-        t_offset_ms=columns.pack("t_offset_ms", gpu.t_ms - first_ms),
-        energy_mj=columns.pack("energy_mj", gpu.energy_mj),
-        power_mw=columns.pack("power_mw", gpu.power_mw),
-        sm_clock_mhz=columns.pack("sm_clock_mhz", gpu.sm_clock_mhz),
-        util_pct=columns.pack("util_pct", gpu.util_pct),
-        temp_c=columns.pack("temp_c", gpu.temp_c),
-    )
+_WINDOW_COLUMNS = (
+    "run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_energy_mj",
+    "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c",
+)
+
+
+def _insert_windows(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]) -> None:
+    """One row per GPU: the window's columns packed as integer arrays (see dashboard.columns)."""
+    params: list[Any] = []
+    for gpu in batch.gpus:
+        first_ms = int(gpu.t_ms[0])
+        params += [
+            run_gpu_ids[gpu.uuid], batch.stream, batch.seq, first_ms, int(gpu.t_ms[-1]), gpu.samples,
+            stats[gpu.uuid].energy_j, gpu.prev_energy_mj,
+            columns.pack("t_offset_ms", gpu.t_ms - first_ms),
+            columns.pack("energy_mj", gpu.energy_mj),
+            columns.pack("power_mw", gpu.power_mw),
+            columns.pack("sm_clock_mhz", gpu.sm_clock_mhz),
+            columns.pack("util_pct", gpu.util_pct),
+            columns.pack("temp_c", gpu.temp_c),
+        ]
+    row = "(" + ", ".join(["%s"] * len(_WINDOW_COLUMNS)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SampleWindow._meta.db_table} ({', '.join(_WINDOW_COLUMNS)}) "
+            f"VALUES {', '.join([row] * len(batch.gpus))}",
+            params,
+        )
 
 
 def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]) -> None:

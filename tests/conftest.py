@@ -45,3 +45,13 @@ def postgres() -> None:
     from django.db import connection
 
     need_service("PostgreSQL (set DATABASE_URL=postgres://…)", connection.vendor == "postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ingest_caches():
+    """Each test starts with empty per-process id caches (tests recreate rows that caches remember)."""
+    from dashboard import ingest
+
+    ingest.clear_caches()
+    yield
+    ingest.clear_caches()
