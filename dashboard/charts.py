@@ -53,8 +53,10 @@ def energy_per_gpu(labels: Sequence[str], energy_j: Sequence[float], nodes: Sequ
                 hovertemplate="%{x}: %{y:.4f} kWh<extra></extra>",
             )
         )
-    layout = {**_LAYOUT, "hovermode": "closest"}
+    layout = {**_LAYOUT, "hovermode": "closest", "legend": dict(orientation="h", yanchor="bottom", y=1.0, x=1,
+                                                                xanchor="right")}
     figure.update_layout(title="Energy per GPU", yaxis_title="kWh", **layout)
+    figure.update_xaxes(tickangle=-30, automargin=True)
     return figure
 
 
@@ -72,7 +74,8 @@ def node_breakdown(energy_by_node_gpu: Mapping[str, Mapping[str, float]]) -> go.
                 hovertemplate="%{x} " + gpu + ": %{y:.4f} kWh<extra></extra>",
             )
         )
-    layout = {**_LAYOUT, "hovermode": "closest"}
+    layout = {**_LAYOUT, "hovermode": "closest", "legend": dict(orientation="h", yanchor="bottom", y=1.0, x=1,
+                                                                xanchor="right")}
     figure.update_layout(title="Energy per node, by GPU", yaxis_title="kWh", barmode="stack", **layout)
     return figure
 

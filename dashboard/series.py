@@ -74,9 +74,11 @@ def _raw_metric(arrays: columns.WindowArrays, metric: str) -> np.ndarray:
     return np.asarray(getattr(arrays, metric), dtype=np.float64)
 
 
-def gpu_series(run_gpu: RunGpu, span: Span, metrics: tuple[str, ...] = METRICS) -> dict[str, Buckets]:
-    """Downsampled series of one GPU over a span, one entry per metric."""
-    width = bucket_width_ms(span.width_ms, settings.WATTWISE_CHART_POINTS)
+def gpu_series(
+    run_gpu: RunGpu, span: Span, metrics: tuple[str, ...] = METRICS, *, points: int | None = None
+) -> dict[str, Buckets]:
+    """Downsampled series of one GPU over a span, one entry per metric, at most ``points`` buckets."""
+    width = bucket_width_ms(span.width_ms, points or settings.WATTWISE_CHART_POINTS)
     if width >= MINUTE_MS:
         width = -(-width // MINUTE_MS) * MINUTE_MS
         start = span.start_ms // MINUTE_MS * MINUTE_MS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plotly.io as pio
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
@@ -52,7 +53,11 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     span = series.span_of(run_gpus)
     plots: list[tuple[str, SafeString]] = []
     if span is not None:
-        power = {_gpu_label(rg): series.gpu_series(rg, span, ("power_w",))["power_w"] for rg in run_gpus}
+        # Many GPUs overlaid read better at a coarser resolution; the GPU page draws the full detail.
+        points = max(200, settings.WATTWISE_CHART_POINTS // max(len(run_gpus), 1))
+        power = {
+            _gpu_label(rg): series.gpu_series(rg, span, ("power_w",), points=points)["power_w"] for rg in run_gpus
+        }
         power_field = run_gpus[0].gpu.power_field if run_gpus else "average"
         plots.append(("chart-power", _figure_json(charts.power_over_time(power, power_field=power_field))))
         plots.append((

@@ -1,0 +1,272 @@
+"""Command line: ``python -m agents stream`` and ``python -m agents probe``. Thin over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from agents import __version__
+from agents.backends.base import BackendUnavailable, GpuBackend
+from agents.clock import Clock, RealClock, VirtualClock
+from agents.replay import epoch_ms
+from agents.spool import DiskSpool, default_spool_dir
+from agents.streamer import Streamer
+from agents.transport import CeleryTransport
+
+log = logging.getLogger("agents")
+
+EXIT_OK = 0
+EXIT_UNAVAILABLE = 1
+EXIT_USAGE = 2
+
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+
+
+def parse_duration_s(text: str) -> float:
+    """``90``, ``90s``, ``5m``, ``3h``, ``1h30m``, ``250ms`` → seconds."""
+    text = text.strip().lower()
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if not match or (match.group(2) is None and match.end() != len(text)):
+            raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 60s, 5m, 3h)")
+        total += float(match.group(1)) * _UNITS_S[match.group(2) or "s"]
+        pos = match.end()
+    if not text:
+        raise argparse.ArgumentTypeError("empty duration")
+    return total
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-01-01T00:00:00Z)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _index_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected GPU indices like 0,2: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m agents", description="Wattwise node agent.")
+    parser.add_argument("--version", action="version", version=f"wattwise-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stream = commands.add_parser("stream", help="sample GPUs and stream batches to the broker")
+    stream.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
+    stream.add_argument("--run", required=True, help="run name the batches are filed under")
+    stream.add_argument("--gpus", help="nvml: indices or UUIDs, comma-separated (default: CUDA_VISIBLE_DEVICES, "
+                        "else all); simulated: how many GPUs (default 1)")
+    stream.add_argument("--duration", type=parse_duration_s, help="how long to stream (60s, 5m, 3h); default: "
+                        "until interrupted")
+    stream.add_argument("--start", type=parse_time, help="simulated: replay from this ISO time (needs --fast)")
+    stream.add_argument("--fast", action="store_true", help="simulated: virtual clock, no sleeping; replays the "
+                        "--duration before now unless --start is given")
+    stream.add_argument("--rate", type=float, default=10.0, help="samples per second per GPU (default 10)")
+    stream.add_argument("--window", type=parse_duration_s, default=5.0, help="batch window (default 5s)")
+    stream.add_argument("--node", default=None, help="node name (default: host name)")
+    stream.add_argument("--tag", action="append", default=[], help="tag for the run (repeatable)")
+    stream.add_argument("--token", default=None, help="node token (default: $WATTWISE_TOKEN; prefer the variable, "
+                        "command lines are visible to other users)")
+    stream.add_argument("--broker", default=None, help="broker URL (default: $WATTWISE_BROKER_URL)")
+    stream.add_argument("--spool-dir", type=Path, default=None, help="spool directory "
+                        "(default: ~/.cache/wattwise/spool/<node>)")
+    stream.add_argument("--drain-timeout", type=parse_duration_s, default=10.0,
+                        help="at exit, how long to keep trying to empty the spool (default 10s)")
+    stream.add_argument("--connect-timeout", type=parse_duration_s, default=1.5,
+                        help="broker connection timeout (default 1.5s)")
+    sim = stream.add_argument_group("simulated backend")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--reset-at", type=parse_duration_s, default=None,
+                     help="reset the energy counters once, at the first sample this far into the run")
+    sim.add_argument("--reset-probability", type=float, default=0.0, help="chance of a counter reset per sample")
+    sim.add_argument("--without-counter", type=_index_list, default=[],
+                     help="GPU indices simulated without an energy counter (power integration)")
+    stream.add_argument("--quiet", action="store_true", help="no progress bar")
+    stream.add_argument("-v", "--verbose", action="store_true")
+
+    probe = commands.add_parser("probe", help="list the GPUs and energy counters this machine has")
+    probe.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
+    probe.add_argument("--gpus", default=None, help="simulated: how many GPUs")
+    probe.add_argument("--node", default=None)
+    probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, format="wattwise-agent: %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.command == "probe":
+        return probe_command(args)
+    return stream_command(args)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"wattwise-agent: {message}", file=sys.stderr)
+    return code
+
+
+def _make_backend(args: argparse.Namespace, node: str) -> GpuBackend:
+    if args.backend == "simulated":
+        from agents.backends.simulated import SimulatedBackend
+
+        try:
+            count = int(args.gpus) if args.gpus else 1
+        except ValueError:
+            raise BackendUnavailable("--gpus for the simulated backend is a number of GPUs") from None
+        return SimulatedBackend(
+            count,
+            node=node,
+            seed=getattr(args, "seed", 0),
+            reset_at_s=getattr(args, "reset_at", None),
+            reset_probability=getattr(args, "reset_probability", 0.0),
+            without_counter=getattr(args, "without_counter", []),
+        )
+    from agents.backends.nvml import NvmlBackend
+
+    return NvmlBackend(args.gpus.split(",") if args.gpus else None)
+
+
+def stream_command(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("WATTWISE_TOKEN")
+    broker = args.broker or os.environ.get("WATTWISE_BROKER_URL")
+    if not token:
+        return _fail("no node token: set WATTWISE_TOKEN or pass --token", EXIT_USAGE)
+    if not broker:
+        return _fail("no broker: set WATTWISE_BROKER_URL or pass --broker (e.g. redis://host:6379/0)", EXIT_USAGE)
+    if (args.start or args.fast) and args.backend != "simulated":
+        return _fail("--start and --fast replay a simulated run: use them with --backend simulated", EXIT_USAGE)
+    if args.start and not args.fast:
+        return _fail("--start replays a past period: add --fast", EXIT_USAGE)
+    if args.fast and args.duration is None:
+        return _fail("--fast needs --duration (simulated time, e.g. 30s, 5m, 3h)", EXIT_USAGE)
+    node = args.node or socket.gethostname()
+    try:
+        backend = _make_backend(args, node)
+    except (BackendUnavailable, ValueError) as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE if isinstance(exc, BackendUnavailable) else EXIT_USAGE)
+    if args.fast:
+        # Without --start, replay the most recent period: the app refuses samples from the future.
+        start = args.start or datetime.now(UTC) - timedelta(seconds=args.duration)
+        clock: Clock = VirtualClock(epoch_ms(start))
+    else:
+        clock = RealClock()
+    spool = DiskSpool(args.spool_dir or default_spool_dir(node))
+    transport = CeleryTransport(broker, connect_timeout_s=args.connect_timeout)
+    stop = threading.Event()
+    restore = _stop_on_signals(stop)
+    try:
+        try:
+            streamer = Streamer(
+                backend, transport, run=args.run, token=token, node=node, clock=clock, rate_hz=args.rate,
+                window_s=args.window, spool=spool, tags=args.tag, drain_timeout_s=args.drain_timeout,
+            )
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        progress, done = _progress_bar(args, clock)
+        try:
+            streamer.open()
+            streamer.run(args.duration, stop=stop, progress=progress)
+        finally:
+            done()
+        summary = streamer.close()
+    finally:
+        restore()
+        backend.close()
+        transport.close()
+    if summary.spooled:
+        print(f"wattwise-agent: broker unreachable: {summary.spooled} envelope(s) left in the spool "
+              f"{spool.directory}; the next run sends them first", file=sys.stderr)
+    print(json.dumps(summary.exit_line()), flush=True)
+    return EXIT_OK
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM end the stream cleanly (last window and close_run sent); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+def _progress_bar(args: argparse.Namespace, clock: Clock) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+    if not args.fast or args.quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    total_s = float(args.duration)
+    bar = tqdm(total=round(total_s, 1), unit="sim s", file=sys.stderr, desc=f"replaying {args.run}",
+               mininterval=0.5, leave=False)
+    origin = clock.now_ms()
+    shown = [0.0]
+
+    def progress(t_ms: int) -> None:
+        elapsed = min((t_ms - origin) / 1000, total_s)
+        if elapsed - shown[0] >= 1.0 or elapsed >= total_s:
+            bar.update(round(elapsed - shown[0], 1))
+            shown[0] = elapsed
+
+    return progress, bar.close
+
+
+def probe_command(args: argparse.Namespace) -> int:
+    node = args.node or socket.gethostname()
+    gpus: list[dict[str, Any]]
+    try:
+        if args.backend == "simulated":
+            backend = _make_backend(args, node)
+            readings = backend.read(RealClock().now_ms())
+            gpus = [
+                {**gpu.open_run_entry(), "energy_counter": r is not None and r.energy_mj is not None,
+                 "energy_mj": r.energy_mj if r else None, "selected": True}
+                for gpu, r in zip(backend.gpus, readings, strict=True)
+            ]
+        else:
+            from agents.backends.nvml import probe
+
+            gpus = probe()
+    except BackendUnavailable as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    if args.json:
+        print(json.dumps({"backend": args.backend, "gpus": gpus}, indent=2))
+        return EXIT_OK
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    shown = "(unset: all GPUs)" if visible is None else repr(visible)
+    print(f"{args.backend}: {len(gpus)} GPU(s); CUDA_VISIBLE_DEVICES={shown}")
+    for gpu in gpus:
+        counter = f"yes, {gpu['energy_mj']} mJ" if gpu["energy_counter"] else "no (power integration, estimated)"
+        print(
+            f"  [{gpu['index']}] {gpu['uuid']}  {gpu['name']}  arch={gpu['architecture']}\n"
+            f"      energy counter: {counter}; power: {gpu['power_field']} ({gpu['power_scope']} scope); "
+            f"MIG: {'enabled (whole GPU reported once)' if gpu['mig_enabled'] else 'off'}; "
+            f"{'selected' if gpu['selected'] else 'not selected'}"
+        )
+    return EXIT_OK

@@ -1,0 +1,143 @@
+"""The spool: an on-disk queue of envelopes kept while the broker is unreachable, replayed in order.
+
+One file per envelope, named by a zero-padded sequence number so that name order is send order, even
+across agent restarts: the next run drains what an earlier one left before sending anything new.
+Files are written whole (temporary file, fsync, rename, fsync of the directory), so a crash leaves
+either the complete envelope or nothing. Agents of several jobs on one node may share a spool; an
+advisory lock (flock) serialises numbering and draining between them.
+
+Delivery is at least once: an envelope is deleted only after the broker took it, so a crash between the
+two re-sends it on the next run, which the app's idempotent ingest absorbs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Envelope = dict[str, Any]
+_SUFFIX = ".json"
+_DIGITS = 16
+
+
+def default_spool_dir(node: str) -> Path:
+    """``$XDG_CACHE_HOME/wattwise/spool/<node>``, by default under ``~/.cache``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in node) or "node"
+    return Path(cache) / "wattwise" / "spool" / safe
+
+
+class Spool(Protocol):
+    def put(self, envelope: Envelope) -> None: ...
+
+    def drain(self, send: Callable[[Envelope], None]) -> int:
+        """Send envelopes oldest first, removing each once sent; stop at the first exception (re-raised)."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class MemorySpool:
+    """An in-memory spool, for in-process use where nothing needs to survive the process."""
+
+    def __init__(self) -> None:
+        self._items: deque[Envelope] = deque()
+
+    def put(self, envelope: Envelope) -> None:
+        self._items.append(envelope)
+
+    def drain(self, send: Callable[[Envelope], None]) -> int:
+        sent = 0
+        while self._items:
+            send(self._items[0])
+            self._items.popleft()
+            sent += 1
+        return sent
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class DiskSpool:
+    """The on-disk spool in ``directory`` (created, private to the user)."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_path = self.directory / ".lock"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self._lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _names(self) -> list[str]:
+        return sorted(
+            n for n in os.listdir(self.directory) if n.endswith(_SUFFIX) and n[:_DIGITS].isdigit()
+        )
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def put(self, envelope: Envelope) -> None:
+        data = json.dumps(envelope, separators=(",", ":")).encode()
+        with self._locked():
+            names = self._names()
+            number = int(names[-1][:_DIGITS]) + 1 if names else 1
+            final = self.directory / f"{number:0{_DIGITS}d}{_SUFFIX}"
+            temp = self.directory / f".tmp-{os.getpid()}-{number}"
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+            self._fsync_directory()
+
+    def drain(self, send: Callable[[Envelope], None]) -> int:
+        sent = 0
+        while True:
+            with self._locked():
+                names = self._names()
+                if not names:
+                    return sent
+                path = self.directory / names[0]
+                envelope = self._load(path)
+                if envelope is None:
+                    continue
+                send(envelope)
+                path.unlink(missing_ok=True)
+            sent += 1
+
+    def _load(self, path: Path) -> Envelope | None:
+        try:
+            envelope = json.loads(path.read_bytes())
+            if isinstance(envelope, dict):
+                return envelope
+        except (OSError, ValueError):
+            pass
+        # Never let one unreadable file block the queue: set it aside for a person to look at.
+        bad = self.directory / "bad"
+        bad.mkdir(exist_ok=True)
+        os.replace(path, bad / path.name)
+        log.error("spool file %s is unreadable; moved to %s", path.name, bad)
+        return None
+
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
