@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "dashboard",
     "planner",
+    "planner.carbon",
 ]
 
 MIDDLEWARE = [

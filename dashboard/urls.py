@@ -10,6 +10,8 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run"),
     path("runs/<int:pk>/summary.json", views.run_summary_json, name="run_summary"),
     path("runs/<int:pk>/gpus/<int:run_gpu_pk>/", views.gpu_detail, name="run_gpu"),
+    path("planner/", include("planner.urls")),
+    path("carbon/", include("planner.carbon.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
