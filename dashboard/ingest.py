@@ -364,19 +364,21 @@ def _upsert_run_gpus(
         s = stats[gpu.uuid]
         rows.append(
             [run_id, gpu_ids[gpu.uuid], s.energy_j, gpu.samples, s.power_sum_w, s.peak_power_w,
-             int(gpu.t_ms[0]), int(gpu.t_ms[-1])]
+             int(gpu.t_ms[0]), int(gpu.t_ms[-1]), gpu.energy_source != "counter"]
         )
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     greatest, least = _greatest(), _least()
     sql = (
-        f"INSERT INTO {table} (run_id, gpu_id, energy_j, samples, power_sum_w, peak_power_w, first_ms, last_ms) "
+        f"INSERT INTO {table} (run_id, gpu_id, energy_j, samples, power_sum_w, peak_power_w, first_ms, last_ms, "
+        "estimated) "
         f"VALUES {values} ON CONFLICT (run_id, gpu_id) DO UPDATE SET "
         f"energy_j = {table}.energy_j + excluded.energy_j, "
         f"samples = {table}.samples + excluded.samples, "
         f"power_sum_w = {table}.power_sum_w + excluded.power_sum_w, "
         f"peak_power_w = {greatest}({table}.peak_power_w, excluded.peak_power_w), "
         f"first_ms = {least}(COALESCE({table}.first_ms, excluded.first_ms), excluded.first_ms), "
-        f"last_ms = {greatest}(COALESCE({table}.last_ms, excluded.last_ms), excluded.last_ms) "
+        f"last_ms = {greatest}(COALESCE({table}.last_ms, excluded.last_ms), excluded.last_ms), "
+        f"estimated = ({table}.estimated OR excluded.estimated) "
         "RETURNING id, gpu_id"
     )
     with connection.cursor() as cursor:

@@ -59,10 +59,6 @@ class Gpu(models.Model):
     def __str__(self) -> str:
         return f"{self.node.name}/{self.index} ({self.uuid})"
 
-    @property
-    def estimated(self) -> bool:
-        return self.energy_source != "counter"
-
 
 class Run(models.Model):
     RUNNING = "running"
@@ -128,6 +124,8 @@ class RunGpu(models.Model):
     peak_power_w = models.FloatField(default=0.0)
     first_ms = models.BigIntegerField(null=True)
     last_ms = models.BigIntegerField(null=True)
+    # True when any of this run's windows for the GPU came from power integration, not the counter.
+    estimated = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["gpu__node__name", "gpu__index"]

@@ -163,7 +163,7 @@ def run_figures(run: Run) -> RunFigures:
             peak_power_w=rg.peak_power_w,
             first_ms=rg.first_ms or 0,
             last_ms=rg.last_ms or 0,
-            estimated=rg.gpu.estimated,
+            estimated=rg.estimated,
             simulated=rg.gpu.simulated,
         )
         for rg in run_gpus
