@@ -52,7 +52,8 @@ pytest: install-dev services
 test: lint typecheck pytest
 
 bench-ingest: install-dev services
-	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) $(PY) benchmarks/bench_ingest.py
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+		$(PY) benchmarks/bench_ingest.py $(BENCH_ARGS)
 
 bench-planner: install-dev
 	$(PIP) -e '.[bench]' 2>&1 | grep -v "is ignored: it is neither" || true

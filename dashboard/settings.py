@@ -131,12 +131,39 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"wattwise.*": {"queue": "telemetry"}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection after every task unless told to reuse it; a new
+# PostgreSQL connection per batch costs more than writing the batch. Reuse it for this many tasks.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 
 # --- Wattwise -----------------------------------------------------------------------------------
 # Batches whose samples lie further than this in the future are rejected (a clock gone wrong).
 WATTWISE_MAX_FUTURE_S = env_float("WATTWISE_MAX_FUTURE_S", 300.0, minimum=0.0)
 # Charts draw at most about this many points per trace; totals never come from the drawn series.
 WATTWISE_CHART_POINTS = env_int("WATTWISE_CHART_POINTS", 2000, minimum=100)
+
+# --- Carbon: live grid-intensity providers (each off until configured; see docs/carbon.md) -------
+# Secrets are read here and passed to the clients only; they are never logged or shown on a page.
+WATTWISE_ELECTRICITYMAPS_TOKEN = env_str("WATTWISE_ELECTRICITYMAPS_TOKEN")
+WATTWISE_ELECTRICITYMAPS_URL = env_str("WATTWISE_ELECTRICITYMAPS_URL", "https://api.electricitymaps.com/v3")
+WATTWISE_WATTTIME_USERNAME = env_str("WATTWISE_WATTTIME_USERNAME")
+WATTWISE_WATTTIME_PASSWORD = env_str("WATTWISE_WATTTIME_PASSWORD")
+WATTWISE_WATTTIME_URL = env_str("WATTWISE_WATTTIME_URL", "https://api.watttime.org")
+WATTWISE_WATTTIME_SIGNAL = env_str("WATTWISE_WATTTIME_SIGNAL", "co2_moer")
+# WattTime regions are not grid zones: ZONE=REGION pairs, e.g. US-CAL-CISO=CAISO_NORTH.
+WATTWISE_WATTTIME_REGIONS = env_list("WATTWISE_WATTTIME_REGIONS", [])
+# The UK API needs no key; it is still off unless asked for, so an offline install sends nothing.
+WATTWISE_UK_CARBON_INTENSITY = env_bool("WATTWISE_UK_CARBON_INTENSITY", False)
+WATTWISE_UK_CARBON_INTENSITY_URL = env_str("WATTWISE_UK_CARBON_INTENSITY_URL", "https://api.carbonintensity.org.uk")
+WATTWISE_CARBON_PROVIDER_TIMEOUT_S = env_float("WATTWISE_CARBON_PROVIDER_TIMEOUT_S", 10.0, minimum=0.1)
+# Zones to poll; empty: every zone in use (sites, project defaults, agent flags of the last 30 days).
+WATTWISE_CARBON_POLL_ZONES = env_list("WATTWISE_CARBON_POLL_ZONES", [])
+WATTWISE_CARBON_POLL_S = env_int("WATTWISE_CARBON_POLL_S", 3600, minimum=60)
+
+CELERY_BEAT_SCHEDULE = {
+    "carbon-poll-providers": {"task": "carbon.poll_providers", "schedule": float(WATTWISE_CARBON_POLL_S)},
+    # Catches up on figures flagged stale whose queued recompute was lost (broker down at the time).
+    "carbon-recompute-stale": {"task": "carbon.recompute_stale", "schedule": 900.0},
+}
 
 LOGGING = {
     "version": 1,
