@@ -22,6 +22,12 @@ A ``batch`` payload carries one node's window of samples, columnar per GPU:
 
 ``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``), or, for
 GPUs without one, the agent's own running trapezoid integral of power (``energy_source`` says which).
+A ``stage_profile`` payload carries a per-stage profile recorded by the torch hooks, for the planner:
+
+    {"run": "gpt3-pretrain" | null, "name": "<profile name>", "csv": "<Perseus CSV text:
+     stage,instruction,frequency,time,energy>", "gpu_name": "NVIDIA A100-SXM4-80GB",
+     "p_blocking_w": 83.6 | null, "recorded_ms": 1700000000000}
+
 ``prev_energy_mj`` / ``prev_t_ms`` repeat the last reading of the stream's previous window, so every
 window's energy is a self-contained counter difference: totals are exact sums of windows, whatever
 order windows arrive in. ``(node, stream, seq)`` identifies a batch; delivering it twice is harmless.
@@ -43,7 +49,13 @@ WIRE_VERSION = 1
 TASK_INGEST_BATCH = "wattwise.ingest_batch"
 TASK_OPEN_RUN = "wattwise.open_run"
 TASK_CLOSE_RUN = "wattwise.close_run"
-TASKS_BY_KIND = {"batch": TASK_INGEST_BATCH, "open_run": TASK_OPEN_RUN, "close_run": TASK_CLOSE_RUN}
+TASK_STAGE_PROFILE = "wattwise.stage_profile"
+TASKS_BY_KIND = {
+    "batch": TASK_INGEST_BATCH,
+    "open_run": TASK_OPEN_RUN,
+    "close_run": TASK_CLOSE_RUN,
+    "stage_profile": TASK_STAGE_PROFILE,
+}
 TELEMETRY_QUEUE = "telemetry"
 
 # Limits both sides agree on. The agent splits windows to stay under them; the app rejects above them.
