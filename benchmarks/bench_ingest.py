@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=4, help="simulated agents (one process each)")
     parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
-    parser.add_argument("--duration", default="2h", help="simulated time each agent replays (default 2h)")
+    parser.add_argument("--duration", default="3h", help="simulated time each agent replays (default 3h)")
     parser.add_argument("--rate", type=float, default=10.0, help="samples per second per GPU (agent default 10)")
     parser.add_argument("--window", default="5s", help="agent batch window (agent default 5s)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
