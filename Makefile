@@ -32,6 +32,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
+	@echo "Open http://$(HOST):$(PORT)/ and log in with the demo login above."
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 services:

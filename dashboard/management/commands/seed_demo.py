@@ -28,5 +28,5 @@ class Command(BaseCommand):
             for name, samples in stored.items():
                 self.stdout.write(f"  {name}: {samples:,} samples (simulated)")
         self.stdout.write(self.style.SUCCESS(
-            f"Demo login: user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r} at http://127.0.0.1:8000/"
+            f"Demo login: user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}"
         ))
