@@ -1,4 +1,5 @@
-"""Command line: ``python -m agents stream`` and ``python -m agents probe``. Thin over the library."""
+"""Command line: ``python -m agents stream``, ``probe``, ``upload-profile`` and ``plan-check``. Thin over the
+library; the planning commands live in :mod:`agents.cli_planning`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agents import __version__
+from agents import __version__, cli_planning
 from agents.backends.base import BackendUnavailable, GpuBackend
 from agents.clock import Clock, RealClock, VirtualClock
 from agents.replay import epoch_ms
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--window", type=parse_duration_s, default=5.0, help="batch window (default 5s)")
     stream.add_argument("--node", default=None, help="node name (default: host name)")
     stream.add_argument("--tag", action="append", default=[], help="tag for the run (repeatable)")
+    stream.add_argument("--zone", default=None, help="grid zone this node draws power from, e.g. SE-SE3 or "
+                        "US-MIDA-PJM (Electricity Maps zone ids), for carbon accounting")
+    stream.add_argument("--region", default=None, help="cloud region this node runs in, e.g. aws:eu-north-1, "
+                        "gcp:europe-west1 or azure:westeurope, for carbon accounting")
     stream.add_argument("--token", default=None, help="node token (default: $WATTWISE_TOKEN; prefer the variable, "
                         "command lines are visible to other users)")
     stream.add_argument("--broker", default=None, help="broker URL (default: $WATTWISE_BROKER_URL)")
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--gpus", default=None, help="simulated: how many GPUs")
     probe.add_argument("--node", default=None)
     probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cli_planning.add_parsers(commands, parse_duration_s)
     return parser
 
 
@@ -117,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="wattwise-agent: %(levelname)s: %(message)s", stream=sys.stderr)
     if args.command == "probe":
         return probe_command(args)
+    if args.command in cli_planning.COMMANDS:
+        return cli_planning.run(args)
     return stream_command(args)
 
 
@@ -179,6 +187,7 @@ def stream_command(args: argparse.Namespace) -> int:
             streamer = Streamer(
                 backend, transport, run=args.run, token=token, node=node, clock=clock, rate_hz=args.rate,
                 window_s=args.window, spool=spool, tags=args.tag, drain_timeout_s=args.drain_timeout,
+                zone=args.zone, region=args.region,
             )
         except ValueError as exc:
             return _fail(str(exc), EXIT_USAGE)

@@ -50,6 +50,8 @@ def replay_simulated_run(
     drain_timeout_s: float = 10.0,
     stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
+    zone: str | None = None,
+    region: str | None = None,
 ) -> StreamSummary:
     """Simulate ``duration_s`` of training from ``start`` on a virtual clock and stream it; no sleeping."""
     backend = SimulatedBackend(
@@ -72,6 +74,8 @@ def replay_simulated_run(
         spool=spool,
         tags=tags,
         drain_timeout_s=drain_timeout_s,
+        zone=zone,
+        region=region,
     )
     try:
         streamer.open()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import threading
 import uuid
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 MAX_TAG_CHARS = 64
 MAX_RATE_HZ = 100.0  # timestamps are whole ms and NVML counters update every 20-100 ms anyway
+# Spellings the app accepts for where a node runs (it checks them again, and resolves them itself).
+ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+REGION_PATTERN = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Streamer:
         drain_timeout_s: float = 10.0,
         retry_min_s: float = 1.0,
         batch_limits: dict[str, int] | None = None,
+        zone: str | None = None,
+        region: str | None = None,
     ) -> None:
         if not 0 < rate_hz <= MAX_RATE_HZ:
             raise ValueError(f"rate_hz must be in (0, {MAX_RATE_HZ:g}]")
@@ -106,6 +112,8 @@ class Streamer:
         self.tags = [str(t) for t in tags]
         if any(not t or len(t) > MAX_TAG_CHARS for t in self.tags):
             raise ValueError(f"tags must be non-empty and at most {MAX_TAG_CHARS} characters")
+        self.zone = _checked_place(zone, ZONE_PATTERN, "zone", "a grid zone id such as SE-SE3")
+        self.region = _checked_place(region, REGION_PATTERN, "region", "a cloud region such as aws:eu-north-1")
         self.clock: Clock = clock or RealClock()
         self.rate_hz = rate_hz
         self.drain_timeout_s = drain_timeout_s
@@ -159,6 +167,9 @@ class Streamer:
                 "tags": self.tags,
                 "gpus": [gpu.open_run_entry() for gpu in self._sampler.gpus],
                 "agent_version": __version__,
+                # Only when given: where the node runs, for the app's carbon accounting.
+                **({"zone": self.zone} if self.zone else {}),
+                **({"region": self.region} if self.region else {}),
             },
         )
 
@@ -306,6 +317,14 @@ class Streamer:
             if samples is not None:
                 self.batches_sent += 1
                 self.samples_sent += samples
+
+
+def _checked_place(value: str | None, pattern: re.Pattern[str], what: str, example: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ValueError(f"{what} must be {example}, got {value!r}")
+    return value
 
 
 def _checked_name(value: str, what: str) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,18 +30,10 @@ from types import TracebackType
 from agents.backends.base import GpuBackend
 from agents.spool import DiskSpool, MemorySpool, Spool, default_spool_dir
 from agents.streamer import Streamer, StreamSummary
+from agents.torch_cuda import cuda_synchronize
 from agents.transport import CeleryTransport, Transport
 
 log = logging.getLogger(__name__)
-
-
-def _cuda_synchronize() -> None:
-    if "torch" not in sys.modules:
-        return
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
 
 
 class Tracker:
@@ -160,12 +151,12 @@ class Tracker:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Bracket a stage of the step (``forward``, ``backward``, ...) with begin/end markers."""
-        _cuda_synchronize()
+        cuda_synchronize()
         self._mark("stage_begin", stage=name)
         try:
             yield
         finally:
-            _cuda_synchronize()
+            cuda_synchronize()
             self._mark("stage_end", stage=name)
 
     def _mark(self, kind: str, **fields: str | int | float) -> None:

@@ -19,14 +19,19 @@ from django.utils import timezone
 from agents.replay import replay_simulated_run
 from agents.transport import CallableTransport
 from dashboard import tasks
-from dashboard.models import Project, Run, RunGpu
+from dashboard.models import Node, Project, Run, RunGpu
 from dashboard.nodes import register_node
+from planner.carbon.models import NodeSite, Site
 
 DEMO_PROJECT = "demo"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "wattwise-demo"
 
 _TASKS = {"batch": tasks.ingest_batch, "open_run": tasks.open_run, "close_run": tasks.close_run}
+# Where the demo nodes run, for the run pages' carbon section: node 1 is on a site (zone DE, PUE 1.3;
+# a site beats its agent's --zone), node 2 only says --region aws:eu-north-1 (Stockholm, zone SE-SE3).
+DEMO_PLACES: dict[str, dict[str, str]] = {"demo-node-1": {"zone": "DE"}, "demo-node-2": {"region": "aws:eu-north-1"}}
+DEMO_SITE = {"name": "demo-frankfurt", "where": "DE", "pue": 1.3}
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def seed(now: datetime | None = None, progress: Callable[[float], object] | None
 
             node_name = f"demo-node-{n + 1}"
             with transaction.atomic():
-                _, token, _ = register_node(node_name, DEMO_PROJECT, rotate=True)
+                registered, token, _ = register_node(node_name, DEMO_PROJECT, rotate=True)
+                if n == 0:
+                    _demo_site(registered)
             replay_simulated_run(
                 CallableTransport(_deliver),
                 run=demo.name,
@@ -112,9 +119,22 @@ def seed(now: datetime | None = None, progress: Callable[[float], object] | None
                 reset_at_s=demo.reset_at_s,
                 without_counter=demo.without_counter,
                 progress=advance,
+                zone=DEMO_PLACES.get(node_name, {}).get("zone"),
+                region=DEMO_PLACES.get(node_name, {}).get("region"),
             )
         stored[demo.name] = sum(RunGpu.objects.filter(run__name=demo.name).values_list("samples", flat=True))
+    # The planner's demo: the shipped GPT-3 profile with a solved 8 × 12 frontier (well under a second).
+    from planner.demo import seed_planner_demo
+
+    seed_planner_demo(Project.objects.get(name=DEMO_PROJECT))
     return stored
+
+
+def _demo_site(node: Node) -> None:
+    site, _ = Site.objects.update_or_create(
+        project=node.project, name=DEMO_SITE["name"], defaults={"where": DEMO_SITE["where"], "pue": DEMO_SITE["pue"]}
+    )
+    NodeSite.objects.update_or_create(node=node, defaults={"site": site})
 
 
 def total_seconds() -> float:

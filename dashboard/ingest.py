@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -72,8 +73,11 @@ def ms_to_datetime(t_ms: int) -> datetime:
 # --- checking messages ----------------------------------------------------------------------------
 
 
-def _open(envelope: Any, kind: str) -> tuple[Node, dict[str, Any], str]:
-    """Authenticate an envelope: return its node, decoded payload and body digest, or raise."""
+def authenticate(envelope: Any, kind: str) -> tuple[Node, dict[str, Any], str]:
+    """Authenticate an envelope: return its node, decoded payload and body digest, or raise.
+
+    Raises ``Rejected`` or ``WireError``; callers record either with ``record_rejection``.
+    """
     name = envelope_node(envelope)
     body = envelope.get("body")
     if isinstance(body, str) and len(body) > MAX_BODY_BYTES:
@@ -121,7 +125,7 @@ def _cached_node(name: str, *, fresh: bool = False) -> Node | None:
     return node
 
 
-def _record_rejection(kind: str, envelope: Any, reason: str) -> Outcome:
+def record_rejection(kind: str, envelope: Any, reason: str) -> Outcome:
     node_name = ""
     if isinstance(envelope, dict) and isinstance(envelope.get("node"), str):
         node_name = envelope["node"][:MAX_NAME_CHARS]
@@ -168,16 +172,32 @@ def _run_for(node: Node, name: str, *, simulated: bool) -> Run:
     return run
 
 
+# Where the agent says it runs: a grid zone id (``SE-SE3``) and/or a cloud region (``aws:eu-north-1``).
+# Only the spelling is checked here; the carbon app resolves them and says when one is unknown.
+_ZONE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_REGION_RE = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
+
+
+def _place_fields(payload: dict[str, Any]) -> tuple[str, str]:
+    zone, region = payload.get("zone"), payload.get("region")
+    if zone is not None and (not isinstance(zone, str) or not _ZONE_RE.match(zone)):
+        raise WireError(f"zone: expected a grid zone id such as SE-SE3, got {zone!r}")
+    if region is not None and (not isinstance(region, str) or not _REGION_RE.match(region)):
+        raise WireError(f"region: expected a cloud region such as aws:eu-north-1, got {region!r}")
+    return zone or "", (region or "").lower()
+
+
 def open_run(envelope: Any) -> Outcome:
     """An agent starts streaming a run: create the run if needed and note this node's session."""
     try:
-        node, payload, _ = _open(envelope, "open_run")
+        node, payload, _ = authenticate(envelope, "open_run")
         run_name = _str_field(payload, "run")
         stream = _str_field(payload, "stream")
         started_ms = _ms_field(payload, "started_ms")
         tags = payload.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64 for t in tags):
             raise WireError("tags: expected a list of short strings")
+        zone, region = _place_fields(payload)
         with transaction.atomic():
             run = _run_for(node, run_name, simulated=bool(payload.get("simulated", False)))
             started = ms_to_datetime(started_ms)
@@ -190,16 +210,17 @@ def open_run(envelope: Any) -> Outcome:
             run_node.opened_at = started
             run_node.backend = _str_field(payload, "backend", required=False)[:32]
             run_node.host = _str_field(payload, "host", required=False)
+            run_node.zone, run_node.region = zone, region
             run_node.save()
         return Outcome("opened", f"run {run_name!r} on {node.name}")
     except (Rejected, WireError) as exc:
-        return _record_rejection("open_run", envelope, str(exc))
+        return record_rejection("open_run", envelope, str(exc))
 
 
 def close_run(envelope: Any) -> Outcome:
     """An agent finished: close its session; the run is finished when every session is closed."""
     try:
-        node, payload, _ = _open(envelope, "close_run")
+        node, payload, _ = authenticate(envelope, "close_run")
         run_name = _str_field(payload, "run")
         stream = _str_field(payload, "stream")
         ended_ms = _ms_field(payload, "ended_ms")
@@ -218,7 +239,7 @@ def close_run(envelope: Any) -> Outcome:
                 run.save(update_fields=["status", "ended_at"])
         return Outcome("closed", f"run {run_name!r} on {node.name}")
     except (Rejected, WireError) as exc:
-        return _record_rejection("close_run", envelope, str(exc))
+        return record_rejection("close_run", envelope, str(exc))
 
 
 # --- batches ----------------------------------------------------------------------------------------
@@ -227,7 +248,7 @@ def close_run(envelope: Any) -> Outcome:
 def ingest_batch(envelope: Any) -> Outcome:
     """Store one batch exactly once, or record why it was refused."""
     try:
-        node, payload, digest = _open(envelope, "batch")
+        node, payload, digest = authenticate(envelope, "batch")
         batch = decode_batch(payload)
         _check_clock(batch)
         try:
@@ -239,7 +260,7 @@ def ingest_batch(envelope: Any) -> Outcome:
             with transaction.atomic():
                 return _store_batch(node, batch, digest)
     except (Rejected, WireError) as exc:
-        return _record_rejection("batch", envelope, str(exc))
+        return record_rejection("batch", envelope, str(exc))
 
 
 def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:

@@ -108,6 +108,9 @@ class RunNode(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     last_seq = models.BigIntegerField(null=True, blank=True)
     samples_declared = models.BigIntegerField(null=True, blank=True)
+    # Where the agent said it runs (`--zone`, `--region`); the carbon app decides what to use.
+    zone = models.CharField(max_length=64, blank=True)
+    region = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "node", "stream"], name="run_node_stream_unique")]

@@ -16,6 +16,7 @@ from dashboard import charts, series
 from dashboard.listing import SORT_KEYS, list_runs
 from dashboard.models import RunGpu
 from dashboard.summaries import run_figures, visible_runs
+from planner.carbon.section import run_section
 
 
 def _figure_json(figure: Figure) -> SafeString:
@@ -80,7 +81,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "dashboard/run.html",
-        {"run": run, "figures": figures, "run_gpus": run_gpus, "plots": plots, "nodes": figures.by_node()},
+        {"run": run, "figures": figures, "run_gpus": run_gpus, "plots": plots, "nodes": figures.by_node(),
+         "carbon": run_section(run)},
     )
 
 

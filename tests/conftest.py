@@ -12,7 +12,9 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ON_CI = os.environ.get("CI", "").lower() == "true"
-REDIS_URL = os.environ.get("WATTWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Tests flush this Redis database and run workers on it. Unset, each test session takes its own database
+# number, so two sessions on one machine don't consume each other's messages; `make test` sets 14.
+REDIS_URL = os.environ.get("WATTWISE_TEST_REDIS_URL") or f"redis://127.0.0.1:6379/{1 + os.getpid() % 12}"
 
 
 def _reachable(url: str, default_port: int) -> bool:

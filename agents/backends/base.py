@@ -10,7 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from agents.backends.clocks import GpuClocks
 
 ENERGY_COUNTER = "counter"
 POWER_INTEGRATION = "power_integration"
@@ -82,6 +85,13 @@ class GpuBackend(ABC):
 
     def ground_truth_energy_j(self) -> dict[str, float] | None:
         """True energy per GPU UUID between its first and last reading, where the backend knows it."""
+        return None
+
+    def clocks(self) -> GpuClocks | None:
+        """Clock control for this backend's GPUs, or None where it has none (the simulator).
+
+        Only :class:`agents.clock_guard.ClockActuator` may use it to change clocks.
+        """
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release

@@ -36,6 +36,7 @@ from agents.backends.base import (
     GpuInfo,
     Reading,
 )
+from agents.backends.clocks import NvmlClocks
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class NvmlBackend(GpuBackend):
         if (uuid, message) not in self._failures:
             self._failures.add((uuid, message))
             log.warning("GPU %s: %s", uuid, message)
+
+    def clocks(self) -> NvmlClocks:
+        """SM clock control of the owned GPUs (used only through ``agents.clock_guard.ClockActuator``)."""
+        return NvmlClocks(self._nvml, [d.handle for d in self._devices], [g.uuid for g in self._gpus])
 
     def close(self) -> None:
         with contextlib.suppress(self._nvml.NVMLError):

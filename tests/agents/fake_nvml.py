@@ -10,10 +10,12 @@ from typing import Any
 
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
 _MESSAGES = {
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
     NVML_ERROR_GPU_IS_LOST: "GPU is lost",
 }
@@ -46,6 +48,9 @@ class FakeGpu:
     temp_c: int = 61
     fail_next_reads: int = 0
     field_calls: int = 0
+    memory_clocks_mhz: list[int] = field(default_factory=lambda: [2619, 1593])
+    graphics_clocks_mhz: list[int] = field(default_factory=lambda: list(range(1980, 195, -15)))
+    clock_permission: bool = True  # False: locking fails as without root / CAP_SYS_ADMIN
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class FakeNvml:
         self.gpus = gpus
         self.library_missing = library_missing
         self.initialised = False
+        # Every clock-setting call, in order: ("lock", uuid, min_mhz, max_mhz) or ("reset", uuid).
+        self.clock_calls: list[tuple[Any, ...]] = []
 
     def nvmlInit(self) -> None:
         if self.library_missing:
@@ -151,3 +158,23 @@ class FakeNvml:
 
     def nvmlDeviceGetTemperature(self, handle: FakeGpu, sensor: int) -> int:
         return handle.temp_c
+
+    def nvmlDeviceGetSupportedMemoryClocks(self, handle: FakeGpu) -> list[int]:
+        return list(handle.memory_clocks_mhz)
+
+    def nvmlDeviceGetSupportedGraphicsClocks(self, handle: FakeGpu, memory_mhz: int) -> list[int]:
+        if memory_mhz not in handle.memory_clocks_mhz:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return list(handle.graphics_clocks_mhz) if memory_mhz == max(handle.memory_clocks_mhz) else [1000]
+
+    def nvmlDeviceSetGpuLockedClocks(self, handle: FakeGpu, min_mhz: int, max_mhz: int) -> None:
+        self.clock_calls.append(("lock", handle.uuid, min_mhz, max_mhz))
+        if not handle.clock_permission:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        handle.sm_clock_mhz = max_mhz
+
+    def nvmlDeviceResetGpuLockedClocks(self, handle: FakeGpu) -> None:
+        self.clock_calls.append(("reset", handle.uuid))
+        if not handle.clock_permission:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        handle.sm_clock_mhz = 1980

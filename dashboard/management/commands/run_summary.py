@@ -7,10 +7,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.models import Run
 from dashboard.summaries import run_figures
+from planner.carbon.summary import carbon_summary
 
 
 class Command(BaseCommand):
-    help = "Print a run's energy figures as one JSON object (energy_j, samples, per-GPU energy by UUID, ...)."
+    help = ("Print a run's energy and carbon figures as one JSON object (energy_j, samples, per-GPU energy by "
+            "UUID, emissions_g, market_emissions_g, pue, hourly, ...).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="run name")
@@ -26,4 +28,7 @@ class Command(BaseCommand):
         if len(found) > 1:
             projects = ", ".join(sorted(r.project.name for r in found))
             raise CommandError(f"several runs are named {options['name']!r} (projects: {projects}); pass --project")
-        self.stdout.write(json.dumps(run_figures(found[0]).as_json()))
+        summary = run_figures(found[0]).as_json()
+        # Carbon: emissions_g (location-based), market_emissions_g, pue, hourly, and details under "carbon".
+        summary.update(carbon_summary(found[0]))
+        self.stdout.write(json.dumps(summary))

@@ -80,9 +80,13 @@ def normalise_header(name: str) -> str:
 
 
 def looks_like_electricitymaps_csv(header: Sequence[str]) -> bool:
-    """True if the header row is an Electricity Maps export (used by format detection)."""
+    """True if the header row is an Electricity Maps export (used by format detection).
+
+    Any ``Datetime (…)`` column counts, so an export in local time is routed to the parser, which
+    refuses it with "timestamps must be UTC" instead of "unrecognised file".
+    """
     names = {normalise_header(h) for h in header}
-    return "datetime (utc)" in names and any(n.startswith("carbon intensity") for n in names)
+    return any(n.startswith("datetime") for n in names) and any(n.startswith("carbon intensity") for n in names)
 
 
 def parse_electricitymaps_csv(

@@ -1,0 +1,119 @@
+"""Send a stage profile to the app: one signed ``stage_profile`` envelope, through the same transport and
+spool as the energy batches (``agents.wire`` documents the payload).
+
+The CSV is checked first (:func:`agents.profile_csv.check_profile_csv`), so the app only ever receives
+profiles its planner can use. While the broker is unreachable the envelope waits in the spool like any
+batch, and the next agent run on the node (a stream or another upload) sends it first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agents import wire
+from agents.outbox import Outbox
+from agents.profile_csv import ProfileCheck, ProfileCsvError, check_profile_csv
+from agents.spool import Spool
+from agents.transport import Transport
+
+KIND = "stage_profile"
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    envelope: dict[str, Any]
+    check: ProfileCheck
+    sent: bool  # the broker took it; False: it waits in the spool
+    spooled: int  # envelopes left in the spool (this one included when not sent)
+
+    def line(self) -> dict[str, Any]:
+        """The one JSON object the CLI prints."""
+        payload: dict[str, Any] = json.loads(self.envelope["body"])
+        return {
+            "kind": KIND,
+            "node": self.envelope["node"],
+            "name": payload["name"],
+            "run": payload["run"],
+            "gpu_name": payload["gpu_name"],
+            "p_blocking_w": payload["p_blocking_w"],
+            "recorded_ms": payload["recorded_ms"],
+            "stages": self.check.num_stages,
+            "frequencies": len(self.check.frequencies_mhz),
+            "max_mhz": self.check.frequencies_mhz[0],
+            "min_mhz": self.check.frequencies_mhz[-1],
+            "rows": self.check.rows,
+            "checked_by": self.check.checked_by,
+            "csv_sha256": hashlib.sha256(payload["csv"].encode()).hexdigest(),
+            "sent": self.sent,
+            "spooled": self.spooled,
+        }
+
+
+def stage_profile_payload(
+    *,
+    name: str,
+    csv_text: str,
+    gpu_name: str,
+    run: str | None = None,
+    p_blocking_w: float | None = None,
+    recorded_ms: int | None = None,
+) -> tuple[dict[str, Any], ProfileCheck]:
+    """The ``stage_profile`` payload, after checking every field; raise ValueError (or ProfileCsvError)."""
+    _check_name(name, "profile name")
+    _check_name(gpu_name, "GPU name")
+    if run is not None:
+        _check_name(run, "run name")
+    if p_blocking_w is not None and (isinstance(p_blocking_w, bool) or not math.isfinite(p_blocking_w)
+                                     or not 0 < p_blocking_w < 10_000):
+        raise ValueError(f"P_blocking must be a positive power in W (below 10 kW), got {p_blocking_w!r}")
+    check = check_profile_csv(csv_text)
+    payload = {
+        "run": run,
+        "name": name,
+        "csv": csv_text,
+        "gpu_name": gpu_name,
+        "p_blocking_w": None if p_blocking_w is None else float(p_blocking_w),
+        "recorded_ms": int(time.time() * 1000) if recorded_ms is None else int(recorded_ms),
+    }
+    return payload, check
+
+
+def _check_name(value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > wire.MAX_NAME_CHARS:
+        raise ValueError(f"{what} must be a non-empty string of at most {wire.MAX_NAME_CHARS} characters")
+
+
+def publish_stage_profile(
+    transport: Transport,
+    *,
+    token: str,
+    node: str,
+    name: str,
+    csv_text: str,
+    gpu_name: str,
+    run: str | None = None,
+    p_blocking_w: float | None = None,
+    recorded_ms: int | None = None,
+    spool: Spool | None = None,
+    drain_timeout_s: float = 5.0,
+) -> UploadResult:
+    """Check, seal and send one stage profile; the envelope is spooled if the broker is unreachable."""
+    if not token:
+        raise ValueError("a node token is required to sign messages")
+    _check_name(node, "node name")
+    payload, check = stage_profile_payload(name=name, csv_text=csv_text, gpu_name=gpu_name, run=run,
+                                           p_blocking_w=p_blocking_w, recorded_ms=recorded_ms)
+    envelope = wire.seal(KIND, node, payload, wire.signing_key(token))
+    if len(envelope["body"]) > wire.MAX_BODY_BYTES:
+        raise ProfileCsvError(f"the profile is too large to send: {len(envelope['body'])} bytes of message, the "
+                              f"limit is {wire.MAX_BODY_BYTES}")
+    sent: list[dict[str, Any]] = []
+    outbox = Outbox(transport, spool, on_delivered=sent.append)
+    outbox.post(envelope)
+    remaining = outbox.flush(drain_timeout_s) if len(outbox.spool) else 0
+    return UploadResult(envelope, check, sent=any(e is envelope or e == envelope for e in sent), spooled=remaining)

@@ -1,0 +1,168 @@
+"""Advice for a planned run: which allowed region and start time emit least, from stored data.
+
+Candidates are the project's allowed regions (its preference list; when empty, its sites and every
+catalogued cloud region). Each hour's intensity is predicted by the core library from stored forecast
+rows, else a typical hour-of-day profile of stored hourly history, else the yearly figure; the
+preferences (max g/kWh, min renewable / carbon-free %, data residency) exclude regions by their yearly
+figures. The baseline is running now, without pausing, where the run ran (or is planned) today.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from dashboard.models import Project, Run
+from planner.carbon.accounting import current_run_carbon
+from planner.carbon.models import RegionPreference, RunCarbonHour, Site
+from planner.carbon.placing import project_settings
+from planner.carbon.stored import stored_records
+from planner.core.carbon import (
+    Advice,
+    Candidate,
+    Constraints,
+    PlannedRun,
+    UnknownLocationError,
+    advise,
+    cloud_regions,
+    locate,
+)
+from planner.core.carbon.hours import floor_to_hour
+
+HISTORY_DAYS = 365
+
+
+def preference_for(project_id: int) -> RegionPreference:
+    preference, _ = RegionPreference.objects.get_or_create(project_id=project_id)
+    return preference
+
+
+def parse_allowed(text: str) -> tuple[list[tuple[str, float | None]], list[str]]:
+    """Lines of ``where [pue]`` → entries, and the problems (unknown places, bad PUEs) by line."""
+    entries: list[tuple[str, float | None]] = []
+    problems: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.replace(",", " ").split()
+        where, pue = parts[0], None
+        if len(parts) > 2:
+            problems.append(f"line {number}: expected 'zone-or-region [PUE]', got {raw.strip()!r}")
+            continue
+        if len(parts) == 2:
+            try:
+                pue = float(parts[1])
+            except ValueError:
+                problems.append(f"line {number}: PUE {parts[1]!r} is not a number")
+                continue
+            if not 1.0 <= pue <= 5.0:
+                problems.append(f"line {number}: PUE {pue:g} is outside 1.0–5.0")
+                continue
+        try:
+            locate(where)
+        except UnknownLocationError as exc:
+            problems.append(f"line {number}: {exc}")
+            continue
+        entries.append((where, pue))
+    return entries, problems
+
+
+def candidates_for(project: Project) -> tuple[list[Candidate], str]:
+    """The candidates and a sentence saying where they come from."""
+    settings = project_settings(project.pk)
+    site_pue = {s.where.lower(): s.pue for s in Site.objects.filter(project=project)}
+    preference = preference_for(project.pk)
+    entries, _ = parse_allowed(preference.allowed)
+    if entries:
+        found = [
+            Candidate(where, pue if pue is not None else site_pue.get(where.lower(), settings.default_pue))
+            for where, pue in entries
+        ]
+        return found, f"the project's {len(found)} allowed region(s)"
+    wheres = list(dict.fromkeys([*(s.where for s in Site.objects.filter(project=project)), *cloud_regions()]))
+    found = [Candidate(w, site_pue.get(w.lower(), settings.default_pue)) for w in wheres]
+    return found, (
+        f"no allowed regions set: the project's sites and all {len(cloud_regions())} catalogued cloud regions"
+    )
+
+
+def constraints_for(project: Project) -> Constraints:
+    p = preference_for(project.pk)
+    return Constraints(
+        max_intensity_g_per_kwh=p.max_intensity_g_per_kwh,
+        min_renewable_pct=p.min_renewable_pct,
+        min_cfe_pct=p.min_cfe_pct,
+        residency_group=p.residency_group or None,
+    )
+
+
+@dataclass(frozen=True)
+class PastRun:
+    """What a past run tells the planner: its energy, duration and where it ran."""
+
+    energy_kwh: float
+    duration_h: float
+    where: str
+    pue: float
+
+
+def from_past_run(run: Run) -> PastRun | None:
+    stored = current_run_carbon(run)
+    if stored is None or stored.energy_j <= 0:
+        return None
+    first = stored.nodes.order_by("-energy_j").first()
+    span_h = float(max(RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).values("hour_utc").distinct().count(), 1))
+    if run.started_at and run.ended_at and run.ended_at > run.started_at:
+        span_h = (run.ended_at - run.started_at).total_seconds() / 3600
+    return PastRun(
+        energy_kwh=stored.energy_j / 3.6e6,
+        duration_h=max(round(span_h, 2), 0.01),
+        where=first.where if first and first.where != "world" else "",
+        pue=first.pue if first else 1.0,
+    )
+
+
+def default_start(now: datetime | None = None) -> datetime:
+    """The next whole UTC hour: advice starts there."""
+    return floor_to_hour(now or timezone.now()) + timedelta(hours=1)
+
+
+def get_advice(
+    project: Project,
+    *,
+    energy_kwh: float,
+    duration_h: float,
+    interruptible: bool,
+    earliest_start_utc: datetime,
+    latest_start_utc: datetime,
+    current_where: str,
+    current_pue: float,
+) -> tuple[Advice, str]:
+    """Rank the project's allowed regions and start times; also say where the candidates came from."""
+    candidates, origin = candidates_for(project)
+    planned = PlannedRun(
+        energy_kwh=energy_kwh,
+        duration_h=duration_h,
+        interruptible=interruptible,
+        earliest_start_utc=earliest_start_utc,
+        latest_start_utc=latest_start_utc,
+        current=Candidate(current_where, current_pue),
+    )
+    zones: set[str] = set()
+    for where in [current_where, *(c.where for c in candidates)]:
+        try:
+            zone = locate(where).zone
+        except UnknownLocationError:
+            continue  # advise() lists it as excluded with the reason
+        if zone:
+            zones.add(zone)
+    deadline = latest_start_utc + timedelta(hours=duration_h + 1)
+    forecasts = stored_records(zones, earliest_start_utc, deadline, hourly_only=True, forecasts=True)
+    history = stored_records(
+        zones, earliest_start_utc - timedelta(days=HISTORY_DAYS), earliest_start_utc, hourly_only=True,
+        forecasts=False,
+    )
+    return advise(planned, candidates, constraints_for(project), forecasts=forecasts, history=history), origin

@@ -1,0 +1,107 @@
+"""Carbon charts as pure functions: plain data in, a Plotly figure out. No queries here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import plotly.graph_objects as go
+
+ATTRIBUTION = (
+    "Grid carbon intensity: Electricity Maps (ODbL), Ember via co2.js (CC BY-SA 4.0), Our World in Data "
+    "(CC BY 4.0), Google Cloud region-carbon-info (Apache-2.0), and data you imported."
+)
+_LAYOUT = dict(
+    template="plotly_white",
+    margin=dict(l=60, r=60, t=56, b=40),
+    height=400,
+    legend=dict(orientation="h", yanchor="top", y=-0.14, x=0),
+    hovermode="x unified",
+)
+
+
+# Values are keyed by the hour's start; drawing them in the middle of the hour shows which hour they cover.
+_HOUR_PERIOD = dict(xperiod=3_600_000, xperiodalignment="middle")
+
+
+@dataclass(frozen=True)
+class NodeHours:
+    """One node's hours for the hourly chart (all lists aligned with ``hours``)."""
+
+    node: str
+    hours: Sequence[datetime]
+    emissions_g: Sequence[float]
+    intensity_g_per_kwh: Sequence[float]
+    fallback: Sequence[bool]
+    source: Sequence[str]
+
+
+def _source_note() -> dict[str, object]:
+    return dict(
+        text=ATTRIBUTION, showarrow=False, xref="paper", yref="paper", x=0, y=1.02, xanchor="left",
+        yanchor="bottom", font=dict(size=9, color="#687086"),
+    )
+
+
+def emissions_by_hour(series: Sequence[NodeHours]) -> go.Figure:
+    """Stacked bars of emissions per node and UTC hour, with each node's grid intensity drawn over them.
+
+    Hours whose intensity is not the zone's own hourly value (a fallback) get hollow markers, so a
+    flat stretch of yearly figures is not mistaken for measured data.
+    """
+    figure = go.Figure()
+    for s in series:
+        figure.add_trace(go.Bar(
+            x=list(s.hours), y=list(s.emissions_g), name=f"{s.node} emissions", customdata=list(s.source),
+            hovertemplate="%{y:,.1f} g CO₂e<extra>" + s.node + "</extra>", **_HOUR_PERIOD,
+        ))
+    for s in series:
+        figure.add_trace(go.Scatter(
+            x=list(s.hours), y=list(s.intensity_g_per_kwh), name=f"{s.node} intensity", yaxis="y2",
+            mode="lines+markers", line=dict(width=2), **_HOUR_PERIOD,
+            marker=dict(symbol=["circle-open" if f else "circle" for f in s.fallback], size=8),
+            customdata=[("fallback: " if f else "") + src for f, src in zip(s.fallback, s.source, strict=True)],
+            hovertemplate="%{y:,.0f} g/kWh (%{customdata})<extra>" + s.node + "</extra>",
+        ))
+    figure.update_layout(
+        title="Emissions by UTC hour, with the grid intensity behind them (hollow: fallback figure)",
+        barmode="stack",
+        yaxis=dict(title="g CO₂e", rangemode="tozero"),
+        yaxis2=dict(title="g/kWh", overlaying="y", side="right", rangemode="tozero", showgrid=False),
+        annotations=[_source_note()],
+        **_LAYOUT,
+    )
+    return figure
+
+
+def emissions_by_gpu(
+    labels: Sequence[str], location_g: Sequence[float], market_g: Sequence[float], nodes: Sequence[str]
+) -> go.Figure:
+    """Location-based and market-based emissions per GPU, side by side."""
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=list(labels), y=list(location_g), name="location-based",
+                            customdata=list(nodes), hovertemplate="%{x}: %{y:,.1f} g<extra>location-based</extra>"))
+    figure.add_trace(go.Bar(x=list(labels), y=list(market_g), name="market-based",
+                            customdata=list(nodes), hovertemplate="%{x}: %{y:,.1f} g<extra>market-based</extra>"))
+    layout = {**_LAYOUT, "hovermode": "closest"}
+    figure.update_layout(title="Emissions per GPU: both accounting methods", barmode="group",
+                         yaxis_title="g CO₂e", **layout)
+    figure.update_xaxes(tickangle=-30, automargin=True)
+    return figure
+
+
+def advice_by_start(
+    starts: Mapping[str, tuple[Sequence[datetime], Sequence[float]]], baseline_g: float
+) -> go.Figure:
+    """Predicted emissions against start time for the best regions, with running now where it runs today."""
+    figure = go.Figure()
+    for label, (times, emissions_g) in starts.items():
+        figure.add_trace(go.Scatter(x=list(times), y=[g / 1000 for g in emissions_g], name=label, mode="lines",
+                                    line=dict(shape="hv"),
+                                    hovertemplate="%{y:,.2f} kg<extra>" + label + "</extra>"))
+    figure.add_hline(y=baseline_g / 1000, line_dash="dot", annotation_text="now, current region",
+                     annotation_position="top left")
+    figure.update_layout(title="Predicted emissions by start time (UTC)", yaxis=dict(title="kg CO₂e",
+                         rangemode="tozero"), **_LAYOUT)
+    return figure

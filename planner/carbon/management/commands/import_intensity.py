@@ -1,0 +1,49 @@
+"""``manage.py import_intensity FILE [--zone Z]``: import a grid-intensity or CodeCarbon file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dashboard.models import Project
+from planner.carbon.imports import import_file
+from planner.core.carbon.importers import CarbonImportError
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a file, detecting its format: Electricity Maps CSV (hourly/daily/monthly/yearly, both header "
+        "generations) or API v3 JSON, UK Carbon Intensity API JSON, WattTime v3 JSON, or CodeCarbon's "
+        "emissions.csv (needs --project). All or nothing; importing the same file again changes nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--zone", help="file the data under this zone (or the zone of this cloud region)")
+        parser.add_argument("--basis", choices=("lifecycle", "direct"), default="lifecycle",
+                            help="which Electricity Maps intensity to import (default lifecycle)")
+        parser.add_argument("--project", help="CodeCarbon files: the project the runs belong to")
+        parser.add_argument("--timezone", default="UTC",
+                            help="CodeCarbon files: the machine's time zone (its timestamps are local time)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["file"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        project = None
+        if options["project"]:
+            project = Project.objects.filter(name=options["project"]).first()
+            if project is None:
+                raise CommandError(f"no project named {options['project']!r}")
+        try:
+            result = import_file(
+                data, path.name, zone=options["zone"], basis=options["basis"], project=project,
+                timezone_name=options["timezone"], via="command",
+            )
+        except CarbonImportError as exc:
+            raise CommandError(f"{path.name}: {exc} (nothing was imported)") from None
+        self.stdout.write(result.message)

@@ -1,0 +1,356 @@
+"""The carbon side's data: grid-intensity rows, sites, per-run emissions, market instruments, offsets,
+region preferences.
+
+Intensity rows are global (a grid zone is the same for every project); everything else belongs to a
+project. Per-run figures are stored with the provenance of every hour (source, year, basis, fallback
+step and reason) so a figure shown today can be explained and reproduced later.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from dashboard.models import Node, Project, Run, RunGpu
+
+PCT = [MinValueValidator(0.0), MaxValueValidator(100.0)]
+NON_NEGATIVE = [MinValueValidator(0.0)]
+PUE_RANGE = [MinValueValidator(1.0), MaxValueValidator(5.0)]
+
+BASIS_CHOICES = [("lifecycle", "lifecycle"), ("direct", "direct")]
+CREDIT_TYPE_CHOICES = [
+    ("avoidance", "avoidance"),
+    ("nature_removal", "nature-based removal"),
+    ("durable_removal", "durable removal"),
+    ("custom", "custom"),
+]
+
+
+# --- grid intensity --------------------------------------------------------------------------------
+
+
+class IntensityImport(models.Model):
+    """One imported file (or CodeCarbon file) that changed something; re-imports that change nothing
+    leave no row, so the list reads as the history of the data."""
+
+    filename = models.CharField(max_length=255)
+    format = models.CharField(max_length=40)
+    sha256 = models.CharField(max_length=64)
+    zones = models.CharField(max_length=500, blank=True)
+    first_utc = models.DateTimeField(null=True, blank=True)
+    last_utc = models.DateTimeField(null=True, blank=True)
+    rows_created = models.IntegerField(default=0)
+    rows_updated = models.IntegerField(default=0)
+    rows_unchanged = models.IntegerField(default=0)
+    imported_at = models.DateTimeField(auto_now_add=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=16, default="upload")  # upload | command
+
+    class Meta:
+        ordering = ["-imported_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.format})"
+
+
+class IntensityRow(models.Model):
+    """One grid-intensity value for a zone and period (an ``IntensityRecord`` of the core library)."""
+
+    zone = models.CharField(max_length=64)
+    start_utc = models.DateTimeField()
+    granularity = models.CharField(max_length=8)  # hour | day | month | year
+    basis = models.CharField(max_length=16, choices=BASIS_CHOICES)
+    signal = models.CharField(max_length=16, default="average")  # average | marginal
+    source = models.CharField(max_length=100)
+    is_forecast = models.BooleanField(default=False)
+    intensity_g_per_kwh = models.FloatField()
+    renewable_pct = models.FloatField(null=True, blank=True)
+    cfe_pct = models.FloatField(null=True, blank=True)
+    is_estimated = models.BooleanField(default=False)
+    origin = models.CharField(max_length=16, default="file")  # file | live
+    imported = models.ForeignKey(
+        IntensityImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="rows"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["zone", "granularity", "start_utc", "basis", "signal", "source", "is_forecast"],
+                name="intensity_row_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["zone", "start_utc"], name="intensity_zone_time")]
+
+
+class ProviderStatus(models.Model):
+    """The last poll of a live provider: shown on the data page so a silent fallback is visible."""
+
+    provider = models.CharField(max_length=64, unique=True)
+    enabled = models.BooleanField(default=False)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    records_stored = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["provider"]
+
+
+# --- where nodes run ----------------------------------------------------------------------------------
+
+
+class Site(models.Model):
+    """A place a project's nodes run: a grid zone, cloud region or country, and its PUE."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="carbon_sites")
+    name = models.CharField(max_length=100)
+    where = models.CharField(
+        max_length=100, help_text="grid zone (SE-SE3), cloud region (aws:eu-north-1) or country code (DE)"
+    )
+    pue = models.FloatField(default=1.0, validators=PUE_RANGE, help_text="facility energy ÷ IT energy")
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="site_unique_per_project")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.where}, PUE {self.pue:g})"
+
+
+class NodeSite(models.Model):
+    """An explicit assignment of a node to a site: beats whatever the agent said."""
+
+    node = models.OneToOneField(Node, on_delete=models.CASCADE, related_name="carbon_site")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="assignments")
+    assigned_at = models.DateTimeField(auto_now=True)
+
+    def clean(self) -> None:
+        if self.site_id and self.node_id and self.site.project_id != self.node.project_id:
+            raise ValidationError("a node can only be assigned to a site of its own project")
+
+
+class ProjectCarbon(models.Model):
+    """A project's accounting defaults and its market-based factors."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="carbon")
+    default_where = models.CharField(
+        max_length=100, blank=True, help_text="zone or region for nodes with no site and no agent flag"
+    )
+    default_pue = models.FloatField(default=1.0, validators=PUE_RANGE)
+    supplier_factor_g_per_kwh = models.FloatField(null=True, blank=True, validators=NON_NEGATIVE)
+    supplier_factor_source = models.CharField(max_length=200, blank=True)
+    residual_mix_g_per_kwh = models.FloatField(null=True, blank=True, validators=NON_NEGATIVE)
+    residual_mix_source = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Certificate(models.Model):
+    """Energy attribute certificates (GO, REC, I-REC) held for a project's consumption."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="carbon_certificates")
+    kind = models.CharField(max_length=16, default="GO")
+    label = models.CharField(max_length=100, blank=True)
+    energy_kwh = models.FloatField(validators=NON_NEGATIVE)
+    vintage_year = models.IntegerField()
+    market_boundary = models.CharField(max_length=8, help_text="EU, EEA or an ISO2 country code")
+    retired = models.BooleanField(default=True, help_text="cancelled on the project's behalf")
+    emission_factor_g_per_kwh = models.FloatField(default=0.0, validators=NON_NEGATIVE)
+
+
+class PowerPurchase(models.Model):
+    """A PPA: a share of the energy or a fixed amount, claimable only if its certificates are kept."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="carbon_ppas")
+    label = models.CharField(max_length=100, blank=True)
+    vintage_year = models.IntegerField()
+    market_boundary = models.CharField(max_length=8)
+    certificates_retained = models.BooleanField(default=True)
+    share_pct = models.FloatField(null=True, blank=True, validators=PCT)
+    energy_kwh = models.FloatField(null=True, blank=True, validators=NON_NEGATIVE)
+    emission_factor_g_per_kwh = models.FloatField(default=0.0, validators=NON_NEGATIVE)
+
+
+# --- per-run emissions --------------------------------------------------------------------------------
+
+
+class RunCarbon(models.Model):
+    """A run's stored emissions: totals here, per node, per node-hour and per GPU below."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="carbon")
+    computed_at = models.DateTimeField()
+    # Set when something the figures depend on changed (intensity import, site, instruments).
+    stale = models.BooleanField(default=False)
+    energy_j = models.FloatField()
+    facility_energy_kwh = models.FloatField()
+    emissions_g = models.FloatField()
+    market_emissions_g = models.FloatField()
+    hours = models.IntegerField()  # node-hours
+    fallback_hours = models.IntegerField()  # node-hours whose intensity was not the zone's hourly value
+    mixed_basis = models.BooleanField(default=False)
+    notes = models.JSONField(default=list)
+
+    @property
+    def pue(self) -> float:
+        """The run's effective PUE: facility energy over GPU energy (nodes may differ)."""
+        return self.facility_energy_kwh * 3.6e6 / self.energy_j if self.energy_j else 1.0
+
+
+class RunNodeCarbon(models.Model):
+    """One node's part of a run's emissions, with where it was placed and why."""
+
+    LOCATED_BY = [
+        ("site", "site assignment"),
+        ("agent_zone", "agent --zone"),
+        ("agent_region", "agent --region"),
+        ("project_default", "project default"),
+        ("world", "world average (no location known)"),
+    ]
+
+    run_carbon = models.ForeignKey(RunCarbon, on_delete=models.CASCADE, related_name="nodes")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    where = models.CharField(max_length=100)
+    zone = models.CharField(max_length=64, blank=True)
+    site_name = models.CharField(max_length=100, blank=True)
+    located_by = models.CharField(max_length=16, choices=LOCATED_BY)
+    located_note = models.TextField(blank=True)
+    pue = models.FloatField()
+    energy_j = models.FloatField()
+    facility_energy_kwh = models.FloatField()
+    emissions_g = models.FloatField()
+    market_emissions_g = models.FloatField()
+    market = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["node__name"]
+        constraints = [models.UniqueConstraint(fields=["run_carbon", "node"], name="run_node_carbon_unique")]
+
+
+class RunCarbonHour(models.Model):
+    """One node's UTC hour: energy, the intensity used and its provenance."""
+
+    node_carbon = models.ForeignKey(RunNodeCarbon, on_delete=models.CASCADE, related_name="hours")
+    hour_utc = models.DateTimeField()
+    energy_j = models.FloatField()
+    pue = models.FloatField()
+    facility_energy_kwh = models.FloatField()
+    intensity_g_per_kwh = models.FloatField()
+    emissions_g = models.FloatField()
+    market_emissions_g = models.FloatField()
+    source = models.CharField(max_length=200)
+    basis = models.CharField(max_length=16)
+    year = models.IntegerField()
+    step = models.CharField(max_length=16)  # hourly | imported_period | zone_yearly | country_yearly | world
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["hour_utc"]
+        constraints = [models.UniqueConstraint(fields=["node_carbon", "hour_utc"], name="run_carbon_hour_unique")]
+
+
+class RunGpuCarbon(models.Model):
+    """One GPU's emissions: its hourly energy at its node's PUE and hourly intensities."""
+
+    run_carbon = models.ForeignKey(RunCarbon, on_delete=models.CASCADE, related_name="gpus")
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="+")
+    energy_j = models.FloatField()
+    emissions_g = models.FloatField()
+    market_emissions_g = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run_carbon", "run_gpu"], name="run_gpu_carbon_unique")]
+
+
+class ImportedRun(models.Model):
+    """A run brought over from CodeCarbon's emissions.csv, with CodeCarbon's figure and ours side by side."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imported_runs")
+    run_key = models.CharField(max_length=200)  # CodeCarbon run_id, or the line for files without one
+    project_name = models.CharField(max_length=200, blank=True)
+    experiment_id = models.CharField(max_length=200, blank=True)
+    started_utc = models.DateTimeField()
+    ended_utc = models.DateTimeField()
+    duration_s = models.FloatField()
+    energy_kwh = models.FloatField()
+    codecarbon_emissions_g = models.FloatField()
+    where = models.CharField(max_length=100, blank=True)
+    codecarbon_pue = models.FloatField(null=True, blank=True)
+    emissions_g = models.FloatField()  # ours: the same energy through our fallback chain
+    note = models.TextField(blank=True)
+    imported = models.ForeignKey(IntensityImport, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-ended_utc"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "run_key", "ended_utc"], name="imported_run_unique")
+        ]
+
+
+# --- offsets --------------------------------------------------------------------------------------------
+
+
+class OffsetPolicy(models.Model):
+    """How a project would offset: which credits, which emissions figure, what buffer."""
+
+    BASIS = [("location", "location-based"), ("market", "market-based")]
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="offset_policy")
+    credit_type = models.CharField(max_length=16, choices=CREDIT_TYPE_CHOICES, default="avoidance")
+    emissions_basis = models.CharField(max_length=8, choices=BASIS, default="location")
+    buffer_pct = models.FloatField(default=0.0, validators=PCT)
+    whole_credits = models.BooleanField(default=False)
+
+
+class CreditPrice(models.Model):
+    """A project's price for one credit type, with where and when it was quoted."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="credit_prices")
+    credit_type = models.CharField(max_length=16, choices=CREDIT_TYPE_CHOICES)
+    price_per_tonne = models.FloatField(validators=NON_NEGATIVE)
+    currency = models.CharField(max_length=3, default="USD")
+    source = models.CharField(max_length=300)
+    as_of = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "credit_type"], name="credit_price_unique")]
+
+
+class OffsetRetirement(models.Model):
+    """Credits actually retired for a project (the ledger's other side); never subtracted from emissions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="offset_retirements")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retired_on = models.DateField()
+    credit_type = models.CharField(max_length=16, choices=CREDIT_TYPE_CHOICES)
+    tonnes = models.FloatField(validators=NON_NEGATIVE)
+    price_per_tonne = models.FloatField(validators=NON_NEGATIVE)
+    currency = models.CharField(max_length=3, default="USD")
+    registry = models.CharField(max_length=100, blank=True)
+    reference = models.CharField(max_length=200, blank=True, help_text="serial numbers or retirement id")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-retired_on", "-recorded_at"]
+
+
+# --- region preferences ----------------------------------------------------------------------------------
+
+
+class RegionPreference(models.Model):
+    """Where a project is willing to train; advice only ranks regions that pass these."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="region_preference")
+    allowed = models.TextField(
+        blank=True, help_text="one zone or cloud region per line, optionally followed by its PUE"
+    )
+    max_intensity_g_per_kwh = models.FloatField(null=True, blank=True, validators=NON_NEGATIVE)
+    min_renewable_pct = models.FloatField(null=True, blank=True, validators=PCT)
+    min_cfe_pct = models.FloatField(null=True, blank=True, validators=PCT)
+    residency_group = models.CharField(max_length=8, blank=True, help_text="EU, EEA or an ISO2 country code")
+    updated_at = models.DateTimeField(auto_now=True)

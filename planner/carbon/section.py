@@ -1,0 +1,98 @@
+"""The run page's carbon section as plain context: one call from ``dashboard.views.run_detail``."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import plotly.io as pio
+from django.utils.safestring import SafeString, mark_safe
+from plotly.graph_objects import Figure
+
+from dashboard.models import Run
+from planner.carbon import charts
+from planner.carbon.accounting import current_run_carbon
+from planner.carbon.models import RunCarbonHour, RunGpuCarbon, RunNodeCarbon
+from planner.carbon.offsetting import policy_for, quote_run
+from planner.core.carbon import equivalents
+
+log = logging.getLogger(__name__)
+
+
+def figure_json(figure: Figure) -> SafeString:
+    # Escaped like Django's json_script so the JSON can sit inside a <script> element.
+    text = pio.to_json(figure, validate=False)
+    return mark_safe(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def run_section(run: Run) -> dict[str, Any] | None:
+    """Everything the carbon section shows, or ``None`` while the run has no energy.
+
+    The section sits on the dashboard's run page: a failure here is logged and shown as a notice in
+    the section instead of taking the energy figures down with it.
+    """
+    try:
+        return _section(run)
+    except Exception:
+        log.exception("carbon section of run %s could not be computed", run.pk)
+        return {"error": True}
+
+
+def _section(run: Run) -> dict[str, Any] | None:
+    stored = current_run_carbon(run)
+    if stored is None:
+        return None
+    nodes = list(RunNodeCarbon.objects.filter(run_carbon=stored).select_related("node"))
+    hours = list(
+        RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).select_related("node_carbon__node")
+    )
+    gpus = list(
+        RunGpuCarbon.objects.filter(run_carbon=stored).select_related("run_gpu__gpu__node")
+        .order_by("run_gpu__gpu__node__name", "run_gpu__gpu__index")
+    )
+    by_node: dict[int, list[RunCarbonHour]] = defaultdict(list)
+    for hour in hours:
+        by_node[hour.node_carbon_id].append(hour)
+    located = any(n.located_by != "world" for n in nodes)
+    plots: list[tuple[str, SafeString]] = []
+    # With no location at all every hour is the same world average: an hourly chart would suggest a
+    # precision the figures do not have, so the section shows the figures and asks for a site instead.
+    if located:
+        series = [
+            charts.NodeHours(
+                node=n.node.name,
+                hours=[h.hour_utc for h in by_node[n.pk]],
+                emissions_g=[h.emissions_g for h in by_node[n.pk]],
+                intensity_g_per_kwh=[h.intensity_g_per_kwh for h in by_node[n.pk]],
+                fallback=[h.step != "hourly" for h in by_node[n.pk]],
+                source=[h.source for h in by_node[n.pk]],
+            )
+            for n in nodes
+        ]
+        plots.append(("chart-carbon-hourly", figure_json(charts.emissions_by_hour(series))))
+        plots.append(("chart-carbon-gpus", figure_json(charts.emissions_by_gpu(
+            [f"{g.run_gpu.gpu.node.name}/gpu{g.run_gpu.gpu.index}" for g in gpus],
+            [g.emissions_g for g in gpus], [g.market_emissions_g for g in gpus],
+            [g.run_gpu.gpu.node.name for g in gpus],
+        ))))
+    offset = quote_run(stored, policy_for(run.project_id))
+    fallback_hours = [h for h in hours if h.step != "hourly"]
+    return {
+        "stored": stored,
+        "nodes": nodes,
+        "hours": sorted(hours, key=lambda h: (h.hour_utc, h.node_carbon.node.name)),
+        "gpus": gpus,
+        "plots": plots,
+        "located": located,
+        "effective_pue": (stored.facility_energy_kwh * 3.6e6 / stored.energy_j) if stored.energy_j else 1.0,
+        "mean_intensity_g_per_kwh": (stored.emissions_g / stored.facility_energy_kwh)
+        if stored.facility_energy_kwh else 0.0,
+        "fallback_hours": fallback_hours,
+        "fallback_reasons": sorted({h.reason for h in fallback_hours}),
+        "offset": offset,
+        "equivalents": equivalents(stored.emissions_g),
+        "market_notes": sorted({note for n in nodes for note in n.market.get("notes", [])}),
+        "market_excluded": sorted({x for n in nodes for x in n.market.get("excluded", [])}),
+        "attribution": charts.ATTRIBUTION,
+    }

@@ -1,0 +1,150 @@
+"""Stored grid-intensity rows: writing importer/provider records, and reading them back as the first
+step of the core library's fallback chain.
+
+A row is keyed by (zone, granularity, start, basis, signal, source, forecast?): the same value imported
+twice is one row, a re-import with different values updates it, and a forecast never overwrites a
+measured value (they are different rows; the lookup prefers the measured one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from planner.carbon.models import IntensityImport, IntensityRow
+from planner.core.carbon import HourlyMiss, HourlyTable, IntensityRecord
+from planner.core.carbon.regions import UnknownLocationError, locate
+
+_KEY = ("zone", "granularity", "start_utc", "basis", "signal", "source", "is_forecast")
+_VALUES = ("intensity_g_per_kwh", "renewable_pct", "cfe_pct", "is_estimated")
+
+
+def canonical_zone(zone: str) -> str:
+    """The zone as the embedded data spells it (``se-se3`` → ``SE-SE3``; a region → its zone)."""
+    try:
+        found = locate(zone).zone
+    except UnknownLocationError:
+        return zone
+    return found or zone
+
+
+def to_record(row: IntensityRow) -> IntensityRecord:
+    return IntensityRecord(
+        zone=row.zone,
+        start_utc=row.start_utc,
+        granularity=row.granularity,  # checked by IntensityRecord
+        intensity_g_per_kwh=row.intensity_g_per_kwh,
+        basis=row.basis,
+        source=row.source,
+        signal=row.signal,
+        renewable_pct=row.renewable_pct,
+        cfe_pct=row.cfe_pct,
+        is_forecast=row.is_forecast,
+        is_estimated=row.is_estimated,
+    )
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    created: int
+    updated: int
+    unchanged: int
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def upsert_records(
+    records: Sequence[IntensityRecord], *, origin: str, imported: IntensityImport | None = None
+) -> UpsertCounts:
+    """Store records (call inside a transaction): create new rows, update changed ones, leave the rest."""
+    if not records:
+        return UpsertCounts(0, 0, 0)
+    zones = {r.zone for r in records}
+    first, last = min(r.start_utc for r in records), max(r.start_utc for r in records)
+    existing = {
+        tuple(getattr(row, k) for k in _KEY): row
+        for row in IntensityRow.objects.filter(zone__in=zones, start_utc__gte=first, start_utc__lte=last)
+    }
+    create: list[IntensityRow] = []
+    update: list[IntensityRow] = []
+    unchanged = 0
+    for record in records:
+        key = tuple(getattr(record, k) for k in _KEY)
+        row = existing.get(key)
+        if row is None:
+            create.append(
+                IntensityRow(
+                    **{k: getattr(record, k) for k in (*_KEY, *_VALUES)}, origin=origin, imported=imported
+                )
+            )
+        elif all(_same(getattr(row, k), getattr(record, k)) for k in _VALUES):
+            unchanged += 1
+        else:
+            for k in _VALUES:
+                setattr(row, k, getattr(record, k))
+            row.origin, row.imported = origin, imported
+            update.append(row)
+    IntensityRow.objects.bulk_create(create, batch_size=2000)
+    IntensityRow.objects.bulk_update(update, [*_VALUES, "origin", "imported", "updated_at"], batch_size=2000)
+    return UpsertCounts(len(create), len(update), unchanged)
+
+
+def _preference(row: IntensityRow) -> tuple[bool, bool, bool]:
+    # HourlyTable keeps the later of two equally good records for a period, so feed it the preferred
+    # rows last: lifecycle (the basis of the embedded yearly data, so fallback hours stay comparable),
+    # measured rather than forecast, averages rather than marginal rates.
+    return (row.basis == "lifecycle", not row.is_forecast, row.signal == "average")
+
+
+def stored_records(
+    zones: Iterable[str], start_utc: datetime, end_utc: datetime, *, hourly_only: bool = False,
+    forecasts: bool | None = None,
+) -> list[IntensityRecord]:
+    """Records for ``zones`` whose period may cover ``[start_utc, end_utc]``, preferred ones last.
+
+    Coarser rows (a day, a month, a year from an Electricity Maps CSV) start before the hours they
+    cover, so the query reaches back a year unless only hourly rows are wanted.
+    """
+    zones = sorted(set(zones))
+    if not zones:
+        return []
+    reach = timedelta(hours=0) if hourly_only else timedelta(days=366)
+    rows = IntensityRow.objects.filter(zone__in=zones, start_utc__gte=start_utc - reach, start_utc__lte=end_utc)
+    if hourly_only:
+        rows = rows.filter(granularity="hour")
+    if forecasts is not None:
+        rows = rows.filter(is_forecast=forecasts)
+    ordered = sorted(rows, key=lambda r: (_preference(r), r.updated_at))
+    return [to_record(r) for r in ordered]
+
+
+class StoredHourly:
+    """A :class:`planner.core.carbon.HourlyLookup` over stored rows for a set of zones and a span."""
+
+    def __init__(self, zones: Iterable[str], start_utc: datetime, end_utc: datetime) -> None:
+        self._table = HourlyTable(stored_records(zones, start_utc, end_utc), name="imported data")
+
+    def lookup(self, zone: str, hour_utc: datetime) -> IntensityRecord | HourlyMiss:
+        return self._table.lookup(zone, hour_utc)
+
+
+def zones_with_data() -> list[dict[str, object]]:
+    """What the data page lists: per zone and source, how many rows and the span they cover."""
+    from django.db.models import Count, Max, Min
+
+    return list(
+        IntensityRow.objects.values("zone", "source", "granularity", "basis", "is_forecast")
+        .annotate(rows=Count("id"), first=Min("start_utc"), last=Max("start_utc"))
+        .order_by("zone", "source", "granularity")
+    )
+

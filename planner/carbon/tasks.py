@@ -1,0 +1,42 @@
+"""Celery tasks of the carbon app: ids in, the work in plain functions (idempotent, safe to repeat)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from dashboard.models import Run
+from planner.carbon import accounting, live
+from planner.carbon.models import RunCarbon
+
+log = logging.getLogger(__name__)
+
+STALE_BATCH = 200
+
+
+@shared_task(name="carbon.recompute_run")
+def recompute_run(run_id: int) -> dict[str, Any]:
+    """Recompute and store one run's emissions (a run that was deleted meanwhile is skipped)."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return {"run": run_id, "status": "gone"}
+    stored = accounting.store_run_carbon(run)
+    return {"run": run_id, "status": "stored" if stored else "no energy"}
+
+
+@shared_task(name="carbon.recompute_stale")
+def recompute_stale() -> dict[str, Any]:
+    """Recompute runs whose stored figures were flagged stale (beat; also queued after changes)."""
+    run_ids = list(RunCarbon.objects.filter(stale=True).values_list("run_id", flat=True)[:STALE_BATCH])
+    for run_id in run_ids:
+        recompute_run.run(run_id)
+    return {"recomputed": len(run_ids)}
+
+
+@shared_task(name="carbon.poll_providers")
+def poll_providers() -> dict[str, Any]:
+    """Poll the live providers for the zones in use; never raises (see planner.carbon.live)."""
+    report = live.poll()
+    return {"stored": report.stored, "errors": report.errors, "unanswered": report.unanswered}

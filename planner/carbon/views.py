@@ -1,0 +1,62 @@
+"""Carbon pages that are not about one project: the overview and the intensity data (upload, coverage,
+live providers). Thin views over plain functions; project pages are in :mod:`project_views`."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from planner.carbon.access import can_import, member_projects
+from planner.carbon.forms import ImportForm
+from planner.carbon.imports import import_file
+from planner.carbon.live import provider_statuses
+from planner.carbon.models import IntensityImport
+from planner.carbon.stored import zones_with_data
+from planner.core.carbon.importers import CarbonImportError
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    projects = member_projects(request.user).annotate(
+        runs_count=Count("runs", distinct=True),
+        emissions_g=Sum("runs__carbon__emissions_g"),
+        market_emissions_g=Sum("runs__carbon__market_emissions_g"),
+        stale=Count("runs__carbon", filter=Q(runs__carbon__stale=True), distinct=True),
+    )
+    return render(request, "carbon/index.html", {"projects": projects, "coverage": zones_with_data()[:12],
+                                                 "providers": provider_statuses()})
+
+
+@login_required
+def intensity_data(request: HttpRequest) -> HttpResponse:
+    projects = member_projects(request.user)
+    if request.method == "POST":
+        if not can_import(request.user):
+            raise PermissionDenied("only project members may import data")
+        form = ImportForm(request.POST, request.FILES, projects=projects)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = import_file(
+                    upload.read(), upload.name, zone=form.cleaned_data["zone"] or None,
+                    basis=form.cleaned_data["basis"], project=form.cleaned_data["project"],
+                    timezone_name=form.cleaned_data["timezone"], user=request.user,
+                )
+            except CarbonImportError as exc:
+                form.add_error(None, f"{upload.name}: {exc}. Nothing was imported.")
+            else:
+                messages.success(request, result.message)
+                return redirect("carbon:data")
+    else:
+        form = ImportForm(projects=projects)
+    return render(request, "carbon/data.html", {
+        "form": form,
+        "coverage": zones_with_data(),
+        "imports": IntensityImport.objects.select_related("imported_by")[:50],
+        "providers": provider_statuses(),
+        "can_import": can_import(request.user),
+    })

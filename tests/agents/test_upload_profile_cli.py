@@ -1,0 +1,171 @@
+"""Sending a stage profile to the app: ``python -m agents upload-profile`` and its library call."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents import cli, wire
+from agents.profile_csv import ProfileCsvError, check_profile_csv, merge_profile_csvs
+from agents.profile_upload import publish_stage_profile
+from agents.spool import DiskSpool, MemorySpool
+from agents.transport import MemoryTransport
+from planner.core import perseus
+from tests.agents.support import KEY, TOKEN, RedisServer, queued_envelopes
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOAD_KEYS = ["run", "name", "csv", "gpu_name", "p_blocking_w", "recorded_ms"]
+PROFILE = perseus.synthetic_profile_csv(2, "a100", seed=1)
+
+
+def agent(*args: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    environment["WATTWISE_TOKEN"] = TOKEN
+    return subprocess.run([sys.executable, "-m", "agents", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=environment, timeout=60)
+
+
+def test_upload_profile_publishes_a_signed_envelope_the_app_can_open(redis_server: RedisServer,
+                                                                     tmp_path: Path) -> None:
+    path = tmp_path / "gpt3.csv"
+    path.write_text(PROFILE)
+    result = agent("upload-profile", str(path), "--name", "gpt3-xl a100", "--run", "gpt3-pretrain",
+                   "--p-blocking", "83.64", "--gpu-name", "NVIDIA A100-SXM4-80GB", "--node", "gpu-node-01",
+                   "--broker", redis_server.url, "--spool-dir", str(tmp_path / "spool"))
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert line["kind"] == "stage_profile" and line["sent"] is True and line["spooled"] == 0
+    assert line["stages"] == 2 and line["checked_by"] == "planner" and line["node"] == "gpu-node-01"
+    [envelope] = queued_envelopes(redis_server)
+    assert envelope["kind"] == "stage_profile" and envelope["node"] == "gpu-node-01"
+    payload = wire.open_envelope(envelope, "stage_profile", KEY)
+    assert list(payload) == PAYLOAD_KEYS
+    assert payload["csv"] == PROFILE and payload["name"] == "gpt3-xl a100" and payload["run"] == "gpt3-pretrain"
+    assert payload["gpu_name"] == "NVIDIA A100-SXM4-80GB" and payload["p_blocking_w"] == 83.64
+    assert isinstance(payload["recorded_ms"], int)
+    assert perseus.parse_profile(payload["csv"]).num_stages == 2
+    with pytest.raises(wire.WireError, match="bad signature"):
+        wire.open_envelope(envelope, "stage_profile", wire.signing_key("another node's token"))
+    raw = json.loads(redis_server.client().lrange(wire.TELEMETRY_QUEUE, 0, -1)[0])
+    assert raw["headers"]["task"] == wire.TASK_STAGE_PROFILE
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.fixture
+def memory_broker(monkeypatch: pytest.MonkeyPatch) -> MemoryTransport:
+    """The CLI's broker connection replaced by an in-memory transport (same envelopes, no Redis)."""
+    transport = MemoryTransport()
+
+    class Connected:
+        def __init__(self, url: str, **options: Any) -> None:
+            pass
+
+        def send(self, envelope: dict[str, Any]) -> None:
+            transport.send(envelope)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("agents.transport.CeleryTransport", Connected)
+    monkeypatch.setenv("WATTWISE_TOKEN", TOKEN)
+    monkeypatch.setenv("WATTWISE_BROKER_URL", "redis://memory/0")
+    return transport
+
+
+def test_per_stage_files_are_merged_on_the_clocks_every_stage_has(
+    memory_broker: MemoryTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header, *rows = PROFILE.splitlines()
+    stage_0 = [r for r in rows if r.startswith("0,")]
+    stage_1 = [r for r in rows if r.startswith("1,") and ",855," not in r]  # stage 1 stopped early
+    paths = []
+    for stage, stage_rows in enumerate((stage_0, stage_1)):
+        paths.append(tmp_path / f"stage{stage}.csv")
+        paths[-1].write_text("\n".join([header, *stage_rows]) + "\n")
+    assert cli.main(["upload-profile", *map(str, paths), "--name", "merged", "--gpu-name", "NVIDIA A100",
+                     "--node", "n1", "--spool-dir", str(tmp_path / "spool")]) == 0
+    captured = capsys.readouterr()
+    assert "left out 1 clock(s) not profiled on every stage: 855 MHz" in captured.err
+    line = json.loads(captured.out)
+    assert line["stages"] == 2 and line["min_mhz"] == 870 and line["run"] is None and line["p_blocking_w"] is None
+    payload = wire.open_envelope(memory_broker.envelopes[0], "stage_profile", KEY)
+    assert perseus.parse_profile(payload["csv"]).frequencies_mhz[-1] == 870
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("stage,instruction,frequency,time\n0,forward,1410,0.1\n", "missing column"),
+        ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,-3\n0,backward,1410,0.2,4\n",
+         "energy must be positive"),
+        ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,3\n", "backward"),
+        ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,3\n0,backward,1410,0.2,4\n"
+         "1,forward,1410,0.1,3\n", "backward"),
+        ("", "empty"),
+    ],
+)
+def test_a_bad_profile_exits_2_with_the_planners_reason_and_sends_nothing(
+    content: str, message: str, memory_broker: MemoryTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "profile.csv"
+    path.write_text(content)
+    assert cli.main(["upload-profile", str(path), "--name", "p", "--gpu-name", "g", "--node", "n",
+                     "--spool-dir", str(tmp_path / "spool")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("wattwise-agent: invalid profile: ")
+    assert message in captured.err and captured.err.count("\n") == 1
+    assert memory_broker.envelopes == [] and len(DiskSpool(tmp_path / "spool")) == 0
+
+
+def test_usage_errors_exit_2(memory_broker: MemoryTransport, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "profile.csv"
+    path.write_text(PROFILE)
+    base = ["upload-profile", str(path), "--gpu-name", "g", "--node", "n", "--spool-dir", str(tmp_path)]
+    assert cli.main([*base, "--name", "x" * 201]) == 2
+    assert "profile name must be a non-empty string" in capsys.readouterr().err
+    assert cli.main([*base, "--name", "p", "--p-blocking", "-5"]) == 2
+    assert "P_blocking must be a positive power" in capsys.readouterr().err
+    assert cli.main([*base[:1], str(tmp_path / "missing.csv"), *base[2:], "--name", "p"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    monkeypatch.delenv("WATTWISE_TOKEN")
+    assert cli.main([*base, "--name", "p"]) == 2
+    assert "WATTWISE_TOKEN" in capsys.readouterr().err
+    assert memory_broker.envelopes == []
+
+
+def test_while_the_broker_is_down_the_profile_waits_in_the_spool_and_goes_first_next_time() -> None:
+    transport, spool = MemoryTransport(), MemorySpool()
+    transport.available = False
+    result = publish_stage_profile(transport, token=TOKEN, node="n", name="p", csv_text=PROFILE,
+                                   gpu_name="NVIDIA A100", spool=spool, drain_timeout_s=0)
+    assert not result.sent and result.spooled == 1 and len(spool) == 1
+    transport.available = True
+    later = publish_stage_profile(transport, token=TOKEN, node="n", name="q", csv_text=PROFILE,
+                                  gpu_name="NVIDIA A100", spool=spool, drain_timeout_s=0)
+    assert later.sent and later.spooled == 0
+    names = [wire.open_envelope(e, "stage_profile", KEY)["name"] for e in transport.envelopes]
+    assert names == ["p", "q"]
+
+
+def test_without_the_planner_installed_a_minimal_local_check_stands_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "planner.core.perseus", None)  # import fails, as if not installed
+    check = check_profile_csv(PROFILE)
+    assert check.checked_by == "local" and check.num_stages == 2 and check.frequencies_mhz[0] == 1410
+    uneven = PROFILE.replace("\n1,backward,855,", "\n1,backward,856,")
+    with pytest.raises(ProfileCsvError, match="stage 1 backward: profiled at other clocks"):
+        check_profile_csv(uneven)
+    with pytest.raises(ProfileCsvError, match="line 2: time must be a positive finite number"):
+        check_profile_csv("stage,instruction,frequency,time,energy\n0,forward,1410,nan,3\n")
+
+
+def test_merging_refuses_a_stage_profiled_twice() -> None:
+    with pytest.raises(ProfileCsvError, match=r"stage 0 forward at 1410 MHz is in both a\.csv and b\.csv"):
+        merge_profile_csvs([PROFILE, PROFILE], sources=["a.csv", "b.csv"])
