@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
+from django.db import connection
 
 from agents.wire import TASK_INGEST_BATCH, TELEMETRY_QUEUE
 from dashboard.models import BatchReceipt, RunGpu, SampleWindow
@@ -28,6 +29,16 @@ def big_batch(node, seq: int) -> dict:
     return envelope(node, batch_payload(gpus, run="killed", seq=seq))
 
 
+def worker_inside_a_transaction() -> bool:
+    """True while another session (the worker) has a transaction open: it is writing a batch."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def test_a_worker_killed_mid_batch_loses_nothing(postgres, redis_url):
     flush(redis_url)
     node = register()
@@ -36,7 +47,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(postgres, redis_url):
         client.send_task(TASK_INGEST_BATCH, args=[big_batch(node, seq)], queue=TELEMETRY_QUEUE)
 
     with worker(redis_url, visibility_timeout_s=2) as first:
-        wait_until(lambda: BatchReceipt.objects.count() >= 3, 120, "the first batches", first)
+        wait_until(lambda: BatchReceipt.objects.count() >= 3 and worker_inside_a_transaction(), 120,
+                   "the worker to be writing a batch", first)
         kill_hard(first)
     stored_before_kill = BatchReceipt.objects.count()
     assert stored_before_kill < BATCHES, "the worker finished before it could be killed"
