@@ -11,7 +11,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -75,8 +75,33 @@ def energy_change_vs_all_max(solved: Solved, energies_j: np.ndarray) -> np.ndarr
 # --- the frontier page ------------------------------------------------------------------------------------
 
 
+class _HasSaving(Protocol):
+    @property
+    def saving_fraction(self) -> float: ...
+
+    @property
+    def time_change(self) -> float: ...
+
+
+class _SavingText:
+    """Percent forms of a figure's ``saving_fraction`` and ``time_change`` (realised, against all-max)."""
+
+    @property
+    def saving_pct(self: _HasSaving) -> float:
+        return 100.0 * self.saving_fraction
+
+    @property
+    def time_change_pct(self: _HasSaving) -> float:
+        return 100.0 * self.time_change
+
+    @property
+    def time_change_text(self: _HasSaving) -> str:
+        """'+0.48 %': signed, as a slowdown reads."""
+        return f"{100.0 * self.time_change:+.2f} %"
+
+
 @dataclass(frozen=True)
-class Row:
+class Row(_SavingText):
     """A row of the planned-vs-realised table."""
 
     label: str
@@ -87,21 +112,8 @@ class Row:
     realised_energy_j: float
     time_change: float
     """Realised time against all-max, as a fraction (+0.005 = 0.5 % slower)."""
-    saving: float
+    saving_fraction: float
     """Realised energy per iteration against all-max's, each at its own time, as a fraction saved (0.16 = 16 %)."""
-
-    @property
-    def saving_pct(self) -> float:
-        return 100.0 * self.saving
-
-    @property
-    def time_change_pct(self) -> float:
-        return 100.0 * self.time_change
-
-    @property
-    def time_change_text(self) -> str:
-        """'+0.48 %': signed, as a slowdown reads."""
-        return f"{100.0 * self.time_change:+.2f} %"
 
 
 def _row(solved: Solved, label: str, k: int) -> Row:
@@ -133,7 +145,7 @@ def frontier_figure(solved: Solved, choice: perseus.StragglerChoice | None = Non
     fastest = _row(solved, "fastest plan", n - 1)
     marks = [charts.Mark(
         "fastest plan (realised)", fastest.realised_time_s, fastest.realised_energy_j,
-        f"<b>fastest plan</b>: {100 * -fastest.saving:+.1f} % energy<br>{100 * fastest.time_change:+.2f} % time vs all-max",
+        f"<b>fastest plan</b>: {100 * -fastest.saving_fraction:+.1f} % energy<br>{100 * fastest.time_change:+.2f} % time vs all-max",
         color=charts.CHOSEN, ax=40, ay=-90,
     )]
     if choice is not None:
@@ -221,7 +233,7 @@ class RankRow:
 
 
 @dataclass(frozen=True)
-class PlanFigures:
+class PlanFigures(_SavingText):
     plan: perseus.Plan
     realised: perseus.Evaluation
     baseline: perseus.Evaluation
@@ -252,19 +264,6 @@ class PlanFigures:
     @property
     def time_change(self) -> float:
         return self.realised.time_s / self.baseline.time_s - 1.0
-
-    @property
-    def saving_pct(self) -> float:
-        return 100.0 * self.saving_fraction
-
-    @property
-    def time_change_pct(self) -> float:
-        return 100.0 * self.time_change
-
-    @property
-    def time_change_text(self) -> str:
-        """'+0.48 %': signed, as a slowdown reads."""
-        return f"{100.0 * self.time_change:+.2f} %"
 
     @property
     def meets_straggler(self) -> bool:

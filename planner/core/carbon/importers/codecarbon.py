@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -34,7 +33,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from planner.core.carbon.importers.errors import CarbonImportError
-from planner.core.carbon.importers.text import decode_text
+from planner.core.carbon.importers.text import csv_number, decode_text
 from planner.core.carbon.importers.timestamps import parse_timestamp
 
 FORMAT = "CodeCarbon emissions.csv"
@@ -180,20 +179,7 @@ def _run(row: Sequence[str], index: dict[str, int], line: int, tz: tzinfo) -> Co
         return row[index[name]].strip() if name in index else ""
 
     def number(name: str, *, required: bool = False) -> float | None:
-        raw = text(name)
-        if not raw:
-            if required:
-                raise CarbonImportError(FORMAT, "missing value", line=line, field=name)
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise CarbonImportError(FORMAT, f"not a number: {raw!r}", line=line, field=name) from None
-        if math.isnan(value) or math.isinf(value):
-            raise CarbonImportError(FORMAT, f"not a finite number: {raw!r}", line=line, field=name)
-        if value < 0:
-            raise CarbonImportError(FORMAT, f"negative value {raw}", line=line, field=name)
-        return value
+        return csv_number(text(name), FORMAT, line, name, required=required)
 
     try:
         end = parse_timestamp(text("timestamp"), naive_tz=tz)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -41,7 +40,7 @@ from planner.core.carbon.importers.series import (
     finalize,
     mean_or_none,
 )
-from planner.core.carbon.importers.text import decode_text
+from planner.core.carbon.importers.text import csv_number, decode_text
 from planner.core.carbon.importers.timestamps import parse_timestamp
 from planner.core.carbon.records import Basis, Granularity, IntensityRecord
 
@@ -214,19 +213,7 @@ def _parse_row(
 
 
 def _number(text: str, line: int, field: str, *, required: bool) -> float | None:
-    if not text:
-        if required:
-            raise CarbonImportError(FORMAT, "missing value", line=line, field=field)
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise CarbonImportError(FORMAT, f"not a number: {text!r}", line=line, field=field) from None
-    if math.isnan(value) or math.isinf(value):
-        raise CarbonImportError(FORMAT, f"not a finite number: {text!r}", line=line, field=field)
-    if value < 0:
-        raise CarbonImportError(FORMAT, f"negative value {text}", line=line, field=field)
-    return value
+    return csv_number(text, FORMAT, line, field, required=required)
 
 
 def _percent(text: str, line: int, header: Sequence[str], columns: dict[str, int], key: str) -> float | None:

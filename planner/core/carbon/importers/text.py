@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from planner.core.carbon.importers.errors import CarbonImportError
@@ -43,3 +44,20 @@ def load_json(data: bytes | str | Any, format_name: str) -> Any:
 def _reject_constant(name: str) -> Any:
     # Python's json accepts NaN/Infinity, which no grid-data API sends; refuse them as data errors.
     raise ValueError(f"JSON contains {name}, which is not a valid intensity")
+
+
+def csv_number(text: str, format_name: str, line: int, field: str, *, required: bool) -> float | None:
+    """A CSV cell as a finite, non-negative number; blank is None unless ``required``."""
+    if not text:
+        if required:
+            raise CarbonImportError(format_name, "missing value", line=line, field=field)
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CarbonImportError(format_name, f"not a number: {text!r}", line=line, field=field) from None
+    if math.isnan(value) or math.isinf(value):
+        raise CarbonImportError(format_name, f"not a finite number: {text!r}", line=line, field=field)
+    if value < 0:
+        raise CarbonImportError(format_name, f"negative value {text}", line=line, field=field)
+    return value
