@@ -7,19 +7,18 @@ import argparse
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from agents import __version__, cli_planning
 from agents.backends.base import BackendUnavailable, GpuBackend
+from agents.cli_options import add_broker_options, parse_duration_s
 from agents.clock import Clock, RealClock, VirtualClock
 from agents.replay import epoch_ms
 from agents.spool import DiskSpool, default_spool_dir
@@ -31,25 +30,6 @@ log = logging.getLogger("agents")
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
-
-_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
-
-
-def parse_duration_s(text: str) -> float:
-    """``90``, ``90s``, ``5m``, ``3h``, ``1h30m``, ``250ms`` → seconds."""
-    text = text.strip().lower()
-    pos, total = 0, 0.0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if not match or (match.group(2) is None and match.end() != len(text)):
-            raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 60s, 5m, 3h)")
-        total += float(match.group(1)) * _UNITS_S[match.group(2) or "s"]
-        pos = match.end()
-    if not text:
-        raise argparse.ArgumentTypeError("empty duration")
-    return total
-
 
 def parse_time(text: str) -> datetime:
     try:
@@ -89,15 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "US-MIDA-PJM (Electricity Maps zone ids), for carbon accounting")
     stream.add_argument("--region", default=None, help="cloud region this node runs in, e.g. aws:eu-north-1, "
                         "gcp:europe-west1 or azure:westeurope, for carbon accounting")
-    stream.add_argument("--token", default=None, help="node token (default: $WATTWISE_TOKEN; prefer the variable, "
-                        "command lines are visible to other users)")
-    stream.add_argument("--broker", default=None, help="broker URL (default: $WATTWISE_BROKER_URL)")
-    stream.add_argument("--spool-dir", type=Path, default=None, help="spool directory "
-                        "(default: ~/.cache/wattwise/spool/<node>)")
-    stream.add_argument("--drain-timeout", type=parse_duration_s, default=10.0,
-                        help="at exit, how long to keep trying to empty the spool (default 10s)")
-    stream.add_argument("--connect-timeout", type=parse_duration_s, default=1.5,
-                        help="broker connection timeout (default 1.5s)")
+    add_broker_options(stream, drain_default_s=10.0,
+                       drain_help="at exit, how long to keep trying to empty the spool (default 10s)")
     sim = stream.add_argument_group("simulated backend")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--reset-at", type=parse_duration_s, default=None,
@@ -113,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--gpus", default=None, help="simulated: how many GPUs")
     probe.add_argument("--node", default=None)
     probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    cli_planning.add_parsers(commands, parse_duration_s)
+    cli_planning.add_parsers(commands)
     return parser
 
 

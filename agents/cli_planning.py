@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agents.cli_options import add_broker_options
 from agents.frequency_plan import PlanError, load_plans, select_rank
 from agents.profile_csv import MAX_PROFILE_BYTES, ProfileCsvError, merge_profile_csvs
 
@@ -23,7 +24,7 @@ EXIT_USAGE = 2
 COMMANDS = ("upload-profile", "plan-check")
 
 
-def add_parsers(commands: Any, parse_duration_s: Any) -> None:
+def add_parsers(commands: Any) -> None:
     """Add the subcommands to the agent's ``add_subparsers()`` object."""
     upload = commands.add_parser(
         "upload-profile", help="check a Perseus stage profile and send it to the app for planning",
@@ -38,14 +39,8 @@ def add_parsers(commands: Any, parse_duration_s: Any) -> None:
     upload.add_argument("--gpu-name", default=None, help="GPU model (default: what NVML reports for the first GPU "
                         "this job owns)")
     upload.add_argument("--node", default=None, help="node name (default: host name)")
-    upload.add_argument("--token", default=None, help="node token (default: $WATTWISE_TOKEN)")
-    upload.add_argument("--broker", default=None, help="broker URL (default: $WATTWISE_BROKER_URL)")
-    upload.add_argument("--spool-dir", type=Path, default=None, help="spool directory "
-                        "(default: ~/.cache/wattwise/spool/<node>)")
-    upload.add_argument("--drain-timeout", type=parse_duration_s, default=5.0,
-                        help="how long to keep trying a broker that is down (default 5s)")
-    upload.add_argument("--connect-timeout", type=parse_duration_s, default=1.5,
-                        help="broker connection timeout (default 1.5s)")
+    add_broker_options(upload, drain_default_s=5.0,
+                       drain_help="how long to keep trying a broker that is down (default 5s)")
     upload.add_argument("-v", "--verbose", action="store_true")
 
     check = commands.add_parser("plan-check", help="validate a per-rank frequency plan and summarise it")
