@@ -61,8 +61,11 @@ class Tracker:
         tags: Sequence[str] = (),
         seed: int = 0,
         drain_timeout_s: float = 10.0,
+        zone: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.run = run
+        self._zone, self._region = zone, region
         self._backend_spec = backend
         self._transport = transport
         self._broker_url = broker_url
@@ -107,6 +110,7 @@ class Tracker:
         self.streamer = Streamer(
             backend, transport, run=self.run, token=token, node=node, rate_hz=self._rate_hz,
             window_s=self._window_s, spool=spool, tags=self._tags, drain_timeout_s=self._drain_timeout_s,
+            zone=self._zone, region=self._region,
         )
         self.streamer.open()
         self._thread = threading.Thread(target=self._sample, name="wattwise-sampler", daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -59,3 +60,12 @@ def test_steps_are_numbered_from_zero_when_no_number_is_given() -> None:
 def test_tracker_needs_a_token() -> None:
     with pytest.raises(ValueError, match="token"), Tracker("r", backend="simulated", transport=MemoryTransport()):
         pass
+
+
+def test_tracker_names_the_zone_and_region_in_the_open_run_message() -> None:
+    transport = MemoryTransport()
+    with Tracker("r", backend="simulated", transport=transport, token=TOKEN, node="n", rate_hz=50,
+                 zone="SE-SE3", region="aws:eu-north-1"):
+        pass
+    opened = [json.loads(e["body"]) for e in transport.envelopes if e["kind"] == "open_run"]
+    assert opened[0]["zone"] == "SE-SE3" and opened[0]["region"] == "aws:eu-north-1"
