@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_bench
 BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner clean
+.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-ingest: install-dev services
 bench-planner: install-dev
 	$(PIP) -e '.[bench]' 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) benchmarks/bench_planner.py
+
+bench-pages: install-dev services
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
