@@ -33,7 +33,9 @@ run: install
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py seed_demo
 	@echo "Open http://$(HOST):$(PORT)/ and log in with the demo login above."
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "The run 'live-demo' streams live (simulated) while the server runs: open it to watch it update."
+	$(PY) manage.py stream_demo --minutes 0 > stream_demo.log 2>&1 & trap 'kill $$! 2>/dev/null; wait $$! 2>/dev/null' EXIT; \
+		$(PY) manage.py runserver $(HOST):$(PORT)
 
 services:
 	bash .ci/services

@@ -7,6 +7,7 @@ production traffic does. Everything it shows is labelled simulated.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from agents.backends.simulated import SimulatedBackend
 from agents.replay import replay_simulated_run
+from agents.streamer import Streamer, StreamSummary
 from agents.transport import CallableTransport
 from dashboard import tasks
 from dashboard.models import Node, Project, Run, RunGpu
@@ -140,3 +143,29 @@ def _demo_site(node: Node) -> None:
 def total_seconds() -> float:
     """Simulated seconds the demo streams, over all its nodes (for a progress bar)."""
     return sum(d.duration.total_seconds() * d.nodes for d in DEMO_RUNS)
+
+
+LIVE_NODE = "demo-node-live"
+
+
+def stream_live(
+    run: str, *, gpus: int = 4, duration_s: float | None = None, stop: threading.Event | None = None,
+    rate_hz: float = 10.0, window_s: float = 5.0,
+) -> StreamSummary:
+    """Stream a simulated run in real time into the demo project, through the same ingest tasks.
+
+    This is what a live agent does, minus the broker: it lets the embedded `make run` (no Redis, no
+    worker) show a run whose page updates while you watch. Each call is a new stream of ``run``.
+    """
+    demo_user()
+    with transaction.atomic():
+        _, token, _ = register_node(LIVE_NODE, DEMO_PROJECT, rotate=True)
+    backend = SimulatedBackend(gpus, node=LIVE_NODE, seed=7)
+    streamer = Streamer(backend, CallableTransport(_deliver), run=run, token=token, node=LIVE_NODE,
+                        rate_hz=rate_hz, window_s=window_s, tags=("live", "simulated"), zone="SE-SE3")
+    try:
+        streamer.open()
+        streamer.run(duration_s, stop=stop)
+        return streamer.close()
+    finally:
+        backend.close()

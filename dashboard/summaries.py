@@ -148,8 +148,10 @@ class RunFigures:
         }
 
 
-def run_figures(run: Run) -> RunFigures:
-    run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node"))
+def run_figures(run: Run, run_gpus: list[RunGpu] | None = None) -> RunFigures:
+    """The run's figures; pass ``run_gpus`` (with gpu__node selected) when the caller has them already."""
+    if run_gpus is None:
+        run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node"))
     gpus = [
         GpuFigures(
             run_gpu_id=rg.pk,

@@ -1,38 +1,55 @@
-"""Pages: thin views over dashboard.listing, dashboard.summaries, dashboard.series and dashboard.charts."""
+"""Pages: thin views over dashboard.listing, dashboard.run_page and dashboard.summaries."""
 
 from __future__ import annotations
 
-import plotly.io as pio
-from django.conf import settings
+import json
+import time
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils.safestring import SafeString, mark_safe
-from plotly.graph_objects import Figure
+from django.template.loader import render_to_string
 
-from dashboard import charts, series
 from dashboard.listing import SORT_KEYS, list_runs
-from dashboard.models import RunGpu
+from dashboard.models import Run, RunGpu
+from dashboard.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_range
+from dashboard.run_page import Drawn, gpu_page, run_page
 from dashboard.summaries import run_figures, visible_runs
 from planner.carbon.section import run_section
 
-
-def _figure_json(figure: Figure) -> SafeString:
-    # Same escaping as Django's json_script, so the JSON can sit inside a <script> element.
-    text = pio.to_json(figure, validate=False)
-    return mark_safe(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-
-
-def _gpu_label(run_gpu: RunGpu) -> str:
-    return f"{run_gpu.gpu.node.name}/gpu{run_gpu.gpu.index}"
+# How often a streaming run's page asks for fresh charts.
+LIVE_POLL_S = 5
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _bad_range(request: HttpRequest, error: BadRange, back: str) -> HttpResponse:
+    return render(request, "dashboard/bad_request.html", {"message": str(error), "back": back}, status=400)
+
+
+def _picker(request: HttpRequest, drawn: Drawn) -> dict[str, Any]:
+    return {"time_range": drawn.time_range, "choices": [(key, LABELS[key]) for key in [*RELATIVE_MS, ALL]],
+            "span": drawn.span, "path": request.path}
+
+
+def _live_json(status: str, drawn: Drawn, cards_html: str) -> HttpResponse:
+    # Figures are already JSON text: splice them in rather than parse and re-encode them.
+    head = json.dumps({"status": status, "cards_html": cards_html, "empty": drawn.empty})
+    plots = ", ".join(f"{json.dumps(div)}: {figure}" for div, figure in drawn.plots)
+    response = HttpResponse(head[:-1] + ', "plots": {' + plots + "}}", content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required
@@ -46,73 +63,76 @@ def runs_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _visible_run(request: HttpRequest, pk: int) -> Run:
+    return get_object_or_404(visible_runs(request.user).select_related("project").prefetch_related("tags"), pk=pk)
+
+
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(visible_runs(request.user).select_related("project"), pk=pk)
-    figures = run_figures(run)
-    run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node"))
-    span = series.span_of(run_gpus)
-    plots: list[tuple[str, SafeString]] = []
-    if span is not None:
-        # Many GPUs overlaid read better at a coarser resolution; the GPU page draws the full detail.
-        points = max(200, settings.WATTWISE_CHART_POINTS // max(len(run_gpus), 1))
-        power = {
-            _gpu_label(rg): series.gpu_series(rg, span, ("power_w",), points=points)["power_w"] for rg in run_gpus
-        }
-        power_field = run_gpus[0].gpu.power_field if run_gpus else "average"
-        plots.append(("chart-power", _figure_json(charts.power_over_time(power, power_field=power_field))))
-        plots.append((
-            "chart-energy-per-gpu",
-            _figure_json(charts.energy_per_gpu(
-                [_gpu_label(rg) for rg in run_gpus], [rg.energy_j for rg in run_gpus],
-                [rg.gpu.node.name for rg in run_gpus],
-            )),
-        ))
-        by_node: dict[str, dict[str, float]] = {}
-        for rg in run_gpus:
-            by_node.setdefault(rg.gpu.node.name, {})[f"gpu{rg.gpu.index}"] = rg.energy_j
-        plots.append(("chart-nodes", _figure_json(charts.node_breakdown(by_node))))
-        minutes, cumulative = series.cumulative_energy(run_gpus)
-        per_node: dict[str, object] = {}
-        for rg in run_gpus:
-            node = rg.gpu.node.name
-            per_node[node] = per_node[node] + cumulative[rg.pk] if node in per_node else cumulative[rg.pk]
-        plots.append(("chart-cumulative", _figure_json(charts.cumulative_energy(minutes, per_node))))  # type: ignore[arg-type]
+    run = _visible_run(request, pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return _bad_range(request, error, run.get_absolute_url())
+    page = run_page(run, time_range, now_ms=_now_ms())
     return render(
         request,
         "dashboard/run.html",
-        {"run": run, "figures": figures, "run_gpus": run_gpus, "plots": plots, "nodes": figures.by_node(),
-         "carbon": run_section(run)},
+        {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "drawn": page.drawn,
+         "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
+         "picker": _picker(request, page.drawn), "live_poll_s": LIVE_POLL_S},
     )
+
+
+@login_required
+def run_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run page's cards and charts for the same range, as JSON, for in-place updates."""
+    run = _visible_run(request, pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    page = run_page(run, time_range, now_ms=_now_ms())
+    cards = render_to_string("dashboard/_run_cards.html", {"run": run, "figures": page.figures,
+                                                            "nodes": page.figures.by_node(), "drawn": page.drawn})
+    return _live_json(run.status, page.drawn, cards)
 
 
 @login_required
 def run_summary_json(request: HttpRequest, pk: int) -> JsonResponse:
-    run = get_object_or_404(visible_runs(request.user).select_related("project"), pk=pk)
+    run = _visible_run(request, pk)
     return JsonResponse(run_figures(run).as_json())
+
+
+def _visible_run_gpu(request: HttpRequest, pk: int, run_gpu_pk: int) -> tuple[Run, RunGpu]:
+    run = _visible_run(request, pk)
+    return run, get_object_or_404(RunGpu.objects.select_related("gpu__node"), pk=run_gpu_pk, run=run)
 
 
 @login_required
 def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
-    run = get_object_or_404(visible_runs(request.user).select_related("project"), pk=pk)
-    run_gpu = get_object_or_404(RunGpu.objects.select_related("gpu__node"), pk=run_gpu_pk, run=run)
-    plots: list[tuple[str, SafeString]] = []
-    span = series.span_of([run_gpu])
-    if span is not None:
-        data = series.gpu_series(run_gpu, span)
-        field = run_gpu.gpu.power_field
-        plots.append(("chart-power", _figure_json(
-            charts.metric_over_time(data["power_w"], title=f"Power ({field} NVML power)", unit="W"))))
-        minutes, cumulative = series.cumulative_energy([run_gpu])
-        plots.append(("chart-energy", _figure_json(charts.cumulative_gpu_energy(minutes, cumulative[run_gpu.pk]))))
-        plots.append(("chart-clock", _figure_json(
-            charts.metric_over_time(data["sm_clock_mhz"], title="SM clock", unit="MHz"))))
-        plots.append(("chart-util", _figure_json(
-            charts.metric_over_time(data["util_pct"], title="GPU utilisation", unit="%"))))
-        plots.append(("chart-temp", _figure_json(
-            charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C"))))
+    run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return _bad_range(request, error, request.path)
+    page = gpu_page(run, run_gpu, time_range, now_ms=_now_ms())
     return render(
         request,
         "dashboard/gpu.html",
-        {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": _gpu_label(run_gpu), "plots": plots},
+        {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
+         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": LIVE_POLL_S},
     )
+
+
+@login_required
+def gpu_live(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
+    run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    page = gpu_page(run, run_gpu, time_range, now_ms=_now_ms())
+    cards = render_to_string("dashboard/_gpu_cards.html", {"run_gpu": run_gpu, "gpu": run_gpu.gpu,
+                                                            "drawn": page.drawn})
+    return _live_json(run.status, page.drawn, cards)

@@ -16,8 +16,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from dashboard.charts import figure_json
 from dashboard.summaries import visible_runs
-from dashboard.views import _figure_json
 from planner import charts, iterations, planning, profiles, results
 from planner.core import perseus
 from planner.forms import PlanForm, SampleForm, StragglerForm, UploadForm
@@ -134,7 +134,7 @@ def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
     plots = []
     if profile.num_stages <= PROFILE_CHART_MAX_STAGES:
         parsed = form.parsed or perseus.parse_profile(profile.csv_text)
-        plots.append(("chart-profile", _figure_json(charts.profile_chart(results.profile_series(parsed)))))
+        plots.append(("chart-profile", figure_json(charts.profile_chart(results.profile_series(parsed)))))
     return render(request, "planner/profile.html", {
         "profile": profile, "form": form, "jobs": jobs, "plots": plots,
     }, status=400 if request.method == "POST" else 200)
@@ -181,7 +181,7 @@ def frontier_detail(request: HttpRequest, pk: int) -> HttpResponse:
         context.update(
             solved=solved, straggler=straggler, intrinsic=intrinsic, baseline=solved.baseline,
             rows=results.table_rows(solved), fastest=len(solved.frontier) - 1,
-            plots=[("chart-frontier", _figure_json(results.frontier_figure(solved, choice)))],
+            plots=[("chart-frontier", figure_json(results.frontier_figure(solved, choice)))],
             plan_url_template=reverse("planner:plan", args=[job.pk, 0]).replace("/plans/0/", "/plans/__K__/"),
         )
     return render(request, "planner/frontier.html", context)
@@ -246,7 +246,7 @@ def plan_detail(request: HttpRequest, pk: int, k: int) -> HttpResponse:
         "job": solved.job, "profile": solved.job.profile, "solved": solved, "k": k, "n": n, "figures": figures,
         "ranks": results.rank_rows(figures.plan, solved.profile.max_freq_mhz), "basis": basis,
         "straggler_s": straggler_s, "query": query,
-        "plots": [("chart-timeline", _figure_json(timeline))] if timeline is not None else [],
+        "plots": [("chart-timeline", figure_json(timeline))] if timeline is not None else [],
         "previous": k - 1 if k > 0 else None, "next": k + 1 if k + 1 < n else None, "fastest": n - 1,
         "is_fastest": k == n - 1,
         "frontier_url": reverse("planner:frontier", args=[pk]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import template
 
 register = template.Library()
@@ -41,3 +43,12 @@ def duration(seconds: float | None) -> str:
 @register.filter
 def thousands(value: int | float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
+
+
+@register.filter
+def ms_to_local(epoch_ms: int | None) -> str:
+    """Epoch ms as the value of a UTC <input type=datetime-local> (YYYY-MM-DDTHH:MM:SS)."""
+    if epoch_ms is None:
+        return ""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+

@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
 
+from dashboard.charts import figure_json
 from dashboard.models import Node, Project, RunNode
 from planner.carbon import charts
 from planner.carbon.access import can_manage, project_for
@@ -48,7 +49,6 @@ from planner.carbon.models import (
 )
 from planner.carbon.offsetting import ledger_csv, policy_for, prices_table, project_ledger
 from planner.carbon.placing import project_settings
-from planner.carbon.section import figure_json
 
 
 def _require_manager(request: HttpRequest, project: Project) -> None:

@@ -6,10 +6,9 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-import plotly.io as pio
-from django.utils.safestring import SafeString, mark_safe
-from plotly.graph_objects import Figure
+from django.utils.safestring import SafeString
 
+from dashboard.charts import figure_json
 from dashboard.models import Run
 from planner.carbon import charts
 from planner.carbon.accounting import current_run_carbon
@@ -18,12 +17,6 @@ from planner.carbon.offsetting import policy_for, quote_run
 from planner.core.carbon import equivalents
 
 log = logging.getLogger(__name__)
-
-
-def figure_json(figure: Figure) -> SafeString:
-    # Escaped like Django's json_script so the JSON can sit inside a <script> element.
-    text = pio.to_json(figure, validate=False)
-    return mark_safe(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 def run_section(run: Run) -> dict[str, Any] | None:
