@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
@@ -19,9 +20,6 @@ from dashboard.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_range
 from dashboard.run_page import Drawn, gpu_page, run_page
 from dashboard.summaries import run_figures, visible_runs
 from planner.carbon.section import run_section
-
-# How often a streaming run's page asks for fresh charts.
-LIVE_POLL_S = 5
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -80,7 +78,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dashboard/run.html",
         {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
-         "picker": _picker(request, page.drawn), "live_poll_s": LIVE_POLL_S},
+         "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
     )
 
 
@@ -121,7 +119,7 @@ def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
         request,
         "dashboard/gpu.html",
         {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
-         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": LIVE_POLL_S},
+         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
     )
 
 
