@@ -8,9 +8,10 @@ yesterday means its last hour, not an empty chart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 RELATIVE_MS: dict[str, int] = {
     "15m": 15 * 60_000,
@@ -21,6 +22,7 @@ RELATIVE_MS: dict[str, int] = {
 LABELS: dict[str, str] = {"15m": "Last 15 min", "1h": "Last hour", "6h": "Last 6 h", "24h": "Last 24 h",
                           "all": "Whole run"}
 ALL = "all"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CUSTOM = "custom"
 
 
@@ -67,25 +69,32 @@ def _iso(ms: int | None) -> str:
     return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+# A "+" in a query string decodes to a space, so "…T10:00:00+02:00" arrives as "…T10:00:00 02:00".
+_SPACED_OFFSET = re.compile(r" (\d\d(:?\d\d)?)$")
+MAX_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
+
+
 def parse_instant_ms(text: str, name: str) -> int:
-    """An instant given as epoch milliseconds or ISO 8601 (UTC unless it carries an offset)."""
+    """Epoch milliseconds from ``1767225600000`` or ISO 8601 (``2026-01-01T00:00:00Z``; no offset = UTC)."""
     text = text.strip()
     if not text:
-        raise BadRange(f"'{name}' is empty: give an ISO 8601 time (2026-11-22T09:30) or epoch milliseconds")
-    if text.lstrip("-").isdigit():
+        raise BadRange(f"{name} is empty: give epoch milliseconds (1767225600000) or ISO 8601 (2026-01-01T00:00Z)")
+    if text.isascii() and text.isdigit() and len(text) <= 15:
         value = int(text)
-        if not 0 <= value < 10**14:
-            raise BadRange(f"'{name}'={text} is out of range for epoch milliseconds")
-        return value
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
-        raise BadRange(
-            f"'{name}'={text!r} is not a time: give ISO 8601 (2026-11-22T09:30:00Z) or epoch milliseconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
+    else:
+        try:
+            moment = datetime.fromisoformat(_SPACED_OFFSET.sub(r"+\1", text))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            value = (moment - EPOCH) // timedelta(milliseconds=1)
+        except (ValueError, OverflowError):
+            raise BadRange(
+                f"{name}={text[:40]!r} is not a time: give epoch milliseconds (1767225600000) or an ISO 8601 "
+                "UTC datetime (2026-01-01T00:00:00Z)"
+            ) from None
+    if not 0 <= value < MAX_MS:
+        raise BadRange(f"{name}={text[:40]!r} is outside the years 1970 to 9999")
+    return value
 
 
 def parse_range(params: Mapping[str, str]) -> TimeRange:
