@@ -36,6 +36,13 @@ class Drawn:
     def empty(self) -> bool:
         return not self.plots
 
+    @property
+    def export_query(self) -> str:
+        """Query string selecting the drawn stretch in the CSV export ('to' is exclusive there)."""
+        if self.time_range.key == ALL or self.span is None or self.span.empty:
+            return ""
+        return f"from={self.span.start_ms}&to={self.span.end_ms + 1}"
+
 
 def _drawn_span(time_range: TimeRange, data: series.Span | None, *, live: bool, now_ms: int) -> series.Span | None:
     if data is None:
