@@ -32,6 +32,15 @@ def run_section(run: Run) -> dict[str, Any] | None:
         return {"error": True}
 
 
+def run_hours(run: Run) -> list[RunCarbonHour]:
+    """The run's current carbon hours, by hour then node (empty while it has no current figures)."""
+    stored = current_run_carbon(run)
+    if stored is None:
+        return []
+    hours = RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).select_related("node_carbon__node")
+    return sorted(hours, key=lambda h: (h.hour_utc, h.node_carbon.node.name))
+
+
 def _section(run: Run) -> dict[str, Any] | None:
     stored = current_run_carbon(run)
     if stored is None:

@@ -8,13 +8,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 
+from dashboard.summaries import visible_runs
 from planner.carbon.access import can_import, member_projects
 from planner.carbon.forms import ImportForm
 from planner.carbon.imports import import_file
 from planner.carbon.live import provider_statuses
 from planner.carbon.models import IntensityImport
+from planner.carbon.section import run_hours as hours_of_run
 from planner.carbon.stored import zones_with_data
 from planner.core.carbon.importers import CarbonImportError
 
@@ -60,3 +62,16 @@ def intensity_data(request: HttpRequest) -> HttpResponse:
         "providers": provider_statuses(),
         "can_import": can_import(request.user),
     })
+
+
+@login_required
+def run_hours(request: HttpRequest, pk: int) -> HttpResponse:
+    """A run's hour-by-hour carbon table; the run page loads it (``?fragment=1``) when it is opened.
+
+    A day of eight nodes is 192 rows: rendering them with the page would cost it more than its charts.
+    """
+    run = get_object_or_404(visible_runs(request.user), pk=pk)
+    context = {"run": run, "hours": hours_of_run(run)}
+    if request.GET.get("fragment"):
+        return render(request, "carbon/_run_hours_table.html", context)
+    return render(request, "carbon/run_hours.html", context)

@@ -62,6 +62,8 @@ def test_import_stream_see_hourly_emissions_set_preferences_and_get_advice(live_
         page.wait_for_selector("#chart-carbon-hourly .main-svg")
         section = page.text_content("#carbon-section")
         assert "Emissions (location-based)" in section and "Emissions (market-based)" in section
+        page.click("#carbon-hours summary")  # the hour-by-hour table loads when opened
+        page.wait_for_selector("#carbon-hours table")
         assert "Electricity Maps (CSV import)" in page.inner_html("#carbon-hours")
         assert page.evaluate("document.getElementById('chart-carbon-hourly').data.length") == 2  # bars + intensity
         page.screenshot(path=str(SHOTS / "carbon-run.png"), full_page=True)

@@ -69,6 +69,17 @@
       var target = document.getElementById(element.dataset.plot);
       Plotly.newPlot(target, figure.data, figure.layout, CONFIG);
     });
+    // Long tables behind a <details data-fragment="URL"> are fetched the first time they are opened.
+    document.querySelectorAll("details[data-fragment]").forEach(function (details) {
+      details.addEventListener("toggle", function () {
+        if (!details.open || details.dataset.loaded) { return; }
+        details.dataset.loaded = "1";
+        fetch(details.dataset.fragment, {credentials: "same-origin"})
+          .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+          .then(function (html) { details.querySelector(".fragment-body").innerHTML = html; })
+          .catch(function () { delete details.dataset.loaded; });
+      });
+    });
     var live = document.getElementById("live");
     if (live) { startLive(live); }
   });
