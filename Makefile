@@ -11,6 +11,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_bench
 BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
+# bench-ingest empties its database; the pages' fleet (5 GB, ~10 min to build) lives in its own.
+BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_pages
 
 .PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages clean
 
@@ -63,7 +65,7 @@ bench-planner: install-dev
 	$(PY) benchmarks/bench_planner.py
 
 bench-pages: install-dev services
-	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_PAGES_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

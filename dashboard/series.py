@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from dashboard import columns
 from dashboard.downsample import Buckets, bucket_samples, bucket_width_ms
@@ -98,7 +98,12 @@ def _minute_buckets(
         f"FROM {table} WHERE run_gpu_id IN ({_in_list(run_gpu_ids)}) AND minute_ms >= %s AND minute_ms <= %s "
         f"GROUP BY run_gpu_id, bucket ORDER BY run_gpu_id, bucket"
     )
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Ingest interleaves every GPU's minute rows, so one GPU's day is spread over the heap: a plain
+            # index scan revisits pages ~40 times each (84,000 buffer hits for a 64-GPU day), a bitmap scan
+            # reads each page once and is 2-3× faster. The planner cannot see that interleaving.
+            cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute(sql, [res.start_ms, res.width_ms, res.start_ms, span.end_ms])
         rows = cursor.fetchall()
     found: dict[int, GpuBuckets] = {}

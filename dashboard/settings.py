@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",
     "dashboard",
     "dashboard.api",
     "planner",
@@ -141,6 +142,8 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 WATTWISE_MAX_FUTURE_S = env_float("WATTWISE_MAX_FUTURE_S", 300.0, minimum=0.0)
 # Charts draw at most about this many points per trace; totals never come from the drawn series.
 WATTWISE_CHART_POINTS = env_int("WATTWISE_CHART_POINTS", 2000, minimum=100)
+# How often a streaming run's page fetches fresh cards and charts, in seconds.
+WATTWISE_LIVE_POLL_S = env_float("WATTWISE_LIVE_POLL_S", 5.0, minimum=0.5)
 
 # --- Carbon: live grid-intensity providers (each off until configured; see docs/carbon.md) -------
 # Secrets are read here and passed to the clients only; they are never logged or shown on a page.

@@ -1,4 +1,9 @@
-"""Every page and download, whatever app it belongs to, sends anonymous visitors to the login page."""
+"""Every page and download, whatever app it belongs to, sends anonymous visitors to the login page;
+machine endpoints (the REST API under /api/, Prometheus' /metrics) answer them 401 instead.
+
+The API's self-description (/api/openapi.json, the docs page /api/docs, and /api/ leading there) is
+public: it holds no data.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 PUBLIC = {"login", "logout", "password_reset", "password_reset_done", "password_reset_confirm",
           "password_reset_complete", "healthz"}
+API_PUBLIC = {"openapi-json", "openapi-view", "api-root", "api-index"}
+MACHINE_ROUTES = {"metrics"}  # by name, wherever they are mounted
 
 
 def routes(resolver: URLResolver | None = None, prefix: str = "") -> list[tuple[str, str]]:
@@ -28,6 +35,10 @@ def routes(resolver: URLResolver | None = None, prefix: str = "") -> list[tuple[
     return found
 
 
+def is_machine_route(name: str, path: str) -> bool:
+    return path.startswith("/api/") or name in MACHINE_ROUTES
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(("name", "path"), routes(), ids=lambda value: str(value))
 def test_anonymous_visitors_are_sent_to_login(client, name, path):
@@ -35,5 +46,17 @@ def test_anonymous_visitors_are_sent_to_login(client, name, path):
     if path == "/":
         assert response.status_code == 302 and response["Location"].endswith("/runs/")
         return
+    if path.startswith("/api/") and name in API_PUBLIC:
+        assert response.status_code in (200, 302), f"{name} ({path}) answered {response.status_code}"
+        return
+    if is_machine_route(name, path):
+        assert response.status_code == 401, f"{name} ({path}) answered {response.status_code}, not 401"
+        return
     assert response.status_code == 302, f"{name} ({path}) answered {response.status_code} to an anonymous visitor"
     assert response["Location"].startswith("/accounts/login/"), f"{name} ({path}) redirected elsewhere"
+
+
+def test_the_walk_covers_the_api_and_metrics():
+    names = {name for name, _ in routes()}
+    assert {"list_runs", "get_samples", "get_plan", "openapi-json"} <= names
+    assert "metrics" in names

@@ -1,5 +1,12 @@
-"""REST API routes (filled in by the API work)."""
+"""The REST API under /api/: the operations, /api/openapi.json, and the docs page /api/docs (where
+/api/ itself leads)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, URLResolver, path
+from django.views.generic import RedirectView
 
-urlpatterns: list[URLPattern] = []
+from dashboard.api.api import api
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", RedirectView.as_view(url="docs", permanent=False), name="api-index"),
+    path("", api.urls),
+]

@@ -1,0 +1,141 @@
+"""Response schemas of the runs part of the API: projects, runs, GPUs, samples, and the error body.
+
+Field names carry their units (``energy_j``, ``t_ms``, ``power_mw``); times of day are ISO 8601 UTC
+datetimes, times on a GPU's sample clock are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ninja import Field, Schema
+
+
+class Error(Schema):
+    """Every 4xx answer: a sentence saying what was wrong."""
+
+    detail: str = Field(description="what was wrong, in words")
+
+
+class FieldProblem(Schema):
+    loc: list[str | int] = Field(description="where: the parameter's source and name, e.g. ['query', 'limit']")
+    msg: str
+
+
+class InvalidInput(Schema):
+    """A 400 for parameters that do not parse or are out of range."""
+
+    detail: str
+    errors: list[FieldProblem] = Field(default_factory=list, description="one entry per bad parameter")
+
+
+class ProjectOut(Schema):
+    id: int
+    name: str
+    created_at: datetime
+    runs: int = Field(alias="run_count", description="number of runs in the project")
+
+
+class NodeTotals(Schema):
+    node: str
+    gpus: int
+    samples: int
+    energy_j: float
+
+
+class RunCarbonFigures(Schema):
+    """Stored emissions of a run, as last computed (``stale`` says they are due a recompute)."""
+
+    emissions_g: float = Field(description="location-based emissions, g CO2e")
+    market_emissions_g: float = Field(description="market-based emissions, g CO2e")
+    facility_energy_kwh: float = Field(description="GPU energy times PUE, kWh")
+    pue: float
+    computed_at: datetime
+    stale: bool = Field(description="something the figures depend on changed since they were computed")
+
+
+class RunOut(Schema):
+    """A run as the runs list shows it."""
+
+    id: int
+    name: str
+    project_id: int
+    project: str
+    status: str = Field(description="running or finished")
+    simulated: bool
+    tags: list[str]
+    started_at: datetime | None
+    ended_at: datetime | None
+    gpus: int = Field(description="GPUs that sent readings")
+    samples: int
+    energy_j: float = Field(description="GPU energy, sum of counter differences over every GPU")
+    duration_s: float = Field(description="first reading of any GPU to the last reading of any GPU")
+    mean_power_w: float = Field(description="energy over duration: the run's mean total draw")
+
+
+class RunDetail(RunOut):
+    """A run with the figures of the run page's cards."""
+
+    energy_kwh: float
+    gpu_hours: float = Field(description="sum over GPUs of each GPU's span of readings, hours")
+    peak_gpu_power_w: float = Field(description="highest single-GPU reading")
+    estimated: bool = Field(description="some energy came from integrating power, not the energy counter")
+    first_sample_at: datetime | None
+    last_sample_at: datetime | None
+    nodes: list[NodeTotals]
+    carbon: RunCarbonFigures | None = Field(description="stored emissions, null until first computed")
+
+
+class RunGpuOut(Schema):
+    """One GPU's part in a run. ``id`` is what the samples endpoints take."""
+
+    id: int = Field(description="the run-GPU id used in /runs/{run_id}/gpus/{gpu_id}/…")
+    uuid: str = Field(description="NVML UUID")
+    node: str
+    index: int = Field(description="NVML index on its node")
+    name: str = Field(description="GPU model")
+    energy_source: str = Field(description="counter, or power_integration for GPUs without the energy counter")
+    power_field: str = Field(description="which NVML power reading was sampled: average or instant")
+    simulated: bool
+    estimated: bool
+    samples: int
+    energy_j: float
+    mean_power_w: float
+    peak_power_w: float
+    first_ms: int | None = Field(description="epoch ms of its first reading")
+    last_ms: int | None = Field(description="epoch ms of its last reading")
+
+
+class SamplePageOut(Schema):
+    """Raw readings, column by column, in time order, exactly as the agent sent them."""
+
+    from_ms: int | None = Field(description="range start used (epoch ms, inclusive); null if no readings")
+    to_ms: int | None = Field(description="range end used (epoch ms, inclusive)")
+    count: int = Field(description="samples in this page")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+    t_ms: list[int] = Field(description="epoch ms of each reading")
+    energy_mj: list[int] = Field(description="cumulative energy counter, mJ (differences are energy)")
+    power_mw: list[int]
+    sm_clock_mhz: list[int]
+    util_pct: list[int]
+    temp_c: list[int]
+
+
+class MetricBuckets(Schema):
+    mean: list[float]
+    min: list[float]
+    max: list[float]
+
+
+class BucketsOut(Schema):
+    """Fixed-width buckets; only buckets holding readings are listed, so ``t_ms`` may skip."""
+
+    from_ms: int | None
+    to_ms: int | None
+    bucket_ms: int = Field(description="bucket width, ms")
+    source: str = Field(description="samples (raw readings) or minutes (per-minute rollups, for wide buckets)")
+    t_ms: list[int] = Field(description="start of each bucket, epoch ms")
+    power_w: MetricBuckets
+    sm_clock_mhz: MetricBuckets
+    util_pct: MetricBuckets
+    temp_c: MetricBuckets
