@@ -30,7 +30,7 @@ def _template() -> dict[str, Any]:
     return pio.templates["plotly_white"].to_plotly_json()
 
 
-def _layout(**overrides: Any) -> dict[str, Any]:
+def base_layout(**overrides: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "template": _template(),
         "margin": {"l": 60, "r": 20, "t": 56, "b": 40},
@@ -96,14 +96,14 @@ def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figur
         if buckets.mean.size:
             trace["customdata"] = typed_array(np.stack([_finite(buckets.low), _finite(buckets.high)], axis=-1), "f4")
         data.append(trace)
-    return {"data": data, "layout": _layout(
+    return {"data": data, "layout": base_layout(
         title=_title(f"Power per GPU ({power_field} NVML power, bucket means)"),
         yaxis={"title": {"text": "W"}}, xaxis={"type": "date"},
     )}
 
 
 def _bars_layout(title: str, **extra: Any) -> dict[str, Any]:
-    return _layout(title=_title(title), yaxis={"title": {"text": "kWh"}}, hovermode="closest",
+    return base_layout(title=_title(title), yaxis={"title": {"text": "kWh"}}, hovermode="closest",
                    legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"}, **extra)
 
 
@@ -151,7 +151,7 @@ def cumulative_energy(
         }
         for group, cumulative_j in cumulative_j_by_group.items()
     ]
-    return {"data": data, "layout": _layout(title=_title(title), yaxis={"title": {"text": "kWh"}},
+    return {"data": data, "layout": base_layout(title=_title(title), yaxis={"title": {"text": "kWh"}},
                                             xaxis={"type": "date"})}
 
 
@@ -167,7 +167,7 @@ def metric_over_time(buckets: Buckets, *, title: str, unit: str, band: bool = Tr
                      "fillcolor": "rgba(99,110,250,0.18)", "hoverinfo": "skip"})
     data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.mean), "f4"),
                  "name": "mean", "hovertemplate": "%{y:.1f} " + unit, "line": {"color": "#636efa"}})
-    return {"data": data, "layout": _layout(title=_title(title), yaxis={"title": {"text": unit}},
+    return {"data": data, "layout": base_layout(title=_title(title), yaxis={"title": {"text": unit}},
                                             xaxis={"type": "date"})}
 
 
@@ -176,5 +176,5 @@ def cumulative_gpu_energy(
 ) -> Figure:
     data = [{"type": "scatter", "mode": "lines", "name": "energy", "x": _times(minutes_ms),
              "y": typed_array(np.asarray(cumulative_j) / J_PER_KWH), "hovertemplate": "%{y:.4f} kWh"}]
-    return {"data": data, "layout": _layout(title=_title(title), yaxis={"title": {"text": "kWh"}},
+    return {"data": data, "layout": base_layout(title=_title(title), yaxis={"title": {"text": "kWh"}},
                                             xaxis={"type": "date"})}
