@@ -1,5 +1,9 @@
-"""Run comparison routes (filled in by the compare work)."""
+"""Run comparison: ``/compare/?runs=NAME,NAME,...`` (see docs/compare.md for every parameter)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from dashboard import compare_views
+
+urlpatterns: list[URLPattern] = [
+    path("compare/", compare_views.compare_runs, name="compare"),
+]

@@ -9,7 +9,8 @@ Every query is bounded by the (run_gpu, minute_ms) and (run_gpu, first_ms) index
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,27 @@ METRICS = ("power_w", "sm_clock_mhz", "util_pct", "temp_c")
 # Which packed column each metric is read from, and the scale to its unit.
 _RAW_COLUMN = {"power_w": ("power_mw", 1e-3), "sm_clock_mhz": ("sm_clock_mhz", 1.0),
                "util_pct": ("util_pct", 1.0), "temp_c": ("temp_c", 1.0)}
+
+
+@contextmanager
+def bitmap_scans() -> Iterator[None]:
+    """Read sample rows page by page (bitmap heap scans), not row by row (plain index scans).
+
+    PostgreSQL prefers plain index scans here because a run's GPUs have neighbouring ids, so the index
+    looks well ordered with the table; but ingest writes a run's GPUs interleaved in time order, and an
+    index scan then visits a heap page per row. For a 64-GPU day that is about 84,000 buffer visits
+    against 1,600 for a bitmap scan of the same index, 2 to 5 times slower. The setting is local to the
+    transaction and put back after the reads; other databases are left alone.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)")
+        before = cursor.fetchone()[0]
+        yield
+        # Not reached after an error: the rollback (to the savepoint, or of the transaction) undoes it.
+        cursor.execute("SELECT set_config('enable_indexscan', %s, true)", [before])
 
 
 @dataclass(frozen=True)
@@ -98,12 +120,7 @@ def _minute_buckets(
         f"FROM {table} WHERE run_gpu_id IN ({_in_list(run_gpu_ids)}) AND minute_ms >= %s AND minute_ms <= %s "
         f"GROUP BY run_gpu_id, bucket ORDER BY run_gpu_id, bucket"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Ingest interleaves every GPU's minute rows, so one GPU's day is spread over the heap: a plain
-            # index scan revisits pages ~40 times each (84,000 buffer hits for a 64-GPU day), a bitmap scan
-            # reads each page once and is 2-3× faster. The planner cannot see that interleaving.
-            cursor.execute("SET LOCAL enable_indexscan = off")
+    with bitmap_scans(), connection.cursor() as cursor:
         cursor.execute(sql, [res.start_ms, res.width_ms, res.start_ms, span.end_ms])
         rows = cursor.fetchall()
     found: dict[int, GpuBuckets] = {}
