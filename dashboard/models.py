@@ -142,7 +142,9 @@ class RunGpu(models.Model):
 class SampleWindow(models.Model):
     """One GPU's readings over one agent window, columnar (see dashboard.columns for the encoding)."""
 
-    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="windows")
+    # No index of its own: the unique (run_gpu, stream, seq) and the (run_gpu, first_ms) index serve every
+    # lookup by GPU, and a third index would only slow ingest down.
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="windows", db_index=False)
     stream = models.CharField(max_length=64)
     seq = models.BigIntegerField()
     first_ms = models.BigIntegerField()
@@ -167,7 +169,8 @@ class SampleWindow(models.Model):
 class GpuMinute(models.Model):
     """Per-GPU, per-minute rollup of a run: what charts of long runs read."""
 
-    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="minutes")
+    # No index of its own: the unique (run_gpu, minute_ms) serves every lookup by GPU.
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="minutes", db_index=False)
     minute_ms = models.BigIntegerField()
     samples = models.IntegerField()
     energy_j = models.FloatField()
