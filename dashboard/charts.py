@@ -44,6 +44,18 @@ def base_layout(**overrides: Any) -> dict[str, Any]:
     return layout
 
 
+# Time charts: the legend goes under the date line Plotly writes below the first tick.
+_TIME_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
+_TIME_MARGIN = {"l": 60, "r": 20, "t": 56, "b": 72}
+# Above this many lines a legend and a unified hover list stop being readable: hover names one line.
+MAX_LEGEND_TRACES = 16
+
+
+def _time_layout(title: str, unit: str, **overrides: Any) -> dict[str, Any]:
+    return base_layout(title={"text": title}, yaxis={"title": {"text": unit}}, xaxis={"type": "date"},
+                       legend=_TIME_LEGEND, margin=_TIME_MARGIN, **overrides)
+
+
 def typed_array(values: Any, dtype: str = "f8") -> dict[str, str]:
     """A numeric array as a plotly.js typed array: little-endian bytes in base64, with a shape if 2-D."""
     array = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
@@ -96,9 +108,14 @@ def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figur
         if buckets.mean.size:
             trace["customdata"] = typed_array(np.stack([_finite(buckets.low), _finite(buckets.high)], axis=-1), "f4")
         data.append(trace)
-    return {"data": data, "layout": base_layout(
-        title=_title(f"Power per GPU ({power_field} NVML power, bucket means)"),
-        yaxis={"title": {"text": "W"}}, xaxis={"type": "date"},
+    many = len(data) > MAX_LEGEND_TRACES
+    if many:
+        for trace in data:
+            trace["hovertemplate"] = "%{fullData.name}: " + trace["hovertemplate"] + "<extra></extra>"
+    return {"data": data, "layout": _time_layout(
+        f"Power per GPU ({power_field} NVML power, bucket means)"
+        + (f": {len(data)} GPUs, hover a line for its name" if many else ""), "W",
+        **({"showlegend": False, "hovermode": "closest", "margin": {**_TIME_MARGIN, "b": 40}} if many else {}),
     )}
 
 
@@ -151,8 +168,7 @@ def cumulative_energy(
         }
         for group, cumulative_j in cumulative_j_by_group.items()
     ]
-    return {"data": data, "layout": base_layout(title=_title(title), yaxis={"title": {"text": "kWh"}},
-                                            xaxis={"type": "date"})}
+    return {"data": data, "layout": _time_layout(title, "kWh")}
 
 
 def metric_over_time(buckets: Buckets, *, title: str, unit: str, band: bool = True) -> Figure:
@@ -167,8 +183,7 @@ def metric_over_time(buckets: Buckets, *, title: str, unit: str, band: bool = Tr
                      "fillcolor": "rgba(99,110,250,0.18)", "hoverinfo": "skip"})
     data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.mean), "f4"),
                  "name": "mean", "hovertemplate": "%{y:.1f} " + unit, "line": {"color": "#636efa"}})
-    return {"data": data, "layout": base_layout(title=_title(title), yaxis={"title": {"text": unit}},
-                                            xaxis={"type": "date"})}
+    return {"data": data, "layout": _time_layout(title, unit)}
 
 
 def cumulative_gpu_energy(
@@ -176,5 +191,4 @@ def cumulative_gpu_energy(
 ) -> Figure:
     data = [{"type": "scatter", "mode": "lines", "name": "energy", "x": _times(minutes_ms),
              "y": typed_array(np.asarray(cumulative_j) / J_PER_KWH), "hovertemplate": "%{y:.4f} kWh"}]
-    return {"data": data, "layout": base_layout(title=_title(title), yaxis={"title": {"text": "kWh"}},
-                                            xaxis={"type": "date"})}
+    return {"data": data, "layout": _time_layout(title, "kWh")}

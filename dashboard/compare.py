@@ -285,6 +285,10 @@ def _signed(text: str, value: float) -> str:
     return ("+" if value > 0 else "−" if value < 0 else "±") + text.lstrip("-")
 
 
+def _shows_zero(text: str) -> bool:
+    return not any(c in "123456789" for c in text)
+
+
 def _duration(seconds: float) -> str:
     seconds = round(abs(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -383,8 +387,10 @@ def _numeric_row(measure: Measure, totals: Sequence[RunTotals], baseline: int) -
         delta = v - base
         pct = delta / base * 100.0 if base else None
         verdict = _verdict(delta, base, measure.lower_is_better)
-        shown = "±0" if verdict == "same" else f"{_signed(measure.text(delta), delta)} {unit}".rstrip()
-        if pct is not None and verdict != "same":
+        # A difference too small to show, in both its forms, reads "±0", never "−0 W (−0.0 %)".
+        tiny = _shows_zero(measure.text(delta)) and (pct is None or _shows_zero(f"{pct:.1f}"))
+        shown = "±0" if verdict == "same" or tiny else f"{_signed(measure.text(delta), delta)} {unit}".rstrip()
+        if pct is not None and verdict != "same" and not tiny:
             shown += f" ({_signed(f'{pct:.1f}', pct)} %)"
         cells.append(Cell(text(v, unit), v, delta, pct, shown, verdict))
     return Row(measure.key, measure.label, measure.help, tuple(cells), numeric=True)

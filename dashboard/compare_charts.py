@@ -26,10 +26,11 @@ _LAYOUT: dict[str, Any] = {
     "paper_bgcolor": "white",
     "plot_bgcolor": "white",
     "font": {"color": "#2a3f5f"},
-    "margin": {"l": 70, "r": 20, "t": 56, "b": 48},
-    "height": 400,
+    # The legend sits under the x axis title, with the bottom margin to hold it.
+    "margin": {"l": 70, "r": 20, "t": 56, "b": 100},
+    "height": 440,
     "hovermode": "x unified",
-    "legend": {"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0},
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.26, "x": 0},
 }
 
 

@@ -18,6 +18,9 @@ from dashboard.models import Run, RunGpu
 from dashboard.ranges import ALL, TimeRange
 from dashboard.summaries import RunFigures, run_figures
 
+# A GPU page's charts are about 550 px wide: more buckets than this turn a noisy trace into a solid band.
+GPU_PAGE_POINTS = 600
+
 
 def gpu_label(run_gpu: RunGpu) -> str:
     return f"{run_gpu.gpu.node.name}/gpu{run_gpu.gpu.index}"
@@ -121,7 +124,7 @@ def gpu_page(run: Run, run_gpu: RunGpu, time_range: TimeRange, *, now_ms: int) -
     label = gpu_label(run_gpu)
     if span is None or span.empty:
         return GpuPage(run_gpu, label, drawn)
-    found = series.gpu_buckets([run_gpu.pk], span).get(run_gpu.pk)
+    found = series.gpu_buckets([run_gpu.pk], span, points=GPU_PAGE_POINTS).get(run_gpu.pk)
     if found is None:
         return GpuPage(run_gpu, label, drawn)
     whole = time_range.key == ALL

@@ -80,7 +80,7 @@ def emissions_by_hour(series: Sequence[NodeHours]) -> Figure:
         xaxis={"type": "date"},
         yaxis={"title": {"text": "g CO₂e"}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "g/kWh"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
-                "showgrid": False},
+                "showgrid": False, "tickformat": ",.0f", "nticks": 6},
         annotations=[_source_note()],
     )}
 
@@ -112,8 +112,15 @@ def advice_by_start(
         figure.add_trace(go.Scatter(x=list(times), y=[g / 1000 for g in emissions_g], name=label, mode="lines",
                                     line=dict(shape="hv"),
                                     hovertemplate="%{y:,.2f} kg<extra>" + label + "</extra>"))
-    figure.add_hline(y=baseline_g / 1000, line_dash="dot", annotation_text="now, current region",
-                     annotation_position="top left")
+    highest_kg = max((g / 1000 for _, emissions_g in starts.values() for g in emissions_g), default=0.0)
+    if baseline_g / 1000 <= 2 * highest_kg:
+        figure.add_hline(y=baseline_g / 1000, line_dash="dot", annotation_text="now, current region",
+                         annotation_position="top left")
+    else:
+        # Far above the alternatives, a line for "now" would squash them into one: say it in words instead.
+        figure.add_annotation(text=f"Now, in the current region: {baseline_g / 1000:,.2f} kg CO₂e (off the scale)",
+                              xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
+                              showarrow=False, font=dict(size=12, color="#a61e1e"))
     figure.update_layout(title="Predicted emissions by start time (UTC)", yaxis=dict(title="kg CO₂e",
                          rangemode="tozero"), **_LAYOUT)
     return figure

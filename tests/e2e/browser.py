@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import need_service
@@ -12,6 +14,16 @@ from tests.conftest import need_service
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+# Where tests leave the screenshots they take along the way (not the docs' ones: see test_screenshots_in_browser).
+SHOTS = Path(os.environ.get("WATTWISE_SCREENSHOTS", "/tmp/wattwise-screenshots"))
+
+# The ids of the charts a page drew from its <script data-plot> elements that have no SVG yet.
+_UNDRAWN = """() => {
+    const ids = [...document.querySelectorAll('script[type="application/json"][data-plot]')].map(s => s.dataset.plot);
+    return {ids, undrawn: ids.filter(id => !document.querySelector('#' + CSS.escape(id) + ' .main-svg'))};
+}"""
+# A date x axis's visible range, in epoch milliseconds.
+X_RANGE_MS = """(id) => { const xa = document.getElementById(id)._fullLayout.xaxis; return xa.range.map(xa.r2l); }"""
 
 
 @contextmanager
@@ -21,7 +33,7 @@ def browser_page() -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -33,8 +45,61 @@ def browser_page() -> Iterator[Any]:
 
 
 def log_in(page: Any, base_url: str, username: str, password: str) -> None:
+    """Log in through the login form, as a person does: the runs list asks for it first."""
     page.goto(base_url + "/runs/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/runs/")
+
+
+def session_cookie(base_url: str, username: str) -> dict[str, str]:
+    """A logged-in session for ``username``, as a cookie for the browser: for tests about something other than
+    the login form, which ``log_in`` goes through. Make it before opening the browser (ORM calls made while
+    Playwright's loop runs get connections of their own)."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=username))
+    return {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+            "url": base_url}
+
+
+def open_logged_in(page: Any, base_url: str, cookie: dict[str, str], path: str = "/runs/") -> None:
+    page.context.add_cookies([cookie])
+    page.goto(base_url + path)
+
+
+def wait_for_charts(page: Any, timeout_ms: float = 15_000) -> list[str]:
+    """Wait until every chart the page shipped as JSON has been drawn; return their ids, in page order."""
+    page.wait_for_function(f"({_UNDRAWN})().undrawn.length === 0", timeout=timeout_ms)
+    ids: list[str] = page.evaluate(_UNDRAWN)["ids"]
+    return ids
+
+
+def trace_count(page: Any, div_id: str) -> int:
+    count: int = page.evaluate("(id) => document.getElementById(id).data.length", div_id)
+    return count
+
+
+def x_range_ms(page: Any, div_id: str) -> tuple[float, float]:
+    low, high = page.evaluate(X_RANGE_MS, div_id)
+    return low, high
+
+
+# Plotly's responsive charts redraw on window resize, and a full-page screenshot resizes the window: unhook them
+# so the picture shows the page as it was drawn (test_run_dashboard_in_browser has the resize bug this avoids).
+_UNHOOK_RESIZE = """() => document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+    if (gd._responsiveChartHandler) window.removeEventListener('resize', gd._responsiveChartHandler);
+})"""
+
+
+def shot(page: Any, name: str, folder: Path = SHOTS) -> Path:
+    """A full-page PNG of the page as drawn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.evaluate(_UNHOOK_RESIZE)
+    page.screenshot(path=str(path), full_page=True)
+    return path

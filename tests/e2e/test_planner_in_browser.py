@@ -18,7 +18,7 @@ from planner.models import FrontierJob, StageProfile
 from planner.profiles import SAMPLE_FILE, SAMPLES_DIR
 from planner.tasks import TASK_SOLVE_FRONTIER
 from tests.conftest import REDIS_URL
-from tests.e2e.browser import browser_page, log_in
+from tests.e2e.browser import browser_page, log_in, open_logged_in, session_cookie
 from tests.factories import member
 from tests.worker_process import flush, publisher, worker
 
@@ -157,9 +157,9 @@ def test_a_bad_profile_is_refused_in_the_browser_with_the_problem_named(live_ser
     bad = tmp_path / "broken.csv"
     lines = GPT3.read_text().splitlines()
     bad.write_text("\n".join(line for line in lines if not line.startswith("6,forward,1200,")) + "\n")
+    cookie = session_cookie(live_server.url, "ana")
     with browser_page() as page:
-        log_in(page, live_server.url, "ana", "pw-ana")
-        page.goto(live_server.url + "/planner/")
+        open_logged_in(page, live_server.url, cookie, "/planner/")
         page.set_input_files("#id_file", str(bad))
         page.click("#upload-button")
         page.wait_for_selector("#upload-error")

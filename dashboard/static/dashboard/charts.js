@@ -4,6 +4,18 @@
   "use strict";
   var CONFIG = {displaylogo: false, responsive: true};
 
+  // A responsive plot takes its box's height on a window resize; a box sized to the figure's own height
+  // keeps it from shrinking to the CSS min-height and spilling over what follows.
+  function sizeBox(target, layout) {
+    if (layout && layout.height) { target.style.height = layout.height + "px"; }
+  }
+
+  // For other scripts that draw figures later (the compare page's lazily drawn step charts).
+  window.wattwisePlot = function (target, figure) {
+    sizeBox(target, figure.layout);
+    return Plotly.newPlot(target, figure.data, figure.layout, CONFIG);
+  };
+
   function draw(divId, figure) {
     var target = document.getElementById(divId);
     if (!target) {
@@ -16,6 +28,7 @@
       charts.appendChild(target);
     }
     // Plotly.react keeps the user's zoom and hidden traces because every figure has the same uirevision.
+    sizeBox(target, figure.layout);
     Plotly.react(target, figure.data, figure.layout, CONFIG);
   }
 
@@ -67,6 +80,7 @@
     document.querySelectorAll('script[type="application/json"][data-plot]').forEach(function (element) {
       var figure = JSON.parse(element.textContent);
       var target = document.getElementById(element.dataset.plot);
+      sizeBox(target, figure.layout);
       Plotly.newPlot(target, figure.data, figure.layout, CONFIG);
     });
     // Long tables behind a <details data-fragment="URL"> are fetched the first time they are opened.

@@ -83,7 +83,7 @@
         section.querySelectorAll("script[data-lazy-plot]").forEach(function (element) {
           var figure = JSON.parse(element.textContent);
           var target = document.getElementById(element.dataset.lazyPlot);
-          Plotly.newPlot(target, figure.data, figure.layout, {displaylogo: false, responsive: true});
+          window.wattwisePlot(target, figure);
           element.removeAttribute("data-lazy-plot");
         });
         section.querySelectorAll(".js-plotly-plot").forEach(function (plot) { Plotly.Plots.resize(plot); });
