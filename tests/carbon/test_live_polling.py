@@ -40,7 +40,7 @@ def providers(settings, fake_server):
     settings.WATTWISE_ELECTRICITYMAPS_URL = f"{fake_server.url}/v3"
     settings.WATTWISE_UK_CARBON_INTENSITY = True
     settings.WATTWISE_UK_CARBON_INTENSITY_URL = fake_server.url
-    settings.WATTWISE_CARBON_PROVIDER_TIMEOUT_S = 0.3
+    settings.WATTWISE_CARBON_PROVIDER_TIMEOUT_S = 2.0  # generous: a loaded CI box answers slowly
     settings.WATTWISE_CARBON_POLL_ZONES = ["GB"]
     fake_server.route("/intensity", Reply(UK_BODY))
     return fake_server
@@ -58,7 +58,7 @@ def status(name: str) -> ProviderStatus:
     ("reply", "error"),
     [
         (Reply({"message": "invalid token"}, status=401), "HTTP 401: credentials refused"),
-        (Reply(b"{}", delay_s=1.0), "timed out after 0.3 s"),
+        (Reply(b"{}", delay_s=3.0), "timed out after 2 s"),
         (Reply(b"<html>maintenance</html>"), "not valid JSON"),
         (Reply({"zone": "GB", "history": [{"carbonIntensity": None, "datetime": "2026-01-01T00:00:00Z"}]}),
          "malformed"),

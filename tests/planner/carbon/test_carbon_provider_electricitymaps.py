@@ -26,7 +26,7 @@ TOKEN = "em-secret-token"
 
 
 def client(server: FakeServer, **kwargs: object) -> ElectricityMapsProvider:
-    return ElectricityMapsProvider(TOKEN, base_url=f"{server.url}/v3", timeout_s=0.5, **kwargs)  # type: ignore[arg-type]
+    return ElectricityMapsProvider(TOKEN, base_url=f"{server.url}/v3", timeout_s=5.0, **kwargs)  # type: ignore[arg-type]
 
 
 def test_history_is_fetched_with_the_auth_token_header(fake_server: FakeServer) -> None:

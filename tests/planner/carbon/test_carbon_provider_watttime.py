@@ -22,7 +22,7 @@ HISTORICAL = (FIXTURES / "watttime_historical_aoer_CAISO_NORTH.json").read_bytes
 
 
 def client(server: FakeServer, **kwargs: object) -> WattTimeProvider:
-    return WattTimeProvider("alice", "s3cret", base_url=server.url, timeout_s=0.5, **kwargs)  # type: ignore[arg-type]
+    return WattTimeProvider("alice", "s3cret", base_url=server.url, timeout_s=5.0, **kwargs)  # type: ignore[arg-type]
 
 
 def login_ok(server: FakeServer, token: str = "tok-1") -> None:
