@@ -162,7 +162,10 @@ def stream_live(
         _, token, _ = register_node(LIVE_NODE, DEMO_PROJECT, rotate=True)
     backend = SimulatedBackend(gpus, node=LIVE_NODE, seed=7)
     streamer = Streamer(backend, CallableTransport(_deliver), run=run, token=token, node=LIVE_NODE,
-                        rate_hz=rate_hz, window_s=window_s, tags=("live", "simulated"), zone="SE-SE3")
+                        rate_hz=rate_hz, window_s=window_s, tags=("live", "simulated"), zone="SE-SE3",
+                        # Delivered from the sampling thread: storing a 5 s window takes milliseconds, and a
+                        # sender thread would hold a database connection of its own that nobody closes.
+                        threaded=False)
     try:
         streamer.open()
         streamer.run(duration_s, stop=stop)

@@ -57,3 +57,17 @@ def _fresh_ingest_caches():
     ingest.clear_caches()
     yield
     ingest.clear_caches()
+
+
+@pytest.fixture
+def quick_demo(monkeypatch):
+    """The demo's runs as `make run` seeds them, sampled every 20 s in 10-minute windows.
+
+    The same runs, nodes, resets and estimated GPUs through the same ingest path; simulating the GPUs
+    dominates seeding, so this is about ten times quicker (tests that seed the demo took ~23 s each).
+    """
+    from dataclasses import replace
+
+    from dashboard import demo
+
+    monkeypatch.setattr(demo, "DEMO_RUNS", tuple(replace(d, rate_hz=0.05, window_s=600) for d in demo.DEMO_RUNS))

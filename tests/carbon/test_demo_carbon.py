@@ -11,7 +11,7 @@ from django.urls import reverse
 from dashboard import demo
 from dashboard.models import Run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("quick_demo")]
 
 
 def test_the_demo_run_page_shows_emissions_by_hour_for_nodes_on_a_site_and_in_a_region(client):

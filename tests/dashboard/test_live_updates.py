@@ -78,3 +78,24 @@ def test_another_projects_run_is_not_found(client, streaming):
     assert client.get(reverse("run_live", args=[streaming.pk])).status_code == 404
     run_gpu = RunGpu.objects.get()
     assert client.get(reverse("run_gpu_live", args=[streaming.pk, run_gpu.pk])).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stream_demo_streams_a_live_run_through_ingest_and_closes_it():
+    from django.core.management import call_command
+
+    out = __import__("io").StringIO()
+    call_command("stream_demo", "--run", "live-test", "--gpus", "2", "--minutes", "0.03", stdout=out)
+    run = Run.objects.get(name="live-test")
+    assert run.status == Run.FINISHED and run.simulated
+    assert RunGpu.objects.filter(run=run).count() == 2
+    assert sum(RunGpu.objects.filter(run=run).values_list("samples", flat=True)) > 0
+    assert "is finished" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_stream_demo_refuses_a_bad_gpu_count():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--gpus"):
+        call_command("stream_demo", "--gpus", "0")
