@@ -52,8 +52,9 @@ MAX_LEGEND_TRACES = 16
 
 
 def _time_layout(title: str, unit: str, **overrides: Any) -> dict[str, Any]:
-    return base_layout(title={"text": title}, yaxis={"title": {"text": unit}}, xaxis={"type": "date"},
-                       legend=_TIME_LEGEND, margin=_TIME_MARGIN, **overrides)
+    layout: dict[str, Any] = {"title": {"text": title}, "yaxis": {"title": {"text": unit}}, "xaxis": {"type": "date"},
+                              "legend": _TIME_LEGEND, "margin": _TIME_MARGIN}
+    return base_layout(**{**layout, **overrides})
 
 
 def typed_array(values: Any, dtype: str = "f8") -> dict[str, str]:

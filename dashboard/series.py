@@ -109,14 +109,24 @@ def _in_list(ids: Sequence[int]) -> str:
     return ", ".join(str(int(i)) for i in ids)
 
 
+# What each metric needs from the minute rollups, in SQL.
+_MINUTE_AGGREGATES = {
+    "power_w": ("SUM(power_sum_w)", "MIN(power_min_w)", "MAX(power_max_w)"),
+    "sm_clock_mhz": ("SUM(sm_clock_sum_mhz)",),
+    "util_pct": ("SUM(util_sum_pct)",),
+    # Minute rollups keep only the hottest reading of each minute.
+    "temp_c": ("MAX(temp_max_c)",),
+}
+
+
 def _minute_buckets(
     run_gpu_ids: Sequence[int], span: Span, res: Resolution, metrics: Sequence[str]
 ) -> dict[int, GpuBuckets]:
-    """One GROUP BY over the minute rollups of all the GPUs."""
+    """One GROUP BY over the minute rollups of all the GPUs, aggregating only what ``metrics`` need."""
     table = GpuMinute._meta.db_table
+    aggregates = [a for metric in metrics for a in _MINUTE_AGGREGATES[metric]]
     sql = (
-        f"SELECT run_gpu_id, (minute_ms - %s) / %s AS bucket, SUM(samples), SUM(energy_j), SUM(power_sum_w), "
-        f"MIN(power_min_w), MAX(power_max_w), SUM(sm_clock_sum_mhz), SUM(util_sum_pct), MAX(temp_max_c) "
+        f"SELECT run_gpu_id, (minute_ms - %s) / %s AS bucket, SUM(samples), SUM(energy_j), {', '.join(aggregates)} "
         f"FROM {table} WHERE run_gpu_id IN ({_in_list(run_gpu_ids)}) AND minute_ms >= %s AND minute_ms <= %s "
         f"GROUP BY run_gpu_id, bucket ORDER BY run_gpu_id, bucket"
     )
@@ -132,16 +142,17 @@ def _minute_buckets(
         part = data[gpu_of_row == run_gpu_id]
         t_ms = res.start_ms + part[:, 0].astype(np.int64) * res.width_ms
         count = np.maximum(part[:, 1], 1)
+        column = 3
         per_metric: dict[str, Buckets] = {}
         for metric in metrics:
             if metric == "power_w":
-                per_metric[metric] = Buckets(t_ms, part[:, 3] / count, part[:, 4], part[:, 5])
+                per_metric[metric] = Buckets(t_ms, part[:, column] / count, part[:, column + 1], part[:, column + 2])
             elif metric == "temp_c":
-                # Minute rollups keep only the hottest reading of each minute.
-                per_metric[metric] = Buckets(t_ms, part[:, 8], part[:, 8], part[:, 8])
+                per_metric[metric] = Buckets(t_ms, part[:, column], part[:, column], part[:, column])
             else:
-                mean = part[:, 6 if metric == "sm_clock_mhz" else 7] / count
+                mean = part[:, column] / count
                 per_metric[metric] = Buckets(t_ms, mean, mean, mean)
+            column += len(_MINUTE_AGGREGATES[metric])
         found[int(run_gpu_id)] = GpuBuckets(
             per_metric, np.minimum(t_ms + res.width_ms, span.end_ms), part[:, 2]
         )
