@@ -23,6 +23,7 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 
 from dashboard.models import Run, RunGpu, RunNode
 from dashboard.summaries import visible_runs
+from dashboard.templatetags.units import duration
 from planner.carbon.models import OffsetPolicy, RunCarbon
 from planner.carbon.offsetting import quote_run
 
@@ -290,14 +291,8 @@ def _shows_zero(text: str) -> bool:
 
 
 def _duration(seconds: float) -> str:
-    seconds = round(abs(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
+    # Differences are shown with their own sign, so the length itself is unsigned.
+    return duration(abs(seconds))
 
 
 def _watts(power_w: float) -> str:

@@ -82,17 +82,21 @@ class Resolution:
     start_ms: int  # bucket 0 starts here (a whole minute when reading rollups)
 
 
-# Minute rollups are used once they give at least this share of the points asked for: decoding raw
+# Over long spans, minute rollups are used once they give at least this share of the points asked for: decoding raw
 # windows costs about 1 µs per sample, so a day of one GPU at 10 Hz (864,000 samples) would take most of
 # a second to draw 2,000 points where 1,440 minute buckets take a few milliseconds.
 MINUTE_SHARE = 4
 
 
 def resolution(span: Span, points: int) -> Resolution:
-    width = bucket_width_ms(span.width_ms, points)
-    if width * MINUTE_SHARE >= MINUTE_MS:
-        width = max(width, MINUTE_MS)
-        return Resolution(-(-width // MINUTE_MS) * MINUTE_MS, True, span.start_ms // MINUTE_MS * MINUTE_MS)
+    # +1: the span is inclusive, so a sample at end_ms must still land in bucket points - 1.
+    width = bucket_width_ms(span.width_ms + 1, points)
+    # Whole minutes overhang a span's ends; over two hours or more that blurs at most 1/120 of it.
+    if width >= MINUTE_MS or (width * MINUTE_SHARE >= MINUTE_MS and span.width_ms >= 120 * MINUTE_MS):
+        # Buckets start on a whole minute, before the span: size them for that longer stretch.
+        start = span.start_ms // MINUTE_MS * MINUTE_MS
+        width = max(bucket_width_ms(span.end_ms - start + 1, points), MINUTE_MS)
+        return Resolution(-(-width // MINUTE_MS) * MINUTE_MS, True, start)
     return Resolution(width, False, span.start_ms)
 
 

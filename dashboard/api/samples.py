@@ -23,15 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from dashboard import columns
-from dashboard.downsample import Buckets, bucket_samples, bucket_width_ms, merge_buckets
-from dashboard.ingest import MINUTE_MS
-from dashboard.models import GpuMinute, RunGpu, RunNode, SampleWindow
+from dashboard import columns, series
+from dashboard.downsample import Buckets
+from dashboard.models import RunGpu, RunNode, SampleWindow
 
 MAX_PAGE_SAMPLES = 10_000
 DEFAULT_PAGE_SAMPLES = 1_000
 MAX_POINTS = 5_000
-METRICS = ("power_w", "sm_clock_mhz", "util_pct", "temp_c")
+METRICS = series.METRICS
 # Sample columns as stored (integers, exactly as the agent sent them).
 SAMPLE_FIELDS = ("t_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
 _CURSOR = re.compile(r"^(\d{1,16})\.(\d{1,18})\.(\d{1,9})$")  # each part well inside int64
@@ -250,41 +249,6 @@ class BucketSeries:
     metrics: dict[str, Buckets]
 
 
-def _all_samples(run_gpu: RunGpu, span: TimeRange) -> dict[str, np.ndarray]:
-    """Every sample in the range, in time order, with the columns charts use."""
-    collected = _Collected.empty(("t_ms", "power_mw", "sm_clock_mhz", "util_pct", "temp_c"))
-    for rows in _window_chunks(run_gpu, span.from_ms, span.to_ms, chunk=1000):
-        samples = _decode(rows)
-        collected.add(samples, _keep(samples, span, None))
-    joined = collected.joined()
-    order = np.argsort(joined["t_ms"], kind="stable")
-    return {name: values[order] for name, values in joined.items()}
-
-
-def _minute_buckets(run_gpu: RunGpu, span: TimeRange, start_ms: int, width_ms: int) -> dict[str, Buckets]:
-    rows = list(
-        GpuMinute.objects.filter(run_gpu=run_gpu, minute_ms__gte=start_ms, minute_ms__lte=span.to_ms)
-        .order_by("minute_ms")
-        .values_list("minute_ms", "samples", "power_sum_w", "power_min_w", "power_max_w",
-                     "sm_clock_sum_mhz", "util_sum_pct", "temp_max_c")
-    )
-    if not rows:
-        return {metric: Buckets.empty() for metric in METRICS}
-    data = np.asarray(rows, dtype=np.float64)
-    t_ms, count = data[:, 0].astype(np.int64), data[:, 1]
-    clock_mean = data[:, 5] / np.maximum(count, 1)
-    util_mean = data[:, 6] / np.maximum(count, 1)
-    temp = data[:, 7]
-    # Minute rollups keep the mean of clocks and utilisation and the max of temperature, so those
-    # buckets' min and max are of per-minute figures, not of single readings.
-    return {
-        "power_w": merge_buckets(t_ms, count, data[:, 2], data[:, 3], data[:, 4], start_ms, width_ms),
-        "sm_clock_mhz": merge_buckets(t_ms, count, data[:, 5], clock_mean, clock_mean, start_ms, width_ms),
-        "util_pct": merge_buckets(t_ms, count, data[:, 6], util_mean, util_mean, start_ms, width_ms),
-        "temp_c": merge_buckets(t_ms, count, temp * count, temp, temp, start_ms, width_ms),
-    }
-
-
 def read_buckets(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, points: int) -> BucketSeries:
     """At most ``points`` fixed-width buckets (min/mean/max per metric) over the range.
 
@@ -294,21 +258,10 @@ def read_buckets(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, poi
     span = time_range(run_gpu, from_ms, to_ms)
     if span is None:
         return BucketSeries(None, 0, "samples", np.zeros(0, dtype=np.int64), {m: Buckets.empty() for m in METRICS})
-    # +1: the range is inclusive, so a sample at to_ms must still land in bucket points - 1.
-    width = bucket_width_ms(span.to_ms - span.from_ms + 1, points)
-    if width >= MINUTE_MS:
-        start = span.from_ms // MINUTE_MS * MINUTE_MS
-        width = -(-bucket_width_ms(span.to_ms - start + 1, points) // MINUTE_MS) * MINUTE_MS
-        metrics = _minute_buckets(run_gpu, span, start, width)
-        source = "minutes"
-    else:
-        samples = _all_samples(run_gpu, span)
-        values = {
-            "power_w": samples["power_mw"] / 1000.0,
-            "sm_clock_mhz": samples["sm_clock_mhz"],
-            "util_pct": samples["util_pct"],
-            "temp_c": samples["temp_c"],
-        }
-        metrics = {m: bucket_samples(samples["t_ms"], np.asarray(values[m]), span.from_ms, width) for m in METRICS}
-        source = "samples"
-    return BucketSeries(span, width, source, metrics["power_w"].t_ms, metrics)
+    # The pages' own bucketing (dashboard.series): the API returns what the charts draw.
+    drawn = series.Span(span.from_ms, span.to_ms)
+    resolution = series.resolution(drawn, points)
+    found = series.gpu_buckets([run_gpu.pk], drawn, METRICS, points=points).get(run_gpu.pk)
+    metrics = found.metrics if found else {m: Buckets.empty() for m in METRICS}
+    source = "minutes" if resolution.from_minutes else "samples"
+    return BucketSeries(span, resolution.width_ms, source, metrics["power_w"].t_ms, metrics)

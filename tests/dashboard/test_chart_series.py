@@ -91,3 +91,14 @@ def test_reading_many_gpus_costs_a_fixed_number_of_queries(django_assert_max_num
     with django_assert_max_num_queries(2):
         found = series.gpu_buckets([rg.pk for rg in gpus], span, ("power_w",), points=50)
     assert len(found) == 6
+
+
+@pytest.mark.parametrize("points", [1, 7, 119, 120, 121, 600, 2000])
+@pytest.mark.parametrize("start_s", [0, 1, 59])
+def test_a_span_never_gets_more_buckets_than_points_asked_for(points, start_s):
+    start = T0_MS + start_s * 1000
+    for width_min in (1, 30, 120, 24 * 60):
+        span = series.Span(start, start + width_min * 60_000)
+        res = series.resolution(span, points)
+        buckets = (span.end_ms - res.start_ms) // res.width_ms + 1
+        assert buckets <= max(points, 1), (points, width_min, res)
