@@ -41,9 +41,9 @@ def _picker(request: HttpRequest, drawn: Drawn) -> dict[str, Any]:
             "span": drawn.span, "path": request.path}
 
 
-def _live_json(status: str, drawn: Drawn, cards_html: str) -> HttpResponse:
+def _live_json(status: str, drawn: Drawn, cards_html: str, span_html: str = "") -> HttpResponse:
     # Figures are already JSON text: splice them in rather than parse and re-encode them.
-    head = json.dumps({"status": status, "cards_html": cards_html, "empty": drawn.empty})
+    head = json.dumps({"status": status, "cards_html": cards_html, "span_html": span_html, "empty": drawn.empty})
     plots = ", ".join(f"{json.dumps(div)}: {figure}" for div, figure in drawn.plots)
     response = HttpResponse(head[:-1] + ', "plots": {' + plots + "}}", content_type="application/json")
     response["Cache-Control"] = "no-store"
@@ -93,7 +93,8 @@ def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     page = run_page(run, time_range, now_ms=_now_ms())
     cards = render_to_string("dashboard/_run_cards.html", {"run": run, "figures": page.figures,
                                                             "nodes": page.figures.by_node(), "drawn": page.drawn})
-    return _live_json(run.status, page.drawn, cards)
+    span = render_to_string("dashboard/_sample_span.html", {"figures": page.figures})
+    return _live_json(run.status, page.drawn, cards, span)
 
 
 @login_required

@@ -56,6 +56,7 @@ def test_samples_that_arrive_between_polls_show_up_in_the_next_one(client, strea
     ingest.ingest_batch(simple_batch(node, seq=3, run="live-run", samples=50))
     after = json.loads(client.get(reverse("run_live", args=[streaming.pk])).content)
     assert "150 samples" in before["cards_html"] and "200 samples" in after["cards_html"]
+    assert after["span_html"].startswith("Samples from") and after["span_html"] != before["span_html"]
     assert after["plots"]["chart-cumulative"] != before["plots"]["chart-cumulative"]
 
 

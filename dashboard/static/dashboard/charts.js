@@ -61,6 +61,10 @@
           if (!payload) { return; }
           var cards = document.getElementById("cards");
           if (cards) { cards.innerHTML = payload.cards_html; }
+          var span = document.getElementById("sample-span");
+          if (span && payload.span_html) { span.innerHTML = payload.span_html; }
+          var status = document.getElementById("run-status");
+          if (status) { status.textContent = payload.status; status.className = "status " + payload.status; }
           Object.keys(payload.plots).forEach(function (divId) { draw(divId, payload.plots[divId]); });
           var empty = document.getElementById("charts-empty");
           if (empty) { empty.hidden = !payload.empty; }
