@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 from dashboard import charts, series
 from dashboard.downsample import Buckets
 from dashboard.models import Run, RunGpu
-from dashboard.ranges import ALL, TimeRange
+from dashboard.ranges import ALL, CUSTOM, TimeRange
 from dashboard.summaries import RunFigures, run_figures
 
 # A GPU page's charts are about 550 px wide: more buckets than this turn a noisy trace into a solid band.
@@ -55,7 +55,10 @@ def _drawn_span(time_range: TimeRange, data: series.Span | None, *, live: bool, 
 
 
 def _suffix(time_range: TimeRange) -> str:
-    return "" if time_range.key == ALL else f" ({time_range.label.lower() if time_range.key != 'custom' else 'range'})"
+    """What chart titles add when they count only the picked range: "(last hour)", or "(range)"."""
+    if time_range.key == ALL:
+        return ""
+    return " (range)" if time_range.key == CUSTOM else f" ({time_range.label.lower()})"
 
 
 @dataclass(frozen=True)
