@@ -52,7 +52,7 @@ pytest: install-dev services
 	DATABASE_URL=$(TEST_DATABASE_URL) WATTWISE_TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest -q
 	# The embedded default (SQLite, in-process tasks, no services) must keep working too.
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/pytest -q -m "not services and not browser" \
-		tests/dashboard/test_ingest_idempotency.py tests/dashboard/test_energy_accounting.py tests/dashboard/test_seed_demo.py
+		tests/dashboard/telemetry/test_ingest_idempotency.py tests/dashboard/telemetry/test_energy_accounting.py tests/dashboard/demo/test_seed_demo.py
 
 test: lint typecheck pytest
 

@@ -4,7 +4,7 @@ Each rank's :class:`agents.profiling.StageProfiler` writes its own stage's rows;
 file with every stage, each profiled at the same clocks. :func:`merge_profile_csvs` joins per-stage
 files and keeps the clocks every stage and instruction has (early stops end stages at different
 clocks). :func:`check_profile_csv` validates with the planner's own parser
-(``planner.core.perseus.parse_profile``, pure Python, no Django) when it is installed, else with the
+(``planner.perseus.parse_profile``, pure Python, no Django) when it is installed, else with the
 minimal local check below (columns, numbers, duplicates, both instructions per stage, the same clocks
 everywhere).
 """
@@ -42,7 +42,7 @@ class ProfileCheck:
 def check_profile_csv(text: str | bytes) -> ProfileCheck:
     """Validate a whole-pipeline profile; raise ProfileCsvError with the planner's message if invalid."""
     try:
-        from planner.core.perseus import PlannerError, parse_profile
+        from planner.perseus import PlannerError, parse_profile
     except ImportError:
         return _check_locally(text)
     try:

@@ -81,8 +81,8 @@ def main() -> int:
     import redis
     from django.core.management import call_command
 
-    from dashboard.models import Rejection, RunGpu
-    from dashboard.nodes import register_node
+    from dashboard.telemetry.models import Rejection, RunGpu
+    from dashboard.telemetry.nodes import register_node
 
     call_command("migrate", verbosity=0)
     call_command("flush", "--noinput", verbosity=0)

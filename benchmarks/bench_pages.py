@@ -6,7 +6,7 @@ Run with ``make bench-pages`` (DEBUG off, the benchmark database). What it does:
 2. builds, unless it is already there with the right shape (``--rebuild`` forces it), a project
    ``fleet`` with three finished runs ``fleet-a``, ``fleet-b`` and ``fleet-c`` of 8 nodes × 8 GPUs ×
    24 h at 10 Hz (about 55 million samples each; b is an hour shorter and draws more power, c runs
-   under an SM clock cap), through the bulk path (``dashboard.bulkload``, COPY), plus a user ``bench``
+   under an SM clock cap), through the bulk path (``dashboard.telemetry.bulkload``, COPY), plus a user ``bench``
    who is a member; prints the build time and table sizes;
 3. times the pages through Django's test client as a logged-in user: the run page, one GPU's page, the
    compare page of the three runs and the first bytes of the run's minute CSV. The process is warmed
@@ -84,7 +84,7 @@ def project_name(args: argparse.Namespace) -> str:
 
 
 def trace_for(args: argparse.Namespace, run: FleetRun, now_ms: int) -> Any:
-    from dashboard.fleet_trace import MINUTE_MS, TraceSpec
+    from dashboard.demo.fleet_trace import MINUTE_MS, TraceSpec
 
     duration_ms = round((args.hours - run.hours_less * args.hours / 24) * HOUR_MS) // MINUTE_MS * MINUTE_MS
     end_ms = now_ms - round(run.ends_ago_h * args.hours / 24 * HOUR_MS)
@@ -102,7 +102,7 @@ def trace_for(args: argparse.Namespace, run: FleetRun, now_ms: int) -> Any:
 def present(project: str, name: str, gpus: int, samples: int) -> bool:
     from django.db.models import Count, Sum
 
-    from dashboard.models import Run
+    from dashboard.telemetry.models import Run
 
     run = (Run.objects.filter(project__name=project, name=name, status=Run.FINISHED)
            .annotate(gpus=Count("run_gpus"), samples=Sum("run_gpus__samples")).first())
@@ -113,8 +113,8 @@ def build(args: argparse.Namespace) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from dashboard.bulkload import load_run
-    from dashboard.models import Project
+    from dashboard.projects.models import Project
+    from dashboard.telemetry.bulkload import load_run
 
     project = project_name(args)
     now_ms = int(time.time() * 1000)
@@ -239,7 +239,7 @@ def main() -> int:
     from django.core.management import call_command
     from django.test import Client
 
-    from dashboard.models import Run, RunGpu
+    from dashboard.telemetry.models import Run, RunGpu
 
     call_command("migrate", verbosity=0)
     began = time.monotonic()

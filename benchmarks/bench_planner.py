@@ -2,7 +2,7 @@
 
 Run ``.venv/bin/python benchmarks/bench_planner.py`` (needs ``pip install lowtime==0.3.0``, the
 ``bench`` extra, for the comparison). For every case it solves the frontier twice — with
-``planner.core.perseus`` in lowtime compatibility mode and with lowtime itself, driven exactly like
+``planner.perseus`` in lowtime compatibility mode and with lowtime itself, driven exactly like
 the Perseus artifact's ``lowtime/scripts/perseus.py`` — checks that the two frontiers are equal (same
 number of points, same times, energies within 1e-6 relative) and prints both times and the ratio.
 
@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from planner.core.perseus import Mode, PlanningProblem, parse_profile, solve_frontier  # noqa: E402
-from planner.core.perseus.cost_model import clear_fit_cache  # noqa: E402
-from planner.core.perseus.synthetic import synthetic_profile_csv  # noqa: E402
+from planner.perseus import Mode, PlanningProblem, parse_profile, solve_frontier  # noqa: E402
+from planner.perseus.cost_model import clear_fit_cache  # noqa: E402
+from planner.perseus.synthetic import synthetic_profile_csv  # noqa: E402
 
-GPT3_PROFILE = ROOT / "tests" / "planner" / "core" / "fixtures" / "gpt3-175b+a100_sxm_bf16.csv"
+GPT3_PROFILE = ROOT / "tests" / "planner" / "perseus" / "fixtures" / "gpt3-175b+a100_sxm_bf16.csv"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Run:
 
 
 def run_ours(case: Case) -> Run:
-    """Solve with planner.core.perseus in lowtime compatibility mode (fit cache cleared first)."""
+    """Solve with planner.perseus in lowtime compatibility mode (fit cache cleared first)."""
     clear_fit_cache()
     started = time.perf_counter()
     profile = parse_profile(case.profile_csv)
@@ -199,7 +199,7 @@ def compare_modes(slowdowns: tuple[float, ...] = (1.02, 1.05, 1.1, 1.2, 1.5)) ->
     maximum frequency (blocking to T′ included) by the best plan of each frontier whose *realised*
     time is at most T′.
     """
-    from planner.core.perseus import choose_for_straggler, evaluate_all_max
+    from planner.perseus import choose_for_straggler, evaluate_all_max
 
     gpt3 = GPT3_PROFILE.read_text()
     synthetic = synthetic_profile_csv(8, "a100", seed=1)

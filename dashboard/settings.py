@@ -29,10 +29,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",
-    "dashboard",
-    "dashboard.api",
-    "planner",
+    # Migration history from before the apps were split; no code (see dashboard/legacy).
+    "dashboard.legacy.dashboard",
+    "dashboard.legacy.api",
+    "dashboard.web",
+    "dashboard.projects",
+    "dashboard.telemetry",
+    "dashboard.runs",
+    "planner.plans",
     "planner.carbon",
+    "dashboard.demo",
 ]
 
 MIDDLEWARE = [
@@ -97,7 +103,7 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     # plotly.js comes from the installed plotly wheel, so its version always matches the figures.
-    "dashboard.staticfinders.PlotlyJsFinder",
+    "dashboard.web.staticfinders.PlotlyJsFinder",
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -8,6 +8,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# The REST API's shared fixtures (``world``): API tests live with the app whose router they test.
+pytest_plugins = ["tests.api_world"]
+
 # pytest-playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -52,7 +55,7 @@ def postgres() -> None:
 @pytest.fixture(autouse=True)
 def _fresh_ingest_caches():
     """Each test starts with empty per-process id caches (tests recreate rows that caches remember)."""
-    from dashboard import ingest
+    from dashboard.telemetry import ingest
 
     ingest.clear_caches()
     yield
@@ -68,6 +71,6 @@ def quick_demo(monkeypatch):
     """
     from dataclasses import replace
 
-    from dashboard import demo
+    from dashboard.demo import seed as demo
 
     monkeypatch.setattr(demo, "DEMO_RUNS", tuple(replace(d, rate_hz=0.05, window_s=600) for d in demo.DEMO_RUNS))

@@ -23,7 +23,7 @@ class RegisteredNode:
 
 
 def register(name: str = "node-a", project: str = "vision") -> RegisteredNode:
-    from dashboard.nodes import register_node
+    from dashboard.telemetry.nodes import register_node
 
     _, token, _ = register_node(name, project)
     return RegisteredNode(name, token, project)
@@ -32,7 +32,7 @@ def register(name: str = "node-a", project: str = "vision") -> RegisteredNode:
 def member(username: str, *projects: str) -> Any:
     from django.contrib.auth import get_user_model
 
-    from dashboard.models import Project
+    from dashboard.projects.models import Project
 
     user = get_user_model().objects.create_user(username=username, password="pw-" + username)
     for name in projects:

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from dashboard.models import Project
+from dashboard.projects.models import Project
 
 
 def member_projects(user: Any) -> QuerySet[Project]:

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard.models import Node, Run
+from dashboard.telemetry.models import Node, Run
 from planner.carbon.energy import NodeEnergy, run_energy_by_node, run_energy_j
 from planner.carbon.instruments import other_runs_facility_kwh_by_year, project_instruments, shared
 from planner.carbon.models import RunCarbon, RunCarbonHour, RunGpuCarbon, RunNodeCarbon
 from planner.carbon.placing import Placement, place_node, project_settings
 from planner.carbon.stored import StoredHourly
-from planner.core.carbon import EmissionsReport, IntensityResolver, MarketBasedResult, compute_emissions
-from planner.core.carbon.market import market_based
+from planner.grid_carbon import EmissionsReport, IntensityResolver, MarketBasedResult, compute_emissions
+from planner.grid_carbon.market import market_based
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from dashboard.models import Project, Run
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Run
 from planner.carbon.accounting import current_run_carbon
 from planner.carbon.models import RegionPreference, RunCarbonHour, Site
 from planner.carbon.placing import project_settings
 from planner.carbon.stored import stored_records
-from planner.core.carbon import (
+from planner.grid_carbon import (
     Advice,
     Candidate,
     Constraints,
@@ -29,7 +30,7 @@ from planner.core.carbon import (
     cloud_regions,
     locate,
 )
-from planner.core.carbon.hours import floor_to_hour
+from planner.grid_carbon.hours import floor_to_hour
 
 HISTORY_DAYS = 365
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.charts import Figure, base_layout, typed_array
+from dashboard.web.figures import Figure, base_layout, typed_array
 
 ATTRIBUTION = (
     "Grid carbon intensity: Electricity Maps (ODbL), Ember via co2.js (CC BY-SA 4.0), Our World in Data "

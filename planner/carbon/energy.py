@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
-from dashboard.models import GpuMinute, Run, RunGpu
+from dashboard.telemetry.models import GpuMinute, Run, RunGpu
 
 MS_PER_HOUR = 3_600_000
 

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django import forms
 from django.core.exceptions import ValidationError
 
-from dashboard.models import Node, Project, Run
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Node, Run
 from planner.carbon.advising import default_start, parse_allowed
 from planner.carbon.models import (
     CREDIT_TYPE_CHOICES,
@@ -23,11 +24,11 @@ from planner.carbon.models import (
     RegionPreference,
     Site,
 )
-from planner.core.carbon import UnknownLocationError, locate
-from planner.core.carbon.advice import MAX_WINDOW_HOURS
-from planner.core.carbon.datasets import country_codes
-from planner.core.carbon.importers.text import MAX_IMPORT_BYTES
-from planner.core.carbon.regions import enclosing_zone
+from planner.grid_carbon import UnknownLocationError, locate
+from planner.grid_carbon.advice import MAX_WINDOW_HOURS
+from planner.grid_carbon.datasets import country_codes
+from planner.grid_carbon.importers.text import MAX_IMPORT_BYTES
+from planner.grid_carbon.regions import enclosing_zone
 
 
 def _where(value: str, *, required: bool = True, known_only: bool = True) -> str:

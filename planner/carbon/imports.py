@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
-from dashboard.models import Project
+from dashboard.projects.models import Project
 from planner.carbon.models import ImportedRun, IntensityImport
 from planner.carbon.placing import WORLD, project_settings
 from planner.carbon.recompute import mark_stale_for_intensity, queue_recompute
 from planner.carbon.stored import StoredHourly, canonical_zone, upsert_records
-from planner.core.carbon import IntensityRecord, IntensityResolver, compute_emissions, locate
-from planner.core.carbon.importers import (
+from planner.grid_carbon import IntensityRecord, IntensityResolver, compute_emissions, locate
+from planner.grid_carbon.importers import (
     CarbonImportError,
     CodeCarbonRun,
     ImportFormat,
@@ -36,9 +36,9 @@ from planner.core.carbon.importers import (
     parse_uk_carbon_intensity_json,
     parse_watttime_json,
 )
-from planner.core.carbon.records import Basis
-from planner.core.carbon.regions import UnknownLocationError
-from planner.core.carbon.units import J_PER_KWH
+from planner.grid_carbon.records import Basis
+from planner.grid_carbon.regions import UnknownLocationError
+from planner.grid_carbon.units import J_PER_KWH
 
 FORMAT_LABELS = {
     ImportFormat.ELECTRICITYMAPS_CSV: "Electricity Maps CSV",

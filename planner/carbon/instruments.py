@@ -21,7 +21,7 @@ from django.db.models import Sum
 from django.db.models.functions import ExtractYear
 
 from planner.carbon.models import Certificate, PowerPurchase, ProjectCarbon, RunCarbonHour
-from planner.core.carbon import (
+from planner.grid_carbon import (
     EmissionFactor,
     EnergyAttributeCertificate,
     MarketInstruments,

@@ -22,12 +22,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard.models import RunNode
+from dashboard.telemetry.models import RunNode
 from planner.carbon.models import ProjectCarbon, ProviderStatus, Site
 from planner.carbon.recompute import mark_stale_for_intensity, queue_recompute
 from planner.carbon.stored import canonical_zone, upsert_records
-from planner.core.carbon import IntensityRecord
-from planner.core.carbon.providers import (
+from planner.grid_carbon import IntensityRecord
+from planner.grid_carbon.providers import (
     ElectricityMapsProvider,
     IntensityProvider,
     ProviderError,

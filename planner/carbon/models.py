@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from dashboard.models import Node, Project, Run, RunGpu
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Node, Run, RunGpu
 
 PCT = [MinValueValidator(0.0), MaxValueValidator(100.0)]
 NON_NEGATIVE = [MinValueValidator(0.0)]

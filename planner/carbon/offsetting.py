@@ -12,10 +12,11 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from dashboard.models import Project, Run
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Run
 from planner.carbon.models import CreditPrice, OffsetPolicy, OffsetRetirement, RunCarbon
-from planner.core.carbon import DEFAULT_PRICES, CreditType, OffsetQuote, quote_offsets
-from planner.core.carbon import CreditPrice as CorePrice
+from planner.grid_carbon import DEFAULT_PRICES, CreditType, OffsetQuote, quote_offsets
+from planner.grid_carbon import CreditPrice as CorePrice
 
 
 def policy_for(project_id: int) -> OffsetPolicy:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dashboard.models import Node, Run, RunNode
+from dashboard.telemetry.models import Node, Run, RunNode
 from planner.carbon.models import NodeSite, ProjectCarbon
-from planner.core.carbon import GridLocation, UnknownLocationError, locate
+from planner.grid_carbon import GridLocation, UnknownLocationError, locate
 
 WORLD = GridLocation(query="world", zone=None, country_iso2=None, country_iso3=None)
 

@@ -20,8 +20,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import slugify
 
-from dashboard.charts import figure_json
-from dashboard.models import Node, Project, RunNode
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Node, RunNode
+from dashboard.web.figures import figure_json
 from planner.carbon import charts
 from planner.carbon.access import can_manage, project_for
 from planner.carbon.accounting import store_run_carbon

@@ -1,4 +1,4 @@
-"""The run page's carbon section as plain context: one call from ``dashboard.views.run_detail``."""
+"""The run page's carbon section as plain context: one call from ``dashboard.runs.views.run_detail``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from dashboard.charts import figure_json
-from dashboard.models import Run
+from dashboard.telemetry.models import Run
+from dashboard.web.figures import figure_json
 from planner.carbon import charts
 from planner.carbon.accounting import current_run_carbon
 from planner.carbon.models import RunCarbonHour, RunGpuCarbon, RunNodeCarbon
 from planner.carbon.offsetting import policy_for, quote_run
-from planner.core.carbon import equivalents
+from planner.grid_carbon import equivalents
 
 log = logging.getLogger(__name__)
 

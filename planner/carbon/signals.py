@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from dashboard.models import Run
+from dashboard.telemetry.models import Run
 from planner.carbon.models import Certificate, NodeSite, PowerPurchase, ProjectCarbon, Site
 from planner.carbon.recompute import mark_stale_for_project, queue_recompute, queue_recompute_stale
 
@@ -44,7 +44,7 @@ def settings_changed(sender: type[ProjectCarbon], instance: ProjectCarbon, creat
 @receiver(post_save, sender=NodeSite, dispatch_uid="carbon.assignment_saved")
 @receiver(post_delete, sender=NodeSite, dispatch_uid="carbon.assignment_deleted")
 def assignment_changed(sender: type[NodeSite], instance: NodeSite, **kwargs: Any) -> None:
-    from dashboard.models import Node
+    from dashboard.telemetry.models import Node
 
     project_id = Node.objects.filter(pk=instance.node_id).values_list("project_id", flat=True).first()
     if project_id is not None:

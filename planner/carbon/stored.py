@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from planner.carbon.models import IntensityImport, IntensityRow
-from planner.core.carbon import HourlyMiss, HourlyTable, IntensityRecord
-from planner.core.carbon.regions import UnknownLocationError, locate
+from planner.grid_carbon import HourlyMiss, HourlyTable, IntensityRecord
+from planner.grid_carbon.regions import UnknownLocationError, locate
 
 _KEY = ("zone", "granularity", "start_utc", "basis", "signal", "source", "is_forecast")
 _VALUES = ("intensity_g_per_kwh", "renewable_pct", "cfe_pct", "is_estimated")
@@ -129,7 +129,7 @@ def stored_records(
 
 
 class StoredHourly:
-    """A :class:`planner.core.carbon.HourlyLookup` over stored rows for a set of zones and a span."""
+    """A :class:`planner.grid_carbon.HourlyLookup` over stored rows for a set of zones and a span."""
 
     def __init__(self, zones: Iterable[str], start_utc: datetime, end_utc: datetime) -> None:
         self._table = HourlyTable(stored_records(zones, start_utc, end_utc), name="imported data")

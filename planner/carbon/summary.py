@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from dashboard.models import Run
+from dashboard.telemetry.models import Run
 from planner.carbon.accounting import current_run_carbon
 from planner.carbon.models import RunCarbonHour, RunNodeCarbon
 

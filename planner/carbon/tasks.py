@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from dashboard.models import Run
+from dashboard.telemetry.models import Run
 from planner.carbon import accounting, live
 from planner.carbon.models import RunCarbon
 

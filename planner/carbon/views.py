@@ -10,7 +10,7 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from dashboard.summaries import visible_runs
+from dashboard.runs.summaries import visible_runs
 from planner.carbon.access import can_import, member_projects
 from planner.carbon.forms import ImportForm
 from planner.carbon.imports import import_file
@@ -18,7 +18,7 @@ from planner.carbon.live import provider_statuses
 from planner.carbon.models import IntensityImport
 from planner.carbon.section import run_hours as hours_of_run
 from planner.carbon.stored import zones_with_data
-from planner.core.carbon.importers import CarbonImportError
+from planner.grid_carbon.importers import CarbonImportError
 
 
 @login_required

@@ -10,7 +10,7 @@ from agents.backends.nvml import NvmlBackend
 from agents.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
 from agents.frequency_plan import PlanError
 from agents.plan_client import FrequencyPlanClient, PlanMismatch
-from planner.core import perseus
+from planner import perseus
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.fake_stage import FakeStage
 

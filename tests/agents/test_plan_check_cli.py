@@ -9,7 +9,7 @@ import pytest
 
 from agents import cli
 from agents.frequency_plan import PlanError, load_plans, load_rank_plan, parse_plans
-from planner.core import perseus
+from planner import perseus
 
 RANK_0 = {"rank": 0, "frequencies": [["forward", 1410], ["forward", 1200], ["backward", 1200], ["backward", 1410]]}
 

@@ -11,7 +11,7 @@ from agents.backends.nvml import NvmlBackend
 from agents.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
 from agents.profile_csv import merge_profile_csvs
 from agents.profiling import ProfilerError, StageProfiler, measure_blocking_power_w
-from planner.core import perseus
+from planner import perseus
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.fake_stage import FakeStage
 

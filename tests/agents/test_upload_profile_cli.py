@@ -16,7 +16,7 @@ from agents.profile_csv import ProfileCsvError, check_profile_csv, merge_profile
 from agents.profile_upload import publish_stage_profile
 from agents.spool import DiskSpool, MemorySpool
 from agents.transport import MemoryTransport
-from planner.core import perseus
+from planner import perseus
 from tests.agents.support import KEY, TOKEN, RedisServer, queued_envelopes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def test_while_the_broker_is_down_the_profile_waits_in_the_spool_and_goes_first_
 
 
 def test_without_the_planner_installed_a_minimal_local_check_stands_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "planner.core.perseus", None)  # import fails, as if not installed
+    monkeypatch.setitem(sys.modules, "planner.perseus", None)  # import fails, as if not installed
     check = check_profile_csv(PROFILE)
     assert check.checked_by == "local" and check.num_stages == 2 and check.frequencies_mhz[0] == 1410
     uneven = PROFILE.replace("\n1,backward,855,", "\n1,backward,856,")

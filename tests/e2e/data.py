@@ -9,7 +9,7 @@ from django.db import connections
 
 from agents.replay import replay_simulated_run
 from agents.transport import CallableTransport
-from dashboard import ingest
+from dashboard.telemetry import ingest
 from tests.factories import T0_MS, RegisteredNode, envelope, simple_batch
 
 HANDLERS = {"open_run": ingest.open_run, "batch": ingest.ingest_batch, "close_run": ingest.close_run}

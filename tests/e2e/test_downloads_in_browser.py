@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.exports import SAMPLE_HEADER
-from dashboard.models import RunGpu
+from dashboard.runs.exports import SAMPLE_HEADER
+from dashboard.telemetry.models import RunGpu
 from tests.e2e.browser import browser_page, open_logged_in, session_cookie, wait_for_charts
 from tests.e2e.data import stream_batches
 from tests.factories import T0_MS, member, register

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from planner import planning
-from planner.models import FrontierJob, StageProfile
-from planner.profiles import SAMPLE_FILE, SAMPLES_DIR
-from planner.tasks import TASK_SOLVE_FRONTIER
+from planner.plans import planning
+from planner.plans.models import FrontierJob, StageProfile
+from planner.plans.profiles import SAMPLE_FILE, SAMPLES_DIR
+from planner.plans.tasks import TASK_SOLVE_FRONTIER
 from tests.conftest import REDIS_URL
 from tests.e2e.browser import browser_page, log_in, open_logged_in, session_cookie
 from tests.factories import member

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import demo
-from dashboard.models import Run
-from planner.models import FrontierJob
+from dashboard.demo import seed as demo
+from dashboard.telemetry.models import Run
+from planner.plans.models import FrontierJob
 from tests.e2e.browser import SHOTS, browser_page, log_in, shot, wait_for_charts
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.models import Project
+from dashboard.projects.models import Project
 from planner.carbon.imports import import_file
-from planner.core.carbon.importers import CarbonImportError
+from planner.grid_carbon.importers import CarbonImportError
 
 
 class Command(BaseCommand):

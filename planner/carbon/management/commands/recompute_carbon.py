@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.models import Run
+from dashboard.telemetry.models import Run
 from planner.carbon.accounting import store_run_carbon
 from planner.carbon.models import RunCarbon
 

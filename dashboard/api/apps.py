@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class ApiConfig(AppConfig):
-    name = "dashboard.api"
-    label = "api"
-    verbose_name = "REST API"
-    default_auto_field = "django.db.models.BigAutoField"

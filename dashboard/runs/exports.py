@@ -1,0 +1,301 @@
+"""Exports as plain functions: query parameters in, CSV rows out, one row at a time.
+
+Every function here yields rows lazily and reads the database with ``.iterator()``, so a run of millions
+of samples streams out in constant memory: at most one chunk of windows (``WINDOW_CHUNK`` rows of about
+50 samples each) is held at once. Headers name their units (``power_w``, ``energy_j``, ``t_ms``) and
+times are UTC, both as ISO 8601 text and as epoch milliseconds, so spreadsheets and pandas read them as
+they are.
+
+``csv_chunks`` turns a header and rows into text chunks for a ``StreamingHttpResponse``; the views in
+``dashboard.runs.export_views`` only add the response around it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from django.db.models import QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Least
+
+from dashboard.runs.ranges import BadRange, parse_instant_ms
+from dashboard.runs.summaries import J_PER_KWH, run_figures
+from dashboard.telemetry import columns
+from dashboard.telemetry.ingest import MINUTE_MS
+from dashboard.telemetry.models import GpuMinute, Run, RunGpu, RunNode, SampleWindow
+
+log = logging.getLogger(__name__)
+
+WINDOW_CHUNK = 500  # windows fetched per round trip: ~25,000 samples, ~600 kB of packed columns
+MINUTE_CHUNK = 5000
+RESOLUTIONS = ("raw", "minute")
+
+SAMPLE_HEADER = [
+    "time_utc", "t_ms", "node", "gpu_index", "gpu_uuid", "power_w", "energy_counter_j", "sm_clock_mhz",
+    "util_pct", "temp_c",
+]
+MINUTE_HEADER = [
+    "minute_utc", "minute_ms", "node", "gpu_index", "gpu_uuid", "samples", "energy_j", "mean_power_w",
+    "min_power_w", "max_power_w", "mean_sm_clock_mhz", "mean_util_pct", "max_temp_c",
+]
+SUMMARY_HEADER = [
+    "scope", "project", "run", "status", "node", "gpu_index", "gpu_uuid", "gpu_name", "first_sample_utc",
+    "last_sample_utc", "duration_s", "gpu_hours", "samples", "energy_j", "energy_kwh", "mean_power_w",
+    "peak_power_w", "estimated", "location_emissions_g", "market_emissions_g", "offset_basis",
+    "offset_emissions_g", "offset_tonnes_to_retire", "offset_credits", "offset_cost", "offset_currency",
+]
+RUNS_HEADER = [
+    "run_id", "project", "run", "status", "simulated", "tags", "started_utc", "ended_utc", "first_sample_utc",
+    "last_sample_utc", "gpus", "samples", "duration_s", "energy_j", "energy_kwh", "mean_power_w",
+]
+
+
+# A query parameter the export cannot use; the message says what was wrong and what is accepted. The
+# pages' range parser raises the same error, so one message style serves both.
+BadParameter = BadRange
+
+
+# --- parameters ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A half-open range of sample times, ``from_ms <= t < to_ms``; ``None`` leaves that side open."""
+
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    def mask(self, t_ms: np.ndarray) -> np.ndarray:
+        keep = np.ones(t_ms.shape, dtype=bool)
+        if self.from_ms is not None:
+            keep &= t_ms >= self.from_ms
+        if self.to_ms is not None:
+            keep &= t_ms < self.to_ms
+        return keep
+
+
+def parse_range(params: Mapping[str, str]) -> TimeRange:
+    """``from`` and ``to`` (both optional); ``from`` must come before ``to``."""
+    bounds = {
+        name: parse_instant_ms(params[name], name) if params.get(name, "").strip() else None
+        for name in ("from", "to")
+    }
+    from_ms, to_ms = bounds["from"], bounds["to"]
+    if from_ms is not None and to_ms is not None and from_ms >= to_ms:
+        raise BadParameter(
+            f"from ({utc_text(from_ms)}) must be before to ({utc_text(to_ms)}): the range is inverted or empty"
+        )
+    return TimeRange(from_ms, to_ms)
+
+
+def parse_resolution(params: Mapping[str, str]) -> str:
+    resolution = params.get("resolution", "").strip() or "raw"
+    if resolution not in RESOLUTIONS:
+        raise BadParameter(f"resolution={resolution[:40]!r}: expected one of {', '.join(RESOLUTIONS)}")
+    return resolution
+
+
+# --- formatting --------------------------------------------------------------------------------------------
+
+
+def utc_text(t_ms: int) -> str:
+    return datetime.fromtimestamp(t_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso(when: datetime | None) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z") if when else ""
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Names come from agents and users: keep a spreadsheet from reading one as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], chunk_chars: int = 64 * 1024) -> Iterator[str]:
+    """CSV text in chunks of about ``chunk_chars``: a chunk per row would cost a socket write per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() >= chunk_chars:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+# --- samples ----------------------------------------------------------------------------------------------
+
+
+def _run_gpus(run: Run) -> list[RunGpu]:
+    return list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name", "gpu__index"))
+
+
+def windows_in(run_gpu_id: int, span: TimeRange, streams: Sequence[str] = ()) -> QuerySet[SampleWindow]:
+    """The GPU's windows that overlap ``span``, by first reading, read through the (run_gpu, first_ms) index.
+
+    A window that starts before ``from`` can still reach into the range. Ingest keeps each agent
+    stream's windows consecutive, so per stream only its last window starting at or before ``from``
+    can; bounding ``first_ms`` below by the earliest of those (one indexed look-up per stream, inside the
+    same query) keeps the scan to the range instead of the whole run before it. ``streams`` are the
+    GPU's node's streams in the run (``RunNode``); without them every window counts as one stream.
+    """
+    windows = SampleWindow.objects.filter(run_gpu_id=run_gpu_id)
+    if span.from_ms is not None:
+        before = windows.filter(first_ms__lte=span.from_ms).order_by("-first_ms")
+        starts = [
+            Coalesce(Subquery(before.filter(stream=stream).values("first_ms")[:1]), Value(span.from_ms))
+            for stream in streams
+        ] or [Coalesce(Subquery(before.values("first_ms")[:1]), Value(span.from_ms))]
+        windows = windows.filter(
+            first_ms__gte=starts[0] if len(starts) == 1 else Least(*starts), last_ms__gte=span.from_ms
+        )
+    if span.to_ms is not None:
+        windows = windows.filter(first_ms__lt=span.to_ms)
+    # first_ms alone, so the index delivers the order and a whole-run export needs no sort.
+    return windows.order_by("first_ms").only(
+        "first_ms", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c"
+    )
+
+
+def _streams_by_node(run: Run) -> dict[int, list[str]]:
+    streams: dict[int, list[str]] = {}
+    for node_id, stream in RunNode.objects.filter(run=run).order_by("stream").values_list("node_id", "stream"):
+        streams.setdefault(node_id, []).append(stream)
+    return streams
+
+
+def sample_rows(run: Run, span: TimeRange = TimeRange()) -> Iterator[tuple[Any, ...]]:
+    """One row per stored sample (``SAMPLE_HEADER``), GPU by GPU, each in time order.
+
+    With several agent streams recording one GPU at once (a misconfiguration) their windows interleave
+    by first reading, and every stored sample still appears exactly once.
+    """
+    streams = _streams_by_node(run) if span.from_ms is not None else {}
+    for rg in _run_gpus(run):
+        node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
+        windows = windows_in(rg.pk, span, streams.get(rg.gpu.node_id, ()))
+        for window in windows.iterator(chunk_size=WINDOW_CHUNK):
+            arrays = columns.decode_window(window)
+            keep = span.mask(arrays.t_ms)
+            t_ms = arrays.t_ms[keep]
+            if not t_ms.size:
+                continue
+            times = np.datetime_as_string(t_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC")
+            # tolist() turns numpy scalars into Python numbers in one pass, and into exact CSV text:
+            # a reading of 299999 mW divided by 1000 prints as 299.999.
+            for row in zip(
+                times.tolist(), t_ms.tolist(),
+                (arrays.power_mw[keep] / 1000.0).tolist(), (arrays.energy_mj[keep] / 1000.0).tolist(),
+                arrays.sm_clock_mhz[keep].tolist(), arrays.util_pct[keep].tolist(), arrays.temp_c[keep].tolist(),
+                strict=True,
+            ):
+                yield (row[0], row[1], node, index, uuid, *row[2:])
+
+
+def minute_rows(run: Run, span: TimeRange = TimeRange()) -> Iterator[tuple[Any, ...]]:
+    """One row per GPU-minute rollup (``MINUTE_HEADER``) overlapping ``span``, GPU by GPU.
+
+    A minute's energy is that of the intervals ending in it; the means are over its samples.
+    """
+    for rg in _run_gpus(run):
+        node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
+        minutes = GpuMinute.objects.filter(run_gpu_id=rg.pk)
+        if span.from_ms is not None:
+            minutes = minutes.filter(minute_ms__gt=span.from_ms - MINUTE_MS)
+        if span.to_ms is not None:
+            minutes = minutes.filter(minute_ms__lt=span.to_ms)
+        rows = minutes.order_by("minute_ms").values_list(
+            "minute_ms", "samples", "energy_j", "power_sum_w", "power_min_w", "power_max_w", "sm_clock_sum_mhz",
+            "util_sum_pct", "temp_max_c",
+        )
+        for minute_ms, samples, energy_j, power_sum_w, power_min_w, power_max_w, clock_sum, util_sum, temp_max in (
+            rows.iterator(chunk_size=MINUTE_CHUNK)
+        ):
+            n = max(samples, 1)
+            yield (
+                utc_text(minute_ms), minute_ms, node, index, uuid, samples, energy_j, round(power_sum_w / n, 6),
+                power_min_w, power_max_w, round(clock_sum / n, 3), round(util_sum / n, 3), temp_max,
+            )
+
+
+# --- summaries -----------------------------------------------------------------------------------------------
+
+
+def _carbon(run: Run) -> tuple[Any, dict[int, Any], Any]:
+    """The run's stored carbon figures, per-GPU figures and offset quote; ``(None, {}, None)`` without.
+
+    Carbon is an addition to the energy summary: if it cannot be computed the export still answers, with
+    the carbon columns empty, and the failure is logged.
+    """
+    from planner.carbon.accounting import current_run_carbon
+    from planner.carbon.models import RunGpuCarbon
+    from planner.carbon.offsetting import policy_for, quote_run
+
+    try:
+        stored = current_run_carbon(run)
+        if stored is None:
+            return None, {}, None
+        gpus = {g.run_gpu_id: g for g in RunGpuCarbon.objects.filter(run_carbon=stored)}
+        return stored, gpus, quote_run(stored, policy_for(run.project_id))
+    except Exception:
+        log.exception("carbon figures of run %s could not be computed for its summary export", run.pk)
+        return None, {}, None
+
+
+def summary_rows(run: Run) -> list[tuple[Any, ...]]:
+    """``SUMMARY_HEADER`` rows: one per GPU, then the run's total; the figures of ``summary.json``.
+
+    A GPU's ``mean_power_w`` is the mean of its samples; the total's is the run's energy over its
+    wall-clock duration (the mean draw of all GPUs together), and its ``peak_power_w`` the highest GPU peak.
+    Offsets are quoted for the whole run only.
+    """
+    figures = run_figures(run)
+    stored, gpu_carbon, offset = _carbon(run)
+    project, name = spreadsheet_safe(run.project.name), spreadsheet_safe(run.name)
+    rows: list[tuple[Any, ...]] = []
+    for g in figures.gpus:
+        carbon = gpu_carbon.get(g.run_gpu_id)
+        rows.append((
+            "gpu", project, name, run.status, spreadsheet_safe(g.node), g.index, spreadsheet_safe(g.uuid),
+            spreadsheet_safe(g.name), utc_text(g.first_ms), utc_text(g.last_ms), (g.last_ms - g.first_ms) / 1000.0,
+            (g.last_ms - g.first_ms) / 3.6e6, g.samples, g.energy_j, g.energy_j / J_PER_KWH, g.mean_power_w,
+            g.peak_power_w, g.estimated,
+            carbon.emissions_g if carbon else "", carbon.market_emissions_g if carbon else "",
+            "", "", "", "", "", "",
+        ))
+    quote = offset.quote if offset else None
+    rows.append((
+        "total", project, name, run.status, "", "", "", "",
+        utc_text(min(g.first_ms for g in figures.gpus)) if figures.gpus else "",
+        utc_text(max(g.last_ms for g in figures.gpus)) if figures.gpus else "",
+        figures.duration_s, figures.gpu_hours, figures.samples, figures.energy_j, figures.energy_kwh,
+        figures.mean_power_w, figures.peak_gpu_power_w, figures.estimated,
+        stored.emissions_g if stored else "", stored.market_emissions_g if stored else "",
+        offset.basis if offset else "", offset.emissions_g if offset else "",
+        quote.tonnes_to_retire if quote else "", quote.credits if quote else "", quote.cost if quote else "",
+        quote.currency if quote else "",
+    ))
+    return rows
+
+
+def run_list_rows(runs: QuerySet[Run]) -> Iterator[tuple[Any, ...]]:
+    """``RUNS_HEADER`` rows for runs annotated by ``dashboard.runs.summaries.with_totals``, in their order."""
+    for run in runs.iterator(chunk_size=1000):
+        energy_j = run.energy_j or 0.0
+        first_ms, last_ms = run.first_ms, run.last_ms
+        yield (
+            run.pk, spreadsheet_safe(run.project.name), spreadsheet_safe(run.name), run.status, run.simulated,
+            spreadsheet_safe(";".join(t.name for t in run.tags.all())), _iso(run.started_at), _iso(run.ended_at),
+            utc_text(first_ms) if first_ms is not None else "", utc_text(last_ms) if last_ms is not None else "",
+            run.gpu_count, run.samples or 0, run.duration_s if run.duration_s is not None else "",
+            energy_j, energy_j / J_PER_KWH,
+            run.mean_power_w if run.mean_power_w is not None else "",
+        )

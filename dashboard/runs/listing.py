@@ -1,0 +1,54 @@
+"""The runs list as a plain function: filters and sort keys from query parameters, applied to a queryset."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.db.models import F, QuerySet
+
+from dashboard.projects.models import Project
+from dashboard.runs.summaries import visible_runs, with_totals
+from dashboard.telemetry.models import Run, RunTag
+
+SORT_KEYS = {
+    "name": "name",
+    "started": "started_at",
+    "energy": "energy_j",
+    "duration": "duration_s",
+    "gpus": "gpu_count",
+    "power": "mean_power_w",
+}
+DEFAULT_SORT = "-started"
+
+
+@dataclass(frozen=True)
+class Listing:
+    runs: QuerySet[Run]
+    sort: str
+    project: str
+    tag: str
+    status: str
+    projects: list[Project]
+    tags: list[str]
+
+
+def list_runs(user: object, params: Mapping[str, str]) -> Listing:
+    runs = visible_runs(user)
+    projects = list(Project.objects.filter(members=user))
+    tags = sorted(set(RunTag.objects.filter(run__in=runs).values_list("name", flat=True)))
+    project, tag, status = params.get("project", ""), params.get("tag", ""), params.get("status", "")
+    if project:
+        runs = runs.filter(project__name=project)
+    if tag:
+        runs = runs.filter(tags__name=tag)
+    if status in (Run.RUNNING, Run.FINISHED):
+        runs = runs.filter(status=status)
+    sort = params.get("sort", DEFAULT_SORT)
+    key = sort.removeprefix("-")
+    if key not in SORT_KEYS:
+        sort, key = DEFAULT_SORT, DEFAULT_SORT.removeprefix("-")
+    field = F(SORT_KEYS[key])
+    order = field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True)
+    runs = with_totals(runs).select_related("project").prefetch_related("tags").order_by(order, "-pk")
+    return Listing(runs, sort, project, tag, status, projects, tags)

@@ -1,0 +1,150 @@
+"""What the run and GPU pages draw, as plain data: the same function feeds the page and its live updates.
+
+The cards always show whole-run totals (sums of counter differences). The charts show the picked time
+range; when that is not the whole run, the energy charts count only the energy inside it and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.utils.safestring import SafeString
+
+from dashboard.runs import charts, series
+from dashboard.runs.downsample import Buckets
+from dashboard.runs.ranges import ALL, CUSTOM, TimeRange
+from dashboard.runs.summaries import RunFigures, run_figures
+from dashboard.telemetry.models import Run, RunGpu
+from dashboard.web.figures import figure_json
+
+# A GPU page's charts are about 550 px wide: more buckets than this turn a noisy trace into a solid band.
+GPU_PAGE_POINTS = 600
+
+
+def gpu_label(run_gpu: RunGpu) -> str:
+    return f"{run_gpu.gpu.node.name}/gpu{run_gpu.gpu.index}"
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The charts of one page for one time range: (div id, figure JSON) in page order."""
+
+    time_range: TimeRange
+    span: series.Span | None  # the drawn stretch; None before any sample
+    plots: list[tuple[str, SafeString]] = field(default_factory=list)
+    range_energy_j: float | None = None  # energy inside the range, when it is not the whole run
+
+    @property
+    def empty(self) -> bool:
+        return not self.plots
+
+    @property
+    def export_query(self) -> str:
+        """Query string selecting the drawn stretch in the CSV export ('to' is exclusive there)."""
+        if self.time_range.key == ALL or self.span is None or self.span.empty:
+            return ""
+        return f"from={self.span.start_ms}&to={self.span.end_ms + 1}"
+
+
+def _drawn_span(time_range: TimeRange, data: series.Span | None, *, live: bool, now_ms: int) -> series.Span | None:
+    if data is None:
+        return None
+    start, end = time_range.bounds_ms(data.start_ms, data.end_ms, live=live, now_ms=now_ms)
+    return series.Span(start, end)
+
+
+def _suffix(time_range: TimeRange) -> str:
+    """What chart titles add when they count only the picked range: "(last hour)", or "(range)"."""
+    if time_range.key == ALL:
+        return ""
+    return " (range)" if time_range.key == CUSTOM else f" ({time_range.label.lower()})"
+
+
+@dataclass(frozen=True)
+class RunPage:
+    run: Run
+    figures: RunFigures
+    run_gpus: list[RunGpu]
+    drawn: Drawn
+
+
+def run_page(run: Run, time_range: TimeRange, *, now_ms: int) -> RunPage:
+    run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name",
+                                                                                        "gpu__index"))
+    figures = run_figures(run, run_gpus)
+    live = run.status == Run.RUNNING
+    span = _drawn_span(time_range, series.span_of(run_gpus), live=live, now_ms=now_ms)
+    drawn = Drawn(time_range, span)
+    if span is None or span.empty:
+        return RunPage(run, figures, run_gpus, drawn)
+    # Many GPUs overlaid read better at a coarser resolution; the GPU page draws the full detail.
+    points = max(200, settings.WATTWISE_CHART_POINTS // max(len(run_gpus), 1))
+    buckets = series.gpu_buckets([rg.pk for rg in run_gpus], span, ("power_w",), points=points)
+    if not buckets:
+        return RunPage(run, figures, run_gpus, drawn)
+    whole = time_range.key == ALL
+    # Over the whole run the bars show the stored totals; over a range, the energy counted inside it.
+    energy_j = {rg.pk: rg.energy_j if whole else float(np.sum(buckets[rg.pk].energy_j)) if rg.pk in buckets else 0.0
+                for rg in run_gpus}
+    suffix = _suffix(time_range)
+    power = {gpu_label(rg): buckets[rg.pk].metrics["power_w"] if rg.pk in buckets else Buckets.empty()
+             for rg in run_gpus}
+    power_field = run_gpus[0].gpu.power_field
+    plots = [("chart-power", figure_json(charts.power_over_time(power, power_field=power_field)))]
+    plots.append(("chart-energy-per-gpu", figure_json(charts.energy_per_gpu(
+        [gpu_label(rg) for rg in run_gpus], [energy_j[rg.pk] for rg in run_gpus],
+        [rg.gpu.node.name for rg in run_gpus], title="Energy per GPU" + suffix,
+    ))))
+    by_node: dict[str, dict[str, float]] = {}
+    for rg in run_gpus:
+        by_node.setdefault(rg.gpu.node.name, {})[f"gpu{rg.gpu.index}"] = energy_j[rg.pk]
+    plots.append(("chart-nodes", figure_json(charts.node_breakdown(by_node, title="Energy per node, by GPU"
+                                                                           + suffix))))
+    times: dict[str, list[np.ndarray]] = {}
+    energies: dict[str, list[np.ndarray]] = {}
+    for rg in run_gpus:
+        if rg.pk in buckets:
+            times.setdefault(rg.gpu.node.name, []).append(buckets[rg.pk].energy_t_ms)
+            energies.setdefault(rg.gpu.node.name, []).append(buckets[rg.pk].energy_j)
+    axis, curves = series.cumulative(span.start_ms, times, energies)
+    plots.append(("chart-cumulative", figure_json(charts.cumulative_energy(
+        axis, curves, title="Cumulative energy" + ("" if whole else " since the range start")))))
+    in_range = None if whole else sum(energy_j.values())
+    return RunPage(run, figures, run_gpus, Drawn(time_range, span, plots, in_range))
+
+
+@dataclass(frozen=True)
+class GpuPage:
+    run_gpu: RunGpu
+    label: str
+    drawn: Drawn
+
+
+def gpu_page(run: Run, run_gpu: RunGpu, time_range: TimeRange, *, now_ms: int) -> GpuPage:
+    span = _drawn_span(time_range, series.span_of([run_gpu]), live=run.status == Run.RUNNING, now_ms=now_ms)
+    drawn = Drawn(time_range, span)
+    label = gpu_label(run_gpu)
+    if span is None or span.empty:
+        return GpuPage(run_gpu, label, drawn)
+    found = series.gpu_buckets([run_gpu.pk], span, points=GPU_PAGE_POINTS).get(run_gpu.pk)
+    if found is None:
+        return GpuPage(run_gpu, label, drawn)
+    whole = time_range.key == ALL
+    data = found.metrics
+    axis, curves = series.cumulative(span.start_ms, {"gpu": [found.energy_t_ms]}, {"gpu": [found.energy_j]})
+    field_name = run_gpu.gpu.power_field
+    plots = [
+        ("chart-power", figure_json(
+            charts.metric_over_time(data["power_w"], title=f"Power ({field_name} NVML power)", unit="W"))),
+        ("chart-energy", figure_json(charts.cumulative_gpu_energy(
+            axis, curves["gpu"], title="Cumulative energy" + ("" if whole else " since the range start")))),
+        ("chart-clock", figure_json(charts.metric_over_time(data["sm_clock_mhz"], title="SM clock",
+                                                                   unit="MHz"))),
+        ("chart-util", figure_json(charts.metric_over_time(data["util_pct"], title="GPU utilisation",
+                                                                  unit="%"))),
+        ("chart-temp", figure_json(charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C"))),
+    ]
+    in_range = None if whole else float(np.sum(found.energy_j))
+    return GpuPage(run_gpu, label, Drawn(time_range, span, plots, in_range))

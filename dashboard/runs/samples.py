@@ -1,0 +1,268 @@
+"""A GPU's stored readings over a time range, as pages of raw samples or as min/mean/max buckets.
+
+Plain functions over ``SampleWindow`` and ``GpuMinute``: no HTTP here. Only windows that overlap the
+range are read, found through the ``(run_gpu, first_ms)`` index:
+
+* windows that *start* inside the range are an index range scan;
+* a window that starts before the range but reaches into it can only be, per agent stream, the last
+  window of that stream starting before the range (ingest keeps each stream's windows consecutive), so
+  one indexed look-up per stream finds it. Streams come from ``RunNode`` rows, which ingest writes for
+  every batch.
+
+Raw pages are ordered by ``(t_ms, window id, position in window)``, which is total even when two
+streams recorded the same GPU at the same millisecond, and a page's cursor is the last key it
+returned, so walking the pages visits every sample exactly once however windows were batched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dashboard.runs import series
+from dashboard.runs.downsample import Buckets
+from dashboard.telemetry import columns
+from dashboard.telemetry.models import RunGpu, RunNode, SampleWindow
+
+MAX_PAGE_SAMPLES = 10_000
+DEFAULT_PAGE_SAMPLES = 1_000
+MAX_POINTS = 5_000
+METRICS = series.METRICS
+# Sample columns as stored (integers, exactly as the agent sent them).
+SAMPLE_FIELDS = ("t_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
+_CURSOR = re.compile(r"^(\d{1,16})\.(\d{1,18})\.(\d{1,9})$")  # each part well inside int64
+
+
+class BadRequest(ValueError):
+    """Input that is well-formed but cannot be answered (an inverted range, a corrupt cursor)."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last sample of a page: its time, window and index inside the window."""
+
+    t_ms: int
+    window_id: int
+    index: int
+
+    def encode(self) -> str:
+        return f"{self.t_ms}.{self.window_id}.{self.index}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        match = _CURSOR.match(text)
+        if match is None:
+            raise BadRequest("cursor: not a cursor this API returned (expected the next_cursor of a page)")
+        return cls(*(int(part) for part in match.groups()))
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Inclusive bounds in epoch milliseconds."""
+
+    from_ms: int
+    to_ms: int
+
+
+def time_range(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None) -> TimeRange | None:
+    """The requested range, defaulting to the GPU's own span; None when the GPU has no readings yet.
+
+    Raises ``BadRequest`` when the range is inverted.
+    """
+    if from_ms is not None and to_ms is not None and from_ms > to_ms:
+        raise BadRequest(f"from_ms ({from_ms}) is after to_ms ({to_ms})")
+    if run_gpu.first_ms is None or run_gpu.last_ms is None:
+        return None
+    start = run_gpu.first_ms if from_ms is None else from_ms
+    end = run_gpu.last_ms if to_ms is None else to_ms
+    return TimeRange(start, end)
+
+
+# --- reading windows ---------------------------------------------------------------------------------
+
+_ROW = ("id", "first_ms", "last_ms", *columns.DTYPES)  # a window as read: metadata, then packed columns
+_FIRST_MS = 1
+_LAST_MS = 2
+WindowRow = tuple[Any, ...]
+
+
+def _straddling(run_gpu: RunGpu, start_ms: int) -> list[WindowRow]:
+    """Windows that start before ``start_ms`` and end at or after it (at most one per stream)."""
+    streams = RunNode.objects.filter(run_id=run_gpu.run_id, node_id=run_gpu.gpu.node_id).values_list(
+        "stream", flat=True
+    )
+    found = []
+    for stream in streams:
+        row = (
+            SampleWindow.objects.filter(run_gpu=run_gpu, stream=stream, first_ms__lt=start_ms)
+            .order_by("-first_ms")  # one stream's windows never start together; no tie-break needed
+            .values_list(*_ROW)
+            .first()
+        )
+        if row is not None and row[_LAST_MS] >= start_ms:
+            found.append(row)
+    return sorted(found, key=lambda row: (row[_FIRST_MS], row[0]))
+
+
+def _window_chunks(run_gpu: RunGpu, start_ms: int, end_ms: int, chunk: int) -> Iterator[list[WindowRow]]:
+    """Every window overlapping ``[start_ms, end_ms]``, ``chunk`` at a time: the straddling ones first,
+    then those starting inside the range in ``(first_ms, id)`` order (keyset-paginated on the index)."""
+    straddling = _straddling(run_gpu, start_ms)
+    if straddling:
+        yield straddling
+    windows = SampleWindow.objects.filter(run_gpu=run_gpu, first_ms__lte=end_ms)
+    after: tuple[int, int] | None = None
+    while True:
+        if after is None:
+            query = windows.filter(first_ms__gte=start_ms)
+        else:  # ">= first_ms" keeps the index condition; the exclusion skips what was read at that time
+            query = windows.filter(first_ms__gte=after[0]).exclude(first_ms=after[0], id__lte=after[1])
+        rows = list(query.order_by("first_ms", "id").values_list(*_ROW)[:chunk])
+        if rows:
+            yield rows
+        if len(rows) < chunk:
+            return
+        after = (rows[-1][_FIRST_MS], rows[-1][0])
+
+
+def _decode(rows: list[WindowRow]) -> dict[str, np.ndarray]:
+    """Several windows' samples at once (``columns.unpack`` over their joined bytes, one array per
+    column), with each sample's window id and index in its window: its sort key."""
+    first_ms = np.array([row[_FIRST_MS] for row in rows], dtype=np.int64)
+    ids = np.array([row[0] for row in rows], dtype=np.int64)
+    out = {
+        name: columns.unpack(name, b"".join(row[3 + i] for row in rows)) for i, name in enumerate(columns.DTYPES)
+    }
+    counts = np.array([len(row[3]) // np.dtype(columns.DTYPES["t_offset_ms"]).itemsize for row in rows])
+    out["t_ms"] = out.pop("t_offset_ms").astype(np.int64) + np.repeat(first_ms, counts)
+    out["window_id"] = np.repeat(ids, counts)
+    out["index"] = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return out
+
+
+def _keep(samples: dict[str, np.ndarray], span: TimeRange, after: Cursor | None) -> np.ndarray:
+    t_ms = samples["t_ms"]
+    keep = (t_ms >= span.from_ms) & (t_ms <= span.to_ms)
+    if after is not None:
+        window_id, index = samples["window_id"], samples["index"]
+        later_in_tie = (window_id > after.window_id) | ((window_id == after.window_id) & (index > after.index))
+        keep &= (t_ms > after.t_ms) | ((t_ms == after.t_ms) & later_in_tie)
+    return keep
+
+
+@dataclass
+class _Collected:
+    """Samples kept from several chunks of windows, as lists of column arrays."""
+
+    parts: dict[str, list[np.ndarray]]
+    count: int = 0
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...]) -> _Collected:
+        return cls({name: [] for name in names})
+
+    def add(self, samples: dict[str, np.ndarray], keep: np.ndarray) -> None:
+        kept = int(np.count_nonzero(keep))
+        if kept:
+            for name, parts in self.parts.items():
+                parts.append(samples[name][keep])
+            self.count += kept
+
+    def joined(self) -> dict[str, np.ndarray]:
+        return {
+            name: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64) for name, parts in self.parts.items()
+        }
+
+    def kth_time(self, k: int) -> int:
+        """The k-th smallest timestamp kept so far (k counts from 1)."""
+        return int(np.partition(np.concatenate(self.parts["t_ms"]), k - 1)[k - 1])
+
+
+# --- raw pages -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplePage:
+    span: TimeRange | None
+    columns: dict[str, np.ndarray]
+    next_cursor: Cursor | None
+
+    @property
+    def count(self) -> int:
+        return int(self.columns["t_ms"].size)
+
+
+def read_page(
+    run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, limit: int, after: Cursor | None = None
+) -> SamplePage:
+    """Up to ``limit`` samples of ``run_gpu`` in the range, after ``after``, in time order.
+
+    Windows are read in start order only as far as the page reaches: once ``limit`` samples are
+    kept, a window starting after the ``limit``-th earliest of them cannot hold any of the page's.
+    """
+    span = time_range(run_gpu, from_ms, to_ms)
+    empty = {name: np.zeros(0, dtype=np.int64) for name in SAMPLE_FIELDS}
+    if span is None:
+        return SamplePage(None, empty, None)
+    start_ms = span.from_ms if after is None else max(span.from_ms, after.t_ms)
+    if start_ms > span.to_ms:
+        return SamplePage(span, empty, None)
+    collected = _Collected.empty((*SAMPLE_FIELDS, "window_id", "index"))
+    cut_ms: int | None = None
+    more = False
+    # ~50 samples a window at 10 Hz: a chunk covers a page of one stream in about one query.
+    chunk = max(16, limit // 40)
+    for rows in _window_chunks(run_gpu, start_ms, span.to_ms, chunk):
+        if cut_ms is not None:
+            needed = [row for row in rows if row[_FIRST_MS] <= cut_ms]
+            more = len(needed) < len(rows)  # a later window in range: the page ends before it
+            rows = needed
+        if rows:
+            samples = _decode(rows)
+            collected.add(samples, _keep(samples, span, after))
+        if collected.count >= limit:
+            cut_ms = collected.kth_time(limit)
+        if more:
+            break
+    joined = collected.joined()
+    order = np.lexsort((joined["index"], joined["window_id"], joined["t_ms"]))[:limit]
+    page = {name: joined[name][order].astype(np.int64) for name in SAMPLE_FIELDS}
+    next_cursor = None
+    if more or collected.count > limit:  # then the page is full: the cursor is its last sample
+        last = order[-1]
+        next_cursor = Cursor(int(joined["t_ms"][last]), int(joined["window_id"][last]), int(joined["index"][last]))
+    return SamplePage(span, page, next_cursor)
+
+
+# --- buckets -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BucketSeries:
+    span: TimeRange | None
+    bucket_ms: int
+    source: str  # "samples" or "minutes"
+    t_ms: np.ndarray
+    metrics: dict[str, Buckets]
+
+
+def read_buckets(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, points: int) -> BucketSeries:
+    """At most ``points`` fixed-width buckets (min/mean/max per metric) over the range.
+
+    Buckets a minute wide or wider come from the per-minute rollups, as the charts do; narrower ones
+    from the raw samples. Empty buckets are left out.
+    """
+    span = time_range(run_gpu, from_ms, to_ms)
+    if span is None:
+        return BucketSeries(None, 0, "samples", np.zeros(0, dtype=np.int64), {m: Buckets.empty() for m in METRICS})
+    # The pages' own bucketing (dashboard.runs.series): the API returns what the charts draw.
+    drawn = series.Span(span.from_ms, span.to_ms)
+    resolution = series.resolution(drawn, points)
+    found = series.gpu_buckets([run_gpu.pk], drawn, METRICS, points=points).get(run_gpu.pk)
+    metrics = found.metrics if found else {m: Buckets.empty() for m in METRICS}
+    source = "minutes" if resolution.from_minutes else "samples"
+    return BucketSeries(span, resolution.width_ms, source, metrics["power_w"].t_ms, metrics)

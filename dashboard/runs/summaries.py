@@ -1,0 +1,174 @@
+"""Run figures as plain data: what the run page's cards, ``run_summary`` and ``summary.json`` show.
+
+Totals come from the per-GPU running totals, which are sums of counter differences; nothing here is
+derived from a downsampled chart series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import Count, F, FloatField, Max, Min, QuerySet, Sum
+from django.db.models.functions import Cast, NullIf
+
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Run, RunGpu
+
+J_PER_KWH = 3.6e6
+
+
+def visible_runs(user: Any) -> QuerySet[Run]:
+    """Runs in projects the user is a member of: the only runs any page may show them."""
+    return Run.objects.filter(project__in=Project.objects.filter(members=user))
+
+
+def with_totals(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """Annotate runs with the figures the runs list shows and sorts by."""
+    duration_ms = F("last_ms") - F("first_ms")
+    return runs.annotate(
+        energy_j=Sum("run_gpus__energy_j"),
+        gpu_count=Count("run_gpus", distinct=True),
+        first_ms=Min("run_gpus__first_ms"),
+        last_ms=Max("run_gpus__last_ms"),
+        samples=Sum("run_gpus__samples"),
+    ).annotate(
+        duration_s=Cast(duration_ms, FloatField()) / 1000.0,
+        mean_power_w=Cast(F("energy_j"), FloatField()) * 1000.0 / NullIf(Cast(duration_ms, FloatField()), 0.0),
+    )
+
+
+@dataclass(frozen=True)
+class GpuFigures:
+    run_gpu_id: int
+    uuid: str
+    node: str
+    index: int
+    name: str
+    energy_j: float
+    samples: int
+    mean_power_w: float
+    peak_power_w: float
+    first_ms: int
+    last_ms: int
+    estimated: bool
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    run: Run
+    gpus: list[GpuFigures]
+
+    @property
+    def energy_j(self) -> float:
+        return sum(g.energy_j for g in self.gpus)
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / J_PER_KWH
+
+    @property
+    def samples(self) -> int:
+        return sum(g.samples for g in self.gpus)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall-clock span from the first reading of any GPU to the last reading of any GPU."""
+        if not self.gpus:
+            return 0.0
+        return (max(g.last_ms for g in self.gpus) - min(g.first_ms for g in self.gpus)) / 1000.0
+
+    @property
+    def first_at(self) -> datetime | None:
+        return datetime.fromtimestamp(min(g.first_ms for g in self.gpus) / 1000, tz=UTC) if self.gpus else None
+
+    @property
+    def last_at(self) -> datetime | None:
+        return datetime.fromtimestamp(max(g.last_ms for g in self.gpus) / 1000, tz=UTC) if self.gpus else None
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(g.last_ms - g.first_ms for g in self.gpus) / 3.6e6
+
+    @property
+    def mean_power_w(self) -> float:
+        """Mean total draw of the run's GPUs: energy over wall-clock duration."""
+        return self.energy_j / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def peak_gpu_power_w(self) -> float:
+        return max((g.peak_power_w for g in self.gpus), default=0.0)
+
+    @property
+    def estimated(self) -> bool:
+        return any(g.estimated for g in self.gpus)
+
+    def by_node(self) -> dict[str, dict[str, Any]]:
+        nodes: dict[str, dict[str, Any]] = {}
+        for g in self.gpus:
+            entry = nodes.setdefault(g.node, {"energy_j": 0.0, "gpus": 0, "samples": 0})
+            entry["energy_j"] += g.energy_j
+            entry["gpus"] += 1
+            entry["samples"] += g.samples
+        return nodes
+
+    def as_json(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "run": run.name,
+            "project": run.project.name,
+            "status": run.status,
+            "simulated": run.simulated,
+            "tags": [t.name for t in run.tags.all()],
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+            "energy_j": self.energy_j,
+            "energy_kwh": self.energy_kwh,
+            "samples": self.samples,
+            "duration_s": self.duration_s,
+            "gpu_hours": self.gpu_hours,
+            "mean_power_w": self.mean_power_w,
+            "peak_gpu_power_w": self.peak_gpu_power_w,
+            "estimated": self.estimated,
+            "gpus": {
+                g.uuid: {
+                    "energy_j": g.energy_j,
+                    "samples": g.samples,
+                    "node": g.node,
+                    "index": g.index,
+                    "name": g.name,
+                    "mean_power_w": g.mean_power_w,
+                    "peak_power_w": g.peak_power_w,
+                    "estimated": g.estimated,
+                }
+                for g in self.gpus
+            },
+            "nodes": self.by_node(),
+        }
+
+
+def run_figures(run: Run, run_gpus: list[RunGpu] | None = None) -> RunFigures:
+    """The run's figures; pass ``run_gpus`` (with gpu__node selected) when the caller has them already."""
+    if run_gpus is None:
+        run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node"))
+    gpus = [
+        GpuFigures(
+            run_gpu_id=rg.pk,
+            uuid=rg.gpu.uuid,
+            node=rg.gpu.node.name,
+            index=rg.gpu.index,
+            name=rg.gpu.name,
+            energy_j=rg.energy_j,
+            samples=rg.samples,
+            mean_power_w=rg.mean_power_w,
+            peak_power_w=rg.peak_power_w,
+            first_ms=rg.first_ms or 0,
+            last_ms=rg.last_ms or 0,
+            estimated=rg.estimated,
+            simulated=rg.gpu.simulated,
+        )
+        for rg in run_gpus
+    ]
+    return RunFigures(run=run, gpus=gpus)

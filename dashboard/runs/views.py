@@ -1,0 +1,130 @@
+"""Pages: thin views over dashboard.runs.listing, dashboard.runs.run_page and dashboard.runs.summaries."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+
+from dashboard.runs.listing import SORT_KEYS, list_runs
+from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_range
+from dashboard.runs.run_page import Drawn, gpu_page, run_page
+from dashboard.runs.summaries import run_figures, visible_runs
+from dashboard.telemetry.models import Run, RunGpu
+from planner.carbon.section import run_section
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _bad_range(request: HttpRequest, error: BadRange, back: str) -> HttpResponse:
+    return render(request, "runs/bad_request.html", {"message": str(error), "back": back}, status=400)
+
+
+def _picker(request: HttpRequest, drawn: Drawn) -> dict[str, Any]:
+    return {"time_range": drawn.time_range, "choices": [(key, LABELS[key]) for key in [*RELATIVE_MS, ALL]],
+            "span": drawn.span, "path": request.path}
+
+
+def _live_json(status: str, drawn: Drawn, cards_html: str, span_html: str = "") -> HttpResponse:
+    # Figures are already JSON text: splice them in rather than parse and re-encode them.
+    head = json.dumps({"status": status, "cards_html": cards_html, "span_html": span_html, "empty": drawn.empty})
+    plots = ", ".join(f"{json.dumps(div)}: {figure}" for div, figure in drawn.plots)
+    response = HttpResponse(head[:-1] + ', "plots": {' + plots + "}}", content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+def runs_list(request: HttpRequest) -> HttpResponse:
+    listing = list_runs(request.user, request.GET)
+    page = Paginator(listing.runs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "runs/runs.html",
+        {"listing": listing, "page": page, "sort_keys": SORT_KEYS},
+    )
+
+
+def _visible_run(request: HttpRequest, pk: int) -> Run:
+    return get_object_or_404(visible_runs(request.user).select_related("project").prefetch_related("tags"), pk=pk)
+
+
+@login_required
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _visible_run(request, pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return _bad_range(request, error, run.get_absolute_url())
+    page = run_page(run, time_range, now_ms=_now_ms())
+    return render(
+        request,
+        "runs/run.html",
+        {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "drawn": page.drawn,
+         "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
+         "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+    )
+
+
+@login_required
+def run_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run page's cards and charts for the same range, as JSON, for in-place updates."""
+    run = _visible_run(request, pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    page = run_page(run, time_range, now_ms=_now_ms())
+    cards = render_to_string("runs/_run_cards.html", {"run": run, "figures": page.figures,
+                                                            "nodes": page.figures.by_node(), "drawn": page.drawn})
+    span = render_to_string("runs/_sample_span.html", {"figures": page.figures})
+    return _live_json(run.status, page.drawn, cards, span)
+
+
+@login_required
+def run_summary_json(request: HttpRequest, pk: int) -> JsonResponse:
+    run = _visible_run(request, pk)
+    return JsonResponse(run_figures(run).as_json())
+
+
+def _visible_run_gpu(request: HttpRequest, pk: int, run_gpu_pk: int) -> tuple[Run, RunGpu]:
+    run = _visible_run(request, pk)
+    return run, get_object_or_404(RunGpu.objects.select_related("gpu__node"), pk=run_gpu_pk, run=run)
+
+
+@login_required
+def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
+    run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return _bad_range(request, error, request.path)
+    page = gpu_page(run, run_gpu, time_range, now_ms=_now_ms())
+    return render(
+        request,
+        "runs/gpu.html",
+        {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
+         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+    )
+
+
+@login_required
+def gpu_live(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
+    run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
+    try:
+        time_range = parse_range(request.GET)
+    except BadRange as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    page = gpu_page(run, run_gpu, time_range, now_ms=_now_ms())
+    cards = render_to_string("runs/_gpu_cards.html", {"run_gpu": run_gpu, "gpu": run_gpu.gpu,
+                                                            "drawn": page.drawn})
+    return _live_json(run.status, page.drawn, cards)

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TelemetryConfig(AppConfig):
+    name = "dashboard.telemetry"
+    label = "telemetry"
+    verbose_name = "Telemetry: nodes, GPUs, runs and samples"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,234 @@
+"""Telemetry's data: the nodes agents run on and their GPUs, runs as agents report them, and the stored
+samples.
+
+Samples are stored columnar: one ``SampleWindow`` row per GPU per agent window, holding that window's
+readings as packed integer arrays (about 22 bytes per sample), plus per-minute rollups that pages read.
+Energy totals are sums of per-window counter differences, kept on ``RunGpu`` as batches land.
+
+The tables keep the names they had before the apps were split (``dashboard_*``; see dashboard.legacy).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+
+from dashboard.projects.models import InProjectQuerySet, Project
+
+
+class Node(models.Model):
+    """A training machine running an agent. Its batches are signed with a key derived from its token."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=200, unique=True)
+    # HMAC key derived from the token (agents.wire.signing_key); the token itself is never stored.
+    signing_key_hex = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InProjectQuerySet["Node"].as_manager()
+
+    class Meta:
+        db_table = "dashboard_node"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Gpu(models.Model):
+    """A physical GPU, known by its NVML UUID."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gpus")
+    uuid = models.CharField(max_length=200)
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    energy_source = models.CharField(max_length=32, default="counter")
+    power_field = models.CharField(max_length=16, default="average")
+    simulated = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "dashboard_gpu"
+        ordering = ["node__name", "index"]
+        constraints = [models.UniqueConstraint(fields=["node", "uuid"], name="gpu_unique_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.node.name}/{self.index} ({self.uuid})"
+
+
+class Run(models.Model):
+    RUNNING = "running"
+    FINISHED = "finished"
+    STATUS_CHOICES = [(RUNNING, "running"), (FINISHED, "finished")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=RUNNING)
+    simulated = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InProjectQuerySet["Run"].as_manager()
+
+    class Meta:
+        db_table = "dashboard_run"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="run_unique_per_project")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("run", args=[self.pk])
+
+
+class RunTag(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "dashboard_runtag"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="run_tag_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunNode(models.Model):
+    """One agent session (stream) of a node taking part in a run. Agents open and close these."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="run_nodes")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="run_nodes")
+    stream = models.CharField(max_length=64)
+    backend = models.CharField(max_length=32, blank=True)
+    host = models.CharField(max_length=200, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_seq = models.BigIntegerField(null=True, blank=True)
+    samples_declared = models.BigIntegerField(null=True, blank=True)
+    # Where the agent said it runs (`--zone`, `--region`); the carbon app decides what to use.
+    zone = models.CharField(max_length=64, blank=True)
+    region = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        db_table = "dashboard_runnode"
+        constraints = [models.UniqueConstraint(fields=["run", "node", "stream"], name="run_node_stream_unique")]
+
+
+class RunGpu(models.Model):
+    """A GPU's part in a run, with running totals kept exact by the ingest path."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="run_gpus")
+    gpu = models.ForeignKey(Gpu, on_delete=models.CASCADE, related_name="run_gpus")
+    energy_j = models.FloatField(default=0.0)
+    samples = models.BigIntegerField(default=0)
+    power_sum_w = models.FloatField(default=0.0)
+    peak_power_w = models.FloatField(default=0.0)
+    first_ms = models.BigIntegerField(null=True)
+    last_ms = models.BigIntegerField(null=True)
+    # True when any of this run's windows for the GPU came from power integration, not the counter.
+    estimated = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "dashboard_rungpu"
+        ordering = ["gpu__node__name", "gpu__index"]
+        constraints = [models.UniqueConstraint(fields=["run", "gpu"], name="run_gpu_unique")]
+
+    @property
+    def mean_power_w(self) -> float:
+        return self.power_sum_w / self.samples if self.samples else 0.0
+
+
+class SampleWindow(models.Model):
+    """One GPU's readings over one agent window, columnar (see dashboard.telemetry.columns for the encoding)."""
+
+    # No index of its own: the unique (run_gpu, stream, seq) and the (run_gpu, first_ms) index serve every
+    # lookup by GPU, and a third index would only slow ingest down.
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="windows", db_index=False)
+    stream = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    first_ms = models.BigIntegerField()
+    last_ms = models.BigIntegerField()
+    samples = models.IntegerField()
+    energy_j = models.FloatField()
+    prev_energy_mj = models.BigIntegerField(null=True)
+    t_offset_ms = models.BinaryField()
+    energy_mj = models.BinaryField()
+    power_mw = models.BinaryField()
+    sm_clock_mhz = models.BinaryField()
+    util_pct = models.BinaryField()
+    temp_c = models.BinaryField()
+
+    class Meta:
+        db_table = "dashboard_samplewindow"
+        constraints = [
+            models.UniqueConstraint(fields=["run_gpu", "stream", "seq"], name="window_unique_per_gpu_stream_seq")
+        ]
+        indexes = [models.Index(fields=["run_gpu", "first_ms"], name="window_gpu_time")]
+
+
+class GpuMinute(models.Model):
+    """Per-GPU, per-minute rollup of a run: what charts of long runs read."""
+
+    # No index of its own: the unique (run_gpu, minute_ms) serves every lookup by GPU.
+    run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="minutes", db_index=False)
+    minute_ms = models.BigIntegerField()
+    samples = models.IntegerField()
+    energy_j = models.FloatField()
+    power_sum_w = models.FloatField()
+    power_min_w = models.FloatField()
+    power_max_w = models.FloatField()
+    sm_clock_sum_mhz = models.FloatField()
+    util_sum_pct = models.FloatField()
+    temp_max_c = models.FloatField()
+
+    class Meta:
+        db_table = "dashboard_gpuminute"
+        constraints = [models.UniqueConstraint(fields=["run_gpu", "minute_ms"], name="minute_unique_per_gpu")]
+
+
+class BatchReceipt(models.Model):
+    """One row per accepted batch: the idempotency key (node, stream, seq) and what it carried."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="receipts")
+    stream = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="receipts")
+    body_sha256 = models.CharField(max_length=64)
+    samples = models.IntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "dashboard_batchreceipt"
+        constraints = [models.UniqueConstraint(fields=["node", "stream", "seq"], name="receipt_unique")]
+
+
+class RunEvent(models.Model):
+    """A marker from the training loop (step end, stage begin/end), as sent by the agent."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="events")
+    t_ms = models.BigIntegerField()
+    kind = models.CharField(max_length=200)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "dashboard_runevent"
+        indexes = [models.Index(fields=["run", "kind", "t_ms"], name="event_run_kind_time")]
+
+
+class Rejection(models.Model):
+    """A message the app refused, with the reason. Nothing else from it is stored."""
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=32)
+    node_name = models.CharField(max_length=200, blank=True)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="rejections")
+    reason = models.TextField()
+    size_bytes = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "dashboard_rejection"
+        ordering = ["-received_at"]

@@ -1,0 +1,44 @@
+"""The planner's part of the demo: the shipped GPT-3 175B sample profile with one solved frontier.
+
+``seed_planner_demo(project)`` stores the sample in ``project`` and solves its frontier for the
+Perseus artifact's case (8 stages × 12 microbatches, synchronous 1F1B, τ = 1 ms, P_blocking = 83.64 W,
+default mode) in-process, without a broker: about half a second. Calling it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboard.projects.models import Project
+from planner.plans import planning, profiles
+from planner.plans.models import FrontierJob
+
+DEMO_PARAMETERS = planning.Parameters(
+    num_microbatches=12, unit_time_s=0.001, p_blocking_w=profiles.DEFAULT_P_BLOCKING_W,
+    schedule=FrontierJob.ONE_F_ONE_B, mode=FrontierJob.DEFAULT_MODE,
+)
+
+
+def seed_planner_demo(project: Project, user: Any = None) -> FrontierJob:
+    """Store the sample profile in ``project`` and solve its 8×12 frontier; return the solved job.
+
+    Idempotent: the profile is stored once per project and the frontier solved once.
+    """
+    stored = profiles.store_sample(project, user)
+    problem = DEMO_PARAMETERS.problem(stored.profile.num_stages)
+    key = planning.cache_key(stored.profile.digest, problem)
+    job, _ = FrontierJob.objects.get_or_create(
+        profile=stored.profile, cache_key=key,
+        defaults=dict(
+            num_stages=stored.profile.num_stages, num_microbatches=DEMO_PARAMETERS.num_microbatches,
+            unit_time_s=DEMO_PARAMETERS.unit_time_s, p_blocking_w=DEMO_PARAMETERS.p_blocking_w,
+            schedule=DEMO_PARAMETERS.schedule, mode=DEMO_PARAMETERS.mode,
+            requested_by=user if getattr(user, "is_authenticated", False) else None,
+        ),
+    )
+    if job.status != FrontierJob.DONE:
+        if job.status == FrontierJob.FAILED:
+            FrontierJob.objects.filter(pk=job.pk).update(status=FrontierJob.QUEUED, error="")
+        planning.solve_job(job.pk)  # in-process: the demo must not depend on a worker
+    job.refresh_from_db()
+    return job

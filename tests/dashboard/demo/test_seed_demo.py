@@ -1,0 +1,42 @@
+"""`manage.py seed_demo` streams the demo through the real ingest path, once, and prints the login."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from dashboard.demo import seed as demo
+from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("quick_demo")]
+
+
+def seed() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", "--quiet", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_streams_every_run_with_an_estimated_gpu_and_a_counter_reset_and_prints_a_working_login():
+    output = seed()
+    assert f"user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}" in output
+    assert authenticate(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD) is not None
+    assert set(Run.objects.values_list("name", flat=True)) == {d.name for d in demo.DEMO_RUNS}
+    assert Run.objects.filter(status=Run.FINISHED, simulated=True).count() == len(demo.DEMO_RUNS)
+    main = Run.objects.get(name=demo.DEMO_RUNS[0].name)
+    assert RunGpu.objects.filter(run=main).count() == demo.DEMO_RUNS[0].nodes * demo.DEMO_RUNS[0].gpus
+    assert not Rejection.objects.exists()
+    # One GPU without an energy counter, and a counter reset that never shows up as negative energy.
+    assert RunGpu.objects.filter(run__name="resnet50-sweep-3", estimated=True).count() == 1
+    assert not RunGpu.objects.filter(energy_j__lt=0).exists()
+
+
+def test_seed_demo_is_idempotent():
+    seed()
+    receipts = BatchReceipt.objects.count()
+    assert "already seeded" in seed()
+    assert BatchReceipt.objects.count() == receipts
+

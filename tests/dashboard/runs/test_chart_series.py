@@ -1,0 +1,105 @@
+"""Chart series are aggregated in the database, and agree with bucketing every decoded sample in Python."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from dashboard.runs import series
+from dashboard.runs.downsample import bucket_samples
+from dashboard.telemetry import columns, ingest
+from dashboard.telemetry.models import GpuMinute, RunGpu, SampleWindow
+from tests.factories import T0_MS, register, simple_batch
+
+pytestmark = pytest.mark.django_db
+
+
+def stream(gpus: int, minutes: int, *, node_name: str = "node-a") -> list[RunGpu]:
+    node = register(node_name, "vision")
+    for seq in range(minutes):
+        for gpu in range(gpus):
+            ingest.ingest_batch(simple_batch(node, seq=seq, run="r", uuid=f"GPU-{gpu}", stream=f"s{gpu}", index=gpu,
+                                             samples=600, step_mj=25_000 + 1_000 * gpu))
+    return list(RunGpu.objects.order_by("gpu__index"))
+
+
+def decoded(run_gpu: RunGpu) -> columns.WindowArrays:
+    arrays = [columns.decode_window(w) for w in SampleWindow.objects.filter(run_gpu=run_gpu).order_by("first_ms")]
+    return columns.WindowArrays(*(np.concatenate([getattr(a, f) for a in arrays])
+                                  for f in columns.WindowArrays.__dataclass_fields__))
+
+
+def test_raw_buckets_equal_bucketing_every_sample_in_python():
+    (run_gpu,) = stream(1, 5)
+    span = series.Span(T0_MS + 30_000, T0_MS + 150_000)
+    got = series.gpu_buckets([run_gpu.pk], span, points=100)[run_gpu.pk].metrics["power_w"]
+    arrays = decoded(run_gpu)
+    keep = (arrays.t_ms >= span.start_ms) & (arrays.t_ms <= span.end_ms)
+    width = series.resolution(span, 100).width_ms
+    expected = bucket_samples(arrays.t_ms[keep], arrays.power_mw[keep] / 1000.0, span.start_ms, width)
+    assert np.array_equal(got.t_ms, expected.t_ms)
+    assert np.allclose(got.mean, expected.mean) and np.allclose(got.high, expected.high)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares the PostgreSQL path with the portable one")
+def test_the_postgres_path_reads_the_same_samples_as_the_portable_one():
+    gpus = stream(2, 3)
+    ids = [rg.pk for rg in gpus]
+    span = series.Span(T0_MS, T0_MS + 3 * 60_000)
+    fast = series._raw_postgres(ids, T0_MS, span, ["power_mw", "temp_c"])
+    plain = series._raw_portable(ids, T0_MS, span, ["power_mw", "temp_c"])
+    for run_gpu_id in ids:
+        assert np.array_equal(fast[run_gpu_id].t_ms, plain[run_gpu_id].t_ms)
+        assert np.array_equal(fast[run_gpu_id].values["power_mw"], plain[run_gpu_id].values["power_mw"])
+        assert np.array_equal(fast[run_gpu_id].window_energy_j, plain[run_gpu_id].window_energy_j)
+
+
+def test_minute_buckets_equal_the_rollups_they_merge():
+    (run_gpu,) = stream(1, 30)
+    span = series.span_of([run_gpu])
+    found = series.gpu_buckets([run_gpu.pk], span, points=10)[run_gpu.pk]
+    assert series.resolution(span, 10).from_minutes
+    minutes = GpuMinute.objects.filter(run_gpu=run_gpu)
+    assert found.energy_j.sum() == pytest.approx(sum(m.energy_j for m in minutes))
+    assert found.energy_j.sum() == pytest.approx(run_gpu.energy_j)
+    power = found.metrics["power_w"]
+    assert power.mean.size <= 10
+    assert power.high.max() == pytest.approx(max(m.power_max_w for m in minutes))
+
+
+def test_energy_buckets_of_a_whole_run_add_up_to_its_total_at_any_resolution():
+    gpus = stream(2, 4)
+    span = series.span_of(gpus)
+    for points in (20, 500, 2000):
+        found = series.gpu_buckets([rg.pk for rg in gpus], span, ("power_w",), points=points)
+        for rg in gpus:
+            assert found[rg.pk].energy_j.sum() == pytest.approx(rg.energy_j)
+
+
+def test_cumulative_curves_start_at_zero_and_end_at_each_groups_total():
+    axis, curves = series.cumulative(
+        0, {"a": [np.array([10, 20]), np.array([20])], "b": [np.array([30])]},
+        {"a": [np.array([1.0, 2.0]), np.array([4.0])], "b": [np.array([8.0])]},
+    )
+    assert list(axis) == [0, 10, 20, 30]
+    assert list(curves["a"]) == [0.0, 1.0, 7.0, 7.0] and list(curves["b"]) == [0.0, 0.0, 0.0, 8.0]
+
+
+def test_reading_many_gpus_costs_a_fixed_number_of_queries(django_assert_max_num_queries):
+    gpus = stream(6, 2)
+    span = series.span_of(gpus)
+    with django_assert_max_num_queries(2):
+        found = series.gpu_buckets([rg.pk for rg in gpus], span, ("power_w",), points=50)
+    assert len(found) == 6
+
+
+@pytest.mark.parametrize("points", [1, 7, 119, 120, 121, 600, 2000])
+@pytest.mark.parametrize("start_s", [0, 1, 59])
+def test_a_span_never_gets_more_buckets_than_points_asked_for(points, start_s):
+    start = T0_MS + start_s * 1000
+    for width_min in (1, 30, 120, 24 * 60):
+        span = series.Span(start, start + width_min * 60_000)
+        res = series.resolution(span, points)
+        buckets = (span.end_ms - res.start_ms) // res.width_ms + 1
+        assert buckets <= max(points, 1), (points, width_min, res)

@@ -1,0 +1,30 @@
+"""planner stays a pure library: no Django, no Celery, no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_planner_core_and_cli_import_no_django_celery_or_torch() -> None:
+    code = (
+        "import sys\n"
+        "import planner.perseus, planner.perseus.cli\n"
+        "from planner.perseus import evaluate, straggler, synthetic, plans\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'celery', 'torch'})\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_perseus_sources_do_not_mention_forbidden_imports() -> None:
+    for path in (ROOT / "planner" / "perseus").glob("*.py"):
+        text = path.read_text()
+        for name in ("django", "celery", "torch"):
+            assert f"import {name}" not in text and f"from {name}" not in text, (path.name, name)
