@@ -5,7 +5,7 @@ object is a 404, exactly like one that does not exist."""
 
 from typing import Annotated, Any, Literal
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, FilterSchema, Query, Router
@@ -26,7 +26,7 @@ from dashboard.runs.schemas import (
     RunOut,
     SamplePageOut,
 )
-from dashboard.runs.summaries import run_figures, visible_runs, with_totals
+from dashboard.runs.summaries import run_figures, with_totals
 from dashboard.telemetry.models import Run, RunGpu
 from dashboard.web.api_params import (
     ERRORS,
@@ -50,13 +50,9 @@ SortKey = Literal[
 ]
 
 
-def member_projects(request: HttpRequest) -> QuerySet[Project]:
-    return Project.objects.filter(members=request.auth)
-
-
 def run_for(request: HttpRequest, run_id: int) -> Run:
     """The run if it is in one of the caller's projects, else 404."""
-    return get_object_or_404(visible_runs(request.auth).select_related("project"), pk=run_id)
+    return get_object_or_404(Run.objects.for_user(request.auth).select_related("project"), pk=run_id)
 
 
 def run_gpu_for(request: HttpRequest, run_id: int, gpu_id: int) -> RunGpu:
@@ -70,12 +66,12 @@ def run_gpu_for(request: HttpRequest, run_id: int, gpu_id: int) -> RunGpu:
 @router.get("/projects", response={200: list[ProjectOut], **ERRORS}, summary="Your projects", tags=["projects"])
 def list_projects(request: HttpRequest) -> Any:
     """The projects you are a member of: the only ones whose data the API shows you."""
-    return member_projects(request).annotate(run_count=Count("runs")).order_by("name")
+    return Project.objects.for_user(request.auth).annotate(run_count=Count("runs")).order_by("name")
 
 
 @router.get("/projects/{project_id}", response={200: ProjectOut, **ERRORS}, summary="One project", tags=["projects"])
 def get_project(request: HttpRequest, project_id: ProjectId) -> Any:
-    return get_object_or_404(member_projects(request).annotate(run_count=Count("runs")), pk=project_id)
+    return get_object_or_404(Project.objects.for_user(request.auth).annotate(run_count=Count("runs")), pk=project_id)
 
 
 # --- runs ----------------------------------------------------------------------------------------------
@@ -118,7 +114,7 @@ def list_runs(
     ] = "-started",
 ) -> Any:
     """Runs of your projects with their totals, as the runs page lists them. Paginated."""
-    runs = filters.filter(visible_runs(request.auth))
+    runs = filters.filter(Run.objects.for_user(request.auth))
     key = sort.removeprefix("-")
     field = F(SORT_KEYS[key])
     order = field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True)

@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 from django.db.models import Count, F, Max, Min, Q, Sum
 
-from dashboard.runs.summaries import visible_runs
 from dashboard.telemetry.models import Run, RunGpu, RunNode
 from dashboard.web.templatetags.units import duration
 from planner.carbon.models import OffsetPolicy, RunCarbon
@@ -93,7 +92,7 @@ def resolve(user: Any, entries: Sequence[str]) -> Selection:
     errors: list[str] = []
     lookup = [e for e in entries if _searchable(e)]
     names = set().union(*(_candidates(e) for e in lookup)) if lookup else set()
-    rows = list(visible_runs(user).filter(name__in=names).select_related("project").prefetch_related("tags"))
+    rows = list(Run.objects.for_user(user).filter(name__in=names).select_related("project").prefetch_related("tags"))
     runs: list[Run] = []
     seen: dict[int, str] = {}
     for entry in entries:

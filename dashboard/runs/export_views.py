@@ -26,7 +26,6 @@ from django.views.decorators.http import require_safe
 from dashboard.projects.tokens import user_for_bearer
 from dashboard.runs import exports, metrics
 from dashboard.runs.listing import list_runs
-from dashboard.runs.summaries import visible_runs
 from dashboard.telemetry.models import Run
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -88,7 +87,7 @@ def _bad_request(error: exports.BadParameter) -> HttpResponseBadRequest:
 @login_or_token_required
 def run_samples_csv(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
     """``?from=&to=`` (epoch ms or ISO 8601 UTC, half-open) and ``resolution=raw|minute``."""
-    run = get_object_or_404(visible_runs(request.user).select_related("project"), pk=pk)
+    run = get_object_or_404(Run.objects.for_user(request.user).select_related("project"), pk=pk)
     try:
         span = exports.parse_range(request.GET)
         resolution = exports.parse_resolution(request.GET)
@@ -102,7 +101,7 @@ def run_samples_csv(request: HttpRequest, pk: int) -> HttpResponse | StreamingHt
 @require_safe
 @login_or_token_required
 def run_summary_csv(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(visible_runs(request.user).select_related("project"), pk=pk)
+    run = get_object_or_404(Run.objects.for_user(request.user).select_related("project"), pk=pk)
     # A few rows, built before answering so a failure is an error page, not a truncated file.
     text = "".join(exports.csv_chunks(exports.SUMMARY_HEADER, exports.summary_rows(run)))
     return _attachment(HttpResponse(text, content_type=CSV_TYPE), _filename(run, "summary"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import F, QuerySet
 
 from dashboard.projects.models import Project
-from dashboard.runs.summaries import visible_runs, with_totals
+from dashboard.runs.summaries import with_totals
 from dashboard.telemetry.models import Run, RunTag
 
 SORT_KEYS = {
@@ -34,8 +34,8 @@ class Listing:
 
 
 def list_runs(user: object, params: Mapping[str, str]) -> Listing:
-    runs = visible_runs(user)
-    projects = list(Project.objects.filter(members=user))
+    runs = Run.objects.for_user(user)
+    projects = list(Project.objects.for_user(user))
     tags = sorted(set(RunTag.objects.filter(run__in=runs).values_list("name", flat=True)))
     project, tag, status = params.get("project", ""), params.get("tag", ""), params.get("status", "")
     if project:

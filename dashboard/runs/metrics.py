@@ -55,7 +55,7 @@ class WattwiseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now_s = (self.now or timezone.now()).timestamp()
         projects = list(
-            Project.objects.filter(members=self.user)
+            Project.objects.for_user(self.user)
             .annotate(
                 active_runs=Count("runs", filter=Q(runs__status=Run.RUNNING), distinct=True),
                 energy_j=Sum("runs__run_gpus__energy_j"),

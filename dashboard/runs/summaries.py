@@ -13,15 +13,9 @@ from typing import Any
 from django.db.models import Count, F, FloatField, Max, Min, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
-from dashboard.projects.models import Project
 from dashboard.telemetry.models import Run, RunGpu
 
 J_PER_KWH = 3.6e6
-
-
-def visible_runs(user: Any) -> QuerySet[Run]:
-    """Runs in projects the user is a member of: the only runs any page may show them."""
-    return Run.objects.filter(project__in=Project.objects.filter(members=user))
 
 
 def with_totals(runs: QuerySet[Run]) -> QuerySet[Run]:

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from dashboard.runs.listing import SORT_KEYS, list_runs
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_range
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
-from dashboard.runs.summaries import run_figures, visible_runs
+from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.models import Run, RunGpu
 from planner.carbon.section import run_section
 
@@ -55,7 +55,7 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 
 
 def _visible_run(request: HttpRequest, pk: int) -> Run:
-    return get_object_or_404(visible_runs(request.user).select_related("project").prefetch_related("tags"), pk=pk)
+    return get_object_or_404(Run.objects.for_user(request.user).select_related("project").prefetch_related("tags"), pk=pk)
 
 
 @login_required

@@ -18,7 +18,7 @@ from ninja.pagination import paginate
 from ninja.params.functions import Query as QueryParam
 
 from dashboard.projects.models import Project
-from dashboard.runs.api import member_projects, run_for
+from dashboard.telemetry.models import Run
 from dashboard.web.api_params import ERRORS, SAFE_TEXT, Pages, ProjectId, RunId
 from planner.carbon.accounting import current_run_carbon
 from planner.carbon.advising import parse_allowed
@@ -251,7 +251,7 @@ class ImportOut(Schema):
 
 
 def _project(request: HttpRequest, project_id: int) -> Project:
-    return get_object_or_404(member_projects(request), pk=project_id)
+    return get_object_or_404(Project.objects.for_user(request.auth), pk=project_id)
 
 
 def _policy(project_id: int) -> OffsetPolicy:
@@ -297,7 +297,7 @@ def get_run_carbon(request: HttpRequest, run_id: RunId) -> Any:
     """Location- and market-based emissions of the run, per node, per node-hour (with the intensity
     used and where it came from) and per GPU, and what offsetting it would cost under the project's
     policy. Figures missing or behind the run's energy are recomputed first, as on the run page."""
-    run = run_for(request, run_id)
+    run = get_object_or_404(Run.objects.for_user(request.auth).select_related("project"), pk=run_id)
     stored = current_run_carbon(run)
     empty: dict[str, Any] = {"run_id": run.pk, "notes": [], "nodes": [], "hours": [], "gpus": []}
     if stored is None:

@@ -24,7 +24,7 @@ from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, RunNode
 from dashboard.web.figures import figure_json
 from planner.carbon import charts
-from planner.carbon.access import can_manage, project_for
+from planner.carbon.access import can_manage
 from planner.carbon.accounting import store_run_carbon
 from planner.carbon.advising import from_past_run, get_advice, preference_for
 from planner.carbon.forms import (
@@ -59,7 +59,7 @@ def _require_manager(request: HttpRequest, project: Project) -> None:
 
 @login_required
 def overview(request: HttpRequest, pk: int) -> HttpResponse:
-    project = project_for(request.user, pk)
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     if request.method == "POST":
         if request.POST.get("action") == "recompute":
             for run in project.runs.all():
@@ -83,7 +83,7 @@ def overview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def sites(request: HttpRequest, pk: int) -> HttpResponse:
-    project = project_for(request.user, pk)
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     settings = project_settings(project.pk)
     forms: dict[str, Any] = {
         "site_form": SiteForm(project=project, prefix="site"),
@@ -166,7 +166,7 @@ def _sites_post(request: HttpRequest, project: Project, forms: dict[str, Any]) -
 
 @login_required
 def preferences(request: HttpRequest, pk: int) -> HttpResponse:
-    project = project_for(request.user, pk)
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     preference = preference_for(project.pk)
     if request.method == "POST":
         form = PreferenceForm(request.POST, instance=preference)
@@ -181,7 +181,7 @@ def preferences(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def advice(request: HttpRequest, pk: int) -> HttpResponse:
-    project = project_for(request.user, pk)
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     runs = project.runs.order_by("-started_at")
     form = AdviceForm(request.GET or None, runs=runs)
     context: dict[str, Any] = {"project": project, "form": form, "tab": "advice",
@@ -240,7 +240,7 @@ def _advice_context(result: Any, origin: str, planned: dict[str, Any]) -> dict[s
 
 @login_required
 def offsets(request: HttpRequest, pk: int) -> HttpResponse:
-    project = project_for(request.user, pk)
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     policy = policy_for(project.pk)
     forms: dict[str, Any] = {
         "policy_form": OffsetPolicyForm(instance=policy, prefix="policy"),
@@ -285,7 +285,7 @@ def offsets(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def offsets_csv(request: HttpRequest, pk: int) -> HttpResponse:
-    project = project_for(request.user, pk)
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     response = HttpResponse(ledger_csv(project), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{slugify(project.name) or "project"}-offsets-ledger.csv"'
     return response

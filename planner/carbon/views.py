@@ -10,8 +10,9 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from dashboard.runs.summaries import visible_runs
-from planner.carbon.access import can_import, member_projects
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Run
+from planner.carbon.access import can_import
 from planner.carbon.forms import ImportForm
 from planner.carbon.imports import import_file
 from planner.carbon.live import provider_statuses
@@ -23,7 +24,7 @@ from planner.grid_carbon.importers import CarbonImportError
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    projects = member_projects(request.user).annotate(
+    projects = Project.objects.for_user(request.user).annotate(
         runs_count=Count("runs", distinct=True),
         emissions_g=Sum("runs__carbon__emissions_g"),
         market_emissions_g=Sum("runs__carbon__market_emissions_g"),
@@ -35,7 +36,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def intensity_data(request: HttpRequest) -> HttpResponse:
-    projects = member_projects(request.user)
+    projects = Project.objects.for_user(request.user)
     if request.method == "POST":
         if not can_import(request.user):
             raise PermissionDenied("only project members may import data")
@@ -70,7 +71,7 @@ def run_hours(request: HttpRequest, pk: int) -> HttpResponse:
 
     A day of eight nodes is 192 rows: rendering them with the page would cost it more than its charts.
     """
-    run = get_object_or_404(visible_runs(request.user), pk=pk)
+    run = get_object_or_404(Run.objects.for_user(request.user), pk=pk)
     context = {"run": run, "hours": hours_of_run(run)}
     if request.GET.get("fragment"):
         return render(request, "carbon/_run_hours_table.html", context)

@@ -21,7 +21,7 @@ from ninja.params.functions import Query as QueryParam
 from dashboard.runs.schemas import Error
 from dashboard.web.api_params import ERRORS, MAX_ID, FrontierId, Pages, ProfileId, Rows
 from planner import perseus
-from planner.plans import planning, profiles, results
+from planner.plans import planning, results
 from planner.plans.models import FrontierJob, StageProfile
 
 router = Router(tags=["planner"])
@@ -165,7 +165,7 @@ class PlanOut(Schema):
 
 
 def _profiles(request: HttpRequest) -> QuerySet[StageProfile]:
-    return profiles.visible_profiles(request.auth)
+    return StageProfile.objects.for_user(request.auth)
 
 
 def _jobs(request: HttpRequest) -> QuerySet[FrontierJob]:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from dashboard.projects.models import Project
+from dashboard.projects.models import InProjectQuerySet, Project
 from dashboard.telemetry.models import Node, Run
 
 
@@ -48,6 +48,8 @@ class StageProfile(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = InProjectQuerySet["StageProfile"].as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [models.UniqueConstraint(fields=["project", "digest"], name="stage_profile_unique_content")]
@@ -65,6 +67,10 @@ class StageProfile(models.Model):
     @property
     def max_freq_mhz(self) -> int | None:
         return max(self.frequencies_mhz) if self.frequencies_mhz else None
+
+
+class FrontierJobQuerySet(InProjectQuerySet["FrontierJob"]):
+    project_path = "profile__project"
 
 
 class FrontierJob(models.Model):
@@ -113,6 +119,8 @@ class FrontierJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FrontierJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

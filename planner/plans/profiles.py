@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from agents.wire import MAX_NAME_CHARS, WireError
@@ -43,15 +42,6 @@ MAX_P_BLOCKING_W = 10_000.0
 # 4 MiB body limit.
 MAX_UPLOAD_BYTES = MAX_PROFILE_BYTES
 MAX_UPLOAD_ROWS = MAX_PROFILE_ROWS
-
-
-def visible_profiles(user: Any) -> QuerySet[StageProfile]:
-    """Profiles in projects the user is a member of: the only profiles any page may show them."""
-    return StageProfile.objects.filter(project__in=Project.objects.filter(members=user))
-
-
-def visible_projects(user: Any) -> QuerySet[Project]:
-    return Project.objects.filter(members=user)
 
 
 def suggested_p_blocking(gpu_name: str, stated_w: float | None = None) -> tuple[float, str]:

@@ -1,6 +1,6 @@
 """Planner pages: thin views over planner.plans.profiles, planner.plans.planning, planner.plans.results and planner.plans.charts.
 
-Every page needs a login, and every lookup goes through the user's projects (``visible_profiles``): a
+Every page needs a login, and every lookup goes through the user's projects (``for_user``): a
 profile, frontier, plan or download of another project is a 404, never a 403 that would confirm it exists.
 """
 
@@ -16,7 +16,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from dashboard.runs.summaries import visible_runs
+from dashboard.projects.models import Project
+from dashboard.telemetry.models import Run
 from dashboard.web.figures import figure_json
 from planner import perseus
 from planner.plans import charts, iterations, planning, profiles, results
@@ -28,12 +29,12 @@ BLOBS = ("frontier_data", "realised_data")
 
 def _profile(request: HttpRequest, pk: int) -> StageProfile:
     return get_object_or_404(
-        profiles.visible_profiles(request.user).select_related("project", "node", "run", "created_by"), pk=pk
+        StageProfile.objects.for_user(request.user).select_related("project", "node", "run", "created_by"), pk=pk
     )
 
 
 def _job(request: HttpRequest, pk: int, *, with_data: bool = False) -> FrontierJob:
-    jobs = FrontierJob.objects.filter(profile__in=profiles.visible_profiles(request.user)).select_related("profile__project")
+    jobs = FrontierJob.objects.for_user(request.user).select_related("profile__project")
     if not with_data:
         jobs = jobs.defer(*BLOBS)
     return get_object_or_404(jobs, pk=pk)
@@ -71,9 +72,9 @@ def _straggler_param(request: HttpRequest) -> float | None:
 
 
 def _index(request: HttpRequest, upload: UploadForm | None = None, status: int = 200) -> HttpResponse:
-    projects = profiles.visible_projects(request.user)
+    projects = Project.objects.for_user(request.user)
     listed = (
-        profiles.visible_profiles(request.user).select_related("project", "node", "run").defer("csv_text")
+        StageProfile.objects.for_user(request.user).select_related("project", "node", "run").defer("csv_text")
         .annotate(num_frontiers=Count("frontiers")).order_by("-created_at", "-pk")
     )
     return render(request, "planner/index.html", {
@@ -92,7 +93,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST, request.FILES, projects=profiles.visible_projects(request.user))
+    form = UploadForm(request.POST, request.FILES, projects=Project.objects.for_user(request.user))
     if not form.is_valid():
         return _index(request, form, status=400)
     try:
@@ -111,7 +112,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def sample(request: HttpRequest) -> HttpResponse:
-    form = SampleForm(request.POST, projects=profiles.visible_projects(request.user))
+    form = SampleForm(request.POST, projects=Project.objects.for_user(request.user))
     if not form.is_valid():
         return _index(request, status=400)
     stored = profiles.store_sample(form.cleaned_data["project"], request.user)
@@ -151,7 +152,7 @@ def profile_csv(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _straggler(request: HttpRequest, solved: planning.Solved) -> dict[str, Any]:
     """The straggler box: its form, and the chosen plan when asked."""
-    runs = iterations.runs_with_steps(visible_runs(request.user))
+    runs = iterations.runs_with_steps(Run.objects.for_user(request.user))
     form = StragglerForm(request.GET if "straggler_s" in request.GET or "run" in request.GET else None, runs=runs)
     out: dict[str, Any] = {"form": form, "choice": None, "measured": None, "error": None}
     if form.is_bound and form.asked and form.is_valid():
