@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from agents.wire import (
@@ -46,6 +47,7 @@ from dashboard.telemetry.models import (
     RunTag,
     SampleWindow,
 )
+from dashboard.telemetry.signals import run_closed, samples_stored
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,21 @@ class Outcome:
     status: str  # stored | duplicate | rejected | opened | closed
     detail: str = ""
     samples: int = 0
+    run_id: int | None = None  # the run the message was about, once known
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _tell(signal: Signal, run_id: int) -> None:
+    """Send ``signal`` once the current transaction commits; what a receiver raises is logged, never raised."""
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=None, run_id=run_id):
+            if isinstance(result, Exception):
+                log.error("receiver %r failed for run %s", receiver, run_id, exc_info=result)
+
+    transaction.on_commit(send)
 
 
 def ms_to_datetime(t_ms: int) -> datetime:
@@ -212,7 +226,7 @@ def open_run(envelope: Any) -> Outcome:
             run_node.host = _str_field(payload, "host", required=False)
             run_node.zone, run_node.region = zone, region
             run_node.save()
-        return Outcome("opened", f"run {run_name!r} on {node.name}")
+        return Outcome("opened", f"run {run_name!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
         return record_rejection("open_run", envelope, str(exc))
 
@@ -237,7 +251,8 @@ def close_run(envelope: Any) -> Outcome:
                 run.status = Run.FINISHED
                 run.ended_at = max(rn.closed_at for rn in run.run_nodes.all() if rn.closed_at)
                 run.save(update_fields=["status", "ended_at"])
-        return Outcome("closed", f"run {run_name!r} on {node.name}")
+                _tell(run_closed, run.pk)
+        return Outcome("closed", f"run {run_name!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
         return record_rejection("close_run", envelope, str(exc))
 
@@ -293,7 +308,7 @@ def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
                 f"replayed sequence number: batch {batch.seq} of stream {batch.stream} was already "
                 "stored with different content"
             )
-        return Outcome("duplicate", f"batch {batch.seq} of stream {batch.stream} already stored")
+        return Outcome("duplicate", f"batch {batch.seq} of stream {batch.stream} already stored", run_id=run_id)
     if (run_id, node.pk, batch.stream) not in _run_nodes:
         RunNode.objects.bulk_create([RunNode(run_id=run_id, node=node, stream=batch.stream)], ignore_conflicts=True)
         _run_nodes.add((run_id, node.pk, batch.stream))
@@ -320,7 +335,8 @@ def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
     if _node_seen.get(node.pk, 0.0) < now - 30:
         Node.objects.filter(pk=node.pk).update(last_seen_at=timezone.now())
         _node_seen[node.pk] = now
-    return Outcome("stored", f"batch {batch.seq} of stream {batch.stream}", batch.samples)
+    _tell(samples_stored, run_id)
+    return Outcome("stored", f"batch {batch.seq} of stream {batch.stream}", batch.samples, run_id)
 
 
 def _gpu_ids(node: Node, batch: Batch) -> dict[str, int]:

@@ -38,7 +38,7 @@ from planner.grid_carbon.importers import (
 )
 from planner.grid_carbon.records import Basis
 from planner.grid_carbon.regions import UnknownLocationError
-from planner.grid_carbon.units import J_PER_KWH
+from planner.units import J_PER_KWH
 
 FORMAT_LABELS = {
     ImportFormat.ELECTRICITYMAPS_CSV: "Electricity Maps CSV",

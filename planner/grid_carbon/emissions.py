@@ -33,7 +33,7 @@ from planner.grid_carbon.market import MarketBasedResult, MarketInstruments, mar
 from planner.grid_carbon.records import Basis
 from planner.grid_carbon.regions import GridLocation, locate
 from planner.grid_carbon.resolve import FallbackStep, IntensityResolver
-from planner.grid_carbon.units import G_PER_KG, J_PER_KWH
+from planner.units import G_PER_KG, J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True)

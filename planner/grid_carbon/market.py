@@ -40,7 +40,7 @@ from typing import Literal, Protocol
 
 from planner.grid_carbon.records import check_intensity, check_pct
 from planner.grid_carbon.regions import GridLocation
-from planner.grid_carbon.units import mwh_to_kwh
+from planner.units import mwh_to_kwh
 
 UncoveredMethod = Literal["none", "supplier", "residual_mix", "location_fallback"]
 

@@ -21,7 +21,7 @@ from datetime import date
 from enum import StrEnum
 
 from planner.grid_carbon.records import check_intensity, check_pct
-from planner.grid_carbon.units import grams_to_tonnes
+from planner.units import grams_to_tonnes
 
 
 class CreditType(StrEnum):

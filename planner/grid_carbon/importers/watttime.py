@@ -31,7 +31,7 @@ from planner.grid_carbon.importers.series import Point, average_into_hours, fina
 from planner.grid_carbon.importers.text import load_json
 from planner.grid_carbon.importers.timestamps import parse_timestamp
 from planner.grid_carbon.records import IntensityRecord, Signal, check_intensity
-from planner.grid_carbon.units import lbs_per_mwh_to_g_per_kwh
+from planner.units import lbs_per_mwh_to_g_per_kwh
 
 FORMAT = "WattTime API JSON"
 SOURCE = "WattTime API"
