@@ -42,8 +42,10 @@ run: install
 services:
 	bash .ci/services
 
+# lint-imports checks the import contracts in pyproject.toml's [tool.importlinter] (see docs/architecture.md).
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install-dev
 	$(VENV)/bin/mypy agents planner dashboard benchmarks

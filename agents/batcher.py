@@ -92,17 +92,13 @@ class Batcher:
         return ready
 
     def add_event(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Add a marker (``{"t_ms", "kind", ...}``, extra fields strings or numbers) to its window."""
-        t_ms = int(event["t_ms"])
-        kind = str(event["kind"])[: wire.MAX_NAME_CHARS]
-        clean: dict[str, Any] = {"t_ms": t_ms, "kind": kind}
-        for key, value in event.items():
-            if key in ("t_ms", "kind"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise TypeError(f"event field {key!r} must be a string or a number, got {value!r}")
-            clean[str(key)] = value[: wire.MAX_NAME_CHARS] if isinstance(value, str) else value
-        ready = self._advance(t_ms, final=False)
+        """Add a marker (``{"t_ms", "kind", ...}``, extra fields strings or numbers) to its window.
+
+        Its kind and text fields are cut to the wire's name limit; anything else the app would refuse
+        raises WireError.
+        """
+        clean = wire.event_payload(event["t_ms"], event["kind"], event)
+        ready = self._advance(clean["t_ms"], final=False)
         self._events.append(clean)
         return ready
 

@@ -3,10 +3,11 @@
 Each rank's :class:`agents.profiling.StageProfiler` writes its own stage's rows; the planner wants one
 file with every stage, each profiled at the same clocks. :func:`merge_profile_csvs` joins per-stage
 files and keeps the clocks every stage and instruction has (early stops end stages at different
-clocks). :func:`check_profile_csv` validates with the planner's own parser
-(``planner.perseus.parse_profile``, pure Python, no Django) when it is installed, else with the
-minimal local check below (columns, numbers, duplicates, both instructions per stage, the same clocks
-everywhere).
+clocks). :func:`check_profile_csv` checks a whole-pipeline profile against the rules the planner's
+parser applies (``planner.perseus.profile``): the columns, numbers, duplicates, stages ``0..S-1``
+each with both instructions, the same clocks everywhere, and the planner's size limits. The agent
+imports nothing of the app, so these rules are restated here; the app parses every profile it
+receives with its planner again, and rejects, with the planner's reason, anything this check missed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 
 INSTRUCTIONS = ("forward", "backward")
 REQUIRED_COLUMNS = ("stage", "instruction", "frequency", "time", "energy")
+# The planner's limits (planner.perseus.profile): the app refuses a profile above them.
 MAX_PROFILE_BYTES = 16 * 1024 * 1024
 MAX_PROFILE_ROWS = 200_000
+MAX_STAGES = 1024
 
 Row = tuple[int, str, int, float, float]  # stage, instruction, freq_mhz, time_s, energy_j
 
@@ -36,21 +39,34 @@ class ProfileCheck:
     num_stages: int
     frequencies_mhz: tuple[int, ...]  # highest first
     rows: int
-    checked_by: str  # "planner" or "local"
 
 
 def check_profile_csv(text: str | bytes) -> ProfileCheck:
-    """Validate a whole-pipeline profile; raise ProfileCsvError with the planner's message if invalid."""
-    try:
-        from planner.perseus import PlannerError, parse_profile
-    except ImportError:
-        return _check_locally(text)
-    try:
-        profile = parse_profile(text)
-    except PlannerError as exc:
-        raise ProfileCsvError(str(exc)) from None
-    rows = sum(len(e.freq_mhz) for e in profile.entries.values())
-    return ProfileCheck(profile.num_stages, profile.frequencies_mhz, rows, "planner")
+    """Check a whole-pipeline profile as the planner would; raise ProfileCsvError naming where and why."""
+    rows = parse_rows(text)
+    freqs: dict[tuple[int, str], set[int]] = {}
+    for stage, instruction, freq, _, _ in rows:
+        freqs.setdefault((stage, instruction), set()).add(freq)
+    num_stages = max(stage for stage, _ in freqs) + 1
+    for stage in range(num_stages):
+        if not any((stage, instruction) in freqs for instruction in INSTRUCTIONS):
+            raise ProfileCsvError(f"stage {stage}: stage missing; stages must be numbered 0 to {num_stages - 1}")
+    reference = freqs.get((0, "forward"))
+    for stage in range(num_stages):
+        for instruction in INSTRUCTIONS:
+            have = freqs.get((stage, instruction))
+            if have is None:
+                raise ProfileCsvError(f"stage {stage}: no {instruction} rows (every stage needs forward and "
+                                      "backward)")
+            if have != reference:
+                assert reference is not None
+                differences = [f"{what}: {', '.join(map(str, sorted(clocks, reverse=True)))} MHz"
+                               for what, clocks in (("missing", reference - have), ("extra", have - reference))
+                               if clocks]
+                raise ProfileCsvError(f"stage {stage} {instruction}: profiled at other clocks than stage 0 forward "
+                                      f"({'; '.join(differences)})")
+    assert reference is not None
+    return ProfileCheck(num_stages, tuple(sorted(reference, reverse=True)), len(rows))
 
 
 def parse_rows(text: str | bytes, *, source: str = "profile") -> list[Row]:
@@ -70,6 +86,9 @@ def parse_rows(text: str | bytes, *, source: str = "profile") -> list[Row]:
     if not lines:
         raise ProfileCsvError(f"{source}: empty; expected the header {','.join(REQUIRED_COLUMNS)}")
     header = [h.strip().lower() for h in lines[0][1]]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise ProfileCsvError(f"{source} line {lines[0][0]}: column(s) {', '.join(twice)} twice in the header")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ProfileCsvError(f"{source} line {lines[0][0]}: missing column(s) {', '.join(missing)}; the header "
@@ -84,6 +103,8 @@ def parse_rows(text: str | bytes, *, source: str = "profile") -> list[Row]:
         if len(cells) != len(header):
             raise ProfileCsvError(f"{where}: expected {len(header)} fields, found {len(cells)}")
         stage = _integer(cells[at["stage"]], where, "stage", minimum=0)
+        if stage >= MAX_STAGES:
+            raise ProfileCsvError(f"{where}: stage {stage} exceeds the planner's limit of {MAX_STAGES} stages")
         instruction = cells[at["instruction"]].strip().lower()
         if instruction not in INSTRUCTIONS:
             raise ProfileCsvError(f"{where}: unknown instruction {instruction!r}; expected forward or backward")
@@ -114,28 +135,11 @@ def _positive(text: str, where: str, column: str) -> float:
         value = float(text.strip())
     except ValueError:
         raise ProfileCsvError(f"{where}: {column} {text.strip()!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ProfileCsvError(f"{where}: {column} must be a positive finite number, got {text.strip()!r}")
+    if not math.isfinite(value):
+        raise ProfileCsvError(f"{where}: {column} {text.strip()!r} is not a finite number")
+    if value <= 0:
+        raise ProfileCsvError(f"{where}: {column} must be positive, got {text.strip()!r}")
     return value
-
-
-def _check_locally(text: str | bytes) -> ProfileCheck:
-    rows = parse_rows(text)
-    freqs: dict[tuple[int, str], set[int]] = {}
-    for stage, instruction, freq, _, _ in rows:
-        freqs.setdefault((stage, instruction), set()).add(freq)
-    num_stages = max(stage for stage, _ in freqs) + 1
-    reference = freqs.get((0, "forward"))
-    for stage in range(num_stages):
-        for instruction in INSTRUCTIONS:
-            have = freqs.get((stage, instruction))
-            if have is None:
-                raise ProfileCsvError(f"stage {stage}: no {instruction} rows (stages must be 0..{num_stages - 1}, "
-                                      "each with forward and backward)")
-            if have != reference:
-                raise ProfileCsvError(f"stage {stage} {instruction}: profiled at other clocks than stage 0 forward")
-    assert reference is not None
-    return ProfileCheck(num_stages, tuple(sorted(reference, reverse=True)), len(rows), "local")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Send a stage profile to the app: one signed ``stage_profile`` envelope, through the same transport and
 spool as the energy batches (``agents.wire`` documents the payload).
 
-The CSV is checked first (:func:`agents.profile_csv.check_profile_csv`), so the app only ever receives
-profiles its planner can use. While the broker is unreachable the envelope waits in the spool like any
+The payload is built through the wire's ``StageProfile`` model and the CSV checked against the planner's
+rules (:func:`agents.profile_csv.check_profile_csv`) first, so what the app would refuse is refused here,
+before anything is sent (the app still parses the CSV with its planner). While the broker is unreachable the envelope waits in the spool like any
 batch, and the next agent run on the node (a stream or another upload) sends it first.
 """
 
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from agents import wire
 from agents.outbox import Outbox
-from agents.profile_csv import ProfileCheck, ProfileCsvError, check_profile_csv
+from agents.profile_csv import ProfileCheck, check_profile_csv
 from agents.spool import Spool
 from agents.transport import Transport
 
@@ -47,7 +47,6 @@ class UploadResult:
             "max_mhz": self.check.frequencies_mhz[0],
             "min_mhz": self.check.frequencies_mhz[-1],
             "rows": self.check.rows,
-            "checked_by": self.check.checked_by,
             "csv_sha256": hashlib.sha256(payload["csv"].encode()).hexdigest(),
             "sent": self.sent,
             "spooled": self.spooled,
@@ -63,29 +62,21 @@ def stage_profile_payload(
     p_blocking_w: float | None = None,
     recorded_ms: int | None = None,
 ) -> tuple[dict[str, Any], ProfileCheck]:
-    """The ``stage_profile`` payload, after checking every field; raise ValueError (or ProfileCsvError)."""
-    _check_name(name, "profile name")
-    _check_name(gpu_name, "GPU name")
-    if run is not None:
-        _check_name(run, "run name")
-    if p_blocking_w is not None and (isinstance(p_blocking_w, bool) or not math.isfinite(p_blocking_w)
-                                     or not 0 < p_blocking_w < 10_000):
-        raise ValueError(f"P_blocking must be a positive power in W (below 10 kW), got {p_blocking_w!r}")
+    """The ``stage_profile`` payload, built through the wire's model, and what its CSV holds.
+
+    Raises ProfileCsvError for a CSV the app's planner would refuse, and WireError for a field the app
+    would refuse (naming the field).
+    """
     check = check_profile_csv(csv_text)
-    payload = {
+    message = wire.parse(wire.StageProfile, {
         "run": run,
         "name": name,
         "csv": csv_text,
         "gpu_name": gpu_name,
-        "p_blocking_w": None if p_blocking_w is None else float(p_blocking_w),
-        "recorded_ms": int(time.time() * 1000) if recorded_ms is None else int(recorded_ms),
-    }
-    return payload, check
-
-
-def _check_name(value: Any, what: str) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > wire.MAX_NAME_CHARS:
-        raise ValueError(f"{what} must be a non-empty string of at most {wire.MAX_NAME_CHARS} characters")
+        "p_blocking_w": p_blocking_w,
+        "recorded_ms": int(time.time() * 1000) if recorded_ms is None else recorded_ms,
+    })
+    return message.model_dump(), check
 
 
 def publish_stage_profile(
@@ -105,13 +96,10 @@ def publish_stage_profile(
     """Check, seal and send one stage profile; the envelope is spooled if the broker is unreachable."""
     if not token:
         raise ValueError("a node token is required to sign messages")
-    _check_name(node, "node name")
+    wire.check_field(wire.Envelope, "node", node)
     payload, check = stage_profile_payload(name=name, csv_text=csv_text, gpu_name=gpu_name, run=run,
                                            p_blocking_w=p_blocking_w, recorded_ms=recorded_ms)
-    envelope = wire.seal(KIND, node, payload, wire.signing_key(token))
-    if len(envelope["body"]) > wire.MAX_BODY_BYTES:
-        raise ProfileCsvError(f"the profile is too large to send: {len(envelope['body'])} bytes of message, the "
-                              f"limit is {wire.MAX_BODY_BYTES}")
+    envelope = wire.seal(KIND, node, payload, wire.signing_key(token))  # checks the size too
     sent: list[dict[str, Any]] = []
     outbox = Outbox(transport, spool, on_delivered=sent.append)
     outbox.post(envelope)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import socket
 import threading
 import uuid
@@ -32,11 +31,7 @@ from agents.transport import Transport
 
 log = logging.getLogger(__name__)
 
-MAX_TAG_CHARS = 64
 MAX_RATE_HZ = 100.0  # timestamps are whole ms and NVML counters update every 20-100 ms anyway
-# Spellings the app accepts for where a node runs (it checks them again, and resolves them itself).
-ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-REGION_PATTERN = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -106,14 +101,13 @@ class Streamer:
         if not token:
             raise ValueError("a node token is required to sign messages")
         self.backend = backend
-        self.run_name = _checked_name(run, "run")
-        self.node = _checked_name(node or socket.gethostname(), "node")
-        self.host = host or socket.gethostname()
-        self.tags = [str(t) for t in tags]
-        if any(not t or len(t) > MAX_TAG_CHARS for t in self.tags):
-            raise ValueError(f"tags must be non-empty and at most {MAX_TAG_CHARS} characters")
-        self.zone = _checked_place(zone, ZONE_PATTERN, "zone", "a grid zone id such as SE-SE3")
-        self.region = _checked_place(region, REGION_PATTERN, "region", "a cloud region such as aws:eu-north-1")
+        # What open_run will carry, checked now with the wire's own rules (WireError names the field).
+        self.run_name: str = wire.check_field(wire.OpenRun, "run", run)
+        self.node: str = wire.check_field(wire.Envelope, "node", node or socket.gethostname())
+        self.host: str = wire.check_field(wire.OpenRun, "host", host or socket.gethostname())
+        self.tags: list[str] = wire.check_field(wire.OpenRun, "tags", [str(t) for t in tags])
+        self.zone: str | None = wire.check_field(wire.OpenRun, "zone", zone or None)
+        self.region: str | None = wire.check_field(wire.OpenRun, "region", region or None)
         self.clock: Clock = clock or RealClock()
         self.rate_hz = rate_hz
         self.drain_timeout_s = drain_timeout_s
@@ -201,12 +195,11 @@ class Streamer:
         return ready
 
     def mark(self, kind: str, **fields: str | int | float) -> None:
-        """Record a marker (e.g. ``step_end`` with ``step``) at the current time; thread-safe."""
-        for key, value in fields.items():
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise TypeError(f"marker field {key!r} must be a string or a number, got {value!r}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"marker field {key!r} must be finite, got {value!r}")
+        """Record a marker (e.g. ``step_end`` with ``step``) at the current time; thread-safe.
+
+        Raises WireError here, in the caller's thread, for a marker the app would refuse.
+        """
+        wire.event_payload(0, kind, fields)
         with self._lock:
             t_ms = self.clock.now_ms()
             if self._last_t is not None:
@@ -317,17 +310,3 @@ class Streamer:
             if samples is not None:
                 self.batches_sent += 1
                 self.samples_sent += samples
-
-
-def _checked_place(value: str | None, pattern: re.Pattern[str], what: str, example: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not pattern.match(value):
-        raise ValueError(f"{what} must be {example}, got {value!r}")
-    return value
-
-
-def _checked_name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > wire.MAX_NAME_CHARS:
-        raise ValueError(f"{what} name must be a non-empty string of at most {wire.MAX_NAME_CHARS} characters")
-    return value

@@ -1,8 +1,16 @@
 """The agent ↔ app wire format, version 1: the one module both sides share.
 
-Agents publish three Celery tasks by name on the broker; each takes one argument, an *envelope*:
+Every message the agent sends is declared here once, as a pydantic model: :class:`Envelope`, and the
+payloads :class:`Batch` (with one :class:`GpuWindow` per GPU and its :class:`Event` markers),
+:class:`OpenRun`, :class:`CloseRun` and :class:`StageProfile`. The agent checks what it sends with
+these models (:func:`seal` refuses a payload the app would refuse, with the same message), and the app
+validates what it receives with them; only what needs the app's state (the node is known, the clock is
+sane, the window continues the previous one, the profile CSV suits the planner) is checked on top, by
+the app. Every refusal is a :class:`WireError` whose text names the field and what is wrong.
 
-    {"v": 1, "kind": "batch" | "open_run" | "close_run", "node": "<node name>",
+Agents publish the messages as Celery tasks by name on the broker; each takes one argument, an *envelope*:
+
+    {"v": 1, "kind": "batch" | "open_run" | "close_run" | "stage_profile", "node": "<node name>",
      "body": "<JSON text of the payload>", "sig": "<hex HMAC-SHA256>"}
 
 The signature covers ``v``, ``kind``, ``node`` and the exact ``body`` text, keyed with a key derived
@@ -22,15 +30,20 @@ A ``batch`` payload carries one node's window of samples, columnar per GPU:
 
 ``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``), or, for
 GPUs without one, the agent's own running trapezoid integral of power (``energy_source`` says which).
+``prev_energy_mj`` / ``prev_t_ms`` repeat the last reading of the stream's previous window, so every
+window's energy is a self-contained counter difference: totals are exact sums of windows, whatever
+order windows arrive in. ``(node, stream, seq)`` identifies a batch; delivering it twice is harmless.
+
 A ``stage_profile`` payload carries a per-stage profile recorded by the torch hooks, for the planner:
 
     {"run": "gpt3-pretrain" | null, "name": "<profile name>", "csv": "<Perseus CSV text:
      stage,instruction,frequency,time,energy>", "gpu_name": "NVIDIA A100-SXM4-80GB",
      "p_blocking_w": 83.6 | null, "recorded_ms": 1700000000000}
 
-``prev_energy_mj`` / ``prev_t_ms`` repeat the last reading of the stream's previous window, so every
-window's energy is a self-contained counter difference: totals are exact sums of windows, whatever
-order windows arrive in. ``(node, stream, seq)`` identifies a batch; delivering it twice is harmless.
+Sample columns stay cheap to check (ingest sees tens of thousands of samples a second): each column is
+validated in pydantic's compiled core, element types and ranges at once, then held as an ``int64``
+numpy array; only the few checks across a column (time increases, samples lie in the window) run in
+Python, on the arrays. ``benchmarks/bench_wire.py`` measures the cost.
 """
 
 from __future__ import annotations
@@ -38,11 +51,33 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Ge, Gt, Lt, MaxLen, MinLen
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import core_schema
+
+# Both sides import these from here, with the models.
+from agents.wire_errors import Expect as Expect
+from agents.wire_errors import WireError as WireError
+from agents.wire_errors import check_field as check_field
+from agents.wire_errors import parse as parse
+from agents.wire_errors import rule
 
 WIRE_VERSION = 1
 
@@ -64,96 +99,200 @@ MAX_SAMPLES_PER_BATCH = 200_000
 MAX_GPUS_PER_BATCH = 64
 MAX_EVENTS_PER_BATCH = 10_000
 MAX_NAME_CHARS = 200
+MAX_TAG_CHARS = 64
+MAX_TAGS = 100
+MAX_P_BLOCKING_W = 10_000.0
+"""Exclusive upper bound on P_blocking in W (a GPU waiting on communication draws far less)."""
+MAX_MS = 2**53
+"""Timestamps are Unix milliseconds below 2**53, exact as JSON numbers in any language."""
 
-ENERGY_SOURCES = ("counter", "power_integration")
-POWER_FIELDS = ("instant", "average")
 # Columns sent per GPU, with the integer range each must fit (they are stored as fixed-width ints).
 SAMPLE_COLUMNS: dict[str, tuple[int, int]] = {
-    "t_ms": (0, 2**53),
+    "t_ms": (0, MAX_MS),
     "energy_mj": (0, 2**63 - 1),
     "power_mw": (0, 2**31 - 1),
     "sm_clock_mhz": (0, 2**15 - 1),
     "util_pct": (0, 100),
     "temp_c": (-2**15, 2**15 - 1),
 }
+# Where the agent says it runs: a grid zone id (``SE-SE3``) and/or a cloud region (``aws:eu-north-1``).
+# Only the spelling is checked here; the app's carbon accounting resolves them and says when one is unknown.
+ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+REGION_PATTERN = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
+_SIG_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
-class WireError(ValueError):
-    """A message that does not follow the wire format; the text says what is wrong, for the sender."""
-
-
-def signing_key(token: str) -> bytes:
-    """Derive the HMAC key from a node token. The app stores only this key, never the token."""
-    return hashlib.sha256(b"wattwise-hmac-v1:" + token.encode()).digest()
-
-
-def _mac(key: bytes, kind: str, node: str, body: str) -> str:
-    message = f"{WIRE_VERSION}\n{kind}\n{node}\n".encode() + body.encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def seal(kind: str, node: str, payload: Mapping[str, Any], key: bytes) -> dict[str, Any]:
-    """Wrap a payload in a signed envelope, ready to publish."""
-    if kind not in TASKS_BY_KIND:
-        raise WireError(f"unknown message kind {kind!r}")
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    return {"v": WIRE_VERSION, "kind": kind, "node": node, "body": body, "sig": _mac(key, kind, node, body)}
-
-
-def envelope_node(envelope: Any) -> str:
-    """The node an envelope claims to come from (unverified), or raise WireError."""
-    if not isinstance(envelope, Mapping):
-        raise WireError("message is not an object")
-    if envelope.get("v") != WIRE_VERSION:
-        raise WireError(f"unsupported wire version {envelope.get('v')!r}; this app speaks {WIRE_VERSION}")
-    node = envelope.get("node")
-    if not isinstance(node, str) or not node or len(node) > MAX_NAME_CHARS:
-        raise WireError("missing or invalid node name")
-    return node
-
-
-def open_envelope(envelope: Mapping[str, Any], kind: str, key: bytes) -> dict[str, Any]:
-    """Check an envelope's kind, size and signature and return its decoded payload."""
-    node = envelope_node(envelope)
-    if envelope.get("kind") != kind:
-        raise WireError(f"expected a {kind!r} message, got {envelope.get('kind')!r}")
-    body, sig = envelope.get("body"), envelope.get("sig")
-    if not isinstance(body, str) or not isinstance(sig, str):
-        raise WireError("missing body or signature")
-    if len(body) > MAX_BODY_BYTES:
-        raise WireError(f"batch too large: {len(body)} bytes, limit {MAX_BODY_BYTES}")
-    if not hmac.compare_digest(_mac(key, kind, node, body), sig):
-        raise WireError("bad signature: the message was not signed with this node's token")
-    try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise WireError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise WireError("body is not a JSON object")
-    return payload
-
-
-def _reject_constant(name: str) -> Any:
-    raise WireError(f"{name} is not a valid number")
+# --- field types: each limit declared once ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class GpuWindow:
-    """One GPU's samples within one batch window, as integer numpy arrays."""
+class IntColumn:
+    """A sample column: a list of whole numbers in the column's range, held as an int64 array once read.
 
-    uuid: str
-    index: int
+    Element types and ranges are checked in pydantic's compiled core; the array is made once, at the end.
+    """
+
     name: str
-    energy_source: str
-    power_field: str
-    prev_t_ms: int | None
-    prev_energy_mj: int | None
-    t_ms: np.ndarray
-    energy_mj: np.ndarray
-    power_mw: np.ndarray
-    sm_clock_mhz: np.ndarray
-    util_pct: np.ndarray
-    temp_c: np.ndarray
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        low, high = SAMPLE_COLUMNS[self.name]
+        value = core_schema.custom_error_schema(
+            core_schema.int_schema(strict=True, ge=low, le=high),
+            custom_error_type="expected",
+            custom_error_message=f"expected whole numbers in [{low}, {high}] (wrong units?)",
+        )
+        return core_schema.no_info_after_validator_function(
+            _int64,
+            core_schema.list_schema(value, max_length=MAX_SAMPLES_PER_BATCH, strict=True),
+            serialization=core_schema.plain_serializer_function_ser_schema(_as_list),
+        )
+
+
+def _int64(values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def _as_list(array: np.ndarray) -> list[int]:
+    return [int(v) for v in array]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("blank")
+    return value
+
+
+def _spelled(pattern: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError("misspelled")
+        return value
+
+    return AfterValidator(check)
+
+
+_NAME = f"a non-empty string of at most {MAX_NAME_CHARS} characters"
+Name = Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS), AfterValidator(_not_blank), Expect(_NAME)]
+OptionalName = Annotated[Name | None, Expect(f"{_NAME}, or null")]
+Text = Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS), Expect(f"a string of at most {MAX_NAME_CHARS} characters")]
+Tag = Annotated[str, Strict(), MinLen(1), MaxLen(MAX_TAG_CHARS),
+                Expect(f"a non-empty string of at most {MAX_TAG_CHARS} characters")]
+Flag = Annotated[bool, Strict(), Expect("true or false")]
+Count = Annotated[int, Strict(), Ge(0), Expect("a non-negative integer")]
+OptionalCount = Annotated[Count | None, Expect("a non-negative integer, or null")]
+TimeMs = Annotated[int, Strict(), Ge(0), Lt(MAX_MS), Expect("a Unix time in milliseconds")]
+OptionalTimeMs = Annotated[TimeMs | None, Expect("a Unix time in milliseconds, or null")]
+Zone = Annotated[str, Strict(), _spelled(ZONE_PATTERN), Expect("a grid zone id such as SE-SE3")]
+# A region's provider is read case-insensitively and kept in lower case.
+Region = Annotated[str, Strict(), _spelled(REGION_PATTERN), AfterValidator(str.lower),
+                   Expect("a cloud region such as aws:eu-north-1")]
+PowerW = Annotated[
+    Annotated[float, Strict(), AllowInfNan(False), Gt(0), Lt(MAX_P_BLOCKING_W)] | None,
+    Expect(f"a positive power in W below {MAX_P_BLOCKING_W:,.0f} W, or null"),
+]
+EnergySource = Annotated[Literal["counter", "power_integration"], Expect("'counter' or 'power_integration'")]
+PowerField = Annotated[Literal["instant", "average"], Expect("'instant' or 'average'")]
+MessageKind = Literal["batch", "open_run", "close_run", "stage_profile"]
+assert set(typing.get_args(MessageKind)) == set(TASKS_BY_KIND)
+EventValue = Annotated[
+    Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS)] | Annotated[int, Strict()]
+    | Annotated[float, Strict(), AllowInfNan(False)],
+    Expect(f"a string of at most {MAX_NAME_CHARS} characters or a finite number"),
+]
+CsvText = Annotated[str, Strict(), AfterValidator(_not_blank), Expect("the profile as CSV text")]
+Signature = Annotated[str, Strict(), _spelled(_SIG_PATTERN), Expect("a hex HMAC-SHA256 (64 characters)")]
+
+
+class _Wire(BaseModel):
+    # Unknown keys are ignored: a newer agent may send more than this app reads.
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+# --- the envelope ----------------------------------------------------------------------------------
+
+
+class Envelope(_Wire):
+    """What travels as the task's one argument. Unverified until :func:`open_envelope` checks the signature."""
+
+    v: Annotated[Literal[1], Expect(f"wire version {WIRE_VERSION}, the one this app speaks")]
+    kind: Annotated[MessageKind, Expect("one of " + ", ".join(TASKS_BY_KIND))]
+    node: Name
+    body: Annotated[str, Strict(), Expect("the payload as JSON text")]
+    sig: Signature
+
+    @field_validator("body")
+    @classmethod
+    def _not_too_large(cls, body: str) -> str:
+        if len(body) > MAX_BODY_BYTES:
+            raise rule(f"message too large: {len(body)} bytes, limit {MAX_BODY_BYTES}")
+        return body
+
+
+# --- batch ----------------------------------------------------------------------------------------
+
+
+class Event(_Wire):
+    """A marker (a step ended, a stage began) at an instant of the batch's window; extra fields are its data."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, EventValue]
+
+    t_ms: TimeMs
+    kind: Name
+
+    @property
+    def fields(self) -> dict[str, str | int | float]:
+        return dict(self.model_extra or {})
+
+
+class GpuWindow(_Wire):
+    """One GPU's samples within one batch window; the columns are int64 numpy arrays once read."""
+
+    uuid: Name
+    index: Count
+    name: Text = ""
+    energy_source: EnergySource
+    power_field: PowerField = "average"
+    t_ms: Annotated[np.ndarray, IntColumn("t_ms")]
+    energy_mj: Annotated[np.ndarray, IntColumn("energy_mj")]
+    power_mw: Annotated[np.ndarray, IntColumn("power_mw")]
+    sm_clock_mhz: Annotated[np.ndarray, IntColumn("sm_clock_mhz")]
+    util_pct: Annotated[np.ndarray, IntColumn("util_pct")]
+    temp_c: Annotated[np.ndarray, IntColumn("temp_c")]
+    # The last reading of this GPU in the stream's previous window (both or neither).
+    prev_t_ms: OptionalTimeMs = None
+    prev_energy_mj: OptionalCount = None
+
+    @field_validator("t_ms")
+    @classmethod
+    def _time_increases(cls, t_ms: np.ndarray) -> np.ndarray:
+        if t_ms.size == 0:
+            raise rule("no samples")
+        if t_ms.size > 1 and bool((t_ms[1:] <= t_ms[:-1]).any()):
+            raise rule("timestamps must strictly increase (time went backwards)")
+        return t_ms
+
+    @field_validator("energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
+    @classmethod
+    def _one_value_per_time(cls, column: np.ndarray, info: ValidationInfo) -> np.ndarray:
+        t_ms = info.data.get("t_ms")
+        if t_ms is not None and column.size != t_ms.size:
+            raise rule(f"has {column.size} values but t_ms has {t_ms.size}")
+        return column
+
+    @field_validator("prev_t_ms")
+    @classmethod
+    def _previous_reading_before(cls, prev_t_ms: int | None, info: ValidationInfo) -> int | None:
+        t_ms = info.data.get("t_ms")
+        if prev_t_ms is not None and t_ms is not None and prev_t_ms >= t_ms[0]:
+            raise rule("previous reading is not before this window (time went backwards)")
+        return prev_t_ms
+
+    @model_validator(mode="after")
+    def _previous_reading_whole(self) -> GpuWindow:
+        if (self.prev_t_ms is None) != (self.prev_energy_mj is None):
+            raise rule("prev_t_ms and prev_energy_mj must be given together")
+        return self
 
     @property
     def samples(self) -> int:
@@ -176,148 +315,179 @@ class GpuWindow:
         return deltas
 
 
-@dataclass(frozen=True)
-class Batch:
-    run: str
-    stream: str
-    seq: int
-    simulated: bool
-    window_start_ms: int
-    window_end_ms: int
-    gpus: tuple[GpuWindow, ...]
-    events: tuple[dict[str, Any], ...] = field(default=())
+class Batch(_Wire):
+    """One node's window of samples: the ``batch`` payload."""
+
+    run: Name
+    stream: Name
+    seq: Count
+    simulated: Flag = False
+    window_start_ms: TimeMs
+    window_end_ms: TimeMs
+    gpus: Annotated[list[GpuWindow], MinLen(1), MaxLen(MAX_GPUS_PER_BATCH)]
+    events: Annotated[list[Event], MaxLen(MAX_EVENTS_PER_BATCH)] = []
+
+    @field_validator("window_end_ms")
+    @classmethod
+    def _window_forwards(cls, end_ms: int, info: ValidationInfo) -> int:
+        start_ms = info.data.get("window_start_ms")
+        if start_ms is not None and end_ms < start_ms:
+            raise rule("is before window_start_ms: time went backwards")
+        return end_ms
+
+    @model_validator(mode="after")
+    def _inside_the_window(self) -> Batch:
+        start_ms, end_ms = self.window_start_ms, self.window_end_ms
+        seen: set[str] = set()
+        for position, gpu in enumerate(self.gpus):
+            if gpu.uuid in seen:
+                raise rule(f"gpus[{position}].uuid: GPU {gpu.uuid} appears twice in one batch")
+            seen.add(gpu.uuid)
+            if gpu.t_ms[0] < start_ms or gpu.t_ms[-1] > end_ms:
+                raise rule(f"gpus[{position}].t_ms: samples fall outside the batch window")
+        if self.samples > MAX_SAMPLES_PER_BATCH:
+            raise rule(f"batch too large: {self.samples} samples, limit {MAX_SAMPLES_PER_BATCH}")
+        for position, event in enumerate(self.events):
+            if not start_ms <= event.t_ms <= end_ms:
+                raise rule(f"events[{position}].t_ms: event falls outside the batch window")
+        return self
 
     @property
     def samples(self) -> int:
         return sum(gpu.samples for gpu in self.gpus)
 
 
-def _name(payload: Mapping[str, Any], key: str, where: str) -> str:
-    value = payload.get(key)
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_CHARS:
-        raise WireError(f"{where}{key}: expected a non-empty string of at most {MAX_NAME_CHARS} characters")
-    return value
+# --- runs and profiles ----------------------------------------------------------------------------
 
 
-def _int(payload: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> int | None:
-    value = payload.get(key)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise WireError(f"{where}{key}: expected a non-negative integer, got {value!r}")
-    return value
+class OpenRunGpu(_Wire):
+    """A GPU as ``open_run`` describes it (the agent sends more about it: architecture, MIG, power scope)."""
+
+    uuid: Name
+    index: Count
+    name: Text = ""
+    energy_source: EnergySource
+    power_field: PowerField = "average"
 
 
-def _column(gpu: Mapping[str, Any], key: str, where: str, length: int | None) -> np.ndarray:
-    values = gpu.get(key)
-    if not isinstance(values, list):
-        raise WireError(f"{where}{key}: expected a list of numbers")
-    if length is not None and len(values) != length:
-        raise WireError(f"{where}{key}: has {len(values)} values but t_ms has {length}")
+class OpenRun(_Wire):
+    """An agent starts streaming a run: the ``open_run`` payload."""
+
+    run: Name
+    stream: Name
+    started_ms: TimeMs
+    simulated: Flag = False
+    backend: Text = ""
+    host: Text = ""
+    agent_version: Text = ""
+    tags: Annotated[list[Tag], MaxLen(MAX_TAGS)] = []
+    gpus: list[OpenRunGpu] = []
+    # Where the node runs, when the agent was told: for the app's carbon accounting.
+    zone: Annotated[Zone | None, Expect("a grid zone id such as SE-SE3, or null")] = None
+    region: Annotated[Region | None, Expect("a cloud region such as aws:eu-north-1, or null")] = None
+
+
+class CloseRun(_Wire):
+    """An agent finished its stream: the ``close_run`` payload."""
+
+    run: Name
+    stream: Name
+    ended_ms: TimeMs
+    last_seq: OptionalCount = None  # null: the stream sent no batch
+    samples_sent: OptionalCount = None
+
+
+class StageProfile(_Wire):
+    """A per-stage Perseus profile for the planner: the ``stage_profile`` payload.
+
+    The CSV's content is the planner's to judge: the agent checks it with :mod:`agents.profile_csv`, the
+    app parses it with its planner; here it only has to be text.
+    """
+
+    run: OptionalName = None
+    name: Name
+    csv: CsvText
+    gpu_name: OptionalName = None
+    p_blocking_w: PowerW = None
+    recorded_ms: TimeMs
+
+
+PAYLOADS: dict[str, type[_Wire]] = {
+    "batch": Batch,
+    "open_run": OpenRun,
+    "close_run": CloseRun,
+    "stage_profile": StageProfile,
+}
+
+
+def decode_batch(payload: Any) -> Batch:
+    """Validate a batch payload completely and return it with its columns as arrays."""
+    return parse(Batch, payload)
+
+
+# --- sealing and opening envelopes ---------------------------------------------------------------
+
+
+def signing_key(token: str) -> bytes:
+    """Derive the HMAC key from a node token. The app stores only this key, never the token."""
+    return hashlib.sha256(b"wattwise-hmac-v1:" + token.encode()).digest()
+
+
+def _mac(key: bytes, kind: str, node: str, body: str) -> str:
+    message = f"{WIRE_VERSION}\n{kind}\n{node}\n".encode() + body.encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def seal(kind: str, node: str, payload: Mapping[str, Any], key: bytes, *, check: bool = True) -> dict[str, Any]:
+    """Wrap a payload in a signed envelope, ready to publish.
+
+    The payload and envelope are first checked with the same models the app reads them with, so the
+    agent refuses (with the app's message) what the app would reject. ``check=False`` signs anything:
+    for tests that need a message the app must refuse.
+    """
+    if kind not in TASKS_BY_KIND:
+        raise WireError(f"unknown message kind {kind!r}")
+    if check:
+        parse(PAYLOADS[kind], payload)
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    envelope = {"v": WIRE_VERSION, "kind": kind, "node": node, "body": body, "sig": _mac(key, kind, node, body)}
+    if check:
+        read_envelope(envelope)
+    return envelope
+
+
+def read_envelope(message: Any) -> Envelope:
+    """Check an envelope's shape (version, kind, node name, body size), not yet its signature."""
+    return parse(Envelope, message, what="message")
+
+
+def envelope_node(message: Any) -> str:
+    """The node an envelope claims to come from (unverified), or raise WireError."""
+    return read_envelope(message).node
+
+
+def open_envelope(envelope: Envelope | Mapping[str, Any], kind: str, key: bytes) -> dict[str, Any]:
+    """Check an envelope's kind and signature and return its decoded (not yet validated) payload."""
+    if not isinstance(envelope, Envelope):
+        envelope = read_envelope(envelope)
+    if envelope.kind != kind:
+        raise WireError(f"expected a {kind!r} message, got {envelope.kind!r}")
+    if not hmac.compare_digest(_mac(key, envelope.kind, envelope.node, envelope.body), envelope.sig):
+        raise WireError("bad signature: the message was not signed with this node's token")
     try:
-        array = np.asarray(values)
-    except (TypeError, ValueError):
-        raise WireError(f"{where}{key}: expected a flat list of numbers") from None
-    if array.ndim != 1:
-        raise WireError(f"{where}{key}: expected a flat list of numbers")
-    if array.size and array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)):
-            raise WireError(f"{where}{key}: NaN or infinite value")
-        if not np.all(array == np.round(array)):
-            raise WireError(f"{where}{key}: expected whole numbers ({key.rsplit('_', 1)[-1]})")
-    elif array.size and array.dtype.kind != "i":
-        raise WireError(f"{where}{key}: contains a value that is not a number, or is out of range")
-    low, high = SAMPLE_COLUMNS[key]
-    if array.size and (array.min() < low or array.max() > high):
-        raise WireError(f"{where}{key}: value out of range [{low}, {high}] (wrong units?)")
-    return array.astype(np.int64)
+        payload = json.loads(envelope.body, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise WireError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise WireError("body is not a JSON object")
+    return payload
 
 
-def decode_batch(payload: Mapping[str, Any]) -> Batch:
-    """Validate a batch payload completely and return it as arrays; raise WireError on the first problem."""
-    run = _name(payload, "run", "")
-    stream = _name(payload, "stream", "")
-    seq = _int(payload, "seq", "")
-    start_ms = _int(payload, "window_start_ms", "")
-    end_ms = _int(payload, "window_end_ms", "")
-    assert seq is not None and start_ms is not None and end_ms is not None
-    if end_ms < start_ms:
-        raise WireError("window_end_ms is before window_start_ms: time went backwards")
-    simulated = payload.get("simulated", False)
-    if not isinstance(simulated, bool):
-        raise WireError("simulated: expected true or false")
-    raw_gpus = payload.get("gpus")
-    if not isinstance(raw_gpus, list) or not raw_gpus:
-        raise WireError("gpus: expected a non-empty list")
-    if len(raw_gpus) > MAX_GPUS_PER_BATCH:
-        raise WireError(f"gpus: {len(raw_gpus)} GPUs in one batch, limit {MAX_GPUS_PER_BATCH}")
-    gpus: list[GpuWindow] = []
-    seen: set[str] = set()
-    total = 0
-    for position, raw in enumerate(raw_gpus):
-        if not isinstance(raw, Mapping):
-            raise WireError(f"gpus[{position}]: expected an object")
-        where = f"gpus[{position}]."
-        uuid = _name(raw, "uuid", where)
-        if uuid in seen:
-            raise WireError(f"{where}uuid: GPU {uuid} appears twice in one batch")
-        seen.add(uuid)
-        gpu = _decode_gpu(raw, uuid, where, start_ms, end_ms)
-        total += gpu.samples
-        if total > MAX_SAMPLES_PER_BATCH:
-            raise WireError(f"batch too large: more than {MAX_SAMPLES_PER_BATCH} samples")
-        gpus.append(gpu)
-    events = _decode_events(payload.get("events", []), start_ms, end_ms)
-    return Batch(run, stream, seq, simulated, start_ms, end_ms, tuple(gpus), events)
+def _reject_constant(name: str) -> Any:
+    raise WireError(f"{name} is not a valid number")
 
 
-def _decode_gpu(raw: Mapping[str, Any], uuid: str, where: str, start_ms: int, end_ms: int) -> GpuWindow:
-    index = _int(raw, "index", where)
-    assert index is not None
-    name = raw.get("name", "")
-    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
-        raise WireError(f"{where}name: expected a string")
-    energy_source = raw.get("energy_source")
-    if energy_source not in ENERGY_SOURCES:
-        raise WireError(f"{where}energy_source: expected one of {ENERGY_SOURCES}, got {energy_source!r}")
-    power_field = raw.get("power_field", "average")
-    if power_field not in POWER_FIELDS:
-        raise WireError(f"{where}power_field: expected one of {POWER_FIELDS}, got {power_field!r}")
-    t_ms = _column(raw, "t_ms", where, None)
-    if t_ms.size == 0:
-        raise WireError(f"{where}t_ms: no samples")
-    columns = {key: _column(raw, key, where, t_ms.size) for key in SAMPLE_COLUMNS if key != "t_ms"}
-    if np.any(np.diff(t_ms) <= 0):
-        raise WireError(f"{where}t_ms: timestamps must strictly increase (time went backwards)")
-    if t_ms[0] < start_ms or t_ms[-1] > end_ms:
-        raise WireError(f"{where}t_ms: samples fall outside the batch window")
-    prev_t_ms = _int(raw, "prev_t_ms", where, optional=True)
-    prev_energy_mj = _int(raw, "prev_energy_mj", where, optional=True)
-    if (prev_t_ms is None) != (prev_energy_mj is None):
-        raise WireError(f"{where}prev_t_ms and prev_energy_mj must be given together")
-    if prev_t_ms is not None and prev_t_ms >= t_ms[0]:
-        raise WireError(f"{where}prev_t_ms: previous reading is not before this window (time went backwards)")
-    return GpuWindow(uuid, index, name, energy_source, power_field, prev_t_ms, prev_energy_mj, t_ms, **columns)
-
-
-def _decode_events(raw: Any, start_ms: int, end_ms: int) -> tuple[dict[str, Any], ...]:
-    if not isinstance(raw, list) or len(raw) > MAX_EVENTS_PER_BATCH:
-        raise WireError(f"events: expected a list of at most {MAX_EVENTS_PER_BATCH} objects")
-    events = []
-    for position, event in enumerate(raw):
-        where = f"events[{position}]."
-        if not isinstance(event, Mapping):
-            raise WireError(f"events[{position}]: expected an object")
-        t_ms = _int(event, "t_ms", where)
-        kind = _name(event, "kind", where)
-        assert t_ms is not None
-        if not start_ms <= t_ms <= end_ms:
-            raise WireError(f"{where}t_ms: event falls outside the batch window")
-        extra = {k: v for k, v in event.items() if k not in ("t_ms", "kind")}
-        if any(not isinstance(v, str | int | float) or isinstance(v, bool) for v in extra.values()):
-            raise WireError(f"{where}: event fields must be strings or numbers")
-        events.append({"t_ms": t_ms, "kind": kind, **extra})
-    return tuple(events)
+# --- building payloads (the agent's side) --------------------------------------------------------
 
 
 def gpu_payload(
@@ -330,7 +500,7 @@ def gpu_payload(
     prev: tuple[int, int] | None,
     columns: Mapping[str, Sequence[int]],
 ) -> dict[str, Any]:
-    """Build one GPU's entry of a batch payload (the agent side of ``_decode_gpu``)."""
+    """Build one GPU's entry of a batch payload (the JSON form of :class:`GpuWindow`)."""
     entry: dict[str, Any] = {
         "uuid": uuid,
         "index": index,
@@ -343,3 +513,13 @@ def gpu_payload(
     for key in SAMPLE_COLUMNS:
         entry[key] = [int(v) for v in columns[key]]
     return entry
+
+
+def event_payload(t_ms: int, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A marker as the agent sends it: its kind and text values cut to the name limit, then checked."""
+    event: dict[str, Any] = {"t_ms": int(t_ms), "kind": str(kind)[:MAX_NAME_CHARS]}
+    for key, value in fields.items():
+        if key not in ("t_ms", "kind"):
+            event[str(key)] = value[:MAX_NAME_CHARS] if isinstance(value, str) else value
+    parse(Event, event, what="event")
+    return event

@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
-HOUR_MS = 3_600_000
 PLUMBING = r"^(?!.*(django/test/|django/core/handlers/|django/utils/deprecation|whitenoise/|bench_pages|decorators))"
 TABLES = ("dashboard_samplewindow", "dashboard_gpuminute", "dashboard_batchreceipt", "dashboard_rungpu")
 
@@ -84,14 +83,16 @@ def project_name(args: argparse.Namespace) -> str:
 
 
 def trace_for(args: argparse.Namespace, run: FleetRun, now_ms: int) -> Any:
-    from dashboard.demo.fleet_trace import MINUTE_MS, TraceSpec
+    from dashboard.demo.fleet_trace import TraceSpec
+    from planner.units import MS_PER_HOUR, MS_PER_MINUTE, minute_start_ms
 
-    duration_ms = round((args.hours - run.hours_less * args.hours / 24) * HOUR_MS) // MINUTE_MS * MINUTE_MS
-    end_ms = now_ms - round(run.ends_ago_h * args.hours / 24 * HOUR_MS)
+    hours = args.hours - run.hours_less * args.hours / 24
+    duration_ms = round(hours * MS_PER_HOUR) // MS_PER_MINUTE * MS_PER_MINUTE  # whole minutes
+    end_ms = now_ms - round(run.ends_ago_h * args.hours / 24 * MS_PER_HOUR)
     return TraceSpec(
         nodes=tuple(f"{project_name(args)}-node{i:02d}" for i in range(args.nodes)),
         gpus_per_node=args.gpus_per_node,
-        start_ms=(end_ms - duration_ms) // MINUTE_MS * MINUTE_MS + 1_234,
+        start_ms=minute_start_ms(end_ms - duration_ms) + 1_234,
         duration_ms=duration_ms,
         seed=run.seed,
         power_scale=run.power_scale,
@@ -115,9 +116,10 @@ def build(args: argparse.Namespace) -> None:
 
     from dashboard.projects.models import Project
     from dashboard.telemetry.bulkload import load_run
+    from planner.units import MS_PER_S
 
     project = project_name(args)
-    now_ms = int(time.time() * 1000)
+    now_ms = int(time.time() * MS_PER_S)
     built = False
     for run in FLEET:
         trace = trace_for(args, run, now_ms)

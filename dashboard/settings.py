@@ -168,6 +168,9 @@ WATTWISE_CARBON_PROVIDER_TIMEOUT_S = env_float("WATTWISE_CARBON_PROVIDER_TIMEOUT
 # Zones to poll; empty: every zone in use (sites, project defaults, agent flags of the last 30 days).
 WATTWISE_CARBON_POLL_ZONES = env_list("WATTWISE_CARBON_POLL_ZONES", [])
 WATTWISE_CARBON_POLL_S = env_int("WATTWISE_CARBON_POLL_S", 3600, minimum=60)
+# While a run streams, its carbon figures are recomputed at most this often (seconds); a run that closes is
+# recomputed at once. 0: after every stored batch (costly for long runs).
+WATTWISE_CARBON_RECOMPUTE_S = env_float("WATTWISE_CARBON_RECOMPUTE_S", 60.0, minimum=0.0)
 
 CELERY_BEAT_SCHEDULE = {
     "carbon-poll-providers": {"task": "carbon.poll_providers", "schedule": float(WATTWISE_CARBON_POLL_S)},

@@ -22,6 +22,7 @@ MILLIJOULES_PER_J = 1000
 """Millijoules per joule: NVML's energy counter counts mJ."""
 MILLIWATTS_PER_W = 1000
 """Milliwatts per watt: NVML reports power in mW."""
+W_PER_KW = 1000
 J_PER_WH = 3600.0
 J_PER_KWH = 3_600_000.0
 """One kilowatt-hour is 1000 W for 3600 s."""

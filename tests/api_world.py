@@ -1,17 +1,18 @@
 """The REST API tests' world: two users in two projects, each with a run streamed through ingest, and
-bearer tokens to call the API as them. A plugin of the root conftest, so every app's API tests share it."""
+bearer tokens to call the API as them. A plugin of the root conftest, so every app's API tests share it;
+it imports the app only inside its functions, so suites run without Django (``-p no:django``) load it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dashboard.projects.tokens import issue_token
-from dashboard.telemetry import ingest
-from dashboard.telemetry.models import Run, RunGpu
 from tests.factories import member, register, simple_batch
+
+if TYPE_CHECKING:
+    from dashboard.telemetry.models import Run, RunGpu
 
 BATCHES = 6
 SAMPLES_PER_BATCH = 50  # 100 ms apart: windows of 5 s, as the agent sends them
@@ -47,6 +48,9 @@ class World:
 
 
 def stream_run(node_name: str, project: str, run: str, *, batches: int = BATCHES, gpus: int = 1) -> Run:
+    from dashboard.telemetry import ingest
+    from dashboard.telemetry.models import Run
+
     node = register(node_name, project)
     for seq in range(batches):
         for g in range(gpus):
@@ -58,6 +62,9 @@ def stream_run(node_name: str, project: str, run: str, *, batches: int = BATCHES
 
 @pytest.fixture
 def api_world(db, client, _fast_passwords) -> World:
+    from dashboard.projects.tokens import issue_token
+    from dashboard.telemetry.models import RunGpu
+
     ana, bob = member("ana", "vision"), member("bob", "speech")
     ours = stream_run("node-a", "vision", "llama-7b")
     theirs = stream_run("node-b", "speech", "whisper")

@@ -52,16 +52,6 @@ def postgres() -> None:
     need_service("PostgreSQL (set DATABASE_URL=postgres://…)", connection.vendor == "postgresql")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_ingest_caches():
-    """Each test starts with empty per-process id caches (tests recreate rows that caches remember)."""
-    from dashboard.telemetry import ingest
-
-    ingest.clear_caches()
-    yield
-    ingest.clear_caches()
-
-
 @pytest.fixture
 def quick_demo(monkeypatch):
     """The demo's runs as `make run` seeds them, sampled every 20 s in 10-minute windows.

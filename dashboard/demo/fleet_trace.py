@@ -30,8 +30,8 @@ import numpy as np
 from agents.backends.base import ENERGY_COUNTER, POWER_AVERAGE
 from agents.backends.simulated import SIMULATED_GPU_NAME, simulated_uuid
 from dashboard.telemetry.bulkload import Chunk, GpuSamples, GpuSpec, NodeSpec, RunSpec
+from planner.units import MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
 
-MINUTE_MS = 60_000
 MAX_CLOCK_MHZ = 1980
 IDLE_CLOCK_MHZ = 345
 CLOCK_STEP_MHZ = 15
@@ -56,14 +56,14 @@ class TraceSpec:
     seed: int = 0
     power_scale: float = 1.0  # dynamic power against a baseline run (a bigger model, a warmer hall)
     clock_cap_mhz: int = MAX_CLOCK_MHZ  # an SM clock cap (a frequency plan): less power, longer steps
-    chunk_ms: int = 3_600_000
+    chunk_ms: int = MS_PER_HOUR
     stagger_ms: int = 1000  # nodes start up to this much apart (1: all exactly at start_ms)
     reset: tuple[int, int, int] | None = None  # (node position, GPU index, ms into the run): counter reset
 
     def __post_init__(self) -> None:
         if self.duration_ms <= 0 or self.duration_ms % self.period_ms:
             raise ValueError("duration_ms must be a positive whole number of sampling periods")
-        if self.chunk_ms <= 0 or self.chunk_ms % MINUTE_MS:
+        if self.chunk_ms <= 0 or self.chunk_ms % MS_PER_MINUTE:
             raise ValueError("chunk_ms must be a whole number of minutes")
         if self.period_ms < 2 or self.stagger_ms < 1:
             raise ValueError("period_ms must be at least 2 ms and stagger_ms at least 1 ms")
@@ -125,10 +125,11 @@ class _Trace:
         self.spec = spec
         run = np.random.default_rng([spec.seed, 0xF1EE7])
         slowdown = 1.0 + 0.6 * (MAX_CLOCK_MHZ / spec.clock_cap_mhz - 1.0)  # compute-bound share of a step
-        self.loading_ms = float(run.uniform(4, 9)) * MINUTE_MS
+        self.loading_ms = float(run.uniform(4, 9)) * MS_PER_MINUTE
         self.step_ms = float(run.uniform(950, 1250)) * slowdown
-        self.eval_every_ms, self.eval_ms = float(run.uniform(40, 55)) * MINUTE_MS, float(run.uniform(2, 4)) * MINUTE_MS
-        self.ckpt_every_ms, self.ckpt_ms = 120.0 * MINUTE_MS, float(run.uniform(60, 120)) * 1000
+        self.eval_every_ms = float(run.uniform(40, 55)) * MS_PER_MINUTE
+        self.eval_ms = float(run.uniform(2, 4)) * MS_PER_MINUTE
+        self.ckpt_every_ms, self.ckpt_ms = 120.0 * MS_PER_MINUTE, float(run.uniform(60, 120)) * MS_PER_S
         self.node_start = [spec.start_ms + int(run.integers(0, spec.stagger_ms)) for _ in spec.nodes]
         self.gpus = [self._draw_gpus(n) for n in range(len(spec.nodes))]
 
@@ -139,7 +140,7 @@ class _Trace:
         return _GpuState(
             idle_w=rng.uniform(70, 85, g), clock_idle_w=rng.uniform(20, 35, g),
             dynamic_w=rng.uniform(560, 650, g) * self.spec.power_scale, ambient_c=ambient,
-            drift=np.column_stack([rng.uniform(0.01, 0.03, g), rng.uniform(3, 8, g) * 3_600_000,
+            drift=np.column_stack([rng.uniform(0.01, 0.03, g), rng.uniform(3, 8, g) * MS_PER_HOUR,
                                    rng.uniform(0, 2 * math.pi, g)]),
             lag_ms=rng.uniform(0, 30, g),
             counter_uj=rng.integers(10**12, 5 * 10**13, g),
@@ -187,7 +188,7 @@ class _Trace:
         power_w = base_w + LEAKAGE_W_PER_C * (temp - 35.0)
         power_w += rng.normal(0.0, 1.0, power_w.shape) * np.where(clocks_up, 6.0, 1.5)
         power_w = self._spikes(power_w, rng)
-        power_mw = np.clip(np.round(power_w * 1000), 0, None).astype(np.int64)
+        power_mw = np.clip(np.round(power_w * MILLIWATTS_PER_W), 0, None).astype(np.int64)
         energy_mj = self._counter(n, t, power_mw, gpus)
         util_pct = np.clip(np.round(util * 100 + rng.normal(0, 1.5, util.shape) * (util > 0)), 0, 100)
         return tuple(

@@ -40,7 +40,7 @@ from dashboard.web.api_params import (
     RunId,
     ToMs,
 )
-from planner.carbon.models import RunCarbon
+from planner.carbon.figures import run_carbon
 
 router = Router(tags=["runs"])
 
@@ -131,7 +131,7 @@ def get_run(request: HttpRequest, run_id: RunId) -> Any:
     row = _run_row(
         with_totals(Run.objects.filter(pk=run.pk)).select_related("project").prefetch_related("tags").get()
     )
-    carbon = RunCarbon.objects.filter(run=run).first()
+    carbon = run_carbon(run, offset=False)
     return {
         **row,
         "energy_kwh": figures.energy_kwh,
@@ -141,10 +141,10 @@ def get_run(request: HttpRequest, run_id: RunId) -> Any:
         "first_sample_at": figures.first_at,
         "last_sample_at": figures.last_at,
         "nodes": [NodeTotals(node=name, **totals) for name, totals in figures.by_node().items()],
-        "carbon": None if carbon is None else RunCarbonFigures(
-            emissions_g=carbon.emissions_g, market_emissions_g=carbon.market_emissions_g,
-            facility_energy_kwh=carbon.facility_energy_kwh, pue=carbon.pue, computed_at=carbon.computed_at,
-            stale=carbon.stale,
+        "carbon": None if carbon.totals is None else RunCarbonFigures(
+            emissions_g=carbon.totals.emissions_g, market_emissions_g=carbon.totals.market_emissions_g,
+            facility_energy_kwh=carbon.totals.facility_energy_kwh, pue=carbon.totals.pue,
+            computed_at=carbon.totals.computed_at, stale=not carbon.current,
         ),
     }
 

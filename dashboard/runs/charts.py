@@ -15,9 +15,7 @@ import numpy as np
 
 from dashboard.runs.downsample import Buckets
 from dashboard.web.figures import Figure, base_layout, typed_array
-
-J_PER_KWH = 3.6e6
-
+from planner.units import J_PER_KWH
 
 # Time charts: the legend goes under the date line Plotly writes below the first tick.
 _TIME_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}

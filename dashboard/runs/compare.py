@@ -23,14 +23,13 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 
 from dashboard.telemetry.models import Run, RunGpu, RunNode
 from dashboard.web.templatetags.units import duration
-from planner.carbon.models import OffsetPolicy, RunCarbon
-from planner.carbon.offsetting import quote_run
+from planner.carbon.figures import runs_carbon
+from planner.units import J_PER_KWH
 
 MIN_RUNS = 2
 MAX_RUNS = 10
 # Longest entry worth looking up: a project name and a run name (200 characters each) and the slash.
 MAX_ENTRY_CHARS = 401
-J_PER_KWH = 3.6e6
 
 
 # --- which runs ------------------------------------------------------------------------------------------
@@ -235,27 +234,23 @@ def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
 def _with_carbon(totals: list[RunTotals]) -> list[RunTotals]:
     """Add stored emissions and offset cost where they are current; otherwise say why they are missing.
 
-    Figures are computed when a run finishes (and on its run page); recomputing here would make the
-    compare page as slow as its slowest run, so figures that are missing or behind show as "—".
+    Figures are computed by tasks (a streaming run's at most every ``WATTWISE_CARBON_RECOMPUTE_S``);
+    comparing a run's current energy with emissions of less energy would mislead, so figures that are
+    missing, behind or stale show as "—" with a note saying which.
     """
-    stored = {rc.run_id: rc for rc in RunCarbon.objects.filter(run__in=[t.run for t in totals]).select_related("run")}
-    projects = {t.run.project_id for t in totals if t.run.pk in stored}
-    policies = {p.project_id: p for p in OffsetPolicy.objects.filter(project_id__in=projects)}
+    carbon = runs_carbon([t.run for t in totals], {t.run.pk: t.energy_j for t in totals})
     out = []
     for t in totals:
-        rc = stored.get(t.run.pk)
-        if rc is None:
-            out.append(replace(t, carbon_note="not computed yet" if t.energy_j > 0 else "no energy"))
+        figures = carbon[t.run.pk]
+        if not figures.current:
+            out.append(replace(t, carbon_note=figures.label))
             continue
-        if rc.stale or not math.isclose(rc.energy_j, t.energy_j, rel_tol=1e-9, abs_tol=1e-6):
-            out.append(replace(t, carbon_note="being updated: open the run page to recompute"))
-            continue
-        # An unsaved default policy for projects that never set one: a page view writes nothing.
-        offset = quote_run(rc, policies.get(t.run.project_id) or OffsetPolicy(project_id=t.run.project_id))
-        quote = offset.quote
+        offset = figures.offset
+        quote = offset.quote if offset else None
         out.append(replace(
-            t, emissions_g=rc.emissions_g, offset_cost=quote.cost if quote else None,
-            offset_currency=quote.currency if quote else "", carbon_note=offset.problem,
+            t, emissions_g=figures.totals.emissions_g if figures.totals else None,
+            offset_cost=quote.cost if quote else None,
+            offset_currency=quote.currency if quote else "", carbon_note=offset.problem if offset else "",
         ))
     return out
 

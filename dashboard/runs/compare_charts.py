@@ -14,7 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-J_PER_KWH = 3.6e6
+from planner.units import J_PER_KWH, S_PER_HOUR, S_PER_MINUTE
+
 # Plotly's default qualitative palette: ten colours for at most ten runs.
 COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
           "#fecb52")
@@ -54,10 +55,10 @@ def script_json(figure: go.Figure) -> str:
 
 def time_unit(longest_s: float) -> tuple[float, str]:
     """Seconds per unit, and the unit, that make an elapsed-time axis of ``longest_s`` readable."""
-    if longest_s >= 2 * 3600:
-        return 3600.0, "h"
-    if longest_s >= 120:
-        return 60.0, "min"
+    if longest_s >= 2 * S_PER_HOUR:
+        return float(S_PER_HOUR), "h"
+    if longest_s >= 2 * S_PER_MINUTE:
+        return float(S_PER_MINUTE), "min"
     return 1.0, "s"
 
 

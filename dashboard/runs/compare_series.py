@@ -33,12 +33,12 @@ from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from dashboard.runs.series import bitmap_scans
-from dashboard.telemetry.ingest import MINUTE_MS
 from dashboard.telemetry.models import GpuMinute, RunEvent, RunGpu, SampleWindow
+from planner.units import MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S, minute_start_ms
 
 POINTS = 1_500
 """Most buckets per trace."""
-SHORT_SPAN_MS = 2 * 3_600_000
+SHORT_SPAN_MS = 2 * MS_PER_HOUR
 """Below this span the windows give a finer picture than minute rollups (5 s against 60 s buckets)."""
 MIN_WINDOW_BUCKET_MS = 5_000
 """Agent windows are 5 s long: narrower buckets would only repeat each window's mean."""
@@ -69,7 +69,7 @@ def plan_for(spans_ms: Sequence[int], gpu_ms: float = 0.0, points: int = POINTS)
     width = -(-max(longest, 1) // points)
     if longest < SHORT_SPAN_MS and gpu_ms / MIN_WINDOW_BUCKET_MS <= WINDOW_ROWS:
         return Plan("windows", max(width, MIN_WINDOW_BUCKET_MS))
-    return Plan("minutes", -(-width // MINUTE_MS) * MINUTE_MS)
+    return Plan("minutes", -(-width // MS_PER_MINUTE) * MS_PER_MINUTE)
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def _steps(series: RunSeries) -> StepSeries | None:
     marked, done = marked[keep], done[keep]
     if done.size == 0:
         return None
-    energy = np.interp((marked - series.first_ms) / 1000.0, series.elapsed_s, series.cumulative_j)
+    energy = np.interp((marked - series.first_ms) / MS_PER_S, series.elapsed_s, series.cumulative_j)
     power = series.power_w[np.clip((marked - start) // width, 0, n - 1)]
     return StepSeries(
         first_step=first_step,
@@ -248,13 +248,13 @@ def _buckets(span: Span, run_gpus: Sequence[int], plan: Plan) -> RunSeries:
         return _empty(span.run_id)
     width = plan.bucket_ms
     # Rollups are aligned to wall-clock minutes, so minute buckets start on one.
-    start = first_ms // MINUTE_MS * MINUTE_MS if plan.source == "minutes" else first_ms
+    start = minute_start_ms(first_ms) if plan.source == "minutes" else first_ms
     n = (last_ms - start) // width + 1
     read = _minutes if plan.source == "minutes" else _windows
     energy, present = read(run_gpus, start, width, n)
     lows = np.maximum(start + np.arange(n, dtype=np.int64) * width, first_ms)
     ends = np.minimum(start + np.arange(1, n + 1, dtype=np.int64) * width, last_ms)
-    covered_s = np.maximum(ends - lows, 0) / 1000.0
+    covered_s = np.maximum(ends - lows, 0) / MS_PER_S
     with np.errstate(divide="ignore", invalid="ignore"):
         power = np.where(present & (covered_s > 0), energy / covered_s, np.nan)
     return RunSeries(
@@ -262,9 +262,9 @@ def _buckets(span: Span, run_gpus: Sequence[int], plan: Plan) -> RunSeries:
         first_ms=first_ms,
         start_ms=start,
         bucket_ms=width,
-        elapsed_s=np.concatenate(([0.0], (ends - first_ms) / 1000.0)),
+        elapsed_s=np.concatenate(([0.0], (ends - first_ms) / MS_PER_S)),
         cumulative_j=np.concatenate(([0.0], np.cumsum(energy))),
-        power_elapsed_s=((lows + ends) / 2 - first_ms) / 1000.0,
+        power_elapsed_s=((lows + ends) / 2 - first_ms) / MS_PER_S,
         power_w=power,
     )
 

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 from dashboard.runs import compare, compare_charts, compare_series
 from dashboard.runs.compare_charts import Point, Trace, color_for
+from planner.units import MS_PER_HOUR, MS_PER_S, S_PER_HOUR
 
 X_AXES = ("time", "step")
 TRUE = ("1", "true", "on", "yes")
@@ -52,7 +53,7 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
     totals = compare.read_totals(selection.runs, selection.labels)
     plan = compare_series.plan_for(
         [(t.last_ms or 0) - (t.first_ms or 0) for t in totals if t.has_samples],
-        gpu_ms=sum(t.gpu_hours for t in totals) * 3.6e6,
+        gpu_ms=sum(t.gpu_hours for t in totals) * MS_PER_HOUR,
     )
     series = compare_series.read_series([compare_series.Span(t.run.pk, t.first_ms, t.last_ms) for t in totals], plan)
     totals = compare.with_steps(totals, {s.run_id: s.steps.count if s.steps else None for s in series})
@@ -88,7 +89,7 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
     pareto = compare.pareto_optimal([(t.duration_s, t.energy_j) for t in sampled])
     optimal = {t.run.pk for t, best in zip(sampled, pareto, strict=True) if best}
     scatter = compare_charts.time_energy_scatter([
-        Point(t.label, t.duration_s / 3600.0, t.energy_kwh, color_for(i), t.run.pk in optimal)
+        Point(t.label, t.duration_s / S_PER_HOUR, t.energy_kwh, color_for(i), t.run.pk in optimal)
         for i, t in enumerate(totals) if t.has_samples
     ])
     rows = compare.table(totals, baseline)
@@ -115,7 +116,7 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
         "unsampled": [t.label for t in totals if not t.has_samples],
         "carbon_notes": [(t.label, t.carbon_note) for t in totals if t.carbon_note],
         "plan": plan,
-        "plan_bucket_s": plan.bucket_ms / 1000,
+        "plan_bucket_s": plan.bucket_ms / MS_PER_S,
         "runs_inputs": (selection.labels if any("," in label for label in selection.labels)
                         else [",".join(selection.labels)]),
         "runs_query": compare.canonical_query(selection.labels, 0, diff=False, x="time"),

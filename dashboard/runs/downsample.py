@@ -43,20 +43,3 @@ def bucket_samples(t_ms: np.ndarray, values: np.ndarray, start_ms: int, width_ms
         low=np.minimum.reduceat(values, starts),
         high=np.maximum.reduceat(values, starts),
     )
-
-
-def merge_buckets(
-    t_ms: np.ndarray, count: np.ndarray, total: np.ndarray, low: np.ndarray, high: np.ndarray,
-    start_ms: int, width_ms: int,
-) -> Buckets:
-    """Re-bucket pre-aggregated rows (count, sum, min, max per row; t sorted) into wider buckets."""
-    if t_ms.size == 0:
-        return Buckets.empty()
-    index = (t_ms - start_ms) // width_ms
-    keys, starts = np.unique(index, return_index=True)
-    return Buckets(
-        t_ms=start_ms + keys * width_ms,
-        mean=np.add.reduceat(total, starts) / np.maximum(np.add.reduceat(count, starts), 1),
-        low=np.minimum.reduceat(low, starts),
-        high=np.maximum.reduceat(high, starts),
-    )

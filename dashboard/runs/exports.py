@@ -16,19 +16,19 @@ import csv
 import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from django.db.models import QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, Least
+from django.db.models import QuerySet
 
-from dashboard.runs.ranges import BadRange, parse_instant_ms
-from dashboard.runs.summaries import J_PER_KWH, run_figures
+from dashboard.runs.ranges import BadRange, parse_time_range
+from dashboard.runs.summaries import run_figures
 from dashboard.telemetry import columns
-from dashboard.telemetry.ingest import MINUTE_MS
-from dashboard.telemetry.models import GpuMinute, Run, RunGpu, RunNode, SampleWindow
+from dashboard.telemetry.models import GpuMinute, Run, RunGpu
+from dashboard.telemetry.windows import ALL_TIME, TimeRange, overlapping
+from planner.carbon.figures import CarbonFigures, run_carbon
+from planner.units import J_PER_KWH, MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ SUMMARY_HEADER = [
     "last_sample_utc", "duration_s", "gpu_hours", "samples", "energy_j", "energy_kwh", "mean_power_w",
     "peak_power_w", "estimated", "location_emissions_g", "market_emissions_g", "offset_basis",
     "offset_emissions_g", "offset_tonnes_to_retire", "offset_credits", "offset_cost", "offset_currency",
+    "carbon_status",
 ]
 RUNS_HEADER = [
     "run_id", "project", "run", "status", "simulated", "tags", "started_utc", "ended_utc", "first_sample_utc",
@@ -64,34 +65,9 @@ BadParameter = BadRange
 # --- parameters ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TimeRange:
-    """A half-open range of sample times, ``from_ms <= t < to_ms``; ``None`` leaves that side open."""
-
-    from_ms: int | None = None
-    to_ms: int | None = None
-
-    def mask(self, t_ms: np.ndarray) -> np.ndarray:
-        keep = np.ones(t_ms.shape, dtype=bool)
-        if self.from_ms is not None:
-            keep &= t_ms >= self.from_ms
-        if self.to_ms is not None:
-            keep &= t_ms < self.to_ms
-        return keep
-
-
 def parse_range(params: Mapping[str, str]) -> TimeRange:
-    """``from`` and ``to`` (both optional); ``from`` must come before ``to``."""
-    bounds = {
-        name: parse_instant_ms(params[name], name) if params.get(name, "").strip() else None
-        for name in ("from", "to")
-    }
-    from_ms, to_ms = bounds["from"], bounds["to"]
-    if from_ms is not None and to_ms is not None and from_ms >= to_ms:
-        raise BadParameter(
-            f"from ({utc_text(from_ms)}) must be before to ({utc_text(to_ms)}): the range is inverted or empty"
-        )
-    return TimeRange(from_ms, to_ms)
+    """``from`` and ``to``, both optional, selecting ``from <= t < to`` as documented: ``to`` is exclusive."""
+    return parse_time_range(params, to_exclusive=True)
 
 
 def parse_resolution(params: Mapping[str, str]) -> str:
@@ -105,7 +81,7 @@ def parse_resolution(params: Mapping[str, str]) -> str:
 
 
 def utc_text(t_ms: int) -> str:
-    return datetime.fromtimestamp(t_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(t_ms / MS_PER_S, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _iso(when: datetime | None) -> str:
@@ -138,50 +114,20 @@ def _run_gpus(run: Run) -> list[RunGpu]:
     return list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name", "gpu__index"))
 
 
-def windows_in(run_gpu_id: int, span: TimeRange, streams: Sequence[str] = ()) -> QuerySet[SampleWindow]:
-    """The GPU's windows that overlap ``span``, by first reading, read through the (run_gpu, first_ms) index.
+def sample_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...]]:
+    """One row per stored sample (``SAMPLE_HEADER``) in ``span``, GPU by GPU, each in time order.
 
-    A window that starts before ``from`` can still reach into the range. Ingest keeps each agent
-    stream's windows consecutive, so per stream only its last window starting at or before ``from``
-    can; bounding ``first_ms`` below by the earliest of those (one indexed look-up per stream, inside the
-    same query) keeps the scan to the range instead of the whole run before it. ``streams`` are the
-    GPU's node's streams in the run (``RunNode``); without them every window counts as one stream.
+    Only the windows overlapping ``span`` are read (``dashboard.telemetry.windows.overlapping``: one range
+    scan of the ``(run_gpu, first_ms)`` index). With several agent streams recording one GPU at once (a
+    misconfiguration) their windows interleave by first reading, and every stored sample still appears
+    exactly once.
     """
-    windows = SampleWindow.objects.filter(run_gpu_id=run_gpu_id)
-    if span.from_ms is not None:
-        before = windows.filter(first_ms__lte=span.from_ms).order_by("-first_ms")
-        starts = [
-            Coalesce(Subquery(before.filter(stream=stream).values("first_ms")[:1]), Value(span.from_ms))
-            for stream in streams
-        ] or [Coalesce(Subquery(before.values("first_ms")[:1]), Value(span.from_ms))]
-        windows = windows.filter(
-            first_ms__gte=starts[0] if len(starts) == 1 else Least(*starts), last_ms__gte=span.from_ms
-        )
-    if span.to_ms is not None:
-        windows = windows.filter(first_ms__lt=span.to_ms)
-    # first_ms alone, so the index delivers the order and a whole-run export needs no sort.
-    return windows.order_by("first_ms").only(
-        "first_ms", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c"
-    )
-
-
-def _streams_by_node(run: Run) -> dict[int, list[str]]:
-    streams: dict[int, list[str]] = {}
-    for node_id, stream in RunNode.objects.filter(run=run).order_by("stream").values_list("node_id", "stream"):
-        streams.setdefault(node_id, []).append(stream)
-    return streams
-
-
-def sample_rows(run: Run, span: TimeRange = TimeRange()) -> Iterator[tuple[Any, ...]]:
-    """One row per stored sample (``SAMPLE_HEADER``), GPU by GPU, each in time order.
-
-    With several agent streams recording one GPU at once (a misconfiguration) their windows interleave
-    by first reading, and every stored sample still appears exactly once.
-    """
-    streams = _streams_by_node(run) if span.from_ms is not None else {}
     for rg in _run_gpus(run):
         node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
-        windows = windows_in(rg.pk, span, streams.get(rg.gpu.node_id, ()))
+        # first_ms alone, so the index delivers the order and a whole-run export needs no sort.
+        windows = overlapping([rg.pk], span).order_by("first_ms").only(
+            "first_ms", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c"
+        )
         for window in windows.iterator(chunk_size=WINDOW_CHUNK):
             arrays = columns.decode_window(window)
             keep = span.mask(arrays.t_ms)
@@ -193,25 +139,24 @@ def sample_rows(run: Run, span: TimeRange = TimeRange()) -> Iterator[tuple[Any, 
             # a reading of 299999 mW divided by 1000 prints as 299.999.
             for row in zip(
                 times.tolist(), t_ms.tolist(),
-                (arrays.power_mw[keep] / 1000.0).tolist(), (arrays.energy_mj[keep] / 1000.0).tolist(),
+                (arrays.power_mw[keep] / MILLIWATTS_PER_W).tolist(),
+                (arrays.energy_mj[keep] / MILLIJOULES_PER_J).tolist(),
                 arrays.sm_clock_mhz[keep].tolist(), arrays.util_pct[keep].tolist(), arrays.temp_c[keep].tolist(),
                 strict=True,
             ):
                 yield (row[0], row[1], node, index, uuid, *row[2:])
 
 
-def minute_rows(run: Run, span: TimeRange = TimeRange()) -> Iterator[tuple[Any, ...]]:
+def minute_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...]]:
     """One row per GPU-minute rollup (``MINUTE_HEADER``) overlapping ``span``, GPU by GPU.
 
     A minute's energy is that of the intervals ending in it; the means are over its samples.
     """
     for rg in _run_gpus(run):
         node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
-        minutes = GpuMinute.objects.filter(run_gpu_id=rg.pk)
-        if span.from_ms is not None:
-            minutes = minutes.filter(minute_ms__gt=span.from_ms - MINUTE_MS)
-        if span.to_ms is not None:
-            minutes = minutes.filter(minute_ms__lt=span.to_ms)
+        minutes = GpuMinute.objects.filter(
+            run_gpu_id=rg.pk, minute_ms__gt=span.from_ms - MS_PER_MINUTE, minute_ms__lte=span.to_ms
+        )
         rows = minutes.order_by("minute_ms").values_list(
             "minute_ms", "samples", "energy_j", "power_sum_w", "power_min_w", "power_max_w", "sm_clock_sum_mhz",
             "util_sum_pct", "temp_max_c",
@@ -229,25 +174,17 @@ def minute_rows(run: Run, span: TimeRange = TimeRange()) -> Iterator[tuple[Any, 
 # --- summaries -----------------------------------------------------------------------------------------------
 
 
-def _carbon(run: Run) -> tuple[Any, dict[int, Any], Any]:
-    """The run's stored carbon figures, per-GPU figures and offset quote; ``(None, {}, None)`` without.
+def _carbon(run: Run) -> CarbonFigures | None:
+    """The run's stored carbon figures with per-GPU figures and offset quote (read, never computed here).
 
-    Carbon is an addition to the energy summary: if it cannot be computed the export still answers, with
-    the carbon columns empty, and the failure is logged.
+    Carbon is an addition to the energy summary: if it cannot be read the export still answers, with the
+    carbon columns empty, and the failure is logged.
     """
-    from planner.carbon.accounting import current_run_carbon
-    from planner.carbon.models import RunGpuCarbon
-    from planner.carbon.offsetting import policy_for, quote_run
-
     try:
-        stored = current_run_carbon(run)
-        if stored is None:
-            return None, {}, None
-        gpus = {g.run_gpu_id: g for g in RunGpuCarbon.objects.filter(run_carbon=stored)}
-        return stored, gpus, quote_run(stored, policy_for(run.project_id))
+        return run_carbon(run, gpus=True)
     except Exception:
-        log.exception("carbon figures of run %s could not be computed for its summary export", run.pk)
-        return None, {}, None
+        log.exception("carbon figures of run %s could not be read for its summary export", run.pk)
+        return None
 
 
 def summary_rows(run: Run) -> list[tuple[Any, ...]]:
@@ -255,21 +192,27 @@ def summary_rows(run: Run) -> list[tuple[Any, ...]]:
 
     A GPU's ``mean_power_w`` is the mean of its samples; the total's is the run's energy over its
     wall-clock duration (the mean draw of all GPUs together), and its ``peak_power_w`` the highest GPU peak.
-    Offsets are quoted for the whole run only.
+    Offsets are quoted for the whole run only. Carbon columns hold the stored figures; ``carbon_status``
+    says whether they are current (``behind`` while a streaming run's recompute is due, ``stale`` when an
+    input changed, ``pending`` before the first one).
     """
     figures = run_figures(run)
-    stored, gpu_carbon, offset = _carbon(run)
+    carbon_figures = _carbon(run)
+    stored = carbon_figures.totals if carbon_figures is not None else None
+    gpu_carbon = carbon_figures.gpus if carbon_figures is not None else {}
+    offset = carbon_figures.offset if carbon_figures is not None else None
+    status = carbon_figures.state.value if carbon_figures is not None else ""
     project, name = spreadsheet_safe(run.project.name), spreadsheet_safe(run.name)
     rows: list[tuple[Any, ...]] = []
     for g in figures.gpus:
         carbon = gpu_carbon.get(g.run_gpu_id)
         rows.append((
             "gpu", project, name, run.status, spreadsheet_safe(g.node), g.index, spreadsheet_safe(g.uuid),
-            spreadsheet_safe(g.name), utc_text(g.first_ms), utc_text(g.last_ms), (g.last_ms - g.first_ms) / 1000.0,
-            (g.last_ms - g.first_ms) / 3.6e6, g.samples, g.energy_j, g.energy_j / J_PER_KWH, g.mean_power_w,
+            spreadsheet_safe(g.name), utc_text(g.first_ms), utc_text(g.last_ms), (g.last_ms - g.first_ms) / MS_PER_S,
+            (g.last_ms - g.first_ms) / MS_PER_HOUR, g.samples, g.energy_j, g.energy_j / J_PER_KWH, g.mean_power_w,
             g.peak_power_w, g.estimated,
             carbon.emissions_g if carbon else "", carbon.market_emissions_g if carbon else "",
-            "", "", "", "", "", "",
+            "", "", "", "", "", "", status,
         ))
     quote = offset.quote if offset else None
     rows.append((
@@ -281,7 +224,7 @@ def summary_rows(run: Run) -> list[tuple[Any, ...]]:
         stored.emissions_g if stored else "", stored.market_emissions_g if stored else "",
         offset.basis if offset else "", offset.emissions_g if offset else "",
         quote.tonnes_to_retire if quote else "", quote.credits if quote else "", quote.cost if quote else "",
-        quote.currency if quote else "",
+        quote.currency if quote else "", status,
     ))
     return rows
 

@@ -14,9 +14,10 @@ from django.utils.safestring import SafeString
 
 from dashboard.runs import charts, series
 from dashboard.runs.downsample import Buckets
-from dashboard.runs.ranges import ALL, CUSTOM, TimeRange
+from dashboard.runs.ranges import ALL, CUSTOM, RangeChoice
 from dashboard.runs.summaries import RunFigures, run_figures
 from dashboard.telemetry.models import Run, RunGpu
+from dashboard.telemetry.windows import TimeRange
 from dashboard.web.figures import figure_json
 
 # A GPU page's charts are about 550 px wide: more buckets than this turn a noisy trace into a solid band.
@@ -29,10 +30,10 @@ def gpu_label(run_gpu: RunGpu) -> str:
 
 @dataclass(frozen=True)
 class Drawn:
-    """The charts of one page for one time range: (div id, figure JSON) in page order."""
+    """The charts of one page for the range picked: (div id, figure JSON) in page order."""
 
-    time_range: TimeRange
-    span: series.Span | None  # the drawn stretch; None before any sample
+    choice: RangeChoice
+    span: TimeRange | None  # the drawn stretch; None before any sample
     plots: list[tuple[str, SafeString]] = field(default_factory=list)
     range_energy_j: float | None = None  # energy inside the range, when it is not the whole run
 
@@ -43,23 +44,20 @@ class Drawn:
     @property
     def export_query(self) -> str:
         """Query string selecting the drawn stretch in the CSV export ('to' is exclusive there)."""
-        if self.time_range.key == ALL or self.span is None or self.span.empty:
+        if self.choice.key == ALL or self.span is None or self.span.empty:
             return ""
-        return f"from={self.span.start_ms}&to={self.span.end_ms + 1}"
+        return f"from={self.span.from_ms}&to={self.span.to_ms + 1}"
 
 
-def _drawn_span(time_range: TimeRange, data: series.Span | None, *, live: bool, now_ms: int) -> series.Span | None:
-    if data is None:
-        return None
-    start, end = time_range.bounds_ms(data.start_ms, data.end_ms, live=live, now_ms=now_ms)
-    return series.Span(start, end)
+def _drawn_span(choice: RangeChoice, data: TimeRange | None, *, live: bool, now_ms: int) -> TimeRange | None:
+    return None if data is None else choice.resolve(data, live=live, now_ms=now_ms)
 
 
-def _suffix(time_range: TimeRange) -> str:
+def _suffix(choice: RangeChoice) -> str:
     """What chart titles add when they count only the picked range: "(last hour)", or "(range)"."""
-    if time_range.key == ALL:
+    if choice.key == ALL:
         return ""
-    return " (range)" if time_range.key == CUSTOM else f" ({time_range.label.lower()})"
+    return " (range)" if choice.key == CUSTOM else f" ({choice.label.lower()})"
 
 
 @dataclass(frozen=True)
@@ -70,13 +68,13 @@ class RunPage:
     drawn: Drawn
 
 
-def run_page(run: Run, time_range: TimeRange, *, now_ms: int) -> RunPage:
+def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
     run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name",
                                                                                         "gpu__index"))
     figures = run_figures(run, run_gpus)
     live = run.status == Run.RUNNING
-    span = _drawn_span(time_range, series.span_of(run_gpus), live=live, now_ms=now_ms)
-    drawn = Drawn(time_range, span)
+    span = _drawn_span(choice, series.span_of(run_gpus), live=live, now_ms=now_ms)
+    drawn = Drawn(choice, span)
     if span is None or span.empty:
         return RunPage(run, figures, run_gpus, drawn)
     # Many GPUs overlaid read better at a coarser resolution; the GPU page draws the full detail.
@@ -84,11 +82,11 @@ def run_page(run: Run, time_range: TimeRange, *, now_ms: int) -> RunPage:
     buckets = series.gpu_buckets([rg.pk for rg in run_gpus], span, ("power_w",), points=points)
     if not buckets:
         return RunPage(run, figures, run_gpus, drawn)
-    whole = time_range.key == ALL
+    whole = choice.key == ALL
     # Over the whole run the bars show the stored totals; over a range, the energy counted inside it.
     energy_j = {rg.pk: rg.energy_j if whole else float(np.sum(buckets[rg.pk].energy_j)) if rg.pk in buckets else 0.0
                 for rg in run_gpus}
-    suffix = _suffix(time_range)
+    suffix = _suffix(choice)
     power = {gpu_label(rg): buckets[rg.pk].metrics["power_w"] if rg.pk in buckets else Buckets.empty()
              for rg in run_gpus}
     power_field = run_gpus[0].gpu.power_field
@@ -108,11 +106,11 @@ def run_page(run: Run, time_range: TimeRange, *, now_ms: int) -> RunPage:
         if rg.pk in buckets:
             times.setdefault(rg.gpu.node.name, []).append(buckets[rg.pk].energy_t_ms)
             energies.setdefault(rg.gpu.node.name, []).append(buckets[rg.pk].energy_j)
-    axis, curves = series.cumulative(span.start_ms, times, energies)
+    axis, curves = series.cumulative(span.from_ms, times, energies)
     plots.append(("chart-cumulative", figure_json(charts.cumulative_energy(
         axis, curves, title="Cumulative energy" + ("" if whole else " since the range start")))))
     in_range = None if whole else sum(energy_j.values())
-    return RunPage(run, figures, run_gpus, Drawn(time_range, span, plots, in_range))
+    return RunPage(run, figures, run_gpus, Drawn(choice, span, plots, in_range))
 
 
 @dataclass(frozen=True)
@@ -122,18 +120,18 @@ class GpuPage:
     drawn: Drawn
 
 
-def gpu_page(run: Run, run_gpu: RunGpu, time_range: TimeRange, *, now_ms: int) -> GpuPage:
-    span = _drawn_span(time_range, series.span_of([run_gpu]), live=run.status == Run.RUNNING, now_ms=now_ms)
-    drawn = Drawn(time_range, span)
+def gpu_page(run: Run, run_gpu: RunGpu, choice: RangeChoice, *, now_ms: int) -> GpuPage:
+    span = _drawn_span(choice, series.span_of([run_gpu]), live=run.status == Run.RUNNING, now_ms=now_ms)
+    drawn = Drawn(choice, span)
     label = gpu_label(run_gpu)
     if span is None or span.empty:
         return GpuPage(run_gpu, label, drawn)
     found = series.gpu_buckets([run_gpu.pk], span, points=GPU_PAGE_POINTS).get(run_gpu.pk)
     if found is None:
         return GpuPage(run_gpu, label, drawn)
-    whole = time_range.key == ALL
+    whole = choice.key == ALL
     data = found.metrics
-    axis, curves = series.cumulative(span.start_ms, {"gpu": [found.energy_t_ms]}, {"gpu": [found.energy_j]})
+    axis, curves = series.cumulative(span.from_ms, {"gpu": [found.energy_t_ms]}, {"gpu": [found.energy_j]})
     field_name = run_gpu.gpu.power_field
     plots = [
         ("chart-power", figure_json(
@@ -147,4 +145,4 @@ def gpu_page(run: Run, run_gpu: RunGpu, time_range: TimeRange, *, now_ms: int) -
         ("chart-temp", figure_json(charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C"))),
     ]
     in_range = None if whole else float(np.sum(found.energy_j))
-    return GpuPage(run_gpu, label, Drawn(time_range, span, plots, in_range))
+    return GpuPage(run_gpu, label, Drawn(choice, span, plots, in_range))

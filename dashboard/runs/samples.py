@@ -1,13 +1,8 @@
 """A GPU's stored readings over a time range, as pages of raw samples or as min/mean/max buckets.
 
 Plain functions over ``SampleWindow`` and ``GpuMinute``: no HTTP here. Only windows that overlap the
-range are read, found through the ``(run_gpu, first_ms)`` index:
-
-* windows that *start* inside the range are an index range scan;
-* a window that starts before the range but reaches into it can only be, per agent stream, the last
-  window of that stream starting before the range (ingest keeps each stream's windows consecutive), so
-  one indexed look-up per stream finds it. Streams come from ``RunNode`` rows, which ingest writes for
-  every batch.
+range are read (``dashboard.telemetry.windows.overlapping``: one range scan of the ``(run_gpu, first_ms)``
+index, from the earliest window of any agent stream that reaches into the range).
 
 Raw pages are ordered by ``(t_ms, window id, position in window)``, which is total even when two
 streams recorded the same GPU at the same millisecond, and a page's cursor is the last key it
@@ -26,7 +21,8 @@ import numpy as np
 from dashboard.runs import series
 from dashboard.runs.downsample import Buckets
 from dashboard.telemetry import columns
-from dashboard.telemetry.models import RunGpu, RunNode, SampleWindow
+from dashboard.telemetry.models import RunGpu
+from dashboard.telemetry.windows import TimeRange, overlapping
 
 MAX_PAGE_SAMPLES = 10_000
 DEFAULT_PAGE_SAMPLES = 1_000
@@ -60,14 +56,6 @@ class Cursor:
         return cls(*(int(part) for part in match.groups()))
 
 
-@dataclass(frozen=True)
-class TimeRange:
-    """Inclusive bounds in epoch milliseconds."""
-
-    from_ms: int
-    to_ms: int
-
-
 def time_range(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None) -> TimeRange | None:
     """The requested range, defaulting to the GPU's own span; None when the GPU has no readings yet.
 
@@ -86,39 +74,17 @@ def time_range(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None) -> TimeR
 
 _ROW = ("id", "first_ms", "last_ms", *columns.DTYPES)  # a window as read: metadata, then packed columns
 _FIRST_MS = 1
-_LAST_MS = 2
 WindowRow = tuple[Any, ...]
 
 
-def _straddling(run_gpu: RunGpu, start_ms: int) -> list[WindowRow]:
-    """Windows that start before ``start_ms`` and end at or after it (at most one per stream)."""
-    streams = RunNode.objects.filter(run_id=run_gpu.run_id, node_id=run_gpu.gpu.node_id).values_list(
-        "stream", flat=True
-    )
-    found = []
-    for stream in streams:
-        row = (
-            SampleWindow.objects.filter(run_gpu=run_gpu, stream=stream, first_ms__lt=start_ms)
-            .order_by("-first_ms")  # one stream's windows never start together; no tie-break needed
-            .values_list(*_ROW)
-            .first()
-        )
-        if row is not None and row[_LAST_MS] >= start_ms:
-            found.append(row)
-    return sorted(found, key=lambda row: (row[_FIRST_MS], row[0]))
-
-
-def _window_chunks(run_gpu: RunGpu, start_ms: int, end_ms: int, chunk: int) -> Iterator[list[WindowRow]]:
-    """Every window overlapping ``[start_ms, end_ms]``, ``chunk`` at a time: the straddling ones first,
-    then those starting inside the range in ``(first_ms, id)`` order (keyset-paginated on the index)."""
-    straddling = _straddling(run_gpu, start_ms)
-    if straddling:
-        yield straddling
-    windows = SampleWindow.objects.filter(run_gpu=run_gpu, first_ms__lte=end_ms)
+def _window_chunks(run_gpu: RunGpu, span: TimeRange, chunk: int) -> Iterator[list[WindowRow]]:
+    """Every window overlapping ``span``, ``chunk`` at a time, in ``(first_ms, id)`` order (keyset-paginated
+    on the index): those that start before the span and reach into it come first."""
+    windows = overlapping([run_gpu.pk], span)
     after: tuple[int, int] | None = None
     while True:
         if after is None:
-            query = windows.filter(first_ms__gte=start_ms)
+            query = windows
         else:  # ">= first_ms" keeps the index condition; the exclusion skips what was read at that time
             query = windows.filter(first_ms__gte=after[0]).exclude(first_ms=after[0], id__lte=after[1])
         rows = list(query.order_by("first_ms", "id").values_list(*_ROW)[:chunk])
@@ -146,7 +112,7 @@ def _decode(rows: list[WindowRow]) -> dict[str, np.ndarray]:
 
 def _keep(samples: dict[str, np.ndarray], span: TimeRange, after: Cursor | None) -> np.ndarray:
     t_ms = samples["t_ms"]
-    keep = (t_ms >= span.from_ms) & (t_ms <= span.to_ms)
+    keep = span.mask(t_ms)
     if after is not None:
         window_id, index = samples["window_id"], samples["index"]
         later_in_tie = (window_id > after.window_id) | ((window_id == after.window_id) & (index > after.index))
@@ -216,7 +182,7 @@ def read_page(
     more = False
     # ~50 samples a window at 10 Hz: a chunk covers a page of one stream in about one query.
     chunk = max(16, limit // 40)
-    for rows in _window_chunks(run_gpu, start_ms, span.to_ms, chunk):
+    for rows in _window_chunks(run_gpu, TimeRange(start_ms, span.to_ms), chunk):
         if cut_ms is not None:
             needed = [row for row in rows if row[_FIRST_MS] <= cut_ms]
             more = len(needed) < len(rows)  # a later window in range: the page ends before it
@@ -260,9 +226,8 @@ def read_buckets(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, poi
     if span is None:
         return BucketSeries(None, 0, "samples", np.zeros(0, dtype=np.int64), {m: Buckets.empty() for m in METRICS})
     # The pages' own bucketing (dashboard.runs.series): the API returns what the charts draw.
-    drawn = series.Span(span.from_ms, span.to_ms)
-    resolution = series.resolution(drawn, points)
-    found = series.gpu_buckets([run_gpu.pk], drawn, METRICS, points=points).get(run_gpu.pk)
+    resolution = series.resolution(span, points)
+    found = series.gpu_buckets([run_gpu.pk], span, METRICS, points=points).get(run_gpu.pk)
     metrics = found.metrics if found else {m: Buckets.empty() for m in METRICS}
     source = "minutes" if resolution.from_minutes else "samples"
     return BucketSeries(span, resolution.width_ms, source, metrics["power_w"].t_ms, metrics)

@@ -1,4 +1,4 @@
-"""Response schemas of the runs part of the API: projects, runs, GPUs, samples, and the error body.
+"""Response schemas of the runs part of the API: projects, runs, GPUs and samples.
 
 Field names carry their units (``energy_j``, ``t_ms``, ``power_mw``); times of day are ISO 8601 UTC
 datetimes, times on a GPU's sample clock are epoch milliseconds.
@@ -9,24 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from ninja import Field, Schema
-
-
-class Error(Schema):
-    """Every 4xx answer: a sentence saying what was wrong."""
-
-    detail: str = Field(description="what was wrong, in words")
-
-
-class FieldProblem(Schema):
-    loc: list[str | int] = Field(description="where: the parameter's source and name, e.g. ['query', 'limit']")
-    msg: str
-
-
-class InvalidInput(Schema):
-    """A 400 for parameters that do not parse or are out of range."""
-
-    detail: str
-    errors: list[FieldProblem] = Field(default_factory=list, description="one entry per bad parameter")
 
 
 class ProjectOut(Schema):

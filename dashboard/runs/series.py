@@ -4,7 +4,9 @@ A run of 64 GPUs × 24 h at 10 Hz holds 55 million samples in 1.1 million window
 rows, so the pages never pull rows into Python to bucket them there. Long spans are bucketed by one SQL
 ``GROUP BY`` over the minute rollups; short spans concatenate the windows' packed columns in SQL
 (``string_agg`` over ``bytea`` on PostgreSQL) and decode each GPU's samples with one ``frombuffer``.
-Every query is bounded by the (run_gpu, minute_ms) and (run_gpu, first_ms) indexes.
+Every query is bounded by the (run_gpu, minute_ms) and (run_gpu, first_ms) indexes; the windows that start
+before a span and reach into it are found per agent stream by ``dashboard.telemetry.windows.reach_back_ms``,
+in one statement for all the GPUs.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from django.db import connection, transaction
 
 from dashboard.runs.downsample import Buckets, bucket_samples, bucket_width_ms
 from dashboard.telemetry import columns
-from dashboard.telemetry.ingest import MINUTE_MS
 from dashboard.telemetry.models import GpuMinute, RunGpu, SampleWindow
+from dashboard.telemetry.windows import TimeRange, overlapping, reach_back_ms
+from planner.units import MILLIWATTS_PER_W, MS_PER_MINUTE, minute_start_ms
 
 METRICS = ("power_w", "sm_clock_mhz", "util_pct", "temp_c")
 # Which packed column each metric is read from, and the scale to its unit.
-_RAW_COLUMN = {"power_w": ("power_mw", 1e-3), "sm_clock_mhz": ("sm_clock_mhz", 1.0),
+_RAW_COLUMN = {"power_w": ("power_mw", 1 / MILLIWATTS_PER_W), "sm_clock_mhz": ("sm_clock_mhz", 1.0),
                "util_pct": ("util_pct", 1.0), "temp_c": ("temp_c", 1.0)}
 
 
@@ -49,28 +52,12 @@ def bitmap_scans() -> Iterator[None]:
         cursor.execute("SELECT set_config('enable_indexscan', %s, true)", [before])
 
 
-@dataclass(frozen=True)
-class Span:
-    """An inclusive stretch of time in epoch milliseconds."""
-
-    start_ms: int
-    end_ms: int
-
-    @property
-    def width_ms(self) -> int:
-        return max(self.end_ms - self.start_ms, 1)
-
-    @property
-    def empty(self) -> bool:
-        return self.end_ms < self.start_ms
-
-
-def span_of(run_gpus: Iterable[RunGpu]) -> Span | None:
+def span_of(run_gpus: Iterable[RunGpu]) -> TimeRange | None:
     """From the first to the last sample of any of these GPUs; None before any sample."""
     spans = [(rg.first_ms, rg.last_ms) for rg in run_gpus if rg.first_ms is not None and rg.last_ms is not None]
     if not spans:
         return None
-    return Span(min(s[0] for s in spans), max(s[1] for s in spans))
+    return TimeRange(min(s[0] for s in spans), max(s[1] for s in spans))
 
 
 @dataclass(frozen=True)
@@ -88,16 +75,17 @@ class Resolution:
 MINUTE_SHARE = 4
 
 
-def resolution(span: Span, points: int) -> Resolution:
-    # +1: the span is inclusive, so a sample at end_ms must still land in bucket points - 1.
-    width = bucket_width_ms(span.width_ms + 1, points)
+def resolution(span: TimeRange, points: int) -> Resolution:
+    length_ms = max(span.to_ms - span.from_ms, 1)
+    # +1: the span is inclusive, so a sample at to_ms must still land in bucket points - 1.
+    width = bucket_width_ms(length_ms + 1, points)
     # Whole minutes overhang a span's ends; over two hours or more that blurs at most 1/120 of it.
-    if width >= MINUTE_MS or (width * MINUTE_SHARE >= MINUTE_MS and span.width_ms >= 120 * MINUTE_MS):
+    if width >= MS_PER_MINUTE or (width * MINUTE_SHARE >= MS_PER_MINUTE and length_ms >= 120 * MS_PER_MINUTE):
         # Buckets start on a whole minute, before the span: size them for that longer stretch.
-        start = span.start_ms // MINUTE_MS * MINUTE_MS
-        width = max(bucket_width_ms(span.end_ms - start + 1, points), MINUTE_MS)
-        return Resolution(-(-width // MINUTE_MS) * MINUTE_MS, True, start)
-    return Resolution(width, False, span.start_ms)
+        start = minute_start_ms(span.from_ms)
+        width = max(bucket_width_ms(span.to_ms - start + 1, points), MS_PER_MINUTE)
+        return Resolution(-(-width // MS_PER_MINUTE) * MS_PER_MINUTE, True, start)
+    return Resolution(width, False, span.from_ms)
 
 
 @dataclass(frozen=True)
@@ -124,7 +112,7 @@ _MINUTE_AGGREGATES = {
 
 
 def _minute_buckets(
-    run_gpu_ids: Sequence[int], span: Span, res: Resolution, metrics: Sequence[str]
+    run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution, metrics: Sequence[str]
 ) -> dict[int, GpuBuckets]:
     """One GROUP BY over the minute rollups of all the GPUs, aggregating only what ``metrics`` need."""
     table = GpuMinute._meta.db_table
@@ -135,7 +123,7 @@ def _minute_buckets(
         f"GROUP BY run_gpu_id, bucket ORDER BY run_gpu_id, bucket"
     )
     with bitmap_scans(), connection.cursor() as cursor:
-        cursor.execute(sql, [res.start_ms, res.width_ms, res.start_ms, span.end_ms])
+        cursor.execute(sql, [res.start_ms, res.width_ms, res.start_ms, span.to_ms])
         rows = cursor.fetchall()
     found: dict[int, GpuBuckets] = {}
     if not rows:
@@ -158,35 +146,9 @@ def _minute_buckets(
                 per_metric[metric] = Buckets(t_ms, mean, mean, mean)
             column += len(_MINUTE_AGGREGATES[metric])
         found[int(run_gpu_id)] = GpuBuckets(
-            per_metric, np.minimum(t_ms + res.width_ms, span.end_ms), part[:, 2]
+            per_metric, np.minimum(t_ms + res.width_ms, span.to_ms), part[:, 2]
         )
     return found
-
-
-def _window_lower_bound_ms(run_gpu_ids: Sequence[int], start_ms: int) -> int:
-    """The first_ms from which every window that reaches ``start_ms`` is found through the time index.
-
-    Windows have no fixed length, so "windows overlapping the span" is found as: from the latest window
-    of each GPU that starts at or before the span's start, onwards.
-    """
-    table = SampleWindow._meta.db_table
-    latest = f"SELECT MAX(first_ms) FROM {table} WHERE run_gpu_id = %s AND first_ms <= %s"
-    bounds: list[int] = []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"SELECT MIN(({latest.replace('%s', 'g', 1)})) FROM unnest(%s::bigint[]) AS g",
-                [start_ms, [int(i) for i in run_gpu_ids]],
-            )
-            value = cursor.fetchone()[0]
-            bounds = [] if value is None else [int(value)]
-        else:
-            for run_gpu_id in run_gpu_ids:
-                cursor.execute(latest, [int(run_gpu_id), start_ms])
-                value = cursor.fetchone()[0]
-                if value is not None:
-                    bounds.append(int(value))
-    return min([*bounds, start_ms])
 
 
 @dataclass(frozen=True)
@@ -197,18 +159,20 @@ class _RawGpu:
     window_energy_j: np.ndarray
 
 
-def _raw_postgres(run_gpu_ids: Sequence[int], lower_ms: int, span: Span, packed: Sequence[str]) -> dict[int, _RawGpu]:
+def _raw_postgres(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[str]) -> dict[int, _RawGpu]:
     table = SampleWindow._meta.db_table
     order = "ORDER BY first_ms, stream, seq"
     blobs = ", ".join(f"string_agg({name}, ''::bytea {order})" for name in ("t_offset_ms", *packed))
     sql = (
         f"SELECT run_gpu_id, array_agg(first_ms {order}), array_agg(samples {order}), "
         f"array_agg(last_ms {order}), array_agg(energy_j {order}), {blobs} "
-        f"FROM {table} WHERE run_gpu_id = ANY(%s) AND first_ms >= %s AND first_ms <= %s GROUP BY run_gpu_id"
+        f"FROM {table} WHERE run_gpu_id = ANY(%s) AND first_ms >= %s AND first_ms <= %s AND last_ms >= %s "
+        "GROUP BY run_gpu_id"
     )
+    lower_ms = reach_back_ms(run_gpu_ids, span.from_ms)
     found: dict[int, _RawGpu] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [[int(i) for i in run_gpu_ids], lower_ms, span.end_ms])
+        cursor.execute(sql, [[int(i) for i in run_gpu_ids], lower_ms, span.to_ms, span.from_ms])
         for row in cursor.fetchall():
             first = np.asarray(row[1], dtype=np.int64)
             counts = np.asarray(row[2], dtype=np.int64)
@@ -222,11 +186,11 @@ def _raw_postgres(run_gpu_ids: Sequence[int], lower_ms: int, span: Span, packed:
     return found
 
 
-def _raw_portable(run_gpu_ids: Sequence[int], lower_ms: int, span: Span, packed: Sequence[str]) -> dict[int, _RawGpu]:
+def _raw_portable(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[str]) -> dict[int, _RawGpu]:
     """The same as _raw_postgres, decoding window by window (SQLite: the embedded `make run` default)."""
     found: dict[int, _RawGpu] = {}
     windows = (
-        SampleWindow.objects.filter(run_gpu_id__in=run_gpu_ids, first_ms__gte=lower_ms, first_ms__lte=span.end_ms)
+        overlapping(run_gpu_ids, span)
         .order_by("run_gpu_id", "first_ms", "stream", "seq")
         .only("run_gpu_id", "first_ms", "last_ms", "energy_j", "t_offset_ms", *packed)
     )
@@ -246,16 +210,15 @@ def _raw_portable(run_gpu_ids: Sequence[int], lower_ms: int, span: Span, packed:
 
 
 def _raw_buckets(
-    run_gpu_ids: Sequence[int], span: Span, res: Resolution, metrics: Sequence[str]
+    run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution, metrics: Sequence[str]
 ) -> dict[int, GpuBuckets]:
     packed = list(dict.fromkeys(_RAW_COLUMN[m][0] for m in metrics))
-    lower_ms = _window_lower_bound_ms(run_gpu_ids, span.start_ms)
     read = _raw_postgres if connection.vendor == "postgresql" else _raw_portable
     found: dict[int, GpuBuckets] = {}
-    for run_gpu_id, raw in read(run_gpu_ids, lower_ms, span, packed).items():
+    for run_gpu_id, raw in read(run_gpu_ids, span, packed).items():
         order = np.argsort(raw.t_ms, kind="stable") if np.any(np.diff(raw.t_ms) < 0) else None
         t_ms = raw.t_ms if order is None else raw.t_ms[order]
-        keep = (t_ms >= span.start_ms) & (t_ms <= span.end_ms)
+        keep = span.mask(t_ms)
         per_metric = {}
         for metric in metrics:
             name, scale = _RAW_COLUMN[metric]
@@ -263,20 +226,20 @@ def _raw_buckets(
             per_metric[metric] = bucket_samples(t_ms[keep], values[keep].astype(np.float64) * scale, res.start_ms,
                                                 res.width_ms)
         # A window's energy is counted at its last sample: the counter difference it closes.
-        inside = (raw.window_last_ms > span.start_ms) & (raw.window_last_ms <= span.end_ms)
+        inside = (raw.window_last_ms > span.from_ms) & (raw.window_last_ms <= span.to_ms)
         index = (raw.window_last_ms[inside] - res.start_ms) // res.width_ms
         energy = np.bincount(index, weights=raw.window_energy_j[inside]) if index.size else np.zeros(0)
         nonzero = np.flatnonzero(energy) if energy.size else np.zeros(0, dtype=np.int64)
         found[run_gpu_id] = GpuBuckets(
             per_metric,
-            np.minimum(res.start_ms + (nonzero + 1) * res.width_ms, span.end_ms),
+            np.minimum(res.start_ms + (nonzero + 1) * res.width_ms, span.to_ms),
             energy[nonzero] if energy.size else np.zeros(0),
         )
     return found
 
 
 def gpu_buckets(
-    run_gpu_ids: Sequence[int], span: Span, metrics: Sequence[str] = METRICS, *, points: int | None = None
+    run_gpu_ids: Sequence[int], span: TimeRange, metrics: Sequence[str] = METRICS, *, points: int | None = None
 ) -> dict[int, GpuBuckets]:
     """Bucketed series of several GPUs over one span, at most ``points`` buckets each.
 

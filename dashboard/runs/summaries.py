@@ -14,8 +14,7 @@ from django.db.models import Count, F, FloatField, Max, Min, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
 from dashboard.telemetry.models import Run, RunGpu
-
-J_PER_KWH = 3.6e6
+from planner.units import J_PER_KWH, MS_PER_HOUR, MS_PER_S
 
 
 def with_totals(runs: QuerySet[Run]) -> QuerySet[Run]:
@@ -28,8 +27,9 @@ def with_totals(runs: QuerySet[Run]) -> QuerySet[Run]:
         last_ms=Max("run_gpus__last_ms"),
         samples=Sum("run_gpus__samples"),
     ).annotate(
-        duration_s=Cast(duration_ms, FloatField()) / 1000.0,
-        mean_power_w=Cast(F("energy_j"), FloatField()) * 1000.0 / NullIf(Cast(duration_ms, FloatField()), 0.0),
+        duration_s=Cast(duration_ms, FloatField()) / float(MS_PER_S),
+        # Joules per millisecond, times 1000: watts.
+        mean_power_w=Cast(F("energy_j"), FloatField()) * float(MS_PER_S) / NullIf(Cast(duration_ms, FloatField()), 0.0),
     )
 
 
@@ -72,19 +72,19 @@ class RunFigures:
         """Wall-clock span from the first reading of any GPU to the last reading of any GPU."""
         if not self.gpus:
             return 0.0
-        return (max(g.last_ms for g in self.gpus) - min(g.first_ms for g in self.gpus)) / 1000.0
+        return (max(g.last_ms for g in self.gpus) - min(g.first_ms for g in self.gpus)) / MS_PER_S
 
     @property
     def first_at(self) -> datetime | None:
-        return datetime.fromtimestamp(min(g.first_ms for g in self.gpus) / 1000, tz=UTC) if self.gpus else None
+        return datetime.fromtimestamp(min(g.first_ms for g in self.gpus) / MS_PER_S, tz=UTC) if self.gpus else None
 
     @property
     def last_at(self) -> datetime | None:
-        return datetime.fromtimestamp(max(g.last_ms for g in self.gpus) / 1000, tz=UTC) if self.gpus else None
+        return datetime.fromtimestamp(max(g.last_ms for g in self.gpus) / MS_PER_S, tz=UTC) if self.gpus else None
 
     @property
     def gpu_hours(self) -> float:
-        return sum(g.last_ms - g.first_ms for g in self.gpus) / 3.6e6
+        return sum(g.last_ms - g.first_ms for g in self.gpus) / MS_PER_HOUR
 
     @property
     def mean_power_w(self) -> float:

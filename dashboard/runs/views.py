@@ -14,15 +14,16 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 
 from dashboard.runs.listing import SORT_KEYS, list_runs
-from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_range
+from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.models import Run, RunGpu
-from planner.carbon.section import run_section
+from planner.carbon.figures import run_section
+from planner.units import MS_PER_S
 
 
 def _now_ms() -> int:
-    return int(time.time() * 1000)
+    return int(time.time() * MS_PER_S)
 
 
 def _bad_range(request: HttpRequest, error: BadRange, back: str) -> HttpResponse:
@@ -30,7 +31,7 @@ def _bad_range(request: HttpRequest, error: BadRange, back: str) -> HttpResponse
 
 
 def _picker(request: HttpRequest, drawn: Drawn) -> dict[str, Any]:
-    return {"time_range": drawn.time_range, "choices": [(key, LABELS[key]) for key in [*RELATIVE_MS, ALL]],
+    return {"choice": drawn.choice, "choices": [(key, LABELS[key]) for key in [*RELATIVE_MS, ALL]],
             "span": drawn.span, "path": request.path}
 
 
@@ -62,10 +63,10 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _visible_run(request, pk)
     try:
-        time_range = parse_range(request.GET)
+        choice = parse_choice(request.GET)
     except BadRange as error:
         return _bad_range(request, error, run.get_absolute_url())
-    page = run_page(run, time_range, now_ms=_now_ms())
+    page = run_page(run, choice, now_ms=_now_ms())
     return render(
         request,
         "runs/run.html",
@@ -80,10 +81,10 @@ def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The run page's cards and charts for the same range, as JSON, for in-place updates."""
     run = _visible_run(request, pk)
     try:
-        time_range = parse_range(request.GET)
+        choice = parse_choice(request.GET)
     except BadRange as error:
         return JsonResponse({"error": str(error)}, status=400)
-    page = run_page(run, time_range, now_ms=_now_ms())
+    page = run_page(run, choice, now_ms=_now_ms())
     cards = render_to_string("runs/_run_cards.html", {"run": run, "figures": page.figures,
                                                             "nodes": page.figures.by_node(), "drawn": page.drawn})
     span = render_to_string("runs/_sample_span.html", {"figures": page.figures})
@@ -105,10 +106,10 @@ def _visible_run_gpu(request: HttpRequest, pk: int, run_gpu_pk: int) -> tuple[Ru
 def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
     run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
     try:
-        time_range = parse_range(request.GET)
+        choice = parse_choice(request.GET)
     except BadRange as error:
         return _bad_range(request, error, request.path)
-    page = gpu_page(run, run_gpu, time_range, now_ms=_now_ms())
+    page = gpu_page(run, run_gpu, choice, now_ms=_now_ms())
     return render(
         request,
         "runs/gpu.html",
@@ -121,10 +122,10 @@ def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
 def gpu_live(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
     run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
     try:
-        time_range = parse_range(request.GET)
+        choice = parse_choice(request.GET)
     except BadRange as error:
         return JsonResponse({"error": str(error)}, status=400)
-    page = gpu_page(run, run_gpu, time_range, now_ms=_now_ms())
+    page = gpu_page(run, run_gpu, choice, now_ms=_now_ms())
     cards = render_to_string("runs/_gpu_cards.html", {"run_gpu": run_gpu, "gpu": run_gpu.gpu,
                                                             "drawn": page.drawn})
     return _live_json(run.status, page.drawn, cards)

@@ -26,7 +26,7 @@ import numpy as np
 
 from agents import wire
 from dashboard.telemetry import columns
-from dashboard.telemetry.ingest import MINUTE_MS
+from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ def cut(readings: GpuSamples, number: np.ndarray, prev: tuple[int, int] | None) 
     starts = np.concatenate(([0], np.flatnonzero(np.diff(number)) + 1))
     ends = np.append(starts[1:], readings.samples)
     deltas = deltas_mj(readings.energy_mj, prev)
-    power_w = readings.power_mw / 1000.0
-    # Integer sums are exact; dividing afterwards is ingest's float(deltas.sum()) / 1000.0.
-    energy_j = np.add.reduceat(deltas, starts) / 1000.0
+    power_w = readings.power_mw / MILLIWATTS_PER_W
+    # Integer sums are exact; dividing afterwards matches ingest, which divides float(deltas.sum()).
+    energy_j = np.add.reduceat(deltas, starts) / MILLIJOULES_PER_J
     power = _window_power(power_w, starts, ends)
     t, e = readings.t_ms, readings.energy_mj
     before = [prev, *zip(t[starts[1:] - 1].tolist(), e[starts[1:] - 1].tolist(), strict=True)]
@@ -118,14 +118,14 @@ def _minutes(
     energy_j: np.ndarray, power: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Each window's part of its minute (ingest's ``_upsert_minutes``), then the parts added up by minute."""
-    first_minute = r.t_ms[starts] // MINUTE_MS * MINUTE_MS
+    first_minute = r.t_ms[starts] // MS_PER_MINUTE * MS_PER_MINUTE
     parts = {
         "minute_ms": first_minute, "window": np.arange(starts.size), "samples": ends - starts,
         "energy_j": energy_j, "power_sum_w": power["reduced"], "power_min_w": power["low"],
         "power_max_w": power["high"], "sm_clock_sum_mhz": np.add.reduceat(r.sm_clock_mhz, starts),
         "util_sum_pct": np.add.reduceat(r.util_pct, starts), "temp_max_c": np.maximum.reduceat(r.temp_c, starts),
     }
-    spanning = np.flatnonzero(r.t_ms[ends - 1] // MINUTE_MS * MINUTE_MS != first_minute)
+    spanning = np.flatnonzero(r.t_ms[ends - 1] // MS_PER_MINUTE * MS_PER_MINUTE != first_minute)
     if spanning.size:
         # A window across a minute boundary (only a final reading on a boundary makes one): split it
         # by minute as ingest does, and put its parts where the window was.
@@ -141,11 +141,11 @@ def _minutes(
 def _split(j: int, r: GpuSamples, start: int, end: int, deltas: np.ndarray, power_w: np.ndarray) -> dict[str, Any]:
     # Fresh arrays, as ingest's window arrays are.
     d, p = deltas[start:end].copy(), power_w[start:end].copy()
-    minute = r.t_ms[start:end] // MINUTE_MS * MINUTE_MS
+    minute = r.t_ms[start:end] // MS_PER_MINUTE * MS_PER_MINUTE
     keys, starts = np.unique(minute, return_index=True)
     return {
         "minute_ms": keys, "window": np.full(keys.size, j), "samples": np.diff(np.append(starts, minute.size)),
-        "energy_j": np.add.reduceat(d, starts) / 1000.0, "power_sum_w": np.add.reduceat(p, starts),
+        "energy_j": np.add.reduceat(d, starts) / MILLIJOULES_PER_J, "power_sum_w": np.add.reduceat(p, starts),
         "power_min_w": np.minimum.reduceat(p, starts), "power_max_w": np.maximum.reduceat(p, starts),
         "sm_clock_sum_mhz": np.add.reduceat(r.sm_clock_mhz[start:end], starts),
         "util_sum_pct": np.add.reduceat(r.util_pct[start:end], starts),

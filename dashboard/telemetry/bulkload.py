@@ -50,7 +50,7 @@ from dashboard.telemetry.bulk_windows import (
     cut,
     window_blobs,
 )
-from dashboard.telemetry.ingest import MINUTE_MS, ms_to_datetime
+from dashboard.telemetry.ingest import ms_to_datetime
 from dashboard.telemetry.models import (
     BatchReceipt,
     Gpu,
@@ -63,6 +63,8 @@ from dashboard.telemetry.models import (
     SampleWindow,
 )
 from dashboard.telemetry.nodes import register_node
+from dashboard.telemetry.signals import announce, run_closed
+from planner.units import MS_PER_MINUTE, MS_PER_S
 
 __all__ = ["BulkLoadError", "Chunk", "GpuSamples", "GpuSpec", "LoadResult", "NodeSpec", "RunSpec", "load_run"]
 
@@ -191,7 +193,7 @@ def load_run(
     """
     if connection.vendor not in ("postgresql", "sqlite"):
         raise BulkLoadError(f"the bulk path writes PostgreSQL (COPY) or SQLite, not {connection.vendor}")
-    if spec.window_ms <= 0 or MINUTE_MS % spec.window_ms:
+    if spec.window_ms <= 0 or MS_PER_MINUTE % spec.window_ms:
         raise BulkLoadError(f"window_ms must divide a minute, got {spec.window_ms}")
     began = time.monotonic()
     with transaction.atomic(), tqdm(
@@ -213,12 +215,12 @@ class _Loader:
         self.samples = self.windows = self.minutes = self.batches = 0
         self._start_ms: int | None = None  # the previous chunk's end: readings must come after it
         self._finished = False
-        self._future_ms = (timezone.now() + timedelta(seconds=settings.WATTWISE_MAX_FUTURE_S)).timestamp() * 1000
+        self._future_ms = (timezone.now() + timedelta(seconds=settings.WATTWISE_MAX_FUTURE_S)).timestamp() * MS_PER_S
 
     def add(self, chunk: Chunk) -> None:
         if self._finished:
             raise BulkLoadError("a chunk came after the last one (the one with end_ms=None)")
-        if chunk.end_ms is not None and chunk.end_ms % MINUTE_MS:
+        if chunk.end_ms is not None and chunk.end_ms % MS_PER_MINUTE:
             raise BulkLoadError(f"a chunk must end on a whole minute, got end_ms={chunk.end_ms}")
         if len(chunk.readings) != len(self.nodes) or any(
             len(r) != len(n.gpus) for r, n in zip(chunk.readings, self.nodes, strict=False)
@@ -336,6 +338,7 @@ class _Loader:
         self.run.started_at = ms_to_datetime(min(opened)) if opened else None
         self.run.ended_at = ms_to_datetime(max(closed)) if closed else None
         self.run.save(update_fields=["status", "started_at", "ended_at"])
+        announce(run_closed, self.run.pk)
 
 
 def _create_rows(spec: RunSpec, *, replace: bool) -> tuple[Run, list[_NodeState]]:

@@ -1,42 +1,45 @@
 """Ingest: turn signed agent messages into stored runs, windows and rollups.
 
-Every message is checked (node known, signature valid, payload well-formed, clock sane) before
-anything is written; a batch is then written in one transaction, so it is stored whole or not at all.
-Celery delivers at least once, so a batch is identified by (node, stream, seq): the first copy is
-stored, later identical copies are counted as duplicates, and a different batch under a key already
-used is rejected as a replay. Rejections are recorded with their reason and write nothing else.
+What a message must look like is declared once, in ``agents.wire`` (the models the agent sends with);
+here every message is read with those models and then checked against what only the app knows: the
+node is registered, the signature is its key's, the clock is sane (nothing from the future), and a
+batch continues its stream's previous window. Nothing is written before all of that passed; a batch is
+then written in one transaction, so it is stored whole or not at all. Celery delivers at least once, so
+a batch is identified by (node, stream, seq): the first copy is stored, later identical copies are
+counted as duplicates, and a different batch under a key already used is rejected as a replay.
+Rejections are recorded with their reason and write nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from agents.wire import (
-    MAX_BODY_BYTES,
     MAX_NAME_CHARS,
     Batch,
+    CloseRun,
     GpuWindow,
+    OpenRun,
     WireError,
     decode_batch,
-    envelope_node,
     open_envelope,
+    parse,
+    read_envelope,
 )
-from dashboard.telemetry import columns
+from dashboard.telemetry import columns, ingest_memo
+from dashboard.telemetry.ingest_memo import IngestMemo, run_for
 from dashboard.telemetry.models import (
     BatchReceipt,
-    Gpu,
     GpuMinute,
     Node,
     Rejection,
@@ -47,37 +50,37 @@ from dashboard.telemetry.models import (
     RunTag,
     SampleWindow,
 )
-from dashboard.telemetry.signals import run_closed, samples_stored
+from dashboard.telemetry.signals import announce, run_closed, samples_stored
+from planner.units import MS_PER_MINUTE
 
 log = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
+MINUTE_MS = MS_PER_MINUTE  # still imported from here by a few modules; planner.units is its home
 
 
 class Rejected(Exception):
     """A message refused for a reason the sender should see."""
 
 
+class Status(StrEnum):
+    """What became of a message."""
+
+    STORED = "stored"  # a batch or profile was written
+    DUPLICATE = "duplicate"  # the same message was stored before: nothing written
+    REJECTED = "rejected"  # refused; the reason is in ``Rejection``
+    OPENED = "opened"  # an agent session of a run began
+    CLOSED = "closed"  # an agent session of a run ended
+
+
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # stored | duplicate | rejected | opened | closed
+    status: Status
     detail: str = ""
     samples: int = 0
     run_id: int | None = None  # the run the message was about, once known
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _tell(signal: Signal, run_id: int) -> None:
-    """Send ``signal`` once the current transaction commits; what a receiver raises is logged, never raised."""
-
-    def send() -> None:
-        for receiver, result in signal.send_robust(sender=None, run_id=run_id):
-            if isinstance(result, Exception):
-                log.error("receiver %r failed for run %s", receiver, run_id, exc_info=result)
-
-    transaction.on_commit(send)
+        return {**asdict(self), "status": self.status.value}
 
 
 def ms_to_datetime(t_ms: int) -> datetime:
@@ -87,56 +90,26 @@ def ms_to_datetime(t_ms: int) -> datetime:
 # --- checking messages ----------------------------------------------------------------------------
 
 
-def authenticate(envelope: Any, kind: str) -> tuple[Node, dict[str, Any], str]:
+def authenticate(envelope: Any, kind: str, memo: IngestMemo | None = None) -> tuple[Node, dict[str, Any], str]:
     """Authenticate an envelope: return its node, decoded payload and body digest, or raise.
 
     Raises ``Rejected`` or ``WireError``; callers record either with ``record_rejection``.
     """
-    name = envelope_node(envelope)
-    body = envelope.get("body")
-    if isinstance(body, str) and len(body) > MAX_BODY_BYTES:
-        raise Rejected(f"batch too large: {len(body)} bytes, limit {MAX_BODY_BYTES}")
-    node = _cached_node(name)
+    message = read_envelope(envelope)
+    node = ingest_memo.node_named(message.node, memo)
     if node is None:
-        raise Rejected(f"unknown node {name!r}: register it with `manage.py create_node`")
+        raise Rejected(f"unknown node {message.node!r}: register it with `manage.py create_node`")
     try:
-        payload = open_envelope(envelope, kind, bytes.fromhex(node.signing_key_hex))
+        payload = open_envelope(message, kind, bytes.fromhex(node.signing_key_hex))
     except WireError:
-        # The token may have been rotated since this process cached the node: check once more, afresh.
-        node = _cached_node(name, fresh=True)
+        if memo is None:
+            raise
+        # The token may have been rotated since this process remembered the node: check once more, afresh.
+        node = ingest_memo.node_named(message.node, memo, fresh=True)
         if node is None:
-            raise Rejected(f"unknown node {name!r}: register it with `manage.py create_node`") from None
-        payload = open_envelope(envelope, kind, bytes.fromhex(node.signing_key_hex))
-    return node, payload, hashlib.sha256(envelope["body"].encode()).hexdigest()
-
-
-# --- per-process memo of ids ---------------------------------------------------------------------
-# The hot path would otherwise spend most of its time looking up rows that never change (a node's
-# GPUs, a run's id). Ids are cached per worker process; a stale id fails a foreign key, and the batch is
-# then retried once with empty caches. Nodes expire quickly so a rotated token takes effect promptly.
-
-NODE_CACHE_S = 10.0
-_nodes: dict[str, tuple[Node, float]] = {}
-_runs: dict[tuple[int, str], int] = {}
-_gpus: dict[tuple[int, str], int] = {}
-_run_nodes: set[tuple[int, int, str]] = set()
-_node_seen: dict[int, float] = {}
-
-
-def clear_caches() -> None:
-    for cache in (_nodes, _runs, _gpus, _run_nodes, _node_seen):
-        cache.clear()
-
-
-def _cached_node(name: str, *, fresh: bool = False) -> Node | None:
-    hit = _nodes.get(name)
-    now = time.monotonic()
-    if hit is not None and hit[1] > now and not fresh:
-        return hit[0]
-    node = Node.objects.select_related("project").filter(name=name).first()
-    if node is not None:
-        _nodes[name] = (node, now + NODE_CACHE_S)
-    return node
+            raise Rejected(f"unknown node {message.node!r}: register it with `manage.py create_node`") from None
+        payload = open_envelope(message, kind, bytes.fromhex(node.signing_key_hex))
+    return node, payload, hashlib.sha256(message.body.encode()).hexdigest()
 
 
 def record_rejection(kind: str, envelope: Any, reason: str) -> Outcome:
@@ -152,107 +125,61 @@ def record_rejection(kind: str, envelope: Any, reason: str) -> Outcome:
         size_bytes=len(body) if isinstance(body, str) else 0,
     )
     log.warning("rejected %s from %r: %s", kind, node_name, reason)
-    return Outcome("rejected", reason)
+    return Outcome(Status.REJECTED, reason)
 
 
-def _check_clock(batch: Batch) -> None:
+def refuse_future(t_ms: int, what: str) -> None:
+    """Refuse a time beyond now (plus the allowed clock skew): ``what`` says what lies there."""
     limit_ms = (timezone.now() + timedelta(seconds=settings.WATTWISE_MAX_FUTURE_S)).timestamp() * 1000
-    if batch.window_end_ms > limit_ms:
-        raise Rejected(
-            f"samples lie in the future ({ms_to_datetime(batch.window_end_ms).isoformat()}): "
-            "check the node's clock"
-        )
-
-
-def _str_field(payload: dict[str, Any], key: str, *, required: bool = True) -> str:
-    value = payload.get(key, "")
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > MAX_NAME_CHARS:
-        raise WireError(f"{key}: expected a non-empty string of at most {MAX_NAME_CHARS} characters")
-    return value
-
-
-def _ms_field(payload: dict[str, Any], key: str) -> int:
-    value = payload.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise WireError(f"{key}: expected a timestamp in milliseconds, got {value!r}")
-    return value
+    if t_ms > limit_ms:
+        raise Rejected(f"{what} in the future ({ms_to_datetime(t_ms).isoformat()}): check the node's clock")
 
 
 # --- runs -------------------------------------------------------------------------------------------
 
 
-def _run_for(node: Node, name: str, *, simulated: bool) -> Run:
-    run, _ = Run.objects.get_or_create(project=node.project, name=name, defaults={"simulated": simulated})
-    return run
-
-
-# Where the agent says it runs: a grid zone id (``SE-SE3``) and/or a cloud region (``aws:eu-north-1``).
-# Only the spelling is checked here; the carbon app resolves them and says when one is unknown.
-_ZONE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_REGION_RE = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
-
-
-def _place_fields(payload: dict[str, Any]) -> tuple[str, str]:
-    zone, region = payload.get("zone"), payload.get("region")
-    if zone is not None and (not isinstance(zone, str) or not _ZONE_RE.match(zone)):
-        raise WireError(f"zone: expected a grid zone id such as SE-SE3, got {zone!r}")
-    if region is not None and (not isinstance(region, str) or not _REGION_RE.match(region)):
-        raise WireError(f"region: expected a cloud region such as aws:eu-north-1, got {region!r}")
-    return zone or "", (region or "").lower()
-
-
-def open_run(envelope: Any) -> Outcome:
+def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
     """An agent starts streaming a run: create the run if needed and note this node's session."""
     try:
-        node, payload, _ = authenticate(envelope, "open_run")
-        run_name = _str_field(payload, "run")
-        stream = _str_field(payload, "stream")
-        started_ms = _ms_field(payload, "started_ms")
-        tags = payload.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64 for t in tags):
-            raise WireError("tags: expected a list of short strings")
-        zone, region = _place_fields(payload)
+        node, payload, _ = authenticate(envelope, "open_run", memo)
+        message = parse(OpenRun, payload)
         with transaction.atomic():
-            run = _run_for(node, run_name, simulated=bool(payload.get("simulated", False)))
-            started = ms_to_datetime(started_ms)
+            run = run_for(node, message.run, simulated=message.simulated)
+            started = ms_to_datetime(message.started_ms)
             run.status = Run.RUNNING
             run.started_at = min(run.started_at, started) if run.started_at else started
             run.ended_at = None
             run.save(update_fields=["status", "started_at", "ended_at"])
-            RunTag.objects.bulk_create([RunTag(run=run, name=t) for t in tags], ignore_conflicts=True)
-            run_node, _ = RunNode.objects.get_or_create(run=run, node=node, stream=stream)
+            RunTag.objects.bulk_create([RunTag(run=run, name=t) for t in message.tags], ignore_conflicts=True)
+            run_node, _ = RunNode.objects.get_or_create(run=run, node=node, stream=message.stream)
             run_node.opened_at = started
-            run_node.backend = _str_field(payload, "backend", required=False)[:32]
-            run_node.host = _str_field(payload, "host", required=False)
-            run_node.zone, run_node.region = zone, region
+            run_node.backend = message.backend[:32]
+            run_node.host = message.host
+            run_node.zone, run_node.region = message.zone or "", message.region or ""
             run_node.save()
-        return Outcome("opened", f"run {run_name!r} on {node.name}", run_id=run.pk)
+        return Outcome(Status.OPENED, f"run {message.run!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
         return record_rejection("open_run", envelope, str(exc))
 
 
-def close_run(envelope: Any) -> Outcome:
+def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
     """An agent finished: close its session; the run is finished when every session is closed."""
     try:
-        node, payload, _ = authenticate(envelope, "close_run")
-        run_name = _str_field(payload, "run")
-        stream = _str_field(payload, "stream")
-        ended_ms = _ms_field(payload, "ended_ms")
-        last_seq = payload.get("last_seq")
-        samples_sent = payload.get("samples_sent")
+        node, payload, _ = authenticate(envelope, "close_run", memo)
+        message = parse(CloseRun, payload)
         with transaction.atomic():
-            run = _run_for(node, run_name, simulated=False)
-            run_node, _ = RunNode.objects.get_or_create(run=run, node=node, stream=stream)
-            run_node.closed_at = ms_to_datetime(ended_ms)
-            run_node.last_seq = last_seq if isinstance(last_seq, int) and last_seq >= 0 else None
-            run_node.samples_declared = samples_sent if isinstance(samples_sent, int) else None
+            run = run_for(node, message.run, simulated=False)
+            run_node, _ = RunNode.objects.get_or_create(run=run, node=node, stream=message.stream)
+            run_node.closed_at = ms_to_datetime(message.ended_ms)
+            run_node.last_seq = message.last_seq
+            run_node.samples_declared = message.samples_sent
             run_node.save()
             if not run.run_nodes.filter(closed_at__isnull=True).exists():
                 run.status = Run.FINISHED
                 run.ended_at = max(rn.closed_at for rn in run.run_nodes.all() if rn.closed_at)
                 run.save(update_fields=["status", "ended_at"])
-                _tell(run_closed, run.pk)
-        return Outcome("closed", f"run {run_name!r} on {node.name}", run_id=run.pk)
+                announce(run_closed, run.pk)
+        return Outcome(Status.CLOSED, f"run {message.run!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
         return record_rejection("close_run", envelope, str(exc))
 
@@ -260,22 +187,30 @@ def close_run(envelope: Any) -> Outcome:
 # --- batches ----------------------------------------------------------------------------------------
 
 
-def ingest_batch(envelope: Any) -> Outcome:
-    """Store one batch exactly once, or record why it was refused."""
+def ingest_batch(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
+    """Store one batch exactly once, or record why it was refused.
+
+    ``memo``: what this worker process remembers (``dashboard.telemetry.ingest_memo``); None looks
+    everything up.
+    """
     try:
-        node, payload, digest = authenticate(envelope, "batch")
-        batch = decode_batch(payload)
-        _check_clock(batch)
         try:
-            with transaction.atomic():
-                return _store_batch(node, batch, digest)
+            return _receive_batch(envelope, memo)
         except IntegrityError:
-            # Most likely an id cached by this process whose row is gone: look everything up afresh.
-            clear_caches()
-            with transaction.atomic():
-                return _store_batch(node, batch, digest)
+            # Most likely an id this process remembered whose row is gone: forget everything, once more afresh.
+            if memo is not None:
+                memo.forget()
+            return _receive_batch(envelope, memo)
     except (Rejected, WireError) as exc:
         return record_rejection("batch", envelope, str(exc))
+
+
+def _receive_batch(envelope: Any, memo: IngestMemo | None) -> Outcome:
+    node, payload, digest = authenticate(envelope, "batch", memo)
+    batch = decode_batch(payload)
+    refuse_future(batch.window_end_ms, "samples lie")
+    with transaction.atomic():
+        return _store_batch(node, batch, digest, memo)
 
 
 def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
@@ -290,17 +225,8 @@ def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def _run_id(node: Node, batch: Batch) -> int:
-    key = (node.project_id, batch.run)
-    run_id = _runs.get(key)
-    if run_id is None:
-        run_id = _run_for(node, batch.run, simulated=batch.simulated).pk
-        _runs[key] = run_id
-    return run_id
-
-
-def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
-    run_id = _run_id(node, batch)
+def _store_batch(node: Node, batch: Batch, digest: str, memo: IngestMemo | None) -> Outcome:
+    run_id = ingest_memo.run_id(node, batch.run, memo, simulated=batch.simulated)
     if not _claim_receipt(node, batch, run_id, digest):
         stored = BatchReceipt.objects.get(node=node, stream=batch.stream, seq=batch.seq)
         if stored.body_sha256 != digest:
@@ -308,11 +234,9 @@ def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
                 f"replayed sequence number: batch {batch.seq} of stream {batch.stream} was already "
                 "stored with different content"
             )
-        return Outcome("duplicate", f"batch {batch.seq} of stream {batch.stream} already stored", run_id=run_id)
-    if (run_id, node.pk, batch.stream) not in _run_nodes:
-        RunNode.objects.bulk_create([RunNode(run_id=run_id, node=node, stream=batch.stream)], ignore_conflicts=True)
-        _run_nodes.add((run_id, node.pk, batch.stream))
-    gpu_ids = _gpu_ids(node, batch)
+        return Outcome(Status.DUPLICATE, f"batch {batch.seq} of stream {batch.stream} already stored", run_id=run_id)
+    ingest_memo.note_session(run_id, node, batch.stream, memo)
+    gpu_ids = ingest_memo.gpu_ids(node, batch.gpus, memo, simulated=batch.simulated)
     stats = {gpu.uuid: _window_stats(gpu) for gpu in batch.gpus}
     run_gpu_ids = _upsert_run_gpus(run_id, batch, gpu_ids, stats)
     _check_continuity(batch, run_gpu_ids)
@@ -320,52 +244,11 @@ def _store_batch(node: Node, batch: Batch, digest: str) -> Outcome:
     _upsert_minutes(batch, run_gpu_ids, stats)
     if batch.events:
         RunEvent.objects.bulk_create(
-            [
-                RunEvent(
-                    run_id=run_id,
-                    node=node,
-                    t_ms=e["t_ms"],
-                    kind=e["kind"],
-                    data={k: v for k, v in e.items() if k not in ("t_ms", "kind")},
-                )
-                for e in batch.events
-            ]
+            [RunEvent(run_id=run_id, node=node, t_ms=e.t_ms, kind=e.kind, data=e.fields) for e in batch.events]
         )
-    now = time.monotonic()
-    if _node_seen.get(node.pk, 0.0) < now - 30:
-        Node.objects.filter(pk=node.pk).update(last_seen_at=timezone.now())
-        _node_seen[node.pk] = now
-    _tell(samples_stored, run_id)
-    return Outcome("stored", f"batch {batch.seq} of stream {batch.stream}", batch.samples, run_id)
-
-
-def _gpu_ids(node: Node, batch: Batch) -> dict[str, int]:
-    cached = {gpu.uuid: _gpus.get((node.pk, gpu.uuid)) for gpu in batch.gpus}
-    if all(gpu_id is not None for gpu_id in cached.values()):
-        return cached  # type: ignore[return-value]
-    uuids = [gpu.uuid for gpu in batch.gpus]
-    known = dict(Gpu.objects.filter(node=node, uuid__in=uuids).values_list("uuid", "id"))
-    missing = [gpu for gpu in batch.gpus if gpu.uuid not in known]
-    if missing:
-        Gpu.objects.bulk_create(
-            [
-                Gpu(
-                    node=node,
-                    uuid=gpu.uuid,
-                    index=gpu.index,
-                    name=gpu.name,
-                    energy_source=gpu.energy_source,
-                    power_field=gpu.power_field,
-                    simulated=batch.simulated,
-                )
-                for gpu in missing
-            ],
-            ignore_conflicts=True,
-        )
-        known = dict(Gpu.objects.filter(node=node, uuid__in=uuids).values_list("uuid", "id"))
-    for uuid, gpu_id in known.items():
-        _gpus[(node.pk, uuid)] = gpu_id
-    return known
+    ingest_memo.note_seen(node, memo)
+    announce(samples_stored, run_id)
+    return Outcome(Status.STORED, f"batch {batch.seq} of stream {batch.stream}", batch.samples, run_id)
 
 
 @dataclass(frozen=True)
@@ -480,7 +363,7 @@ def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, 
     rows: list[list[float | int]] = []
     for gpu in batch.gpus:
         s = stats[gpu.uuid]
-        minute = gpu.t_ms // MINUTE_MS * MINUTE_MS
+        minute = gpu.t_ms // MS_PER_MINUTE * MS_PER_MINUTE
         keys, starts = np.unique(minute, return_index=True)
         counts = np.diff(np.append(starts, minute.size))
         energy_j = np.add.reduceat(s.deltas_mj, starts) / 1000.0

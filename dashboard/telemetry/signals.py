@@ -8,10 +8,26 @@ lose a batch.
 
 from __future__ import annotations
 
+import logging
+
+from django.db import transaction
 from django.dispatch import Signal
+
+log = logging.getLogger(__name__)
 
 samples_stored = Signal()
 """A batch of samples was stored for run ``run_id`` (sent once per stored batch, never for duplicates)."""
 
 run_closed = Signal()
 """Every agent session of run ``run_id`` has closed: the run is finished."""
+
+
+def announce(signal: Signal, run_id: int) -> None:
+    """Send ``signal`` once the current transaction commits; what a receiver raises is logged, never raised."""
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=None, run_id=run_id):
+            if isinstance(result, Exception):
+                log.error("receiver %r failed for run %s", receiver, run_id, exc_info=result)
+
+    transaction.on_commit(send)

@@ -1,4 +1,4 @@
-"""Parameter shapes the routers share: bounded ids, epoch-ms bounds, safe text, and list pagination.
+"""What every router shares: the error bodies, bounded ids, epoch-ms bounds, safe text, and list pagination.
 
 Every bound here keeps a nonsense value away from the database, where it would fail as an error (a
 500) instead of a 400: ids past PostgreSQL's bigint, offsets past its range, NUL characters that
@@ -15,7 +15,28 @@ from ninja import Field, Schema
 from ninja.pagination import LimitOffsetPagination
 from ninja.params.functions import Path, Query
 
-from dashboard.runs.schemas import Error, InvalidInput
+# --- error bodies: what every operation answers besides 200 ---------------------------------------
+
+
+class Error(Schema):
+    """Every 4xx answer: a sentence saying what was wrong."""
+
+    detail: str = Field(description="what was wrong, in words")
+
+
+class FieldProblem(Schema):
+    loc: list[str | int] = Field(description="where: the parameter's source and name, e.g. ['query', 'limit']")
+    msg: str
+
+
+class InvalidInput(Schema):
+    """A 400 for parameters that do not parse or are out of range."""
+
+    detail: str
+    errors: list[FieldProblem] = Field(default_factory=list, description="one entry per bad parameter")
+
+
+# --- parameters ---------------------------------------------------------------------------------------
 
 MAX_ID = 2**63 - 1
 # Epoch ms up to the year 2255: past any real reading, inside int64 and JavaScript's exact integers.

@@ -6,9 +6,8 @@ chain (stored hourly rows → zone yearly → country yearly → world). Locatio
 figures are stored side by side, per node-hour and per GPU, with each hour's source, year, basis, step
 and reason, so a figure can be explained and reproduced.
 
-Figures are recomputed when a run finishes, when intensity data for its zones and hours is imported,
-when its project's sites or instruments change (a task each time), and on demand when a page finds the
-stored figures behind the run's energy.
+Figures are computed and stored by tasks only (see :mod:`planner.carbon.recompute` for when); pages
+read what is stored through :mod:`planner.carbon.figures`.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from planner.carbon.energy import NodeEnergy, run_energy_by_node, run_energy_j
 from planner.carbon.instruments import other_runs_facility_kwh_by_year, project_instruments, shared
 from planner.carbon.models import RunCarbon, RunCarbonHour, RunGpuCarbon, RunNodeCarbon
 from planner.carbon.placing import Placement, place_node, project_settings
+from planner.carbon.recompute import queue_recompute_stale
+from planner.carbon.state import CarbonState, state_of
 from planner.carbon.stored import StoredHourly
 from planner.grid_carbon import EmissionsReport, IntensityResolver, MarketBasedResult, compute_emissions
 from planner.grid_carbon.market import market_based
@@ -144,11 +145,18 @@ def _market_summary(market: MarketBasedResult) -> dict[str, object]:
     }
 
 
-def store_run_carbon(run: Run) -> RunCarbon | None:
-    """Compute and store ``run``'s emissions, replacing what was stored; ``None`` for a run with no energy."""
+def store_run_carbon(run: Run, *, if_behind: bool = False) -> RunCarbon | None:
+    """Compute and store ``run``'s emissions, replacing what was stored; ``None`` for a run with no energy.
+
+    ``if_behind``: keep figures that are current (see :func:`is_current`) instead of recomputing them.
+    """
     with transaction.atomic():
-        # Serialise recomputes of one run (a task and a page may race); readers are not blocked.
+        # Serialise recomputes of one run (two tasks may race); readers are not blocked.
         Run.objects.select_for_update().filter(pk=run.pk).first()
+        if if_behind:
+            stored = RunCarbon.objects.filter(run=run).first()
+            if is_current(stored, run):
+                return stored
         result = compute_run_carbon(run)
         previous_by_year = _stored_kwh_by_year(run)
         RunCarbon.objects.filter(run=run).delete()
@@ -238,7 +246,8 @@ def _result_kwh_by_year(result: RunResult) -> dict[int, float]:
 
 
 def _mark_siblings_stale(run: Run, before: dict[int, float], after: dict[int, float]) -> None:
-    """Other runs' shares of yearly certificates depend on this run's energy: flag them when it moved.
+    """Other runs' shares of yearly certificates depend on this run's energy: when it moved, flag them
+    and queue their recompute.
 
     Their recompute does not change their own energy, so this never cascades further.
     """
@@ -259,26 +268,14 @@ def _mark_siblings_stale(run: Run, before: dict[int, float], after: dict[int, fl
             project_id=run.project_id, vintage_year__in=years, energy_kwh__isnull=False, share_pct__isnull=True
         ).values_list("vintage_year", flat=True)
     )
-    if held:
-        RunCarbon.objects.filter(
-            run__project_id=run.project_id, nodes__hours__hour_utc__year__in=held
-        ).exclude(run=run).update(stale=True)
+    if held and RunCarbon.objects.filter(
+        run__project_id=run.project_id, nodes__hours__hour_utc__year__in=held
+    ).exclude(run=run).update(stale=True):
+        queue_recompute_stale()
 
 
 def is_current(stored: RunCarbon | None, run: Run) -> bool:
     """Stored figures are current when nothing was flagged and they cover the run's energy now."""
     if stored is None or stored.stale:
         return False
-    energy_j = run_energy_j(run)
-    return math.isclose(stored.energy_j, energy_j, rel_tol=1e-9, abs_tol=1e-6)
-
-
-def current_run_carbon(run: Run) -> RunCarbon | None:
-    """The run's stored figures, recomputed first if they are missing or behind."""
-    stored = RunCarbon.objects.filter(run=run).first()
-    if is_current(stored, run):
-        return stored
-    if stored is None and run_energy_j(run) <= 0:
-        return None
-    return store_run_carbon(run)
-
+    return state_of(stored, run_energy_j(run)) is CarbonState.CURRENT

@@ -16,8 +16,7 @@ from django.utils import timezone
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Run
-from planner.carbon.accounting import current_run_carbon
-from planner.carbon.models import RegionPreference, RunCarbonHour, Site
+from planner.carbon.models import RegionPreference, RunCarbon, RunCarbonHour, Site
 from planner.carbon.placing import project_settings
 from planner.carbon.stored import stored_records
 from planner.grid_carbon import (
@@ -31,13 +30,14 @@ from planner.grid_carbon import (
     locate,
 )
 from planner.grid_carbon.hours import floor_to_hour
+from planner.units import J_PER_KWH, S_PER_HOUR
 
 HISTORY_DAYS = 365
 
 
 def preference_for(project_id: int) -> RegionPreference:
-    preference, _ = RegionPreference.objects.get_or_create(project_id=project_id)
-    return preference
+    """The project's region preferences; unsaved defaults when it never set any (reads never write)."""
+    return RegionPreference.objects.filter(project_id=project_id).first() or RegionPreference(project_id=project_id)
 
 
 def parse_allowed(text: str) -> tuple[list[tuple[str, float | None]], list[str]]:
@@ -111,15 +111,16 @@ class PastRun:
 
 
 def from_past_run(run: Run) -> PastRun | None:
-    stored = current_run_carbon(run)
+    """What the run's stored figures say (``None`` while it has none: no energy, or being computed)."""
+    stored = RunCarbon.objects.filter(run=run).first()
     if stored is None or stored.energy_j <= 0:
         return None
     first = stored.nodes.order_by("-energy_j").first()
     span_h = float(max(RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).values("hour_utc").distinct().count(), 1))
     if run.started_at and run.ended_at and run.ended_at > run.started_at:
-        span_h = (run.ended_at - run.started_at).total_seconds() / 3600
+        span_h = (run.ended_at - run.started_at).total_seconds() / S_PER_HOUR
     return PastRun(
-        energy_kwh=stored.energy_j / 3.6e6,
+        energy_kwh=stored.energy_j / J_PER_KWH,
         duration_h=max(round(span_h, 2), 0.01),
         where=first.where if first and first.where != "world" else "",
         pue=first.pue if first else 1.0,

@@ -1,8 +1,9 @@
 """The carbon app's objects: a run's emissions (per node, hour and GPU) and offset quote, a project's
 accounting settings, offsets ledger and region preferences, and the grid-intensity data sets.
 
-Thin handlers over planner.carbon. Reads never create rows: a project with no offset policy or
-region preference yet answers with the defaults the pages would start from.
+Thin handlers over planner.carbon. Reads never write: a project with no offset policy, defaults or
+region preference yet answers with the defaults the pages would start from, and a run's figures are the
+stored ones, with their ``state`` (tasks recompute them; see planner.carbon.recompute).
 """
 
 
@@ -20,22 +21,21 @@ from ninja.params.functions import Query as QueryParam
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Run
 from dashboard.web.api_params import ERRORS, SAFE_TEXT, Pages, ProjectId, RunId
-from planner.carbon.accounting import current_run_carbon
-from planner.carbon.advising import parse_allowed
+from planner.carbon.advising import parse_allowed, preference_for
+from planner.carbon.energy import run_energy_j
 from planner.carbon.models import (
     IntensityImport,
     IntensityRow,
-    OffsetPolicy,
     OffsetRetirement,
-    ProjectCarbon,
-    RegionPreference,
     RunCarbon,
     RunCarbonHour,
     RunGpuCarbon,
     RunNodeCarbon,
     Site,
 )
-from planner.carbon.offsetting import RunOffset, prices_table, quote_run
+from planner.carbon.offsetting import RunOffset, policy_for, prices_table, quote_run
+from planner.carbon.placing import project_settings
+from planner.carbon.state import CarbonState, state_of
 
 router = Router(tags=["carbon"])
 
@@ -101,11 +101,16 @@ class GpuCarbonOut(Schema):
 
 
 class RunCarbonOut(Schema):
-    """A run's emissions with the provenance of every node-hour. ``computed`` is false while the run
-    has no energy; then every figure is null and the lists are empty."""
+    """A run's stored emissions with the provenance of every node-hour. ``computed`` is false while no
+    figures are stored (the run has no energy yet, or they are being computed); then every figure is
+    null and the lists are empty."""
 
     run_id: int
     computed: bool
+    state: str = Field(description=(
+        "current; behind (samples arrived since: recomputed within WATTWISE_CARBON_RECOMPUTE_S while the run "
+        "streams); stale (an input changed: a recompute is queued); pending (being computed); no energy"))
+    run_energy_j: float = Field(description="the run's GPU energy now (energy_j is what the figures cover)")
     computed_at: datetime | None
     energy_j: float | None
     facility_energy_kwh: float | None
@@ -254,11 +259,6 @@ def _project(request: HttpRequest, project_id: int) -> Project:
     return get_object_or_404(Project.objects.for_user(request.auth), pk=project_id)
 
 
-def _policy(project_id: int) -> OffsetPolicy:
-    # Not offsetting.policy_for: that creates the row, and a read must not write.
-    return OffsetPolicy.objects.filter(project_id=project_id).first() or OffsetPolicy(project_id=project_id)
-
-
 def _quote(offset: RunOffset) -> dict[str, Any]:
     q = offset.quote
     return {
@@ -296,10 +296,13 @@ def _utc(value: datetime | None) -> datetime | None:
 def get_run_carbon(request: HttpRequest, run_id: RunId) -> Any:
     """Location- and market-based emissions of the run, per node, per node-hour (with the intensity
     used and where it came from) and per GPU, and what offsetting it would cost under the project's
-    policy. Figures missing or behind the run's energy are recomputed first, as on the run page."""
+    policy. These are the stored figures: ``state`` says whether they are current or being recomputed."""
     run = get_object_or_404(Run.objects.for_user(request.auth).select_related("project"), pk=run_id)
-    stored = current_run_carbon(run)
-    empty: dict[str, Any] = {"run_id": run.pk, "notes": [], "nodes": [], "hours": [], "gpus": []}
+    stored = RunCarbon.objects.filter(run=run).first()
+    energy_j = run_energy_j(run)
+    state: CarbonState = state_of(stored, energy_j)
+    empty: dict[str, Any] = {"run_id": run.pk, "state": state.value, "run_energy_j": energy_j, "notes": [],
+                             "nodes": [], "hours": [], "gpus": []}
     if stored is None:
         return {
             **empty, "computed": False, "offset": None,
@@ -347,7 +350,7 @@ def get_run_carbon(request: HttpRequest, run_id: RunId) -> Any:
              "market_emissions_g": g.market_emissions_g}
             for g in gpus
         ],
-        "offset": _quote(quote_run(stored, _policy(run.project_id))),
+        "offset": _quote(quote_run(stored, policy_for(run.project_id))),
     }
 
 
@@ -364,7 +367,7 @@ def get_project_carbon(request: HttpRequest, project_id: ProjectId) -> Any:
         runs=Count("id"), stale=Count("id", filter=Q(stale=True)), energy_j=Sum("energy_j"),
         emissions_g=Sum("emissions_g"), market_emissions_g=Sum("market_emissions_g"),
     )
-    settings = ProjectCarbon.objects.filter(project=project).first() or ProjectCarbon(project=project)
+    settings = project_settings(project.pk)
     return {
         "project_id": project.pk,
         "runs_with_emissions": totals["runs"],
@@ -387,7 +390,7 @@ def get_offsets(request: HttpRequest, project_id: ProjectId) -> Any:
     """What offsetting each run's emissions would take and cost under the project's policy and prices,
     and the credits actually retired (the offsets page and its CSV)."""
     project = _project(request, project_id)
-    policy = _policy(project.pk)
+    policy = policy_for(project.pk)
     stored = RunCarbon.objects.filter(run__project=project).select_related("run").order_by("run__started_at", "pk")
     lines = [quote_run(rc, policy) for rc in stored]
     retired = list(OffsetRetirement.objects.filter(project=project))
@@ -424,7 +427,7 @@ def get_preferences(request: HttpRequest, project_id: ProjectId) -> Any:
     """The regions a project is willing to train in and the limits (intensity, renewable and
     carbon-free share, data residency) that the placement advice applies."""
     project = _project(request, project_id)
-    preference = RegionPreference.objects.filter(project=project).first() or RegionPreference(project=project)
+    preference = preference_for(project.pk)
     entries, _ = parse_allowed(preference.allowed)
     return {
         "project_id": project.pk,

@@ -10,6 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from dashboard.web.figures import Figure, base_layout, typed_array
+from planner.units import G_PER_KG, MS_PER_HOUR, MS_PER_S
 
 ATTRIBUTION = (
     "Grid carbon intensity: Electricity Maps (ODbL), Ember via co2.js (CC BY-SA 4.0), Our World in Data "
@@ -25,7 +26,7 @@ _LAYOUT = dict(
 
 
 # Values are keyed by the hour's start; drawing them in the middle of the hour shows which hour they cover.
-_HOUR_PERIOD = dict(xperiod=3_600_000, xperiodalignment="middle")
+_HOUR_PERIOD = dict(xperiod=MS_PER_HOUR, xperiodalignment="middle")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _source_note() -> dict[str, object]:
 
 
 def _epoch_ms(hours: Sequence[datetime]) -> dict[str, str]:
-    return typed_array([h.timestamp() * 1000 for h in hours])
+    return typed_array([h.timestamp() * MS_PER_S for h in hours])
 
 
 def emissions_by_hour(series: Sequence[NodeHours]) -> Figure:
@@ -109,16 +110,16 @@ def advice_by_start(
     """Predicted emissions against start time for the best regions, with running now where it runs today."""
     figure = go.Figure()
     for label, (times, emissions_g) in starts.items():
-        figure.add_trace(go.Scatter(x=list(times), y=[g / 1000 for g in emissions_g], name=label, mode="lines",
+        figure.add_trace(go.Scatter(x=list(times), y=[g / G_PER_KG for g in emissions_g], name=label, mode="lines",
                                     line=dict(shape="hv"),
                                     hovertemplate="%{y:,.2f} kg<extra>" + label + "</extra>"))
-    highest_kg = max((g / 1000 for _, emissions_g in starts.values() for g in emissions_g), default=0.0)
-    if baseline_g / 1000 <= 2 * highest_kg:
-        figure.add_hline(y=baseline_g / 1000, line_dash="dot", annotation_text="now, current region",
+    highest_kg = max((g / G_PER_KG for _, emissions_g in starts.values() for g in emissions_g), default=0.0)
+    if baseline_g / G_PER_KG <= 2 * highest_kg:
+        figure.add_hline(y=baseline_g / G_PER_KG, line_dash="dot", annotation_text="now, current region",
                          annotation_position="top left")
     else:
         # Far above the alternatives, a line for "now" would squash them into one: say it in words instead.
-        figure.add_annotation(text=f"Now, in the current region: {baseline_g / 1000:,.2f} kg CO₂e (off the scale)",
+        figure.add_annotation(text=f"Now, in the current region: {baseline_g / G_PER_KG:,.2f} kg CO₂e (off the scale)",
                               xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
                               showarrow=False, font=dict(size=12, color="#a61e1e"))
     figure.update_layout(title="Predicted emissions by start time (UTC)", yaxis=dict(title="kg CO₂e",

@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from dashboard.telemetry.models import GpuMinute, Run, RunGpu
-
-MS_PER_HOUR = 3_600_000
+from planner.units import MS_PER_HOUR, MS_PER_S
 
 
 def hour_of_ms(hour_index: int) -> datetime:
-    return datetime.fromtimestamp(hour_index * MS_PER_HOUR / 1000, tz=UTC)
+    return datetime.fromtimestamp(hour_index * MS_PER_HOUR / MS_PER_S, tz=UTC)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from django.db import models
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, Run, RunGpu
+from planner.units import J_PER_KWH
 
 PCT = [MinValueValidator(0.0), MaxValueValidator(100.0)]
 NON_NEGATIVE = [MinValueValidator(0.0)]
@@ -200,7 +201,7 @@ class RunCarbon(models.Model):
     @property
     def pue(self) -> float:
         """The run's effective PUE: facility energy over GPU energy (nodes may differ)."""
-        return self.facility_energy_kwh * 3.6e6 / self.energy_j if self.energy_j else 1.0
+        return self.facility_energy_kwh * J_PER_KWH / self.energy_j if self.energy_j else 1.0
 
 
 class RunNodeCarbon(models.Model):
@@ -266,6 +267,14 @@ class RunGpuCarbon(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run_carbon", "run_gpu"], name="run_gpu_carbon_unique")]
+
+
+class RecomputeClaim(models.Model):
+    """When stored samples of a run last queued a recompute: the throttle every ingest process shares
+    (see :mod:`planner.carbon.recompute`)."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    queued_at = models.DateTimeField()
 
 
 class ImportedRun(models.Model):

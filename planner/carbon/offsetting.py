@@ -17,11 +17,13 @@ from dashboard.telemetry.models import Run
 from planner.carbon.models import CreditPrice, OffsetPolicy, OffsetRetirement, RunCarbon
 from planner.grid_carbon import DEFAULT_PRICES, CreditType, OffsetQuote, quote_offsets
 from planner.grid_carbon import CreditPrice as CorePrice
+from planner.units import J_PER_KWH
 
 
 def policy_for(project_id: int) -> OffsetPolicy:
-    policy, _ = OffsetPolicy.objects.get_or_create(project_id=project_id)
-    return policy
+    """The project's offset policy; an unsaved default one when it never set one (reads never write:
+    the offsets page saves it when someone changes it)."""
+    return OffsetPolicy.objects.filter(project_id=project_id).first() or OffsetPolicy(project_id=project_id)
 
 
 def price_for(project_id: int, credit_type: str) -> CorePrice | None:
@@ -113,7 +115,7 @@ def ledger_csv(project: Project) -> str:
             "run": line.run.name,
             "started_utc": line.run.started_at.isoformat() if line.run.started_at else "",
             "ended_utc": line.run.ended_at.isoformat() if line.run.ended_at else "",
-            "energy_kwh": f"{rc.energy_j / 3.6e6:.6f}",
+            "energy_kwh": f"{rc.energy_j / J_PER_KWH:.6f}",
             "location_emissions_g": f"{rc.emissions_g:.3f}",
             "market_emissions_g": f"{rc.market_emissions_g:.3f}",
             "offset_basis": line.basis,

@@ -34,8 +34,9 @@ class Placement:
 
 
 def project_settings(project_id: int) -> ProjectCarbon:
-    settings, _ = ProjectCarbon.objects.get_or_create(project_id=project_id)
-    return settings
+    """The project's accounting defaults; an unsaved row of defaults when it never set any (reads
+    never write: the sites page saves the row when someone changes them)."""
+    return ProjectCarbon.objects.filter(project_id=project_id).first() or ProjectCarbon(project_id=project_id)
 
 
 def _try(where: str) -> tuple[GridLocation | None, str]:

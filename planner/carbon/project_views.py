@@ -11,6 +11,7 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -50,6 +51,7 @@ from planner.carbon.models import (
 )
 from planner.carbon.offsetting import ledger_csv, policy_for, prices_table, project_ledger
 from planner.carbon.placing import project_settings
+from planner.carbon.state import run_energies_j, state_of
 
 
 def _require_manager(request: HttpRequest, project: Project) -> None:
@@ -67,10 +69,13 @@ def overview(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Emissions of every run were recomputed from the data stored now.")
         return redirect("carbon:project", pk=project.pk)
     stored = {rc.run_id: rc for rc in RunCarbon.objects.filter(run__project=project)}
-    runs = [(run, stored.get(run.pk)) for run in project.runs.order_by("-started_at")]
+    all_runs = list(project.runs.order_by("-started_at"))
+    energies = run_energies_j(r.pk for r in all_runs)
+    runs = [(run, stored.get(run.pk), state_of(stored.get(run.pk), energies.get(run.pk, 0.0))) for run in all_runs]
     return render(request, "carbon/project.html", {
         "project": project,
         "runs": runs,
+        "recompute_s": django_settings.WATTWISE_CARBON_RECOMPUTE_S,
         "totals": {
             "emissions_g": sum(rc.emissions_g for rc in stored.values()),
             "market_emissions_g": sum(rc.market_emissions_g for rc in stored.values()),
@@ -204,7 +209,8 @@ def _planned(data: dict[str, Any], project: Project) -> dict[str, Any] | str:
     """The advice inputs from the form (a past run fills what was left empty), or what is missing."""
     past = from_past_run(data["run"]) if data.get("run") else None
     if data.get("run") and past is None:
-        return "That run has no energy yet; type the energy and duration instead."
+        return ("That run has no carbon figures yet (no energy, or they are being computed); type the energy and "
+                "duration instead.")
     energy_kwh = data["energy_kwh"] if data.get("energy_kwh") is not None else past.energy_kwh  # type: ignore[union-attr]
     duration_h = data["duration_h"] if data.get("duration_h") is not None else past.duration_h  # type: ignore[union-attr]
     settings = project_settings(project.pk)
@@ -276,8 +282,12 @@ def offsets(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("carbon:offsets", pk=project.pk)
             forms["retire_form"] = form
     lines, totals = project_ledger(project)
+    stored = {rc.run_id: rc for rc in RunCarbon.objects.filter(run__project=project)}
+    energies = run_energies_j(stored)
+    states = {run_id: state_of(rc, energies.get(run_id, 0.0)) for run_id, rc in stored.items()}
     return render(request, "carbon/offsets.html", {
-        "project": project, "lines": lines, "totals": totals, "policy": policy,
+        "project": project, "policy": policy,
+        "lines": [(line, states.get(line.run.pk)) for line in lines], "totals": totals,
         "prices": prices_table(project.pk), "retirements": project.offset_retirements.select_related("run"),
         "can_manage": can_manage(request.user, project), "tab": "offsets", **forms,
     })

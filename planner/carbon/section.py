@@ -1,4 +1,5 @@
-"""The run page's carbon section as plain context: one call from ``dashboard.runs.views.run_detail``."""
+"""The run page's carbon section as plain context, read from the stored figures (never computed here:
+tasks keep them in step, see :mod:`planner.carbon.recompute`). Reached through :mod:`planner.carbon.figures`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from django.utils.safestring import SafeString
 from dashboard.telemetry.models import Run
 from dashboard.web.figures import figure_json
 from planner.carbon import charts
-from planner.carbon.accounting import current_run_carbon
-from planner.carbon.models import RunCarbonHour, RunGpuCarbon, RunNodeCarbon
+from planner.carbon.energy import run_energy_j
+from planner.carbon.models import RunCarbon, RunCarbonHour, RunGpuCarbon, RunNodeCarbon
 from planner.carbon.offsetting import policy_for, quote_run
+from planner.carbon.state import CarbonState, notice, state_of
 from planner.grid_carbon import equivalents
 
 log = logging.getLogger(__name__)
@@ -22,29 +24,32 @@ log = logging.getLogger(__name__)
 def run_section(run: Run) -> dict[str, Any] | None:
     """Everything the carbon section shows, or ``None`` while the run has no energy.
 
-    The section sits on the dashboard's run page: a failure here is logged and shown as a notice in
-    the section instead of taking the energy figures down with it.
+    Without stored figures yet the section says they are being computed (``pending``); figures behind
+    the run's energy or flagged stale are shown with a sentence saying so (``notice``). The section sits
+    on the dashboard's run page: a failure here is logged and shown as a notice in the section instead
+    of taking the energy figures down with it.
     """
     try:
         return _section(run)
     except Exception:
-        log.exception("carbon section of run %s could not be computed", run.pk)
+        log.exception("carbon section of run %s could not be read", run.pk)
         return {"error": True}
 
 
 def run_hours(run: Run) -> list[RunCarbonHour]:
-    """The run's current carbon hours, by hour then node (empty while it has no current figures)."""
-    stored = current_run_carbon(run)
-    if stored is None:
-        return []
-    hours = RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).select_related("node_carbon__node")
+    """The run's stored carbon hours, by hour then node (empty while it has no figures)."""
+    hours = RunCarbonHour.objects.filter(node_carbon__run_carbon__run=run).select_related("node_carbon__node")
     return sorted(hours, key=lambda h: (h.hour_utc, h.node_carbon.node.name))
 
 
 def _section(run: Run) -> dict[str, Any] | None:
-    stored = current_run_carbon(run)
-    if stored is None:
+    stored = RunCarbon.objects.filter(run=run).first()
+    energy_j = run_energy_j(run)
+    state = state_of(stored, energy_j)
+    if state is CarbonState.NO_ENERGY:
         return None
+    if stored is None:
+        return {"pending": True, "state": state, "notice": notice(state)}
     nodes = list(RunNodeCarbon.objects.filter(run_carbon=stored).select_related("node"))
     hours = list(
         RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).select_related("node_carbon__node")
@@ -82,12 +87,14 @@ def _section(run: Run) -> dict[str, Any] | None:
     fallback_hours = [h for h in hours if h.step != "hourly"]
     return {
         "stored": stored,
+        "state": state,
+        "notice": notice(state, covered_j=stored.energy_j, run_energy_j=energy_j),
         "nodes": nodes,
         "hours": sorted(hours, key=lambda h: (h.hour_utc, h.node_carbon.node.name)),
         "gpus": gpus,
         "plots": plots,
         "located": located,
-        "effective_pue": (stored.facility_energy_kwh * 3.6e6 / stored.energy_j) if stored.energy_j else 1.0,
+        "effective_pue": stored.pue,
         "mean_intensity_g_per_kwh": (stored.emissions_g / stored.facility_energy_kwh)
         if stored.facility_energy_kwh else 0.0,
         "fallback_hours": fallback_hours,

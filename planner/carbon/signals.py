@@ -1,23 +1,38 @@
-"""Model signals that keep stored emissions in step: a finished run, and changes to what a project's
-figures depend on (sites, node assignments, defaults, instruments). Each queues work after commit and
-never raises into the code that saved the model (ingest included)."""
+"""Receivers that keep stored emissions in step with their inputs: samples stored for a run (throttled
+while it streams), a run that closed, and changes to what a project's figures depend on (sites, node
+assignments, defaults, instruments). Each queues work after commit and never raises into the code that
+sent the signal or saved the model (ingest included)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from dashboard.telemetry.models import Run
+from dashboard.telemetry.signals import run_closed, samples_stored
+from planner.carbon import recompute
 from planner.carbon.models import Certificate, NodeSite, PowerPurchase, ProjectCarbon, Site
 from planner.carbon.recompute import mark_stale_for_project, queue_recompute, queue_recompute_stale
 
+log = logging.getLogger(__name__)
 
-@receiver(post_save, sender=Run, dispatch_uid="carbon.run_finished")
-def run_finished(sender: type[Run], instance: Run, update_fields: Any = None, **kwargs: Any) -> None:
-    if instance.status == Run.FINISHED and (update_fields is None or "status" in update_fields):
-        queue_recompute([instance.pk])
+
+@receiver(samples_stored, dispatch_uid="carbon.samples_stored")
+def samples_arrived(sender: Any, run_id: int, **kwargs: Any) -> None:
+    try:
+        recompute.samples_stored(run_id)
+    except Exception:  # carbon must never fail ingest; the close or the periodic task catches up
+        log.exception("could not queue the carbon recompute of run %s after its samples", run_id)
+
+
+@receiver(run_closed, dispatch_uid="carbon.run_closed")
+def run_finished(sender: Any, run_id: int, **kwargs: Any) -> None:
+    try:
+        queue_recompute([run_id])
+    except Exception:
+        log.exception("could not queue the carbon recompute of run %s after it closed", run_id)
 
 
 def _project_changed(project_id: int) -> None:
@@ -31,14 +46,11 @@ def _project_changed(project_id: int) -> None:
 @receiver(post_delete, sender=Certificate, dispatch_uid="carbon.certificate_deleted")
 @receiver(post_save, sender=PowerPurchase, dispatch_uid="carbon.ppa_saved")
 @receiver(post_delete, sender=PowerPurchase, dispatch_uid="carbon.ppa_deleted")
-def project_input_changed(sender: type, instance: Any, **kwargs: Any) -> None:
-    _project_changed(instance.project_id)
-
-
 @receiver(post_save, sender=ProjectCarbon, dispatch_uid="carbon.settings_saved")
-def settings_changed(sender: type[ProjectCarbon], instance: ProjectCarbon, created: bool = False, **kwargs: Any) -> None:
-    if not created:  # a new row holds the defaults the figures already assumed
-        _project_changed(instance.project_id)
+def project_input_changed(sender: type, instance: Any, **kwargs: Any) -> None:
+    # A project's defaults are saved for the first time by its sites page (reads never create the
+    # row), so a new ProjectCarbon row is a change like any other.
+    _project_changed(instance.project_id)
 
 
 @receiver(post_save, sender=NodeSite, dispatch_uid="carbon.assignment_saved")

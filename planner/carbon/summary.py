@@ -1,4 +1,6 @@
-"""The carbon figures ``manage.py run_summary`` adds to a run's JSON."""
+"""The carbon figures ``manage.py run_summary`` adds to a run's JSON: the stored ones, read only (tasks
+compute them; ``manage.py recompute_carbon RUN`` does it at once). Reached through
+:mod:`planner.carbon.figures`."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ from collections import defaultdict
 from typing import Any
 
 from dashboard.telemetry.models import Run
-from planner.carbon.accounting import current_run_carbon
-from planner.carbon.models import RunCarbonHour, RunNodeCarbon
+from planner.carbon.energy import run_energy_j
+from planner.carbon.models import RunCarbon, RunCarbonHour, RunNodeCarbon
+from planner.carbon.state import CarbonState, notice, state_of
 
 
 def _hour(when: Any) -> str:
@@ -19,12 +22,17 @@ def carbon_summary(run: Run) -> dict[str, Any]:
 
     ``hourly`` has one entry per UTC hour of the run. With several nodes the hour's energy and emissions
     are sums and its intensity is the energy-weighted mean (emissions ÷ facility energy); each node's
-    own hours are under ``carbon.nodes``.
+    own hours are under ``carbon.nodes``. ``carbon.status`` says whether the stored figures are current
+    (``current``, ``behind``, ``stale``, ``pending``, ``no energy``; see :class:`CarbonState`).
     """
-    stored = current_run_carbon(run)
+    stored = RunCarbon.objects.filter(run=run).first()
+    energy_j = run_energy_j(run)
+    state = state_of(stored, energy_j)
     if stored is None:
-        return {"emissions_g": 0.0, "market_emissions_g": 0.0, "pue": None, "hourly": [],
-                "carbon": {"status": "no energy yet"}}
+        # No energy: nothing was emitted. Pending: not known yet, so null rather than a zero.
+        zero = 0.0 if state is CarbonState.NO_ENERGY else None
+        return {"emissions_g": zero, "market_emissions_g": zero, "pue": None, "hourly": [],
+                "carbon": {"status": state.value, "notice": notice(state)}}
     nodes = list(RunNodeCarbon.objects.filter(run_carbon=stored).select_related("node"))
     hours = list(RunCarbonHour.objects.filter(node_carbon__run_carbon=stored).order_by("hour_utc", "pk"))
     grouped: dict[Any, list[RunCarbonHour]] = defaultdict(list)
@@ -52,10 +60,13 @@ def carbon_summary(run: Run) -> dict[str, Any]:
     return {
         "emissions_g": stored.emissions_g,
         "market_emissions_g": stored.market_emissions_g,
-        "pue": stored.facility_energy_kwh * 3.6e6 / stored.energy_j if stored.energy_j else None,
+        "pue": stored.pue if stored.energy_j else None,
         "hourly": hourly,
         "carbon": {
+            "status": state.value,
+            "notice": notice(state, covered_j=stored.energy_j, run_energy_j=energy_j),
             "computed_at": stored.computed_at.isoformat(),
+            "energy_j": stored.energy_j,
             "facility_energy_kwh": stored.facility_energy_kwh,
             "fallback_hours": stored.fallback_hours,
             "mixed_basis": stored.mixed_basis,

@@ -1,4 +1,7 @@
-"""Celery tasks of the carbon app: ids in, the work in plain functions (idempotent, safe to repeat)."""
+"""Celery tasks of the carbon app: ids in, the work in plain functions (idempotent, safe to repeat).
+
+These are the only code that writes a run's figures (pages read them; see :mod:`planner.carbon.figures`).
+"""
 
 from __future__ import annotations
 
@@ -17,19 +20,35 @@ STALE_BATCH = 200
 
 
 @shared_task(name="carbon.recompute_run")
-def recompute_run(run_id: int) -> dict[str, Any]:
-    """Recompute and store one run's emissions (a run that was deleted meanwhile is skipped)."""
+def recompute_run(run_id: int, if_behind: bool = False) -> dict[str, Any]:
+    """Recompute and store one run's emissions (a run that was deleted meanwhile is skipped).
+
+    ``if_behind``: leave figures that are current (not stale, covering the run's energy now) alone; the
+    recomputes queued while a run streams pass it, so a duplicate costs one query.
+    """
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return {"run": run_id, "status": "gone"}
-    stored = accounting.store_run_carbon(run)
+    stored = accounting.store_run_carbon(run, if_behind=if_behind)
     return {"run": run_id, "status": "stored" if stored else "no energy"}
+
+
+def _missing_run_ids(limit: int) -> list[int]:
+    """Runs with energy but no stored figures (their queued recompute was lost, or they predate it)."""
+    return list(
+        Run.objects.filter(carbon__isnull=True, run_gpus__energy_j__gt=0)
+        .values_list("pk", flat=True)
+        .distinct()
+        .order_by("pk")[:limit]
+    )
 
 
 @shared_task(name="carbon.recompute_stale")
 def recompute_stale() -> dict[str, Any]:
-    """Recompute runs whose stored figures were flagged stale (beat; also queued after changes)."""
+    """Recompute runs whose stored figures were flagged stale, then runs with energy but no figures
+    (beat; also queued after changes)."""
     run_ids = list(RunCarbon.objects.filter(stale=True).values_list("run_id", flat=True)[:STALE_BATCH])
+    run_ids += _missing_run_ids(STALE_BATCH - len(run_ids))
     for run_id in run_ids:
         recompute_run.run(run_id)
     return {"recomputed": len(run_ids)}

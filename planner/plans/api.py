@@ -18,8 +18,7 @@ from ninja.pagination import paginate
 from ninja.params.functions import Path as PathParam
 from ninja.params.functions import Query as QueryParam
 
-from dashboard.runs.schemas import Error
-from dashboard.web.api_params import ERRORS, MAX_ID, FrontierId, Pages, ProfileId, Rows
+from dashboard.web.api_params import ERRORS, MAX_ID, Error, FrontierId, Pages, ProfileId, Rows
 from planner import perseus
 from planner.plans import planning, results
 from planner.plans.models import FrontierJob, StageProfile

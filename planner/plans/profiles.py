@@ -9,19 +9,24 @@ profile again returns the one already stored.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
+from agents import wire
 from agents.wire import MAX_NAME_CHARS, WireError
 from dashboard.projects.models import Project
-from dashboard.telemetry.ingest import Outcome, Rejected, authenticate, ms_to_datetime, record_rejection
+from dashboard.telemetry.ingest import (
+    Outcome,
+    Rejected,
+    Status,
+    authenticate,
+    ms_to_datetime,
+    record_rejection,
+    refuse_future,
+)
 from dashboard.telemetry.models import Node, Run
 from planner import perseus
 from planner.perseus.profile import MAX_PROFILE_BYTES, MAX_PROFILE_ROWS
@@ -35,8 +40,8 @@ SAMPLE_GPU = "NVIDIA A100 SXM"
 # Blocking power Perseus measured (a GPU waiting on communication), used for every number in the paper.
 P_BLOCKING_BY_GPU: tuple[tuple[str, float], ...] = (("A100", 83.64), ("A40", 70.38))
 DEFAULT_P_BLOCKING_W = 83.64
-MAX_P_BLOCKING_W = 10_000.0
-"""Exclusive upper bound on P_blocking, as the agent checks it (a GPU draws far less)."""
+MAX_P_BLOCKING_W = wire.MAX_P_BLOCKING_W
+"""Exclusive upper bound on P_blocking, as the wire format declares it (a GPU draws far less)."""
 
 # Web uploads: the core's own limits (16 MiB, 200,000 rows). Agent messages are also capped by the wire's
 # 4 MiB body limit.
@@ -128,59 +133,27 @@ def store_sample(project: Project, user: Any = None) -> Stored:
 # --- agents: the signed ``stage_profile`` message ---------------------------------------------------
 
 
-def _text(payload: dict[str, Any], key: str, *, required: bool, limit: int = MAX_NAME_CHARS) -> str | None:
-    value = payload.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise WireError(f"{key}: expected a non-empty string of at most {limit} characters")
-    return value.strip()
-
-
-def _p_blocking(payload: dict[str, Any]) -> float | None:
-    value = payload.get("p_blocking_w")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise WireError(f"p_blocking_w: expected a number of watts or null, got {value!r}")
-    if not 0 <= value < MAX_P_BLOCKING_W:
-        raise WireError(f"p_blocking_w: {value} W is outside 0–{MAX_P_BLOCKING_W:,.0f} W")
-    return float(value)
-
-
-def _recorded_ms(payload: dict[str, Any]) -> int:
-    value = payload.get("recorded_ms")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
-        raise WireError(f"recorded_ms: expected a Unix time in milliseconds, got {value!r}")
-    limit_ms = (timezone.now() + timedelta(seconds=settings.WATTWISE_MAX_FUTURE_S)).timestamp() * 1000
-    if value > limit_ms:
-        raise Rejected(f"recorded_ms lies in the future ({ms_to_datetime(value).isoformat()}): check the node's clock")
-    return value
-
-
 def receive_stage_profile(envelope: Any) -> Outcome:
     """Store a profile an agent recorded, in its node's project, exactly once; or record why not.
 
+    The payload is read with the wire's ``StageProfile`` model; on top of it, only what the app knows:
+    the node and its signature, ``recorded_ms`` not in the future, and the CSV parsed by the planner.
     Outcomes: ``stored``; ``duplicate`` (the same profile is already stored in the project, e.g. the
     message was delivered twice); ``rejected`` (unknown node, bad signature, malformed payload or
     profile — recorded in ``Rejection`` with the reason, nothing else written).
     """
     try:
         node, payload, body_digest = authenticate(envelope, "stage_profile")
-        name = _text(payload, "name", required=True)
-        csv_text = payload.get("csv")
-        if not isinstance(csv_text, str) or not csv_text.strip():
-            raise WireError("csv: expected the profile as CSV text")
-        gpu_name = _text(payload, "gpu_name", required=False) or ""
-        run_name = _text(payload, "run", required=False) or ""
-        p_blocking_w = _p_blocking(payload)
-        recorded_ms = _recorded_ms(payload)
+        message = wire.parse(wire.StageProfile, payload)
+        refuse_future(message.recorded_ms, "recorded_ms lies")
         try:
-            parsed, text = _validate(csv_text, max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_UPLOAD_ROWS)
+            parsed, text = _validate(message.csv, max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_UPLOAD_ROWS)
         except perseus.PlannerError as exc:
             raise Rejected(str(exc)) from None
-        return _store_from_agent(node, parsed, text, name=name or "profile", gpu_name=gpu_name, run_name=run_name,
-                                 p_blocking_w=p_blocking_w, recorded_ms=recorded_ms, body_digest=body_digest)
+        return _store_from_agent(node, parsed, text, name=message.name.strip(),
+                                 gpu_name=(message.gpu_name or "").strip(), run_name=(message.run or "").strip(),
+                                 p_blocking_w=message.p_blocking_w, recorded_ms=message.recorded_ms,
+                                 body_digest=body_digest)
     except (Rejected, WireError) as exc:
         return record_rejection("stage_profile", envelope, str(exc))
 
@@ -196,5 +169,5 @@ def _store_from_agent(
         node=node, run=run, run_name=run_name, body_sha256=body_digest, recorded_at=ms_to_datetime(recorded_ms),
     )
     if not stored.created:
-        return Outcome("duplicate", f"profile already stored as {stored.profile.name!r} (#{stored.profile.pk})")
-    return Outcome("stored", f"profile {name!r} ({parsed.num_stages} stages) from {node.name}")
+        return Outcome(Status.DUPLICATE, f"profile already stored as {stored.profile.name!r} (#{stored.profile.pk})")
+    return Outcome(Status.STORED, f"profile {name!r} ({parsed.num_stages} stages) from {node.name}")

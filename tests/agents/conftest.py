@@ -18,9 +18,3 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_ingest_caches() -> Iterator[None]:
-    """The agent tests touch no app state: override the suite-wide autouse fixture that imports Django."""
-    yield

@@ -14,9 +14,10 @@ from tests.agents.support import KEY, RedisServer, free_port
 
 
 def envelopes() -> list[dict[str, Any]]:
+    """One envelope of each kind a stream sends (the transport carries them whatever their payload)."""
     return [
         wire.seal("open_run", "node-a", {"run": "r", "stream": "s", "started_ms": 1}, KEY),
-        wire.seal("batch", "node-a", {"run": "r", "stream": "s", "seq": 0, "gpus": []}, KEY),
+        wire.seal("batch", "node-a", {"run": "r", "stream": "s", "seq": 0, "gpus": []}, KEY, check=False),
         wire.seal("close_run", "node-a", {"run": "r", "stream": "s", "ended_ms": 2, "last_seq": 0}, KEY),
     ]
 

@@ -138,6 +138,6 @@ def test_simulated_steps_are_marked_as_step_end_events() -> None:
     streamer = Streamer(backend, transport, run="r", token=TOKEN, node="n", clock=VirtualClock(T0_MS))
     streamer.run(60)
     streamer.close()
-    steps = [e["step"] for b in batches(transport.envelopes) for e in b.events if e["kind"] == "step_end"]
+    steps = [e.fields["step"] for b in batches(transport.envelopes) for e in b.events if e.kind == "step_end"]
     assert steps == list(range(len(steps)))
     assert 30 <= len(steps) <= 85  # ~0.7-1.3 s steps after a few seconds of warm-up

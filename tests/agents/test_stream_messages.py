@@ -11,7 +11,7 @@ from agents.backends.simulated import SimulatedBackend
 from agents.clock import VirtualClock
 from agents.streamer import Streamer
 from agents.transport import MemoryTransport
-from tests.agents.support import KEY, TOKEN, opened
+from tests.agents.support import KEY, TOKEN, batches, opened
 
 T0_MS = 1_767_225_600_000
 
@@ -84,14 +84,33 @@ def test_a_tampered_batch_is_rejected() -> None:
 
 
 def test_marker_fields_must_be_strings_or_numbers() -> None:
-    streamer, _ = streamed(1)
-    with pytest.raises(TypeError):
+    streamer, transport = streamed(1)
+    with pytest.raises(wire.WireError, match=r"^stage: expected a string .* or a finite number, got a list of 3$"):
         streamer.mark("stage_begin", stage=["not", "a", "string"])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(wire.WireError, match="finite number, got nan"):
         streamer.mark("loss", value=float("nan"))  # JSON has no NaN: refuse it here, not in the sampler
-    streamer.mark("checkpoint", path="/ckpt/1", loss=0.25)
+    with pytest.raises(wire.WireError, match=r"^kind: expected a non-empty string"):
+        streamer.mark(" ")
+    streamer.mark("checkpoint", path="/ckpt/" + "x" * 300, loss=0.25)  # long text is cut, not refused
     streamer.tick()
     streamer.close()
+    [checkpoint] = [e for b in batches(transport.envelopes) for e in b.events if e.kind == "checkpoint"]
+    assert checkpoint.fields == {"path": ("/ckpt/" + "x" * 300)[: wire.MAX_NAME_CHARS], "loss": 0.25}
+
+
+def test_names_tags_and_places_are_checked_with_the_wires_rules_before_anything_is_sent() -> None:
+    def refused(**kwargs: object) -> str:
+        options: dict[str, object] = {"run": "r", "node": "n", **kwargs}
+        with pytest.raises(wire.WireError) as info:
+            Streamer(SimulatedBackend(1), MemoryTransport(), token=TOKEN, **options)  # type: ignore[arg-type]
+        return str(info.value)
+
+    assert refused(run=" ") == "run: expected a non-empty string of at most 200 characters, got ' '"
+    assert refused(node="n" * 201).startswith("node: expected a non-empty string of at most 200 characters")
+    assert refused(tags=["ok", "t" * 65]).startswith("tags[1]: expected a non-empty string of at most 64 characters")
+    assert refused(zone="not a zone") == ("zone: expected a grid zone id such as SE-SE3, or null, "
+                                          "got 'not a zone'")
+    assert refused(region="eu-north-1").startswith("region: expected a cloud region such as aws:eu-north-1")
 
 
 def test_rates_beyond_what_whole_millisecond_timestamps_allow_are_refused() -> None:

@@ -38,11 +38,11 @@ def test_step_and_stage_markers_from_a_real_training_loop_arrive_in_the_batches(
     assert tracker.summary.samples_sent > 0 and tracker.summary.spooled == 0
     decoded = batches(transport.envelopes)
     events = [e for b in decoded for e in b.events]
-    assert [e["step"] for e in events if e["kind"] == "step_end"] == list(range(20))
-    stages = [(e["kind"], e["stage"]) for e in events if e["kind"].startswith("stage_")]
+    assert [e.fields["step"] for e in events if e.kind == "step_end"] == list(range(20))
+    stages = [(e.kind, e.fields["stage"]) for e in events if e.kind.startswith("stage_")]
     assert stages == [("stage_begin", "forward"), ("stage_end", "forward"),
                       ("stage_begin", "backward"), ("stage_end", "backward")] * 20
-    times = [e["t_ms"] for e in events]
+    times = [e.t_ms for e in events]
     assert times == sorted(times)
     assert len(decoded) > 1  # markers were spread over several windows
     assert opened(transport.envelopes[-1])["samples_sent"] == tracker.summary.samples_sent
@@ -53,7 +53,7 @@ def test_steps_are_numbered_from_zero_when_no_number_is_given() -> None:
     with Tracker("r", backend="simulated", transport=transport, token=TOKEN, node="n", rate_hz=50) as tracker:
         for _ in range(3):
             tracker.step()
-    steps = [e["step"] for b in batches(transport.envelopes) for e in b.events if e["kind"] == "step_end"]
+    steps = [e.fields["step"] for b in batches(transport.envelopes) for e in b.events if e.kind == "step_end"]
     assert steps == [0, 1, 2]
 
 

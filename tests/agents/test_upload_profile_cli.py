@@ -42,7 +42,7 @@ def test_upload_profile_publishes_a_signed_envelope_the_app_can_open(redis_serve
     line = json.loads(result.stdout)
     assert len(result.stdout.strip().splitlines()) == 1
     assert line["kind"] == "stage_profile" and line["sent"] is True and line["spooled"] == 0
-    assert line["stages"] == 2 and line["checked_by"] == "planner" and line["node"] == "gpu-node-01"
+    assert line["stages"] == 2 and line["node"] == "gpu-node-01"
     [envelope] = queued_envelopes(redis_server)
     assert envelope["kind"] == "stage_profile" and envelope["node"] == "gpu-node-01"
     payload = wire.open_envelope(envelope, "stage_profile", KEY)
@@ -105,13 +105,16 @@ def test_per_stage_files_are_merged_on_the_clocks_every_stage_has(
         ("stage,instruction,frequency,time\n0,forward,1410,0.1\n", "missing column"),
         ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,-3\n0,backward,1410,0.2,4\n",
          "energy must be positive"),
+        ("stage,instruction,frequency,time,energy,time\n0,forward,1410,0.1,3,0.1\n", "column(s) time twice"),
+        ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,3\n0,backward,1410,0.2,4\n"
+         "2,forward,1410,0.1,3\n2,backward,1410,0.2,4\n", "stage 1: stage missing"),
         ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,3\n", "backward"),
         ("stage,instruction,frequency,time,energy\n0,forward,1410,0.1,3\n0,backward,1410,0.2,4\n"
          "1,forward,1410,0.1,3\n", "backward"),
         ("", "empty"),
     ],
 )
-def test_a_bad_profile_exits_2_with_the_planners_reason_and_sends_nothing(
+def test_a_bad_profile_exits_2_with_the_reason_and_sends_nothing(
     content: str, message: str, memory_broker: MemoryTransport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "profile.csv"
@@ -130,9 +133,12 @@ def test_usage_errors_exit_2(memory_broker: MemoryTransport, tmp_path: Path,
     path.write_text(PROFILE)
     base = ["upload-profile", str(path), "--gpu-name", "g", "--node", "n", "--spool-dir", str(tmp_path)]
     assert cli.main([*base, "--name", "x" * 201]) == 2
-    assert "profile name must be a non-empty string" in capsys.readouterr().err
+    assert "wattwise-agent: name: expected a non-empty string of at most 200 characters, got 'xxx" in \
+        capsys.readouterr().err
     assert cli.main([*base, "--name", "p", "--p-blocking", "-5"]) == 2
-    assert "P_blocking must be a positive power" in capsys.readouterr().err
+    assert "p_blocking_w: expected a positive power in W below 10,000 W, or null, got -5.0" in capsys.readouterr().err
+    assert cli.main([*base, "--name", "p", "--node", " "]) == 2
+    assert "wattwise-agent: node: expected a non-empty string" in capsys.readouterr().err
     assert cli.main([*base[:1], str(tmp_path / "missing.csv"), *base[2:], "--name", "p"]) == 2
     assert "cannot read" in capsys.readouterr().err
     monkeypatch.delenv("WATTWISE_TOKEN")
@@ -155,15 +161,46 @@ def test_while_the_broker_is_down_the_profile_waits_in_the_spool_and_goes_first_
     assert names == ["p", "q"]
 
 
-def test_without_the_planner_installed_a_minimal_local_check_stands_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "planner.perseus", None)  # import fails, as if not installed
+def test_the_agent_checks_a_profile_itself_without_the_planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "planner.perseus", None)  # any import of the planner would fail
     check = check_profile_csv(PROFILE)
-    assert check.checked_by == "local" and check.num_stages == 2 and check.frequencies_mhz[0] == 1410
+    assert check.num_stages == 2 and check.frequencies_mhz[0] == 1410 and check.rows == PROFILE.count("\n") - 1
     uneven = PROFILE.replace("\n1,backward,855,", "\n1,backward,856,")
-    with pytest.raises(ProfileCsvError, match="stage 1 backward: profiled at other clocks"):
+    with pytest.raises(ProfileCsvError, match=r"stage 1 backward: profiled at other clocks than stage 0 forward "
+                                              r"\(missing: 855 MHz; extra: 856 MHz\)"):
         check_profile_csv(uneven)
-    with pytest.raises(ProfileCsvError, match="line 2: time must be a positive finite number"):
+    with pytest.raises(ProfileCsvError, match="line 2: time 'nan' is not a finite number"):
         check_profile_csv("stage,instruction,frequency,time,energy\n0,forward,1410,nan,3\n")
+
+
+HEADER = "stage,instruction,frequency,time,energy\n"
+BOTH = "0,forward,1410,0.1,3\n0,backward,1410,0.2,4\n"
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "stage,instruction,frequency,time\n0,forward,1410,0.1\n",
+    "stage,instruction,frequency,time,energy,energy\n0,forward,1410,0.1,3,3\n0,backward,1410,0.2,4,4\n",
+    HEADER,
+    HEADER + "0,forward,1410,0.1,3\n",
+    HEADER + BOTH + "2,forward,1410,0.1,3\n2,backward,1410,0.2,4\n",
+    HEADER + BOTH + "0,forward,1410,0.1,3\n",
+    HEADER + BOTH + "1,forward,1410,0.1,3\n1,backward,1395,0.2,4\n",
+    HEADER + BOTH.replace("0.1", "-0.1"),
+    HEADER + BOTH.replace("0.1", "inf"),
+    HEADER + BOTH.replace(",3\n", ",x\n"),
+    HEADER + BOTH.replace("1410", "1410.5"),
+    HEADER + BOTH.replace("1410", "0"),
+    HEADER + BOTH.replace("forward", "sideways"),
+    HEADER + BOTH.replace("0,", "-1,"),
+    HEADER + BOTH.replace("0,", "1024,"),
+    HEADER + "0,forward,1410,0.1\n",
+])
+def test_the_agent_refuses_every_profile_the_planner_refuses(text: str) -> None:
+    with pytest.raises(perseus.PlannerError):
+        perseus.parse_profile(text)
+    with pytest.raises(ProfileCsvError):
+        check_profile_csv(text)
 
 
 def test_merging_refuses_a_stage_profiled_twice() -> None:

@@ -68,6 +68,14 @@ def test_database_url_and_broker_switch_to_postgres_and_real_workers():
     assert "postgresql" in result.stdout and "False" in result.stdout
 
 
+def test_the_carbon_recompute_interval_defaults_to_a_minute_and_refuses_negative_values():
+    assert settings_in_subprocess({}, "settings.WATTWISE_CARBON_RECOMPUTE_S").stdout.strip() == "60.0"
+    assert settings_in_subprocess({"WATTWISE_CARBON_RECOMPUTE_S": "15"},
+                                  "settings.WATTWISE_CARBON_RECOMPUTE_S").stdout.strip() == "15.0"
+    refused = settings_in_subprocess({"WATTWISE_CARBON_RECOMPUTE_S": "-1"}, "settings.WATTWISE_CARBON_RECOMPUTE_S")
+    assert refused.returncode != 0 and "WATTWISE_CARBON_RECOMPUTE_S='-1' must be a number >= 0.0" in refused.stderr
+
+
 def test_production_without_a_secret_key_refuses_to_start():
     result = settings_in_subprocess({"DEBUG": "0"}, "settings.SECRET_KEY")
     assert result.returncode != 0

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from django import template
 
-register = template.Library()
+from planner.units import J_PER_KWH, MS_PER_S, S_PER_HOUR, S_PER_MINUTE, W_PER_KW
 
-J_PER_KWH = 3.6e6
+register = template.Library()
 
 
 @register.filter
@@ -23,7 +23,7 @@ def kwh(energy_j: float | None) -> str:
 def watts(power_w: float | None) -> str:
     if power_w is None:
         return "–"
-    return f"{power_w / 1000:,.2f} kW" if power_w >= 10_000 else f"{power_w:,.0f} W"
+    return f"{power_w / W_PER_KW:,.2f} kW" if power_w >= 10 * W_PER_KW else f"{power_w:,.0f} W"
 
 
 @register.filter
@@ -31,8 +31,8 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
+    hours, rest = divmod(seconds, S_PER_HOUR)
+    minutes, secs = divmod(rest, S_PER_MINUTE)
     if hours:
         return f"{hours} h {minutes:02d} min"
     if minutes:
@@ -50,5 +50,5 @@ def ms_to_local(epoch_ms: int | None) -> str:
     """Epoch ms as the value of a UTC <input type=datetime-local> (YYYY-MM-DDTHH:MM:SS)."""
     if epoch_ms is None:
         return ""
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(epoch_ms / MS_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from planner.units import G_PER_KG, G_PER_TONNE
+
 register = template.Library()
 
 
@@ -12,10 +14,10 @@ def co2(emissions_g: float | None) -> str:
     """Grams of CO₂e, in g, kg or t as fits."""
     if emissions_g is None:
         return "–"
-    if abs(emissions_g) >= 1e6:
-        return f"{emissions_g / 1e6:,.3f} t CO₂e"
-    if abs(emissions_g) >= 1000:
-        return f"{emissions_g / 1000:,.2f} kg CO₂e"
+    if abs(emissions_g) >= G_PER_TONNE:
+        return f"{emissions_g / G_PER_TONNE:,.3f} t CO₂e"
+    if abs(emissions_g) >= G_PER_KG:
+        return f"{emissions_g / G_PER_KG:,.2f} kg CO₂e"
     return f"{emissions_g:,.1f} g CO₂e"
 
 

@@ -273,6 +273,19 @@ def test_emissions_and_offset_cost_appear_once_carbon_figures_exist(client, thre
     assert re.fullmatch(r"\+[\d.]+ USD \(\+[\d.]+ %\)", rows["offset_cost"].cells[1].delta_text)
 
 
+def test_carbon_figures_that_are_not_current_show_as_a_dash_with_the_reason(client, three_runs):
+    from planner.carbon.models import RunCarbon
+
+    store_run_carbon(Run.objects.get(name="frugal"))
+    RunCarbon.objects.update(stale=True)  # a site or contract changed; the recompute is queued
+    response = client.get(url("frugal,hungry"))
+    frugal, hungry = {row.key: row for row in response.context["rows"]}["emissions"].cells
+    assert frugal.text == hungry.text == "—"
+    assert response.context["carbon_notes"] == [("frugal", "will be recomputed (an input changed)"),
+                                                 ("hungry", "being computed")]
+    assert RunCarbon.objects.get().stale  # the page read them; it recomputed nothing
+
+
 # --- series -----------------------------------------------------------------------------------------------
 
 

@@ -12,8 +12,10 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from dashboard.runs import exports
+from dashboard.runs.ranges import parse_instant_ms
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Run, RunGpu, RunTag, SampleWindow
+from dashboard.telemetry.windows import overlapping
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, member, register, simple_batch
 
 pytestmark = pytest.mark.django_db
@@ -114,14 +116,17 @@ def test_iso_and_epoch_millisecond_bounds_select_the_same_samples(client, run):
 
 def test_only_windows_overlapping_the_range_are_read(run):
     run_gpu = RunGpu.objects.get(run=run, gpu__uuid="GPU-1")
-    seqs = lambda span: [w.first_ms for w in exports.windows_in(run_gpu.pk, span)]  # noqa: E731
+    read = lambda params: [  # noqa: E731
+        w.first_ms for w in overlapping([run_gpu.pk], exports.parse_range(params)).order_by("first_ms")
+    ]
     firsts = sorted(SampleWindow.objects.filter(run_gpu=run_gpu).values_list("first_ms", flat=True))
     # A window that starts before `from` but reaches into the range is read; the one before it is not.
-    assert seqs(exports.TimeRange(START_MS + 1_350, START_MS + 2_500)) == firsts[1:3]
-    assert seqs(exports.TimeRange(START_MS + 1_000, START_MS + 2_000)) == firsts[1:2]
-    assert seqs(exports.TimeRange(None, START_MS + 1_000)) == firsts[:1]
-    assert seqs(exports.TimeRange(START_MS + 3_850, None)) == firsts[3:]
-    assert seqs(exports.TimeRange(START_MS + 10_000, None)) == []
+    assert read({"from": str(START_MS + 1_350), "to": str(START_MS + 2_500)}) == firsts[1:3]
+    # `to` is exclusive: the window starting at it is not read.
+    assert read({"from": str(START_MS + 1_000), "to": str(START_MS + 2_000)}) == firsts[1:2]
+    assert read({"to": str(START_MS + 1_000)}) == firsts[:1]
+    assert read({"from": str(START_MS + 3_850)}) == firsts[3:]
+    assert read({"from": str(START_MS + 10_000)}) == []
 
 
 def test_a_long_window_of_another_stream_reaching_into_the_range_is_read(client):
@@ -163,7 +168,7 @@ def test_bad_parameters_are_a_400_with_a_plain_text_message(client, run, params,
 
 
 def test_an_offset_whose_plus_sign_was_decoded_as_a_space_is_still_understood():
-    assert exports.parse_instant_ms("2026-01-01T02:00:00 02:00", "from") == T0_MS
+    assert parse_instant_ms("2026-01-01T02:00:00 02:00", "from") == T0_MS
 
 
 @pytest.mark.parametrize("name", ["run_samples_csv", "run_summary_csv"])
@@ -253,28 +258,31 @@ def test_summary_csv_has_a_row_per_gpu_and_a_total_matching_summary_json(client,
         assert (row["node"], int(row["gpu_index"])) == (gpu["node"], gpu["index"])
 
 
-def test_summary_csv_carries_the_runs_emissions_and_offset_quote(client, run):
-    from planner.carbon.summary import carbon_summary
+def test_summary_csv_carries_the_runs_stored_emissions_and_offset_quote(client, run):
+    from planner.carbon import tasks
+    from planner.carbon.figures import run_summary
 
+    pending = download(client, "run_summary_csv", run.pk)[1]  # an export reads; it never computes
+    assert (pending[-1]["location_emissions_g"], pending[-1]["carbon_status"]) == ("", "pending")
+    tasks.recompute_run(run.pk)  # what the task queued by the run's samples does
     _, rows = download(client, "run_summary_csv", run.pk)
-    carbon = carbon_summary(run)
+    carbon = run_summary(run)
     total = rows[-1]
     assert float(total["location_emissions_g"]) == pytest.approx(carbon["emissions_g"])
     assert float(total["market_emissions_g"]) == pytest.approx(carbon["market_emissions_g"])
     assert sum(float(r["location_emissions_g"]) for r in rows[:2]) == pytest.approx(carbon["emissions_g"])
     assert total["offset_basis"] in ("location", "market")
     assert float(total["offset_emissions_g"]) > 0
+    assert {r["carbon_status"] for r in rows} == {"current"}
 
 
-def test_summary_csv_still_answers_when_carbon_cannot_be_computed(client, run, monkeypatch):
-    import planner.carbon.accounting
+def test_summary_csv_still_answers_when_carbon_cannot_be_read(client, run, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("carbon tables unavailable")
 
-    def broken(run):
-        raise RuntimeError("intensity data unavailable")
-
-    monkeypatch.setattr(planner.carbon.accounting, "current_run_carbon", broken)
+    monkeypatch.setattr(exports, "run_carbon", broken)
     _, rows = download(client, "run_summary_csv", run.pk)
-    assert rows[-1]["location_emissions_g"] == ""
+    assert rows[-1]["location_emissions_g"] == "" and rows[-1]["carbon_status"] == ""
     assert float(rows[-1]["energy_j"]) > 0
 
 

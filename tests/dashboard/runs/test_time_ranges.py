@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from dashboard.runs.ranges import ALL, CUSTOM, BadRange, TimeRange, parse_range
+from dashboard.runs.ranges import ALL, CUSTOM, BadRange, RangeChoice, parse_choice, parse_time_range
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Run, RunGpu, SampleWindow
+from dashboard.telemetry.windows import ALL_TIME, TimeRange
 from tests.dashboard.runs.test_run_pages import figures_in, values
 from tests.factories import T0_MS, member, register, simple_batch
 
@@ -17,24 +18,42 @@ MINUTE_MS = 60_000
 
 
 def test_no_parameters_mean_the_whole_run():
-    assert parse_range({}) == TimeRange(ALL)
+    assert parse_choice({}) == RangeChoice(ALL)
 
 
 def test_relative_ranges_are_recognised():
     for key in ("15m", "1h", "6h", "24h", "all"):
-        assert parse_range({"range": key}).key == key
+        assert parse_choice({"range": key}).key == key
 
 
 def test_a_custom_range_takes_iso_times_or_epoch_milliseconds():
     nine = round(datetime(2026, 11, 22, 9, tzinfo=UTC).timestamp() * 1000)
-    picked = parse_range({"from": "2026-11-22T09:00:00Z", "to": str(nine + 3_600_000)})
-    assert (picked.key, picked.from_ms, picked.to_ms) == (CUSTOM, nine, nine + 3_600_000)
+    picked = parse_choice({"from": "2026-11-22T09:00:00Z", "to": str(nine + 3_600_000)})
+    assert picked == RangeChoice(CUSTOM, TimeRange(nine, nine + 3_600_000))
 
 
 def test_a_time_without_an_offset_is_utc():
-    picked = parse_range({"from": "2026-11-22T09:00", "to": "2026-11-22T10:00"})
-    assert picked.to_ms - picked.from_ms == 3_600_000
+    picked = parse_choice({"from": "2026-11-22T09:00", "to": "2026-11-22T10:00"})
+    assert picked.custom is not None and picked.custom.to_ms - picked.custom.from_ms == 3_600_000
     assert picked.query() == {"from": "2026-11-22T09:00:00", "to": "2026-11-22T10:00:00"}
+
+
+def test_a_custom_range_with_milliseconds_selects_the_same_range_again():
+    picked = parse_choice({"from": str(T0_MS + 1_250), "to": str(T0_MS + 2_000)})
+    assert parse_choice(picked.query()) == picked
+    assert picked.label == "2026-01-01T00:00:01.250 → 2026-01-01T00:00:02 UTC"
+
+
+def test_the_pages_to_is_inclusive_and_the_exports_exclusive():
+    params = {"from": str(T0_MS), "to": str(T0_MS + 1_000)}
+    assert parse_time_range(params) == TimeRange(T0_MS, T0_MS + 1_000)
+    assert parse_time_range(params, to_exclusive=True) == TimeRange(T0_MS, T0_MS + 999)
+
+
+def test_a_missing_end_leaves_that_end_open():
+    assert parse_time_range({}) == ALL_TIME
+    assert parse_time_range({"from": str(T0_MS)}) == TimeRange(T0_MS, ALL_TIME.to_ms)
+    assert parse_time_range({"to": str(T0_MS)}, to_exclusive=True) == TimeRange(ALL_TIME.from_ms, T0_MS - 1)
 
 
 @pytest.mark.parametrize(
@@ -49,17 +68,25 @@ def test_a_time_without_an_offset_is_utc():
 )
 def test_bad_ranges_say_what_is_wrong(params, message):
     with pytest.raises(BadRange, match=message):
-        parse_range(params)
+        parse_choice(params)
 
 
 def test_a_finished_runs_last_hour_is_its_own_last_hour():
-    start, end = TimeRange("1h").bounds_ms(0, 10 * 3_600_000, live=False, now_ms=99 * 3_600_000)
-    assert (start, end) == (9 * 3_600_000, 10 * 3_600_000)
+    drawn = RangeChoice("1h").resolve(TimeRange(0, 10 * 3_600_000), live=False, now_ms=99 * 3_600_000)
+    assert drawn == TimeRange(9 * 3_600_000, 10 * 3_600_000)
 
 
 def test_a_streaming_runs_last_15_minutes_end_now():
-    start, end = TimeRange("15m").bounds_ms(0, 3_600_000, live=True, now_ms=3_600_000 + 5 * MINUTE_MS)
-    assert start == 3_600_000 - 10 * MINUTE_MS and end == 3_600_000
+    drawn = RangeChoice("15m").resolve(TimeRange(0, 3_600_000), live=True, now_ms=3_600_000 + 5 * MINUTE_MS)
+    assert drawn == TimeRange(3_600_000 - 10 * MINUTE_MS, 3_600_000)
+
+
+def test_a_custom_range_is_clipped_to_the_data_and_one_beside_it_is_empty():
+    data = TimeRange(T0_MS, T0_MS + 60 * MINUTE_MS)
+    wide = RangeChoice(CUSTOM, TimeRange(T0_MS - MINUTE_MS, T0_MS + 90 * MINUTE_MS))
+    assert wide.resolve(data, live=False, now_ms=0) == data
+    before = RangeChoice(CUSTOM, TimeRange(T0_MS - 2 * MINUTE_MS, T0_MS - MINUTE_MS))
+    assert before.resolve(data, live=False, now_ms=0).empty
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.wire import MAX_BODY_BYTES, _mac, seal, signing_key
+from agents.wire import MAX_BODY_BYTES, WireError, _mac, seal, signing_key
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu, SampleWindow
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register, simple_batch
@@ -63,10 +63,30 @@ def test_replayed_sequence_number_with_different_content_is_rejected():
     assert RunGpu.objects.get().energy_j == pytest.approx(9 * 30.0)
 
 
-def test_malformed_body_is_rejected():
+def test_malformed_body_is_rejected_naming_each_missing_field():
     node = register("node-a")
-    message = seal("batch", node.name, {"run": "r"}, node.key)
-    rejected_with(ingest.ingest_batch(message), "stream")
+    message = envelope(node, {"run": "r"})
+    rejected_with(ingest.ingest_batch(message), "stream: missing; expected a non-empty string of at most 200 characters; "
+                                                "seq: missing; expected a non-negative integer")
+
+
+@pytest.mark.parametrize(("kind", "payload", "words"), [
+    ("open_run", {"run": "r", "stream": "s", "started_ms": T0_MS, "tags": ["ok", ""]},
+     "tags[1]: expected a non-empty string of at most 64 characters, got ''"),
+    ("open_run", {"run": "r", "stream": "s", "started_ms": -1}, "started_ms: expected a Unix time in milliseconds"),
+    ("close_run", {"run": "r", "stream": "s", "ended_ms": T0_MS, "last_seq": "7"},
+     "last_seq: expected a non-negative integer, or null, got '7'"),
+    ("batch", {**batch_payload([gpu_entry("GPU-1", [T0_MS], [1])]), "events": [{"t_ms": T0_MS, "kind": "x", "a": [1]}]},
+     "events[0].a: expected a string of at most 200 characters or a finite number"),
+])
+def test_the_agent_refuses_what_the_app_rejects_with_the_same_reason(kind, payload, words):
+    node = register("node-a")
+    with pytest.raises(WireError) as refused_by_the_agent:
+        seal(kind, node.name, payload, node.key)
+    handle = {"open_run": ingest.open_run, "close_run": ingest.close_run, "batch": ingest.ingest_batch}[kind]
+    outcome = handle(envelope(node, payload, kind=kind))
+    rejected_with(outcome, words)
+    assert outcome.detail == str(refused_by_the_agent.value)
 
 
 def test_message_that_is_not_an_envelope_is_rejected():

@@ -1,5 +1,5 @@
-"""Builders for the carbon tests: agent messages that put known energy into known UTC hours, and
-grid-intensity files."""
+"""Builders for the carbon tests: agent messages that put known energy into known UTC hours, grid-intensity
+files, and the recompute the tasks do when a run closes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.telemetry import ingest
+from dashboard.telemetry.models import Run
+from planner.carbon import tasks
 from planner.carbon.models import ImportedRun, IntensityImport, IntensityRow
+from planner.units import J_PER_KWH, MS_PER_HOUR, MS_PER_S
 from tests.factories import T0_MS, RegisteredNode, batch_payload, envelope, gpu_entry
 
-T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)  # 2026-01-01T00:00Z
-HOUR_MS = 3_600_000
-J_PER_KWH = 3.6e6
+T0 = datetime.fromtimestamp(T0_MS / MS_PER_S, tz=UTC)  # 2026-01-01T00:00Z
+HOUR_MS = MS_PER_HOUR
 
 EM_HEADER_NEW = (
     "Datetime (UTC),Country,Zone name,Zone id,Carbon intensity gCO₂eq/kWh (direct),"
@@ -51,6 +53,41 @@ def close_message(node: RegisteredNode, run: str, stream: str, *, ended_ms: int,
                            "samples_sent": samples}, kind="close_run")
 
 
+class LiveRun:
+    """A run an agent streams on ``node``: each :meth:`hour` sends one batch that uses exactly ``kwh`` per GPU
+    in the next UTC hour after ``start_ms`` (readings at :10 s and :50 min), through ingest."""
+
+    def __init__(self, node: RegisteredNode, run: str, *, start_ms: int = T0_MS, gpus: int = 1,
+                 zone: str | None = None, region: str | None = None) -> None:
+        self.node, self.run, self.start_ms = node, run, start_ms
+        self.stream = uuid.uuid4().hex[:12]
+        extra = {k: v for k, v in (("zone", zone), ("region", region)) if v}
+        assert ingest.open_run(open_message(node, run, self.stream, started_ms=start_ms, **extra)).status == "opened"
+        self.counters = [1_000_000_000] * gpus
+        self.prev: list[tuple[int, int] | None] = [None] * gpus
+        self.hours = self.samples = 0
+
+    def hour(self, kwh: float) -> None:
+        h = self.hours
+        t_ms = [self.start_ms + h * HOUR_MS + 10_000, self.start_ms + h * HOUR_MS + 50 * 60_000]
+        entries = []
+        for g, counter in enumerate(self.counters):
+            # First reading of the stream counts nothing; afterwards, the step into :10 s is zero energy.
+            readings = [counter, counter + round(kwh * J_PER_KWH * 1000)]
+            entries.append(gpu_entry(f"GPU-{self.node.name}-{g}", t_ms, readings, index=g, prev=self.prev[g]))
+            self.counters[g], self.prev[g] = readings[-1], (t_ms[-1], readings[-1])
+            self.samples += 2
+        batch = batch_payload(entries, run=self.run, stream=self.stream, seq=h)
+        outcome = ingest.ingest_batch(envelope(self.node, batch))
+        assert outcome.status == "stored", outcome
+        self.hours += 1
+
+    def close(self) -> None:
+        ended = self.start_ms + (self.hours - 1) * HOUR_MS + 50 * 60_000
+        ingest.close_run(close_message(self.node, self.run, self.stream, ended_ms=ended, last_seq=self.hours - 1,
+                                       samples=self.samples))
+
+
 def stream_hours(
     node: RegisteredNode,
     run: str,
@@ -64,27 +101,19 @@ def stream_hours(
 ) -> None:
     """Open, stream and close a run on ``node`` that uses exactly ``energy_kwh_by_hour[h]`` per GPU in
     UTC hour ``h`` after ``start_ms`` (one batch per hour, readings at :10 s and :50 min)."""
-    stream = uuid.uuid4().hex[:12]
-    extra = {k: v for k, v in (("zone", zone), ("region", region)) if v}
-    assert ingest.open_run(open_message(node, run, stream, started_ms=start_ms, **extra)).status == "opened"
-    counters = [1_000_000_000] * gpus
-    prev: list[tuple[int, int] | None] = [None] * gpus
-    samples = 0
-    for h, kwh in enumerate(energy_kwh_by_hour):
-        t_ms = [start_ms + h * HOUR_MS + 10_000, start_ms + h * HOUR_MS + 50 * 60_000]
-        entries = []
-        for g in range(gpus):
-            # First reading of the stream counts nothing; afterwards, the step into :10 s is zero energy.
-            readings = [counters[g], counters[g] + round(kwh * J_PER_KWH * 1000)]
-            entries.append(gpu_entry(f"GPU-{node.name}-{g}", t_ms, readings, index=g, prev=prev[g]))
-            counters[g], prev[g] = readings[-1], (t_ms[-1], readings[-1])
-            samples += 2
-        outcome = ingest.ingest_batch(envelope(node, batch_payload(entries, run=run, stream=stream, seq=h)))
-        assert outcome.status == "stored", outcome
+    live = LiveRun(node, run, start_ms=start_ms, gpus=gpus, zone=zone, region=region)
+    for kwh in energy_kwh_by_hour:
+        live.hour(kwh)
     if close:
-        ended = start_ms + (len(energy_kwh_by_hour) - 1) * HOUR_MS + 50 * 60_000
-        ingest.close_run(close_message(node, run, stream, ended_ms=ended, last_seq=len(energy_kwh_by_hour) - 1,
-                                       samples=samples))
+        live.close()
+
+
+def recompute_figures(*names: str) -> None:
+    """What ``carbon.recompute_run`` does when the named runs (default: all) close; a test's on-commit
+    callbacks never run, so tests that only stream ask for it here. Pages read, never compute."""
+    runs = Run.objects.filter(name__in=names) if names else Run.objects.all()
+    for run_id in runs.order_by("pk").values_list("pk", flat=True):
+        tasks.recompute_run(run_id)
 
 
 CORE_FIXTURES = Path(__file__).resolve().parents[1] / "grid_carbon" / "fixtures"

@@ -15,7 +15,7 @@ from planner.carbon.advising import get_advice
 from planner.carbon.imports import import_file
 from planner.carbon.models import RegionPreference
 from tests.factories import member, register
-from tests.planner.carbon.support import em_hourly_csv, stream_hours
+from tests.planner.carbon.support import em_hourly_csv, recompute_figures, stream_hours
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +100,7 @@ def test_a_minimum_renewable_share_and_residency_group_filter_the_catalogue(proj
 def test_the_advice_page_names_a_region_a_start_time_and_the_emissions_saved(client, project):
     node = register("gpu-de", "nlp")
     stream_hours(node, "bert-base", [2.5, 2.5, 2.5, 2.5], zone="DE")
+    recompute_figures("bert-base")
     client.force_login(member("ana", "nlp"))
     run = Run.objects.get(name="bert-base")
     response = client.get(reverse("carbon:advice", args=[project.pk]), {

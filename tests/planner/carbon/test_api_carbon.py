@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, Run
+from planner.carbon.figures import run_summary
 from planner.carbon.models import (
     CreditPrice,
     NodeSite,
@@ -20,9 +21,8 @@ from planner.carbon.models import (
     RunCarbon,
     Site,
 )
-from planner.carbon.summary import carbon_summary
 from tests.factories import register
-from tests.planner.carbon.support import T0, em_hourly_csv, stream_hours
+from tests.planner.carbon.support import T0, em_hourly_csv, recompute_figures, stream_hours
 
 pytestmark = pytest.mark.django_db
 
@@ -41,13 +41,15 @@ def located(api_world, tmp_path) -> Run:
     csv_file.write_text(em_hourly_csv("DE", T0, INTENSITY))
     call_command("import_intensity", str(csv_file), stdout=StringIO())
     stream_hours(node, "llama-de", ENERGY_KWH)
+    recompute_figures("llama-de")
     return Run.objects.get(name="llama-de")
 
 
 def test_a_runs_emissions_match_the_stored_figures_hour_by_hour(api_world, located):
     body = api_world.api.get(f"/runs/{located.pk}/carbon").json()
-    summary = carbon_summary(located)
-    assert body["computed"] is True
+    summary = run_summary(located)
+    assert (body["computed"], body["state"]) == (True, "current")
+    assert body["run_energy_j"] == pytest.approx(body["energy_j"])
     assert body["emissions_g"] == pytest.approx(summary["emissions_g"])
     assert body["emissions_g"] == pytest.approx(sum(e * 1.25 * i for e, i in zip(ENERGY_KWH, INTENSITY, strict=True)))
     assert body["pue"] == pytest.approx(1.25)
@@ -59,22 +61,32 @@ def test_a_runs_emissions_match_the_stored_figures_hour_by_hour(api_world, locat
 
 
 def test_the_run_detail_carries_the_stored_figures_once_computed(api_world, located):
-    RunCarbon.objects.filter(run=located).delete()  # as if never computed
+    RunCarbon.objects.filter(run=located).delete()  # as if its recompute had not run yet
     assert api_world.api.get(f"/runs/{located.pk}").json()["carbon"] is None
-    api_world.api.get(f"/runs/{located.pk}/carbon")
+    pending = api_world.api.get(f"/runs/{located.pk}/carbon").json()
+    assert (pending["computed"], pending["state"], pending["emissions_g"]) == (False, "pending", None)
+    assert not RunCarbon.objects.exists()  # reading computes nothing
+    recompute_figures("llama-de")
     carbon = api_world.api.get(f"/runs/{located.pk}").json()["carbon"]
     assert carbon["emissions_g"] == pytest.approx(RunCarbon.objects.get(run=located).emissions_g)
     assert carbon["stale"] is False
+
+
+def test_stale_figures_are_served_as_stored_and_say_so(api_world, located):
+    RunCarbon.objects.filter(run=located).update(stale=True, emissions_g=1.0)
+    body = api_world.api.get(f"/runs/{located.pk}/carbon").json()
+    assert (body["state"], body["emissions_g"]) == ("stale", 1.0)
+    assert api_world.api.get(f"/runs/{located.pk}").json()["carbon"]["stale"] is True
 
 
 def test_a_run_without_energy_has_no_emissions_yet(api_world):
     run = Run.objects.create(project=Project.objects.get(name="vision"), name="empty")
     body = api_world.api.get(f"/runs/{run.pk}/carbon").json()
     assert (body["computed"], body["emissions_g"], body["hours"], body["offset"]) == (False, None, [], None)
+    assert body["state"] == "no energy"
 
 
 def test_the_project_totals_and_sites(api_world, located):
-    api_world.api.get(f"/runs/{located.pk}/carbon")
     body = api_world.api.get(f"/projects/{located.project_id}/carbon").json()
     stored = RunCarbon.objects.get(run=located)
     assert body["runs_with_emissions"] == 1 and body["emissions_g"] == pytest.approx(stored.emissions_g)
@@ -82,7 +94,6 @@ def test_the_project_totals_and_sites(api_world, located):
 
 
 def test_the_offsets_ledger_uses_the_projects_price_and_lists_retirements(api_world, located):
-    api_world.api.get(f"/runs/{located.pk}/carbon")
     vision = located.project
     CreditPrice.objects.create(project=vision, credit_type="avoidance", price_per_tonne=12.0, currency="EUR",
                                source="broker quote", as_of=date(2026, 1, 5))

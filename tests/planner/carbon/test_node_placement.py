@@ -104,7 +104,7 @@ def test_the_streamer_sends_zone_and_region_in_open_run_only_when_given():
     assert "zone" not in first_payload() and "region" not in first_payload()
     payload = first_payload(zone="SE-SE3", region="gcp:europe-north1")
     assert (payload["zone"], payload["region"]) == ("SE-SE3", "gcp:europe-north1")
-    with pytest.raises(ValueError, match="zone must be a grid zone id"):
+    with pytest.raises(ValueError, match=r"zone\b.*\bgrid zone id"):
         first_payload(zone="not a zone")
 
 
@@ -113,7 +113,8 @@ def test_the_agent_cli_refuses_a_malformed_region_before_streaming(capsys, monke
     code = agent_main(["stream", "--backend", "simulated", "--run", "r", "--broker", "redis://127.0.0.1:1/0",
                        "--region", "eu-north-1", "--fast", "--duration", "1s"])
     assert code == 2
-    assert "region must be a cloud region such as aws:eu-north-1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "region" in err and "cloud region such as aws:eu-north-1" in err and "eu-north-1" in err
 
 
 def test_a_project_admin_assigns_nodes_to_sites_on_the_page(client):

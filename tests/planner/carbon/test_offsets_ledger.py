@@ -12,13 +12,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from dashboard.projects.models import Project
-from dashboard.telemetry.models import Run
 from planner.carbon.imports import import_file
 from planner.carbon.models import CreditPrice, OffsetPolicy, OffsetRetirement, RunCarbon
 from planner.carbon.offsetting import project_ledger
-from planner.carbon.section import run_section
 from tests.factories import member, register
-from tests.planner.carbon.support import T0, em_hourly_csv, stream_hours
+from tests.planner.carbon.support import T0, em_hourly_csv, recompute_figures, stream_hours
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +28,7 @@ def project():
     node = register("gpu-pl", "speech")
     stream_hours(node, "whisper-a", [1.0, 1.0], zone="PL")
     stream_hours(node, "whisper-b", [1.0, 1.0], zone="PL")
-    for run in Run.objects.all():
-        run_section(run)  # computes and stores the figures
+    recompute_figures()  # what the tasks do when the runs close
     return Project.objects.get(name="speech")
 
 

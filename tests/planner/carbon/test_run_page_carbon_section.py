@@ -12,7 +12,7 @@ from django.urls import reverse
 from dashboard.telemetry.models import Run
 from planner.carbon.imports import import_file
 from tests.factories import member, register
-from tests.planner.carbon.support import T0, em_hourly_csv, stream_hours
+from tests.planner.carbon.support import T0, em_hourly_csv, recompute_figures, stream_hours
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +27,7 @@ def located_run(client):
     import_file(em_hourly_csv("SE-SE3", T0, [30.0, 20.0]).encode(), "SE-SE3_2026_hourly.csv")
     node = register("gpu-se-1", "vision")
     stream_hours(node, "vit-large", [1.0, 2.0, 0.5], gpus=2, zone="SE-SE3")
+    recompute_figures("vit-large")
     client.force_login(member("ana", "vision"))
     return Run.objects.get(name="vit-large")
 
@@ -61,6 +62,7 @@ def test_nodes_gpus_and_hour_by_hour_provenance_are_listed(client, located_run):
 def test_a_run_with_no_known_location_shows_figures_but_no_hourly_charts(client):
     node = register("gpu-x", "vision")
     stream_hours(node, "nowhere", [1.0])
+    recompute_figures("nowhere")
     client.force_login(member("bob", "vision"))
     html = client.get(reverse("run", args=[Run.objects.get(name="nowhere").pk])).content.decode()
     assert 'id="carbon-unlocated"' in html and "world average" in html
@@ -86,10 +88,10 @@ def test_carbon_pages_need_a_login(client, located_run):
 def test_a_failure_in_the_carbon_section_never_takes_the_run_page_down(client, located_run, monkeypatch):
     from planner.carbon import section
 
-    def broken(run):
+    def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(section, "current_run_carbon", broken)
+    monkeypatch.setattr(section, "state_of", broken)
     response = client.get(reverse("run", args=[located_run.pk]))
     html = response.content.decode()
     assert response.status_code == 200 and 'id="card-energy"' in html

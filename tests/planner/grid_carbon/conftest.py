@@ -14,10 +14,3 @@ def fake_server() -> Iterator[FakeServer]:
     """A threaded HTTP server on 127.0.0.1 with an OS-chosen port, stopped after the test."""
     with serving() as state:
         yield state
-
-
-@pytest.fixture(autouse=True)
-def _fresh_ingest_caches() -> Iterator[None]:
-    """Overrides the suite-wide autouse fixture of the same name: the carbon library has no Django
-    ingest caches to clear, and these tests must run without Django (``-p no:django``)."""
-    yield

@@ -101,8 +101,9 @@ def test_a_tampered_profile_is_rejected():
     ({"csv": "stage,instruction\n0,forward\n"}, "column 'frequency': missing column"),
     ({"csv": 42}, "csv: expected the profile as CSV text"),
     ({"name": ""}, "name: expected a non-empty string"),
-    ({"p_blocking_w": -3}, "p_blocking_w: -3 W is outside"),
-    ({"p_blocking_w": "lots"}, "p_blocking_w: expected a number of watts or null"),
+    ({"p_blocking_w": -3}, "p_blocking_w: expected a positive power in W below 10,000 W, or null, got -3"),
+    ({"p_blocking_w": "lots"}, "p_blocking_w: expected a positive power in W below 10,000 W, or null, got 'lots'"),
+    ({"gpu_name": "x" * 201}, "gpu_name: expected a non-empty string of at most 200 characters, or null"),
     ({"recorded_ms": "yesterday"}, "recorded_ms: expected a Unix time in milliseconds"),
     ({"recorded_ms": T0_MS * 10}, "recorded_ms lies in the future"),
 ])

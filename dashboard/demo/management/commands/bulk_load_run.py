@@ -7,12 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agents.cli_options import parse_duration_s
-from dashboard.demo.fleet_trace import MINUTE_MS, TraceSpec
+from dashboard.demo.fleet_trace import TraceSpec
 from dashboard.telemetry.bulkload import BulkLoadError, load_run
+from planner.units import MS_PER_S, minute_start_ms
 
 
 def _duration_ms(text: str) -> int:
-    return round(parse_duration_s(text) * 1000)
+    return round(parse_duration_s(text) * MS_PER_S)
 
 
 def _positive(text: str) -> int:
@@ -46,16 +47,16 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        period_ms = round(1000 / options["rate"])
+        period_ms = round(MS_PER_S / options["rate"])
         duration_ms = options["duration"] // period_ms * period_ms
         if duration_ms <= 0:
             raise CommandError("the run must last at least one sampling period")
-        end_ms = int(time.time() * 1000) - options["ends_ago"]
+        end_ms = int(time.time() * MS_PER_S) - options["ends_ago"]
         prefix = options["node_prefix"] or options["project"]
         trace = TraceSpec(
             nodes=tuple(f"{prefix}-node{i:02d}" for i in range(options["nodes"])),
             gpus_per_node=options["gpus"],
-            start_ms=(end_ms - duration_ms) // MINUTE_MS * MINUTE_MS + 1_234,  # agents start mid-second
+            start_ms=minute_start_ms(end_ms - duration_ms) + 1_234,  # agents start mid-second
             duration_ms=duration_ms,
             period_ms=period_ms,
             seed=options["seed"],

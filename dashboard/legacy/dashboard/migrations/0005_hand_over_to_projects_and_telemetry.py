@@ -19,12 +19,24 @@ MOVED = {
 
 
 def move_content_types(apps, schema_editor, *, backwards: bool = False) -> None:
+    db = schema_editor.connection.alias
     ContentType = apps.get_model("contenttypes", "ContentType")
+    LogEntry = apps.get_model("admin", "LogEntry")
     for (old_label, model), new_label in MOVED.items():
         source, target = (new_label, old_label) if backwards else (old_label, new_label)
-        # Leave it alone if the target exists already (created by a migrate that stopped half way).
-        if not ContentType.objects.filter(app_label=target, model=model).exists():
-            ContentType.objects.filter(app_label=source, model=model).update(app_label=target)
+        moving = ContentType.objects.using(db).filter(app_label=source, model=model).first()
+        if moving is None:  # a database created after the split: post_migrate makes the new ones
+            continue
+        # The target exists already when post_migrate ran in between (``migrate telemetry`` before this
+        # migration): made then, it holds nothing, while the moving one holds the admin history and the
+        # permissions people were granted. The moving one takes its place; deleting the other deletes
+        # the permissions made with it (its log entries, if any, move over first).
+        stray = ContentType.objects.using(db).filter(app_label=target, model=model).first()
+        if stray is not None:
+            LogEntry.objects.using(db).filter(content_type=stray).update(content_type=moving)
+            stray.delete()
+        moving.app_label = target
+        moving.save(update_fields=["app_label"])
 
 
 def move_content_types_back(apps, schema_editor) -> None:
@@ -36,6 +48,9 @@ class Migration(migrations.Migration):
     dependencies = [
         ("dashboard", "0004_drop_redundant_gpu_indexes"),
         ("contenttypes", "0002_remove_content_type_name"),
+        # move_content_types keeps admin history (LogEntry) and permissions (auth) with the content types.
+        ("admin", "0001_initial"),
+        ("auth", "0001_initial"),
         ("projects", "0001_initial"),
         ("telemetry", "0001_initial"),
         ("planner", "0002_keys_to_projects_and_telemetry"),

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.models import Run
-from planner.carbon.summary import carbon_summary
+from planner.carbon.figures import run_summary as carbon_summary
 
 
 class Command(BaseCommand):
@@ -29,6 +29,7 @@ class Command(BaseCommand):
             projects = ", ".join(sorted(r.project.name for r in found))
             raise CommandError(f"several runs are named {options['name']!r} (projects: {projects}); pass --project")
         summary = run_figures(found[0]).as_json()
-        # Carbon: emissions_g (location-based), market_emissions_g, pue, hourly, and details under "carbon".
+        # Carbon, as stored (tasks compute it; `recompute_carbon RUN` does it now): emissions_g (location-based),
+        # market_emissions_g, pue, hourly, and details under "carbon", whose "status" says whether it is current.
         summary.update(carbon_summary(found[0]))
         self.stdout.write(json.dumps(summary))

@@ -1,0 +1,137 @@
+"""The lookups ingest makes for every message, and what a Celery worker process remembers of them.
+
+Storing a batch needs ids of rows that never change once written (the run's id, the node's GPUs, the
+run's sessions) and the node itself. Looking them all up for every batch would cost the hot path most
+of its time, so a worker process keeps one :class:`IngestMemo` and hands it to ingest with each message.
+
+Lifetime: a memo exists only inside a Celery worker process. The first task a worker process runs (not
+eagerly) makes it (:func:`for_this_worker`, from ``dashboard.telemetry.tasks``), and it lives as long
+as the process: in a prefork pool each child makes its own, in the solo and threads pools the process
+has one. Web processes, eager (in-process) task execution and direct calls pass none: every lookup
+goes to the database, correct by construction. A remembered id whose row was deleted meanwhile fails a
+foreign key when the batch commits; ``ingest.ingest_batch`` then makes the memo forget everything and
+retries the batch once, looking everything up afresh. Nodes are remembered for ``node_ttl_s`` only, so
+a rotated token or a deleted node takes effect promptly.
+
+The memo is made on a worker's first task rather than on Celery's ``worker_init`` signals because those
+signals also fire in any process that starts a worker for another Celery app (a test's in-process
+worker, for one), which would leave a memo behind in a process that is not an ingest worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from agents.wire import GpuWindow
+from dashboard.telemetry.models import Gpu, Node, Run, RunNode
+
+
+@dataclass
+class IngestMemo:
+    """What one worker process remembers between messages (see the module docstring for its lifetime)."""
+
+    node_ttl_s: float = 10.0
+    seen_every_s: float = 30.0  # a node's ``last_seen_at`` is written at most this often
+    nodes: dict[str, tuple[Node, float]] = field(default_factory=dict)  # name -> (node, expires, monotonic)
+    run_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # (project id, run name) -> run id
+    gpu_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # (node id, GPU uuid) -> GPU id
+    sessions: set[tuple[int, int, str]] = field(default_factory=set)  # (run id, node id, stream) stored
+    node_seen: dict[int, float] = field(default_factory=dict)  # node id -> last write of last_seen_at
+
+    def forget(self) -> None:
+        for remembered in (self.nodes, self.run_ids, self.gpu_ids, self.sessions, self.node_seen):
+            remembered.clear()
+
+
+_worker_memo: IngestMemo | None = None
+
+
+def for_this_worker() -> IngestMemo:
+    """This worker process's memo, made on first use (call it only from a task a worker runs)."""
+    global _worker_memo
+    if _worker_memo is None:
+        _worker_memo = IngestMemo()  # threads pool: two first tasks at once make two, one is kept; harmless
+    return _worker_memo
+
+
+# --- the lookups, remembered when there is a memo ---------------------------------------------------
+
+
+def node_named(name: str, memo: IngestMemo | None, *, fresh: bool = False) -> Node | None:
+    """The registered node of that name (with its project); ``fresh`` skips what is remembered."""
+    now = time.monotonic()
+    if memo is not None and not fresh:
+        hit = memo.nodes.get(name)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+    node = Node.objects.select_related("project").filter(name=name).first()
+    if memo is not None and node is not None:
+        memo.nodes[name] = (node, now + memo.node_ttl_s)
+    return node
+
+
+def run_for(node: Node, name: str, *, simulated: bool) -> Run:
+    """The run of that name in the node's project, created if new (never remembered: callers change it)."""
+    run, _ = Run.objects.get_or_create(project=node.project, name=name, defaults={"simulated": simulated})
+    return run
+
+
+def run_id(node: Node, name: str, memo: IngestMemo | None, *, simulated: bool) -> int:
+    """The id of :func:`run_for`'s run."""
+    key = (node.project_id, name)
+    found = memo.run_ids.get(key) if memo is not None else None
+    if found is None:
+        found = run_for(node, name, simulated=simulated).pk
+        if memo is not None:
+            memo.run_ids[key] = found
+    return found
+
+
+def note_session(run_id: int, node: Node, stream: str, memo: IngestMemo | None) -> None:
+    """Make sure the run lists this node's session (``open_run`` may come later, or never)."""
+    key = (run_id, node.pk, stream)
+    if memo is not None and key in memo.sessions:
+        return
+    RunNode.objects.bulk_create([RunNode(run_id=run_id, node=node, stream=stream)], ignore_conflicts=True)
+    if memo is not None:
+        memo.sessions.add(key)
+
+
+def note_seen(node: Node, memo: IngestMemo | None) -> None:
+    """Record that the node just sent something (at most every ``seen_every_s`` with a memo)."""
+    now = time.monotonic()
+    if memo is not None:
+        last = memo.node_seen.get(node.pk)
+        if last is not None and last > now - memo.seen_every_s:
+            return
+    Node.objects.filter(pk=node.pk).update(last_seen_at=timezone.now())
+    if memo is not None:
+        memo.node_seen[node.pk] = now
+
+
+def gpu_ids(node: Node, gpus: Sequence[GpuWindow], memo: IngestMemo | None, *, simulated: bool) -> dict[str, int]:
+    """The ids of the node's GPUs by uuid, registering those seen for the first time."""
+    if memo is not None:
+        remembered = {gpu.uuid: memo.gpu_ids.get((node.pk, gpu.uuid)) for gpu in gpus}
+        if all(gpu_id is not None for gpu_id in remembered.values()):
+            return {uuid: gpu_id for uuid, gpu_id in remembered.items() if gpu_id is not None}
+    uuids = [gpu.uuid for gpu in gpus]
+    known = dict(Gpu.objects.filter(node=node, uuid__in=uuids).values_list("uuid", "id"))
+    missing = [gpu for gpu in gpus if gpu.uuid not in known]
+    if missing:
+        Gpu.objects.bulk_create(
+            [
+                Gpu(node=node, uuid=gpu.uuid, index=gpu.index, name=gpu.name, energy_source=gpu.energy_source,
+                    power_field=gpu.power_field, simulated=simulated)
+                for gpu in missing
+            ],
+            ignore_conflicts=True,
+        )
+        known = dict(Gpu.objects.filter(node=node, uuid__in=uuids).values_list("uuid", "id"))
+    if memo is not None:
+        memo.gpu_ids.update({(node.pk, uuid): gpu_id for uuid, gpu_id in known.items()})
+    return known
