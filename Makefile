@@ -14,7 +14,7 @@ BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
 # bench-ingest empties its database; the pages' fleet (5 GB, ~10 min to build) lives in its own.
 BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_pages
 
-.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages clean
+.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages bench-wire clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ bench-ingest: install-dev services
 bench-planner: install-dev
 	$(PIP) -e '.[bench]' 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) benchmarks/bench_planner.py
+
+# The wire format's CPU cost per batch (decode, open+decode, seal); no services needed.
+bench-wire: install
+	$(PY) benchmarks/bench_wire.py $(BENCH_ARGS)
 
 bench-pages: install-dev services
 	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_PAGES_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)

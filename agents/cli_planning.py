@@ -73,7 +73,7 @@ def _read_text(path: Path) -> str:
 
 
 def upload_profile_command(args: argparse.Namespace) -> int:
-    from agents.profile_upload import publish_stage_profile
+    from agents.profile_upload import ProfileUpload, publish_stage_profile
     from agents.spool import DiskSpool, default_spool_dir
     from agents.transport import CeleryTransport
 
@@ -98,9 +98,9 @@ def upload_profile_command(args: argparse.Namespace) -> int:
         spool = DiskSpool(args.spool_dir or default_spool_dir(node))
         transport = CeleryTransport(broker, connect_timeout_s=args.connect_timeout)
         try:
+            profile = ProfileUpload(args.name, csv_text, gpu_name, run=args.run, p_blocking_w=args.p_blocking)
             result = publish_stage_profile(
-                transport, token=token, node=node, name=args.name, csv_text=csv_text, gpu_name=gpu_name,
-                run=args.run, p_blocking_w=args.p_blocking, spool=spool, drain_timeout_s=args.drain_timeout,
+                transport, profile, token=token, node=node, spool=spool, drain_timeout_s=args.drain_timeout
             )
         finally:
             transport.close()

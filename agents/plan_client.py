@@ -13,8 +13,8 @@
                     out.backward(grad)
             client.on_step_end()
 
-As the Zeus ``PipelineFrequencyOptimizer`` does (the research notes, §2.3): ``on_instruction_begin``
-calls ``torch.cuda.synchronize()`` (so the previous computation's kernels finish at the previous
+As the Zeus ``PipelineFrequencyOptimizer`` does (ml-energy/zeus,
+``zeus/optimizer/pipeline_frequency/optimizer.py``): ``on_instruction_begin`` calls ``torch.cuda.synchronize()`` (so the previous computation's kernels finish at the previous
 clock), pops the plan's next ``(instruction, MHz)``, checks the instruction is the one the training loop
 runs, and hands the clock to a helper thread **only when it changes**; the helper calls NVML, so its
 latency stays off the training thread (NVML calls release the GIL). ``on_step_end`` checks the

@@ -21,7 +21,7 @@ from agents.profile_csv import ProfileCheck, check_profile_csv
 from agents.spool import Spool
 from agents.transport import Transport
 
-KIND = "stage_profile"
+KIND = wire.KIND_STAGE_PROFILE
 
 
 @dataclass(frozen=True)
@@ -53,43 +53,41 @@ class UploadResult:
         }
 
 
-def stage_profile_payload(
-    *,
-    name: str,
-    csv_text: str,
-    gpu_name: str,
-    run: str | None = None,
-    p_blocking_w: float | None = None,
-    recorded_ms: int | None = None,
-) -> tuple[dict[str, Any], ProfileCheck]:
-    """The ``stage_profile`` payload, built through the wire's model, and what its CSV holds.
+@dataclass(frozen=True)
+class ProfileUpload:
+    """A stage profile to send: its CSV and what the ``stage_profile`` payload says about it."""
 
-    Raises ProfileCsvError for a CSV the app's planner would refuse, and WireError for a field the app
-    would refuse (naming the field).
-    """
-    check = check_profile_csv(csv_text)
-    message = wire.parse(wire.StageProfile, {
-        "run": run,
-        "name": name,
-        "csv": csv_text,
-        "gpu_name": gpu_name,
-        "p_blocking_w": p_blocking_w,
-        "recorded_ms": int(time.time() * 1000) if recorded_ms is None else recorded_ms,
-    })
-    return message.model_dump(), check
+    name: str
+    csv_text: str
+    gpu_name: str
+    run: str | None = None
+    p_blocking_w: float | None = None
+    recorded_ms: int | None = None  # None: now
+
+    def payload(self) -> tuple[dict[str, Any], ProfileCheck]:
+        """The ``stage_profile`` payload, built through the wire's model, and what its CSV holds.
+
+        Raises ProfileCsvError for a CSV the app's planner would refuse, and WireError for a field the
+        app would refuse (naming the field).
+        """
+        check = check_profile_csv(self.csv_text)
+        message = wire.parse(wire.StageProfile, {
+            "run": self.run,
+            "name": self.name,
+            "csv": self.csv_text,
+            "gpu_name": self.gpu_name,
+            "p_blocking_w": self.p_blocking_w,
+            "recorded_ms": int(time.time() * 1000) if self.recorded_ms is None else self.recorded_ms,
+        })
+        return message.model_dump(), check
 
 
 def publish_stage_profile(
     transport: Transport,
+    profile: ProfileUpload,
     *,
     token: str,
     node: str,
-    name: str,
-    csv_text: str,
-    gpu_name: str,
-    run: str | None = None,
-    p_blocking_w: float | None = None,
-    recorded_ms: int | None = None,
     spool: Spool | None = None,
     drain_timeout_s: float = 5.0,
 ) -> UploadResult:
@@ -97,8 +95,7 @@ def publish_stage_profile(
     if not token:
         raise ValueError("a node token is required to sign messages")
     wire.check_field(wire.Envelope, "node", node)
-    payload, check = stage_profile_payload(name=name, csv_text=csv_text, gpu_name=gpu_name, run=run,
-                                           p_blocking_w=p_blocking_w, recorded_ms=recorded_ms)
+    payload, check = profile.payload()
     envelope = wire.seal(KIND, node, payload, wire.signing_key(token))  # checks the size too
     sent: list[dict[str, Any]] = []
     outbox = Outbox(transport, spool, on_delivered=sent.append)

@@ -15,8 +15,8 @@
                         out.backward(grad)
     profile = profiler.result()                              # profile.to_csv(): one stage's rows
 
-What it does (the research notes, §1.3, as Merak and the Perseus artifact do it): with clock changes
-allowed it walks the supported SM clocks from the highest down to ``min_freq_mhz`` (850 MHz default),
+What it does (as the profilers of the Perseus artifact do it: Merak's offline ``profile`` and the
+Perseus server's ``InstructionProfiler``): with clock changes allowed it walks the supported SM clocks from the highest down to ``min_freq_mhz`` (850 MHz default),
 locks each in turn for ``warmup_steps`` discarded steps then ``measure_steps`` measured ones, and
 stops early once it is past half of the clocks and the stage's energy per microbatch (forward +
 backward) has risen ``early_stop_rises`` times in a row (lower clocks would only be Pareto-dominated).

@@ -150,7 +150,7 @@ class Streamer:
         self._opened = True
         self.started_ms = self.clock.now_ms()
         self._post(
-            "open_run",
+            wire.KIND_OPEN_RUN,
             {
                 "run": self.run_name,
                 "stream": self.stream,
@@ -258,7 +258,7 @@ class Streamer:
         self._post_batches(ready)
         last_seq = self._batcher.next_seq - 1
         self._post(
-            "close_run",
+            wire.KIND_CLOSE_RUN,
             {
                 "run": self.run_name,
                 "stream": self.stream,
@@ -294,7 +294,7 @@ class Streamer:
         for payload in payloads:
             samples = batch_samples(payload)
             self._samples_made += samples
-            self._post("batch", payload, samples)
+            self._post(wire.KIND_BATCH, payload, samples)
 
     def _post(self, kind: str, payload: dict[str, Any], samples: int | None = None) -> None:
         envelope = wire.seal(kind, self.node, payload, self._key)

@@ -55,7 +55,7 @@ import re
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from annotated_types import Ge, Gt, Lt, MaxLen, MinLen
@@ -81,17 +81,32 @@ from agents.wire_errors import rule
 
 WIRE_VERSION = 1
 
+# The kinds of message, each published as its own task. The app records refusals by these kinds.
+KIND_BATCH: Final = "batch"
+KIND_OPEN_RUN: Final = "open_run"
+KIND_CLOSE_RUN: Final = "close_run"
+KIND_STAGE_PROFILE: Final = "stage_profile"
 TASK_INGEST_BATCH = "wattwise.ingest_batch"
 TASK_OPEN_RUN = "wattwise.open_run"
 TASK_CLOSE_RUN = "wattwise.close_run"
 TASK_STAGE_PROFILE = "wattwise.stage_profile"
 TASKS_BY_KIND = {
-    "batch": TASK_INGEST_BATCH,
-    "open_run": TASK_OPEN_RUN,
-    "close_run": TASK_CLOSE_RUN,
-    "stage_profile": TASK_STAGE_PROFILE,
+    KIND_BATCH: TASK_INGEST_BATCH,
+    KIND_OPEN_RUN: TASK_OPEN_RUN,
+    KIND_CLOSE_RUN: TASK_CLOSE_RUN,
+    KIND_STAGE_PROFILE: TASK_STAGE_PROFILE,
 }
 TELEMETRY_QUEUE = "telemetry"
+
+# What a GPU's energy_mj column holds: its own cumulative counter, or (for GPUs without one) the agent's
+# running integral of power, which the app flags as estimated.
+ENERGY_COUNTER: Final = "counter"
+POWER_INTEGRATION: Final = "power_integration"
+ENERGY_SOURCES = (ENERGY_COUNTER, POWER_INTEGRATION)
+# Which NVML power reading a GPU's power_mw column holds.
+POWER_INSTANT: Final = "instant"
+POWER_AVERAGE: Final = "average"
+POWER_FIELDS = (POWER_INSTANT, POWER_AVERAGE)
 
 # Limits both sides agree on. The agent splits windows to stay under them; the app rejects above them.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -193,6 +208,9 @@ PowerW = Annotated[
 EnergySource = Annotated[Literal["counter", "power_integration"], Expect("'counter' or 'power_integration'")]
 PowerField = Annotated[Literal["instant", "average"], Expect("'instant' or 'average'")]
 MessageKind = Literal["batch", "open_run", "close_run", "stage_profile"]
+# The literal types spell the values the named constants above hold: the two must agree.
+assert typing.get_args(typing.get_args(EnergySource)[0]) == ENERGY_SOURCES
+assert typing.get_args(typing.get_args(PowerField)[0]) == POWER_FIELDS
 assert set(typing.get_args(MessageKind)) == set(TASKS_BY_KIND)
 EventValue = Annotated[
     Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS)] | Annotated[int, Strict()]
@@ -252,7 +270,7 @@ class GpuWindow(_Wire):
     index: Count
     name: Text = ""
     energy_source: EnergySource
-    power_field: PowerField = "average"
+    power_field: PowerField = POWER_AVERAGE
     t_ms: Annotated[np.ndarray, IntColumn("t_ms")]
     energy_mj: Annotated[np.ndarray, IntColumn("energy_mj")]
     power_mw: Annotated[np.ndarray, IntColumn("power_mw")]
@@ -367,7 +385,7 @@ class OpenRunGpu(_Wire):
     index: Count
     name: Text = ""
     energy_source: EnergySource
-    power_field: PowerField = "average"
+    power_field: PowerField = POWER_AVERAGE
 
 
 class OpenRun(_Wire):
@@ -413,10 +431,10 @@ class StageProfile(_Wire):
 
 
 PAYLOADS: dict[str, type[_Wire]] = {
-    "batch": Batch,
-    "open_run": OpenRun,
-    "close_run": CloseRun,
-    "stage_profile": StageProfile,
+    KIND_BATCH: Batch,
+    KIND_OPEN_RUN: OpenRun,
+    KIND_CLOSE_RUN: CloseRun,
+    KIND_STAGE_PROFILE: StageProfile,
 }
 
 
@@ -459,11 +477,6 @@ def seal(kind: str, node: str, payload: Mapping[str, Any], key: bytes, *, check:
 def read_envelope(message: Any) -> Envelope:
     """Check an envelope's shape (version, kind, node name, body size), not yet its signature."""
     return parse(Envelope, message, what="message")
-
-
-def envelope_node(message: Any) -> str:
-    """The node an envelope claims to come from (unverified), or raise WireError."""
-    return read_envelope(message).node
 
 
 def open_envelope(envelope: Envelope | Mapping[str, Any], kind: str, key: bytes) -> dict[str, Any]:

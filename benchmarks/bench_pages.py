@@ -105,7 +105,7 @@ def present(project: str, name: str, gpus: int, samples: int) -> bool:
 
     from dashboard.telemetry.models import Run
 
-    run = (Run.objects.filter(project__name=project, name=name, status=Run.FINISHED)
+    run = (Run.objects.filter(project__name=project, name=name, status=Run.Status.FINISHED)
            .annotate(gpus=Count("run_gpus"), samples=Sum("run_gpus__samples")).first())
     return run is not None and run.gpus == gpus and run.samples == samples
 

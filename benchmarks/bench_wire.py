@@ -1,6 +1,6 @@
 """Benchmark: the CPU cost of the wire format, per batch and per sample.
 
-Run ``.venv/bin/python benchmarks/bench_wire.py`` (no services needed). For each batch shape
+Run ``make bench-wire`` (``BENCH_ARGS="--json out.json"`` and the like pass options; no services needed). For each batch shape
 (default 8 GPUs × 50 samples, one node's 5 s window at the agent's default 10 Hz, and 64 GPUs × 50,
 the most GPUs one batch may hold) it times, with ``time.process_time`` over many iterations:
 
@@ -52,8 +52,8 @@ def batch_payload(gpus: int, samples: int, *, seed: int = 0) -> dict[str, Any]:
             "uuid": f"GPU-{index:08x}-bench-0000-0000-000000000000",
             "index": index,
             "name": "NVIDIA H100 80GB HBM3",
-            "energy_source": "counter",
-            "power_field": "instant",
+            "energy_source": wire.ENERGY_COUNTER,
+            "power_field": wire.POWER_INSTANT,
             "prev_t_ms": window_start - 100,
             "prev_energy_mj": 9_876_543_210 + index * 1_000_000,
             "t_ms": t_ms,
@@ -77,7 +77,7 @@ def batch_payload(gpus: int, samples: int, *, seed: int = 0) -> dict[str, Any]:
 
 
 def open_and_decode(envelope: dict[str, Any]) -> wire.Batch:
-    return wire.decode_batch(wire.open_envelope(envelope, "batch", KEY))
+    return wire.decode_batch(wire.open_envelope(envelope, wire.KIND_BATCH, KEY))
 
 
 def cpu_us(action: Callable[[], object], *, min_cpu_s: float, repeat: int) -> float:
@@ -108,12 +108,12 @@ def main() -> int:
     for shape in args.shapes.split(","):
         gpus, samples = (int(part) for part in shape.lower().split("x"))
         payload = batch_payload(gpus, samples)
-        envelope = wire.seal("batch", "bench-node", payload, KEY)
-        assert wire.decode_batch(wire.open_envelope(envelope, "batch", KEY)).samples == gpus * samples
+        envelope = wire.seal(wire.KIND_BATCH, "bench-node", payload, KEY)
+        assert open_and_decode(envelope).samples == gpus * samples
         actions: dict[str, Callable[[], object]] = {
             "decode": partial(wire.decode_batch, payload),
             "open+decode": partial(open_and_decode, envelope),
-            "seal": partial(wire.seal, "batch", "bench-node", payload, KEY),
+            "seal": partial(wire.seal, wire.KIND_BATCH, "bench-node", payload, KEY),
         }
         for what, action in actions.items():
             us = cpu_us(action, min_cpu_s=args.min_cpu, repeat=args.repeat)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+@overload
+def env_str(name: str) -> str | None: ...
+
+
+@overload
+def env_str(name: str, default: str) -> str: ...
 
 
 def env_str(name: str, default: str | None = None) -> str | None:

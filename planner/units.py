@@ -23,7 +23,6 @@ MILLIJOULES_PER_J = 1000
 MILLIWATTS_PER_W = 1000
 """Milliwatts per watt: NVML reports power in mW."""
 W_PER_KW = 1000
-J_PER_WH = 3600.0
 J_PER_KWH = 3_600_000.0
 """One kilowatt-hour is 1000 W for 3600 s."""
 
@@ -41,16 +40,6 @@ LBS_PER_MWH_TO_G_PER_KWH = G_PER_LB / KWH_PER_MWH
 def minute_start_ms(t_ms: int) -> int:
     """The start of the UTC minute holding ``t_ms`` (epoch ms): the key of a per-minute rollup."""
     return t_ms // MS_PER_MINUTE * MS_PER_MINUTE
-
-
-def joules_to_kwh(energy_j: float) -> float:
-    """Convert joules to kilowatt-hours."""
-    return energy_j / J_PER_KWH
-
-
-def kwh_to_joules(energy_kwh: float) -> float:
-    """Convert kilowatt-hours to joules."""
-    return energy_kwh * J_PER_KWH
 
 
 def mwh_to_kwh(energy_mwh: float) -> float:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.wire import SAMPLE_COLUMNS, gpu_payload, seal, signing_key
+from agents.wire import ENERGY_COUNTER, POWER_INSTANT, SAMPLE_COLUMNS, gpu_payload, seal, signing_key
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -49,14 +49,14 @@ def gpu_entry(
     index: int = 0,
     power_mw: Sequence[int] | None = None,
     prev: tuple[int, int] | None = None,
-    energy_source: str = "counter",
+    energy_source: str = ENERGY_COUNTER,
 ) -> dict[str, Any]:
     n = len(t_ms)
     columns: dict[str, Sequence[int]] = {key: [0] * n for key in SAMPLE_COLUMNS}
     columns.update(t_ms=t_ms, energy_mj=energy_mj, power_mw=power_mw or [300_000] * n)
     columns.update(sm_clock_mhz=[1980] * n, util_pct=[90] * n, temp_c=[60] * n)
     return gpu_payload(
-        uuid=uuid, index=index, name="Test GPU", energy_source=energy_source, power_field="instant",
+        uuid=uuid, index=index, name="Test GPU", energy_source=energy_source, power_field=POWER_INSTANT,
         prev=prev, columns=columns,
     )
 

@@ -37,6 +37,7 @@ from planner.carbon.imports import import_file
 from planner.carbon.models import (
     Certificate,
     CreditPrice,
+    CreditType,
     NodeSite,
     OffsetPolicy,
     OffsetRetirement,
@@ -116,18 +117,18 @@ def seed_world(capture: Any) -> dict[str, Any]:
     NodeSite.objects.create(node=Node.objects.get(name="gpu-de"), site=site)
     ProjectCarbon.objects.create(project=vision, default_where="FR", supplier_factor_g_per_kwh=250.0)
     Certificate.objects.create(project=vision, energy_kwh=1.0, vintage_year=2026, market_boundary="EU")
-    OffsetPolicy.objects.create(project=vision, credit_type="durable_removal", buffer_pct=10.0)
-    CreditPrice.objects.create(project=vision, credit_type="durable_removal", price_per_tonne=150.0,
+    OffsetPolicy.objects.create(project=vision, credit_type=CreditType.DURABLE_REMOVAL, buffer_pct=10.0)
+    CreditPrice.objects.create(project=vision, credit_type=CreditType.DURABLE_REMOVAL, price_per_tonne=150.0,
                                currency="EUR", source="supplier quote", as_of=date(2026, 1, 1))
     RegionPreference.objects.create(project=vision, allowed="SE-SE3 1.1\nFR\n", max_intensity_g_per_kwh=200.0)
     import_file(em_hourly_csv("DE", T0, [300.0, 200.0]).encode(), "DE_2026_hourly.csv")
     stream_hours(other, "vit", [1.0, 2.0])
     recompute_figures("vit")
     OffsetRetirement.objects.create(project=vision, run=Run.objects.get(name="vit"), retired_on=date(2026, 2, 1),
-                                    credit_type="durable_removal", tonnes=0.001, price_per_tonne=150.0)
+                                    credit_type=CreditType.DURABLE_REMOVAL, tonnes=0.001, price_per_tonne=150.0)
 
     runs = list(Run.objects.select_related("project").order_by("pk"))
-    job = FrontierJob.objects.get(status=FrontierJob.DONE)
+    job = FrontierJob.objects.get(status=FrontierJob.Status.DONE)
     return {
         "user": user,
         "token": issue_token(user),

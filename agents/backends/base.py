@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+# Re-exported for the backends: the wire format defines what a GPU's energy and power columns hold.
+from agents.wire import ENERGY_COUNTER as ENERGY_COUNTER
+from agents.wire import POWER_AVERAGE as POWER_AVERAGE
+from agents.wire import POWER_INSTANT as POWER_INSTANT
+from agents.wire import POWER_INTEGRATION as POWER_INTEGRATION
+
 if TYPE_CHECKING:
     from agents.backends.clocks import GpuClocks
-
-ENERGY_COUNTER = "counter"
-POWER_INTEGRATION = "power_integration"
-POWER_INSTANT = "instant"
-POWER_AVERAGE = "average"
 
 
 class BackendUnavailable(RuntimeError):

@@ -4,7 +4,8 @@ Only :class:`agents.clock_guard.ClockActuator` calls ``lock_graphics_clock`` or 
 it decides whether this machine may have its clocks changed at all (dry run by default). Reading the
 supported clocks changes nothing and is always allowed.
 
-NVML calls (the research notes, §1.3 and §2.3): ``nvmlDeviceGetSupportedMemoryClocks`` and
+NVML calls (the ones Zeus's pipeline frequency optimizer and the Perseus artifact's profiler use):
+``nvmlDeviceGetSupportedMemoryClocks`` and
 ``nvmlDeviceGetSupportedGraphicsClocks(handle, max memory clock)`` for the SM clocks a GPU can be
 locked to; ``nvmlDeviceSetGpuLockedClocks(handle, f, f)`` to lock; ``nvmlDeviceResetGpuLockedClocks``
 to give control back to the driver. Locking needs root or ``CAP_SYS_ADMIN``. A locked clock outlives

@@ -1,6 +1,6 @@
 """NVML backend: real NVIDIA GPUs through nvidia-ml-py (``import pynvml``).
 
-What it reads, per owned GPU per tick (the research notes, §2, give the sources):
+What it reads, per owned GPU per tick (docs/agent.md, "NVML caveats", says why these readings):
 
 * energy: the cumulative counter, NVML field 83 (``nvmlDeviceGetTotalEnergyConsumption``, mJ since the
   driver was loaded, Volta and newer). GPUs without it (pre-Volta, vGPU, or the call fails at start)

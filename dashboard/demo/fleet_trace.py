@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.backends.base import ENERGY_COUNTER, POWER_AVERAGE
 from agents.backends.simulated import SIMULATED_GPU_NAME, simulated_uuid
 from dashboard.telemetry.bulkload import Chunk, GpuSamples, GpuSpec, NodeSpec, RunSpec
+from dashboard.telemetry.models import Gpu
 from planner.units import MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
 
 MAX_CLOCK_MHZ = 1980
@@ -81,8 +81,11 @@ class TraceSpec:
         nodes = tuple(
             NodeSpec(
                 name=node, stream=stream_id(project, run, node), host=node,
-                gpus=tuple(GpuSpec(i, simulated_uuid(node, i), SIMULATED_GPU_NAME, ENERGY_COUNTER, POWER_AVERAGE)
-                           for i in range(self.gpus_per_node)),
+                gpus=tuple(
+                    GpuSpec(i, simulated_uuid(node, i), SIMULATED_GPU_NAME, Gpu.EnergySource.COUNTER,
+                            Gpu.PowerField.AVERAGE)
+                    for i in range(self.gpus_per_node)
+                ),
             )
             for node in self.nodes
         )

@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from agents import wire
 from agents.backends.simulated import SimulatedBackend
 from agents.replay import replay_simulated_run
 from agents.streamer import Streamer, StreamSummary
@@ -26,16 +28,17 @@ from dashboard.telemetry import tasks
 from dashboard.telemetry.models import Node, Run, RunGpu
 from dashboard.telemetry.nodes import register_node
 from planner.carbon.models import NodeSite, Site
+from planner.units import MS_PER_S
 
 DEMO_PROJECT = "demo"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "wattwise-demo"
 
-_TASKS = {"batch": tasks.ingest_batch, "open_run": tasks.open_run, "close_run": tasks.close_run}
+_TASKS = {wire.KIND_BATCH: tasks.ingest_batch, wire.KIND_OPEN_RUN: tasks.open_run, wire.KIND_CLOSE_RUN: tasks.close_run}
 # Where the demo nodes run, for the run pages' carbon section: node 1 is on a site (zone DE, PUE 1.3;
 # a site beats its agent's --zone), node 2 only says --region aws:eu-north-1 (Stockholm, zone SE-SE3).
 DEMO_PLACES: dict[str, dict[str, str]] = {"demo-node-1": {"zone": "DE"}, "demo-node-2": {"region": "aws:eu-north-1"}}
-DEMO_SITE = {"name": "demo-frankfurt", "where": "DE", "pue": 1.3}
+DEMO_SITE_NAME, DEMO_SITE_WHERE, DEMO_SITE_PUE = "demo-frankfurt", "DE", 1.3
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,10 @@ DEMO_RUNS = (
 
 
 def _deliver(envelope: dict[str, Any]) -> None:
-    _TASKS[envelope["kind"]].apply(args=[envelope], throw=True)
+    _TASKS[envelope["kind"]].apply(args=(envelope,), throw=True)
 
 
-def demo_user() -> Any:
+def demo_user() -> User:
     """The demo login, member of the demo project, allowed into the admin; its password is reset."""
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True})
@@ -96,11 +99,11 @@ def seed(now: datetime | None = None, progress: Callable[[float], object] | None
     for demo in DEMO_RUNS:
         start = now - demo.ends_ago - demo.duration
         for n in range(demo.nodes):
-            clock_ms = [int(start.timestamp() * 1000)]
+            clock_ms = [int(start.timestamp() * MS_PER_S)]
 
             def advance(now_ms: int, clock_ms: list[int] = clock_ms) -> None:
                 if progress is not None:
-                    progress((now_ms - clock_ms[0]) / 1000)
+                    progress((now_ms - clock_ms[0]) / MS_PER_S)
                 clock_ms[0] = now_ms
 
             node_name = f"demo-node-{n + 1}"
@@ -136,7 +139,7 @@ def seed(now: datetime | None = None, progress: Callable[[float], object] | None
 
 def _demo_site(node: Node) -> None:
     site, _ = Site.objects.update_or_create(
-        project=node.project, name=DEMO_SITE["name"], defaults={"where": DEMO_SITE["where"], "pue": DEMO_SITE["pue"]}
+        project=node.project, name=DEMO_SITE_NAME, defaults={"where": DEMO_SITE_WHERE, "pue": DEMO_SITE_PUE}
     )
     NodeSite.objects.update_or_create(node=node, defaults={"site": site})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuth
@@ -48,6 +49,13 @@ class SignedInSession(SessionAuth):
 
 
 API_AUTH = [BearerToken(), SignedInSession()]
+
+
+class ApiRequest(HttpRequest):
+    """What an API operation receives (for type checking; ninja passes the HttpRequest): ``API_AUTH``
+    has authenticated it and put the user on ``auth``."""
+
+    auth: User
 
 
 def unauthorized_detail(request: HttpRequest) -> str:

@@ -11,21 +11,30 @@ working credentials. The short prefix lets a person tell their tokens apart in t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 
 M = TypeVar("M", bound=models.Model)
 
+Visitor = User | AnonymousUser
+"""Who a request comes from (``request.user``): a signed-in user or an anonymous one."""
+
+
+def signed_in(user: Visitor | None) -> User | None:
+    """The user if signed in, else None: who a row records as having created or requested it."""
+    return user if isinstance(user, User) else None
+
 
 class ProjectQuerySet(models.QuerySet["Project"]):
-    def for_user(self, user: Any) -> ProjectQuerySet:
+    def for_user(self, user: Visitor | None) -> ProjectQuerySet:
         """The projects ``user`` is a member of: the only ones whose data they may see.
 
         An anonymous or deactivated user belongs to none.
         """
-        if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        if user is None or not user.is_authenticated or not user.is_active:
             return self.none()
         return self.filter(members=user)
 
@@ -39,7 +48,7 @@ class InProjectQuerySet(models.QuerySet[M]):
 
     project_path: ClassVar[str] = "project"
 
-    def for_user(self, user: Any) -> InProjectQuerySet[M]:
+    def for_user(self, user: Visitor | None) -> InProjectQuerySet[M]:
         return self.filter(**{f"{self.project_path}__in": Project.objects.for_user(user)})
 
 

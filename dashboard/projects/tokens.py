@@ -14,7 +14,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from dashboard.projects.models import ApiToken
@@ -33,7 +33,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(user: AbstractBaseUser, name: str = "default") -> str:
+def issue_token(user: User, name: str = "default") -> str:
     """Create a token for ``user`` and return it in plain text. This is the only time it is visible."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     ApiToken.objects.create(user=user, name=name, token_sha256=hash_token(token), prefix=token[:PREFIX_CHARS])
@@ -53,7 +53,7 @@ def parse_bearer(authorization_header: str | None) -> str | None:
     return token
 
 
-def user_for_token(token: str) -> AbstractBaseUser | None:
+def user_for_token(token: str) -> User | None:
     """The active user owning ``token``, or None. Queues the ``last_used_at`` update at most once a minute."""
     api_token = ApiToken.objects.select_related("user").filter(token_sha256=hash_token(token)).first()
     if api_token is None or not api_token.user.is_active:
@@ -85,7 +85,7 @@ def record_use(token_id: int, used_at: datetime) -> bool:
     )
 
 
-def user_for_bearer(authorization_header: str | None) -> AbstractBaseUser | None:
+def user_for_bearer(authorization_header: str | None) -> User | None:
     """The user an ``Authorization`` header authenticates, or None if missing, malformed or unknown."""
     token = parse_bearer(authorization_header)
     return None if token is None else user_for_token(token)

@@ -6,13 +6,13 @@ object is a 404, exactly like one that does not exist."""
 from typing import Annotated, Any, Literal
 
 from django.db.models import Count, F
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, FilterSchema, Query, Router
 from ninja.filter_schema import FilterLookup
 from ninja.pagination import paginate
 from ninja.params.functions import Query as QueryParam
 
+from dashboard.projects.auth import ApiRequest
 from dashboard.projects.models import Project
 from dashboard.runs import samples
 from dashboard.runs.listing import SORT_KEYS
@@ -39,6 +39,7 @@ from dashboard.web.api_params import (
     RunGpuId,
     RunId,
     ToMs,
+    one_of,
 )
 from planner.carbon.figures import run_carbon
 
@@ -50,12 +51,12 @@ SortKey = Literal[
 ]
 
 
-def run_for(request: HttpRequest, run_id: int) -> Run:
+def run_for(request: ApiRequest, run_id: int) -> Run:
     """The run if it is in one of the caller's projects, else 404."""
     return get_object_or_404(Run.objects.for_user(request.auth).select_related("project"), pk=run_id)
 
 
-def run_gpu_for(request: HttpRequest, run_id: int, gpu_id: int) -> RunGpu:
+def run_gpu_for(request: ApiRequest, run_id: int, gpu_id: int) -> RunGpu:
     run = run_for(request, run_id)
     return get_object_or_404(RunGpu.objects.select_related("gpu__node"), pk=gpu_id, run=run)
 
@@ -64,13 +65,13 @@ def run_gpu_for(request: HttpRequest, run_id: int, gpu_id: int) -> RunGpu:
 
 
 @router.get("/projects", response={200: list[ProjectOut], **ERRORS}, summary="Your projects", tags=["projects"])
-def list_projects(request: HttpRequest) -> Any:
+def list_projects(request: ApiRequest) -> Any:
     """The projects you are a member of: the only ones whose data the API shows you."""
     return Project.objects.for_user(request.auth).annotate(run_count=Count("runs")).order_by("name")
 
 
 @router.get("/projects/{project_id}", response={200: ProjectOut, **ERRORS}, summary="One project", tags=["projects"])
-def get_project(request: HttpRequest, project_id: ProjectId) -> Any:
+def get_project(request: ApiRequest, project_id: ProjectId) -> Any:
     return get_object_or_404(Project.objects.for_user(request.auth).annotate(run_count=Count("runs")), pk=project_id)
 
 
@@ -79,7 +80,7 @@ def get_project(request: HttpRequest, project_id: ProjectId) -> Any:
 
 class RunFilters(FilterSchema):
     project_id: int | None = Field(None, ge=1, le=MAX_ID, description="only runs of this project")
-    status: Literal["running", "finished"] | None = Field(None, description="only running or finished runs")
+    status: Annotated[Run.Status, one_of(Run.Status)] | None = Field(None, description="only running or finished runs")
     tag: Annotated[str | None, FilterLookup("tags__name")] = Field(
         None, max_length=64, pattern=SAFE_TEXT, description="only runs carrying this tag"
     )
@@ -107,7 +108,7 @@ def _run_row(run: Run) -> dict[str, Any]:
 @router.get("/runs", response={200: list[RunOut], **ERRORS}, summary="List runs")
 @paginate(Pages)
 def list_runs(
-    request: HttpRequest,
+    request: ApiRequest,
     filters: Query[RunFilters],
     sort: Annotated[
         SortKey, QueryParam("-started", description="sort key; a leading '-' sorts descending (nulls last)")
@@ -123,7 +124,7 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response={200: RunDetail, **ERRORS}, summary="One run, with its totals")
-def get_run(request: HttpRequest, run_id: RunId) -> Any:
+def get_run(request: ApiRequest, run_id: RunId) -> Any:
     """What the run page's cards show: energy, duration, power, GPU-hours, per-node totals, and the
     stored emissions when they have been computed (full carbon detail: /runs/{run_id}/carbon)."""
     run = run_for(request, run_id)
@@ -164,14 +165,14 @@ def _gpu_row(run_gpu: RunGpu) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}/gpus", response={200: list[RunGpuOut], **ERRORS}, summary="A run's GPUs")
-def list_gpus(request: HttpRequest, run_id: RunId) -> Any:
+def list_gpus(request: ApiRequest, run_id: RunId) -> Any:
     """Every GPU that sent readings for the run, by node and index, with its totals."""
     run = run_for(request, run_id)
     return [_gpu_row(rg) for rg in RunGpu.objects.filter(run=run).select_related("gpu__node")]
 
 
 @router.get("/runs/{run_id}/gpus/{gpu_id}", response={200: RunGpuOut, **ERRORS}, summary="One GPU of a run")
-def get_gpu(request: HttpRequest, run_id: RunId, gpu_id: RunGpuId) -> Any:
+def get_gpu(request: ApiRequest, run_id: RunId, gpu_id: RunGpuId) -> Any:
     return _gpu_row(run_gpu_for(request, run_id, gpu_id))
 
 
@@ -181,7 +182,7 @@ def get_gpu(request: HttpRequest, run_id: RunId, gpu_id: RunGpuId) -> Any:
     summary="A GPU's raw readings (paginated by cursor)",
 )
 def get_samples(
-    request: HttpRequest,
+    request: ApiRequest,
     run_id: RunId,
     gpu_id: RunGpuId,
     from_ms: FromMs = None,
@@ -217,7 +218,7 @@ def get_samples(
     summary="A GPU's readings downsampled to at most N buckets",
 )
 def get_buckets(
-    request: HttpRequest,
+    request: ApiRequest,
     run_id: RunId,
     gpu_id: RunGpuId,
     from_ms: FromMs = None,

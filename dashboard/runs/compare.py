@@ -21,10 +21,12 @@ from urllib.parse import quote
 
 from django.db.models import Count, F, Max, Min, Q, Sum
 
+from dashboard.projects.models import Visitor
 from dashboard.telemetry.models import Run, RunGpu, RunNode
-from dashboard.web.templatetags.units import duration
+from dashboard.telemetry.windows import TimeRange
+from dashboard.web.templatetags.units import duration, watts
 from planner.carbon.figures import runs_carbon
-from planner.units import J_PER_KWH
+from planner.units import G_PER_KG, J_PER_KWH, MS_PER_HOUR, MS_PER_S
 
 MIN_RUNS = 2
 MAX_RUNS = 10
@@ -82,7 +84,7 @@ def _matches(entry: str, rows: Sequence[Run]) -> list[Run]:
     return [r for r in rows if r.name == entry or _qualified(r) == entry]
 
 
-def resolve(user: Any, entries: Sequence[str]) -> Selection:
+def resolve(user: Visitor, entries: Sequence[str]) -> Selection:
     """Resolve entries to runs the user may see; every problem is reported, naming the entries at fault."""
     if not entries:
         return Selection(errors=["Pick 2 to 10 runs to compare: tick them in the runs list."])
@@ -156,8 +158,7 @@ class RunTotals:
     run: Run
     label: str
     energy_j: float
-    first_ms: int | None
-    last_ms: int | None
+    readings: TimeRange | None  # from the first reading of any GPU to the last; None while there is none
     gpu_hours: float
     peak_gpu_power_w: float
     gpus: int
@@ -174,12 +175,16 @@ class RunTotals:
 
     @property
     def has_samples(self) -> bool:
-        return self.first_ms is not None and self.last_ms is not None
+        return self.readings is not None
+
+    @property
+    def duration_ms(self) -> int:
+        """Wall-clock span of the readings (0 without any)."""
+        return self.readings.to_ms - self.readings.from_ms if self.readings else 0
 
     @property
     def duration_s(self) -> float:
-        """Wall-clock span from the first reading of any GPU to the last reading of any GPU."""
-        return (self.last_ms - self.first_ms) / 1000.0 if self.has_samples else 0.0  # type: ignore[operator]
+        return self.duration_ms / MS_PER_S
 
     @property
     def energy_kwh(self) -> float:
@@ -198,7 +203,7 @@ class RunTotals:
 def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
     """Totals of each run, in order, in a handful of queries whatever the number of GPUs."""
     ids = [r.pk for r in runs]
-    sums = {
+    sums: dict[int, Mapping[str, Any]] = {
         row["run_id"]: row
         for row in RunGpu.objects.filter(run_id__in=ids).values("run_id").annotate(
             total_j=Sum("energy_j"), start_ms=Min("first_ms"), end_ms=Max("last_ms"),
@@ -221,9 +226,11 @@ def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
     totals = []
     for run, label in zip(runs, labels, strict=True):
         row = sums.get(run.pk, {})
+        first_ms, last_ms = row.get("start_ms"), row.get("end_ms")
+        readings = None if first_ms is None or last_ms is None else TimeRange(first_ms, last_ms)
         totals.append(RunTotals(
-            run=run, label=label, energy_j=float(row.get("total_j") or 0.0), first_ms=row.get("start_ms"),
-            last_ms=row.get("end_ms"), gpu_hours=float(row.get("gpu_ms") or 0) / 3.6e6,
+            run=run, label=label, energy_j=float(row.get("total_j") or 0.0), readings=readings,
+            gpu_hours=float(row.get("gpu_ms") or 0) / MS_PER_HOUR,
             peak_gpu_power_w=float(row.get("peak_power_w") or 0.0), gpus=int(row.get("gpus") or 0),
             nodes=int(row.get("nodes") or 0), samples=int(row.get("samples") or 0),
             estimated=bool(row.get("estimated")), gpu_models=tuple(models[run.pk]), places=tuple(places[run.pk]),
@@ -289,10 +296,6 @@ def _duration(seconds: float) -> str:
     return duration(abs(seconds))
 
 
-def _watts(power_w: float) -> str:
-    return f"{power_w / 1000:,.2f} kW" if abs(power_w) >= 10_000 else f"{power_w:,.0f} W"
-
-
 @dataclass(frozen=True)
 class Measure:
     """A numeric row: how to read it from totals, print it, and whether lower is better."""
@@ -310,9 +313,9 @@ MEASURES: tuple[Measure, ...] = (
     Measure("energy", "Energy", "GPU energy from the NVML counters, all GPUs", lambda t: t.energy_kwh,
             lambda v: f"{_plain(v)} kWh"),
     Measure("duration", "Duration", "first to last reading of any GPU", lambda t: t.duration_s, _duration),
-    Measure("mean_power", "Mean power", "all GPUs together: energy ÷ duration", lambda t: t.mean_power_w, _watts,
+    Measure("mean_power", "Mean power", "all GPUs together: energy ÷ duration", lambda t: t.mean_power_w, watts,
             lower_is_better=None),
-    Measure("peak_power", "Peak GPU power", "highest single-GPU reading", lambda t: t.peak_gpu_power_w, _watts,
+    Measure("peak_power", "Peak GPU power", "highest single-GPU reading", lambda t: t.peak_gpu_power_w, watts,
             lower_is_better=None),
     Measure("gpu_hours", "GPU-hours", "each GPU's first-to-last span, summed", lambda t: t.gpu_hours,
             lambda v: _plain(v)),
@@ -321,7 +324,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("j_per_step", "Energy per step", "run energy ÷ steps", lambda t: t.j_per_step,
             lambda v: f"{_plain(v)} J"),
     Measure("emissions", "Emissions", "location-based, kg CO₂e (carbon app's stored figures)",
-            lambda t: None if t.emissions_g is None else t.emissions_g / 1000.0, lambda v: f"{_plain(v)} kgCO₂e"),
+            lambda t: None if t.emissions_g is None else t.emissions_g / G_PER_KG, lambda v: f"{_plain(v)} kgCO₂e"),
     Measure("offset_cost", "Offset cost", "credits to retire at the project's offset policy and price",
             lambda t: t.offset_cost, lambda v: f"{v:,.2f}", unit_of=lambda t: t.offset_currency),
 )

@@ -34,6 +34,7 @@ from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from dashboard.runs.series import bitmap_scans
 from dashboard.telemetry.models import GpuMinute, RunEvent, RunGpu, SampleWindow
+from dashboard.telemetry.windows import TimeRange
 from planner.units import MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S, minute_start_ms
 
 POINTS = 1_500
@@ -234,18 +235,17 @@ def _steps(series: RunSeries) -> StepSeries | None:
 
 
 @dataclass(frozen=True)
-class Span:
-    """A run and its first and last reading (any GPU); ``None`` for a run with no samples yet."""
+class RunReadings:
+    """A run and the time from its first reading to its last (any GPU); ``None`` while it has none."""
 
     run_id: int
-    first_ms: int | None
-    last_ms: int | None
+    readings: TimeRange | None
 
 
-def _buckets(span: Span, run_gpus: Sequence[int], plan: Plan) -> RunSeries:
-    first_ms, last_ms = span.first_ms, span.last_ms
-    if first_ms is None or last_ms is None or not run_gpus:
-        return _empty(span.run_id)
+def _buckets(run: RunReadings, run_gpus: Sequence[int], plan: Plan) -> RunSeries:
+    if run.readings is None or not run_gpus:
+        return _empty(run.run_id)
+    first_ms, last_ms = run.readings.from_ms, run.readings.to_ms
     width = plan.bucket_ms
     # Rollups are aligned to wall-clock minutes, so minute buckets start on one.
     start = minute_start_ms(first_ms) if plan.source == "minutes" else first_ms
@@ -258,7 +258,7 @@ def _buckets(span: Span, run_gpus: Sequence[int], plan: Plan) -> RunSeries:
     with np.errstate(divide="ignore", invalid="ignore"):
         power = np.where(present & (covered_s > 0), energy / covered_s, np.nan)
     return RunSeries(
-        run_id=span.run_id,
+        run_id=run.run_id,
         first_ms=first_ms,
         start_ms=start,
         bucket_ms=width,
@@ -269,15 +269,15 @@ def _buckets(span: Span, run_gpus: Sequence[int], plan: Plan) -> RunSeries:
     )
 
 
-def read_series(spans: Sequence[Span], plan: Plan) -> list[RunSeries]:
+def read_series(runs: Sequence[RunReadings], plan: Plan) -> list[RunSeries]:
     """Each run's aligned series (time since its first sample) and, where it has markers, its steps.
 
     Queries: one for the runs' GPUs, one per run for its buckets (two more on PostgreSQL, for
     :func:`_bitmap_scans`), and up to three per run for its steps; none depends on the number of GPUs.
     """
-    run_gpus = run_gpu_ids([s.run_id for s in spans])
+    run_gpus = run_gpu_ids([r.run_id for r in runs])
     with bitmap_scans():
-        series = [_buckets(span, run_gpus[span.run_id], plan) for span in spans]
+        series = [_buckets(run, run_gpus[run.run_id], plan) for run in runs]
     out = []
     for s in series:
         steps = _steps(s) if s.buckets else None

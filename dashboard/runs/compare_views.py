@@ -52,10 +52,9 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
     """Everything the compare page shows, for runs that resolved without errors."""
     totals = compare.read_totals(selection.runs, selection.labels)
     plan = compare_series.plan_for(
-        [(t.last_ms or 0) - (t.first_ms or 0) for t in totals if t.has_samples],
-        gpu_ms=sum(t.gpu_hours for t in totals) * MS_PER_HOUR,
+        [t.duration_ms for t in totals if t.has_samples], gpu_ms=sum(t.gpu_hours for t in totals) * MS_PER_HOUR
     )
-    series = compare_series.read_series([compare_series.Span(t.run.pk, t.first_ms, t.last_ms) for t in totals], plan)
+    series = compare_series.read_series([compare_series.RunReadings(t.run.pk, t.readings) for t in totals], plan)
     totals = compare.with_steps(totals, {s.run_id: s.steps.count if s.steps else None for s in series})
     sampled = [t for t in totals if t.has_samples]
     without_steps = [t.label for t, s in zip(totals, series, strict=True) if s.steps is None]

@@ -17,7 +17,7 @@ import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.db.models import QuerySet
@@ -29,6 +29,9 @@ from dashboard.telemetry.models import GpuMinute, Run, RunGpu
 from dashboard.telemetry.windows import ALL_TIME, TimeRange, overlapping
 from planner.carbon.figures import CarbonFigures, run_carbon
 from planner.units import J_PER_KWH, MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
+
+if TYPE_CHECKING:
+    from dashboard.runs.summaries import RunWithTotals
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +232,7 @@ def summary_rows(run: Run) -> list[tuple[Any, ...]]:
     return rows
 
 
-def run_list_rows(runs: QuerySet[Run]) -> Iterator[tuple[Any, ...]]:
+def run_list_rows(runs: QuerySet[RunWithTotals]) -> Iterator[tuple[Any, ...]]:
     """``RUNS_HEADER`` rows for runs annotated by ``dashboard.runs.summaries.with_totals``, in their order."""
     for run in runs.iterator(chunk_size=1000):
         energy_j = run.energy_j or 0.0

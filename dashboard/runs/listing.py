@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db.models import F, QuerySet
 
-from dashboard.projects.models import Project
+from dashboard.projects.models import Project, Visitor
 from dashboard.runs.summaries import with_totals
 from dashboard.telemetry.models import Run, RunTag
+
+if TYPE_CHECKING:
+    from dashboard.runs.summaries import RunWithTotals
 
 SORT_KEYS = {
     "name": "name",
@@ -24,7 +28,7 @@ DEFAULT_SORT = "-started"
 
 @dataclass(frozen=True)
 class Listing:
-    runs: QuerySet[Run]
+    runs: QuerySet[RunWithTotals]
     sort: str
     project: str
     tag: str
@@ -32,8 +36,13 @@ class Listing:
     projects: list[Project]
     tags: list[str]
 
+    @property
+    def statuses(self) -> list[tuple[str, str]]:
+        """The statuses a run can be filtered by: (value, label)."""
+        return Run.Status.choices
 
-def list_runs(user: object, params: Mapping[str, str]) -> Listing:
+
+def list_runs(user: Visitor, params: Mapping[str, str]) -> Listing:
     runs = Run.objects.for_user(user)
     projects = list(Project.objects.for_user(user))
     tags = sorted(set(RunTag.objects.filter(run__in=runs).values_list("name", flat=True)))
@@ -42,7 +51,7 @@ def list_runs(user: object, params: Mapping[str, str]) -> Listing:
         runs = runs.filter(project__name=project)
     if tag:
         runs = runs.filter(tags__name=tag)
-    if status in (Run.RUNNING, Run.FINISHED):
+    if status in Run.Status.values:
         runs = runs.filter(status=status)
     sort = params.get("sort", DEFAULT_SORT)
     key = sort.removeprefix("-")
@@ -50,5 +59,5 @@ def list_runs(user: object, params: Mapping[str, str]) -> Listing:
         sort, key = DEFAULT_SORT, DEFAULT_SORT.removeprefix("-")
     field = F(SORT_KEYS[key])
     order = field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True)
-    runs = with_totals(runs).select_related("project").prefetch_related("tags").order_by(order, "-pk")
-    return Listing(runs, sort, project, tag, status, projects, tags)
+    ordered = with_totals(runs).select_related("project").prefetch_related("tags").order_by(order, "-pk")
+    return Listing(ordered, sort, project, tag, status, projects, tags)

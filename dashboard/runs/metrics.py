@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
@@ -24,15 +23,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from dashboard.projects.models import Project
+from dashboard.projects.models import Project, Visitor
 from dashboard.telemetry import columns
 from dashboard.telemetry.models import Node, Rejection, Run, RunGpu, SampleWindow
+from planner.units import MILLIWATTS_PER_W, MS_PER_S
 
 GPU_LABELS = ["project", "run", "node", "gpu", "uuid"]
 NODE_LABELS = ["project", "node"]
 
 
-def exposition(user: Any, accept: str = "") -> tuple[bytes, str]:
+def exposition(user: Visitor, accept: str = "") -> tuple[bytes, str]:
     """The scrape body and its content type (Prometheus text, or OpenMetrics when the scraper asks)."""
     registry = CollectorRegistry()
     registry.register(WattwiseCollector(user))
@@ -48,7 +48,7 @@ class WattwiseCollector(Collector):
     anyone create series at will).
     """
 
-    def __init__(self, user: Any, now: datetime | None = None) -> None:
+    def __init__(self, user: Visitor, now: datetime | None = None) -> None:
         self.user = user
         self.now = now
 
@@ -57,7 +57,7 @@ class WattwiseCollector(Collector):
         projects = list(
             Project.objects.for_user(self.user)
             .annotate(
-                active_runs=Count("runs", filter=Q(runs__status=Run.RUNNING), distinct=True),
+                active_runs=Count("runs", filter=Q(runs__status=Run.Status.RUNNING), distinct=True),
                 energy_j=Sum("runs__run_gpus__energy_j"),
             )
             .values_list("pk", "name", "active_runs", "energy_j")
@@ -80,7 +80,7 @@ class WattwiseCollector(Collector):
         # Ordered by first_ms alone so the (run_gpu, first_ms) index answers it with one backward step.
         latest = SampleWindow.objects.filter(run_gpu_id=OuterRef("pk")).order_by("-first_ms")
         rows = (
-            RunGpu.objects.filter(run__status=Run.RUNNING, run__project_id__in=list(names))
+            RunGpu.objects.filter(run__status=Run.Status.RUNNING, run__project_id__in=list(names))
             .annotate(
                 latest_power_mw=Subquery(latest.values("power_mw")[:1]),
             )
@@ -110,9 +110,9 @@ class WattwiseCollector(Collector):
             gpu_energy.add_metric(labels, energy_j)
             run_energy[(names[project_id], run)] += energy_j
             if power_mw is not None:
-                power.add_metric(labels, float(columns.unpack("power_mw", power_mw).mean()) / 1000.0)
+                power.add_metric(labels, float(columns.unpack("power_mw", power_mw).mean()) / MILLIWATTS_PER_W)
             if last_ms is not None:
-                age.add_metric(labels, max(now_s - last_ms / 1000.0, 0.0))
+                age.add_metric(labels, max(now_s - last_ms / MS_PER_S, 0.0))
         per_run = CounterMetricFamily(
             "wattwise_run_energy_joules", "Energy of all the run's GPUs so far, in joules; running runs only.",
             labels=["project", "run"], unit="joules",

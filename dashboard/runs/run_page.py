@@ -72,7 +72,7 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
     run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name",
                                                                                         "gpu__index"))
     figures = run_figures(run, run_gpus)
-    live = run.status == Run.RUNNING
+    live = run.status == Run.Status.RUNNING
     span = _drawn_span(choice, series.span_of(run_gpus), live=live, now_ms=now_ms)
     drawn = Drawn(choice, span)
     if span is None or span.empty:
@@ -121,7 +121,7 @@ class GpuPage:
 
 
 def gpu_page(run: Run, run_gpu: RunGpu, choice: RangeChoice, *, now_ms: int) -> GpuPage:
-    span = _drawn_span(choice, series.span_of([run_gpu]), live=run.status == Run.RUNNING, now_ms=now_ms)
+    span = _drawn_span(choice, series.span_of([run_gpu]), live=run.status == Run.Status.RUNNING, now_ms=now_ms)
     drawn = Drawn(choice, span)
     label = gpu_label(run_gpu)
     if span is None or span.empty:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import Count, F, FloatField, Max, Min, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
@@ -17,7 +17,25 @@ from dashboard.telemetry.models import Run, RunGpu
 from planner.units import J_PER_KWH, MS_PER_HOUR, MS_PER_S
 
 
-def with_totals(runs: QuerySet[Run]) -> QuerySet[Run]:
+class TotalsColumns(TypedDict):
+    """What :func:`with_totals` adds to each run (None while the run has no samples)."""
+
+    energy_j: float | None
+    gpu_count: int
+    first_ms: int | None
+    last_ms: int | None
+    samples: int | None
+    duration_s: float | None
+    mean_power_w: float | None
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    RunWithTotals = WithAnnotations[Run, TotalsColumns]
+
+
+def with_totals(runs: QuerySet[Run]) -> QuerySet[RunWithTotals]:
     """Annotate runs with the figures the runs list shows and sorts by."""
     duration_ms = F("last_ms") - F("first_ms")
     return runs.annotate(

@@ -78,8 +78,8 @@ class GpuSpec:
     index: int
     uuid: str
     name: str
-    energy_source: str = "counter"
-    power_field: str = "average"
+    energy_source: str = Gpu.EnergySource.COUNTER
+    power_field: str = Gpu.PowerField.AVERAGE
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ class _Loader:
                 Node.objects.filter(pk=node.node_id).update(last_seen_at=now)
         opened = [n.first_ms for n in self.nodes if n.first_ms is not None]
         closed = [n.last_ms for n in self.nodes if n.last_ms is not None]
-        self.run.status = Run.FINISHED
+        self.run.status = Run.Status.FINISHED
         self.run.started_at = ms_to_datetime(min(opened)) if opened else None
         self.run.ended_at = ms_to_datetime(max(closed)) if closed else None
         self.run.save(update_fields=["status", "started_at", "ended_at"])
@@ -367,7 +367,7 @@ def _create_rows(spec: RunSpec, *, replace: bool) -> tuple[Run, list[_NodeState]
                 defaults={"index": gpu_spec.index, "name": gpu_spec.name, "energy_source": gpu_spec.energy_source,
                           "power_field": gpu_spec.power_field, "simulated": spec.simulated},
             )
-            run_gpu = RunGpu.objects.create(run=run, gpu=gpu, estimated=gpu_spec.energy_source != "counter")
+            run_gpu = RunGpu.objects.create(run=run, gpu=gpu, estimated=gpu_spec.energy_source != Gpu.EnergySource.COUNTER)
             states.append(_GpuState(gpu_spec, run_gpu.pk))
         nodes.append(_NodeState(node_spec, node.pk, states))
     return run, nodes

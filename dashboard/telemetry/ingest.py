@@ -25,6 +25,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.wire import (
+    KIND_BATCH,
+    KIND_CLOSE_RUN,
+    KIND_OPEN_RUN,
     MAX_NAME_CHARS,
     Batch,
     CloseRun,
@@ -40,6 +43,7 @@ from dashboard.telemetry import columns, ingest_memo
 from dashboard.telemetry.ingest_memo import IngestMemo, run_for
 from dashboard.telemetry.models import (
     BatchReceipt,
+    Gpu,
     GpuMinute,
     Node,
     Rejection,
@@ -51,11 +55,9 @@ from dashboard.telemetry.models import (
     SampleWindow,
 )
 from dashboard.telemetry.signals import announce, run_closed, samples_stored
-from planner.units import MS_PER_MINUTE
+from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE, MS_PER_S
 
 log = logging.getLogger(__name__)
-
-MINUTE_MS = MS_PER_MINUTE  # still imported from here by a few modules; planner.units is its home
 
 
 class Rejected(Exception):
@@ -84,7 +86,7 @@ class Outcome:
 
 
 def ms_to_datetime(t_ms: int) -> datetime:
-    return datetime.fromtimestamp(t_ms / 1000, tz=UTC)
+    return datetime.fromtimestamp(t_ms / MS_PER_S, tz=UTC)
 
 
 # --- checking messages ----------------------------------------------------------------------------
@@ -130,7 +132,7 @@ def record_rejection(kind: str, envelope: Any, reason: str) -> Outcome:
 
 def refuse_future(t_ms: int, what: str) -> None:
     """Refuse a time beyond now (plus the allowed clock skew): ``what`` says what lies there."""
-    limit_ms = (timezone.now() + timedelta(seconds=settings.WATTWISE_MAX_FUTURE_S)).timestamp() * 1000
+    limit_ms = (timezone.now() + timedelta(seconds=settings.WATTWISE_MAX_FUTURE_S)).timestamp() * MS_PER_S
     if t_ms > limit_ms:
         raise Rejected(f"{what} in the future ({ms_to_datetime(t_ms).isoformat()}): check the node's clock")
 
@@ -141,12 +143,12 @@ def refuse_future(t_ms: int, what: str) -> None:
 def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
     """An agent starts streaming a run: create the run if needed and note this node's session."""
     try:
-        node, payload, _ = authenticate(envelope, "open_run", memo)
+        node, payload, _ = authenticate(envelope, KIND_OPEN_RUN, memo)
         message = parse(OpenRun, payload)
         with transaction.atomic():
             run = run_for(node, message.run, simulated=message.simulated)
             started = ms_to_datetime(message.started_ms)
-            run.status = Run.RUNNING
+            run.status = Run.Status.RUNNING
             run.started_at = min(run.started_at, started) if run.started_at else started
             run.ended_at = None
             run.save(update_fields=["status", "started_at", "ended_at"])
@@ -159,13 +161,13 @@ def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
             run_node.save()
         return Outcome(Status.OPENED, f"run {message.run!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
-        return record_rejection("open_run", envelope, str(exc))
+        return record_rejection(KIND_OPEN_RUN, envelope, str(exc))
 
 
 def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
     """An agent finished: close its session; the run is finished when every session is closed."""
     try:
-        node, payload, _ = authenticate(envelope, "close_run", memo)
+        node, payload, _ = authenticate(envelope, KIND_CLOSE_RUN, memo)
         message = parse(CloseRun, payload)
         with transaction.atomic():
             run = run_for(node, message.run, simulated=False)
@@ -175,13 +177,13 @@ def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
             run_node.samples_declared = message.samples_sent
             run_node.save()
             if not run.run_nodes.filter(closed_at__isnull=True).exists():
-                run.status = Run.FINISHED
+                run.status = Run.Status.FINISHED
                 run.ended_at = max(rn.closed_at for rn in run.run_nodes.all() if rn.closed_at)
                 run.save(update_fields=["status", "ended_at"])
                 announce(run_closed, run.pk)
         return Outcome(Status.CLOSED, f"run {message.run!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
-        return record_rejection("close_run", envelope, str(exc))
+        return record_rejection(KIND_CLOSE_RUN, envelope, str(exc))
 
 
 # --- batches ----------------------------------------------------------------------------------------
@@ -202,11 +204,11 @@ def ingest_batch(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
                 memo.forget()
             return _receive_batch(envelope, memo)
     except (Rejected, WireError) as exc:
-        return record_rejection("batch", envelope, str(exc))
+        return record_rejection(KIND_BATCH, envelope, str(exc))
 
 
 def _receive_batch(envelope: Any, memo: IngestMemo | None) -> Outcome:
-    node, payload, digest = authenticate(envelope, "batch", memo)
+    node, payload, digest = authenticate(envelope, KIND_BATCH, memo)
     batch = decode_batch(payload)
     refuse_future(batch.window_end_ms, "samples lie")
     with transaction.atomic():
@@ -262,8 +264,8 @@ class _WindowStats:
 
 def _window_stats(gpu: GpuWindow) -> _WindowStats:
     deltas = gpu.energy_deltas_mj()
-    power_w = gpu.power_mw / 1000.0
-    return _WindowStats(deltas, power_w, float(deltas.sum()) / 1000.0, float(power_w.sum()), float(power_w.max()))
+    power_w = gpu.power_mw / MILLIWATTS_PER_W
+    return _WindowStats(deltas, power_w, float(deltas.sum()) / MILLIJOULES_PER_J, float(power_w.sum()), float(power_w.max()))
 
 
 def _greatest() -> str:
@@ -284,7 +286,7 @@ def _upsert_run_gpus(
         s = stats[gpu.uuid]
         rows.append(
             [run_id, gpu_ids[gpu.uuid], s.energy_j, gpu.samples, s.power_sum_w, s.peak_power_w,
-             int(gpu.t_ms[0]), int(gpu.t_ms[-1]), gpu.energy_source != "counter"]
+             int(gpu.t_ms[0]), int(gpu.t_ms[-1]), gpu.energy_source != Gpu.EnergySource.COUNTER]
         )
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     greatest, least = _greatest(), _least()
@@ -366,7 +368,7 @@ def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, 
         minute = gpu.t_ms // MS_PER_MINUTE * MS_PER_MINUTE
         keys, starts = np.unique(minute, return_index=True)
         counts = np.diff(np.append(starts, minute.size))
-        energy_j = np.add.reduceat(s.deltas_mj, starts) / 1000.0
+        energy_j = np.add.reduceat(s.deltas_mj, starts) / MILLIJOULES_PER_J
         power_sum = np.add.reduceat(s.power_w, starts)
         power_min = np.minimum.reduceat(s.power_w, starts)
         power_max = np.maximum.reduceat(s.power_w, starts)

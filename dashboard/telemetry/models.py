@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
+from agents import wire
 from dashboard.projects.models import InProjectQuerySet, Project
 
 
@@ -39,12 +40,24 @@ class Node(models.Model):
 class Gpu(models.Model):
     """A physical GPU, known by its NVML UUID."""
 
+    class EnergySource(models.TextChoices):
+        """What the GPU's energy readings are (the values the wire format defines)."""
+
+        COUNTER = wire.ENERGY_COUNTER, "energy counter"
+        POWER_INTEGRATION = wire.POWER_INTEGRATION, "power integration (estimated)"
+
+    class PowerField(models.TextChoices):
+        """Which NVML power reading the GPU's power column holds (the values the wire format defines)."""
+
+        INSTANT = wire.POWER_INSTANT, "instant"
+        AVERAGE = wire.POWER_AVERAGE, "average"
+
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="gpus")
     uuid = models.CharField(max_length=200)
     index = models.PositiveIntegerField()
     name = models.CharField(max_length=200, blank=True)
-    energy_source = models.CharField(max_length=32, default="counter")
-    power_field = models.CharField(max_length=16, default="average")
+    energy_source = models.CharField(max_length=32, choices=EnergySource.choices, default=EnergySource.COUNTER)
+    power_field = models.CharField(max_length=16, choices=PowerField.choices, default=PowerField.AVERAGE)
     simulated = models.BooleanField(default=False)
 
     class Meta:
@@ -57,13 +70,13 @@ class Gpu(models.Model):
 
 
 class Run(models.Model):
-    RUNNING = "running"
-    FINISHED = "finished"
-    STATUS_CHOICES = [(RUNNING, "running"), (FINISHED, "finished")]
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        FINISHED = "finished", "finished"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
     name = models.CharField(max_length=200)
-    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=RUNNING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     simulated = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -222,8 +235,16 @@ class RunEvent(models.Model):
 class Rejection(models.Model):
     """A message the app refused, with the reason. Nothing else from it is stored."""
 
+    class Kind(models.TextChoices):
+        """The kind of message refused (the kinds the wire format defines)."""
+
+        BATCH = wire.KIND_BATCH, "batch"
+        OPEN_RUN = wire.KIND_OPEN_RUN, "open run"
+        CLOSE_RUN = wire.KIND_CLOSE_RUN, "close run"
+        STAGE_PROFILE = wire.KIND_STAGE_PROFILE, "stage profile"
+
     received_at = models.DateTimeField(auto_now_add=True)
-    kind = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
     node_name = models.CharField(max_length=200, blank=True)
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="rejections")
     reason = models.TextField()

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextChoices
 from ninja import Field, Schema
 from ninja.pagination import LimitOffsetPagination
 from ninja.params.functions import Path, Query
+from pydantic import WithJsonSchema
 
 # --- error bodies: what every operation answers besides 200 ---------------------------------------
 
@@ -57,6 +58,13 @@ FromMs = Annotated[
 ToMs = Annotated[
     int | None, Query(None, ge=0, le=MAX_EPOCH_MS, description="range end, epoch ms, inclusive (default: last reading)")
 ]
+
+
+def one_of(choices: type[TextChoices]) -> WithJsonSchema:
+    """Document a parameter taking a model's choices by their values, in place: as a shared schema
+    component, one app's ``Status`` would overwrite another's of the same name."""
+    return WithJsonSchema({"type": "string", "enum": list(choices.values)})
+
 
 # The answers every operation may give besides 200, documented so clients and the fuzzer expect them.
 ERRORS: dict[int, type[Schema]] = {400: InvalidInput, 401: Error, 404: Error}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import plotly
 from django.contrib.staticfiles.finders import BaseFinder
@@ -27,11 +27,18 @@ class PlotlyJsFinder(BaseFinder):
     def check(self, **kwargs: Any) -> list[Any]:
         return []
 
-    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str]:
+    @overload
+    def find(self, path: str, find_all: Literal[False] = False, **kwargs: Any) -> str | None: ...
+
+    @overload
+    def find(self, path: str, find_all: Literal[True], **kwargs: Any) -> list[str]: ...
+
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str] | None:
+        every = find_all or kwargs.get("all")  # "all": the name before Django 5.2
         if path == PLOTLY_JS_PATH:
             match = self.storage.path(path)
-            return [match] if find_all or kwargs.get("all") else match
-        return [] if find_all or kwargs.get("all") else ""
+            return [match] if every else match
+        return [] if every else None
 
     def list(self, ignore_patterns: Any) -> Any:
         yield PLOTLY_JS_PATH, self.storage

@@ -5,15 +5,13 @@ changes figures everyone in the project reports."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from dashboard.projects.models import Project
+from dashboard.projects.models import Project, Visitor
 
 
-def can_manage(user: Any, project: Project) -> bool:
+def can_manage(user: Visitor, project: Project) -> bool:
     return bool(user.is_staff or user.has_perm("carbon.change_site"))
 
 
-def can_import(user: Any) -> bool:
+def can_import(user: Visitor) -> bool:
     """Intensity data is shared by all projects: any project member (or staff) may import it."""
     return bool(user.is_staff or Project.objects.for_user(user).exists())

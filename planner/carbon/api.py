@@ -11,13 +11,13 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.params.functions import Query as QueryParam
 
+from dashboard.projects.auth import ApiRequest
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Run
 from dashboard.web.api_params import ERRORS, SAFE_TEXT, Pages, ProjectId, RunId
@@ -255,7 +255,7 @@ class ImportOut(Schema):
 # --- helpers ----------------------------------------------------------------------------------------------
 
 
-def _project(request: HttpRequest, project_id: int) -> Project:
+def _project(request: ApiRequest, project_id: int) -> Project:
     return get_object_or_404(Project.objects.for_user(request.auth), pk=project_id)
 
 
@@ -293,7 +293,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 @router.get("/runs/{run_id}/carbon", response={200: RunCarbonOut, **ERRORS}, summary="A run's emissions")
-def get_run_carbon(request: HttpRequest, run_id: RunId) -> Any:
+def get_run_carbon(request: ApiRequest, run_id: RunId) -> Any:
     """Location- and market-based emissions of the run, per node, per node-hour (with the intensity
     used and where it came from) and per GPU, and what offsetting it would cost under the project's
     policy. These are the stored figures: ``state`` says whether they are current or being recomputed."""
@@ -360,7 +360,7 @@ def get_run_carbon(request: HttpRequest, run_id: RunId) -> Any:
 @router.get(
     "/projects/{project_id}/carbon", response={200: ProjectCarbonOut, **ERRORS}, summary="A project's emissions"
 )
-def get_project_carbon(request: HttpRequest, project_id: ProjectId) -> Any:
+def get_project_carbon(request: ApiRequest, project_id: ProjectId) -> Any:
     """Totals of the stored run figures, the accounting defaults and the sites nodes run at."""
     project = _project(request, project_id)
     totals = RunCarbon.objects.filter(run__project=project).aggregate(
@@ -386,7 +386,7 @@ def get_project_carbon(request: HttpRequest, project_id: ProjectId) -> Any:
 @router.get(
     "/projects/{project_id}/carbon/offsets", response={200: OffsetsOut, **ERRORS}, summary="A project's offsets ledger"
 )
-def get_offsets(request: HttpRequest, project_id: ProjectId) -> Any:
+def get_offsets(request: ApiRequest, project_id: ProjectId) -> Any:
     """What offsetting each run's emissions would take and cost under the project's policy and prices,
     and the credits actually retired (the offsets page and its CSV)."""
     project = _project(request, project_id)
@@ -423,7 +423,7 @@ def get_offsets(request: HttpRequest, project_id: ProjectId) -> Any:
     "/projects/{project_id}/carbon/preferences", response={200: PreferencesOut, **ERRORS},
     summary="A project's region preferences",
 )
-def get_preferences(request: HttpRequest, project_id: ProjectId) -> Any:
+def get_preferences(request: ApiRequest, project_id: ProjectId) -> Any:
     """The regions a project is willing to train in and the limits (intensity, renewable and
     carbon-free share, data residency) that the placement advice applies."""
     project = _project(request, project_id)
@@ -445,7 +445,7 @@ def get_preferences(request: HttpRequest, project_id: ProjectId) -> Any:
 
 @router.get("/carbon/datasets", response={200: list[DataSetOut], **ERRORS}, summary="Stored grid-intensity data sets")
 @paginate(Pages)
-def list_datasets(request: HttpRequest) -> Any:
+def list_datasets(request: ApiRequest) -> Any:
     """Per zone, source, granularity and basis: how many intensity values are stored and the span
     they cover (the data page's coverage table). Grid data is shared by every project."""
     return (
@@ -464,7 +464,7 @@ ToUtc = Annotated[datetime | None, QueryParam(None, description="periods startin
 
 @router.get("/carbon/intensity", response={200: list[IntensityOut], **ERRORS}, summary="Stored intensity values of a zone")
 @paginate(Pages)
-def list_intensity(request: HttpRequest, zone: ZoneParam, from_utc: FromUtc = None, to_utc: ToUtc = None) -> Any:
+def list_intensity(request: ApiRequest, zone: ZoneParam, from_utc: FromUtc = None, to_utc: ToUtc = None) -> Any:
     """Imported and polled grid-intensity values of one zone, oldest first. An inverted range is a 400."""
     start, end = _utc(from_utc), _utc(to_utc)
     if start is not None and end is not None and start > end:
@@ -479,6 +479,6 @@ def list_intensity(request: HttpRequest, zone: ZoneParam, from_utc: FromUtc = No
 
 @router.get("/carbon/imports", response={200: list[ImportOut], **ERRORS}, summary="Intensity imports")
 @paginate(Pages)
-def list_imports(request: HttpRequest) -> Any:
+def list_imports(request: ApiRequest) -> Any:
     """Imported intensity files that changed something, newest first."""
     return IntensityImport.objects.order_by("-imported_at", "-pk")

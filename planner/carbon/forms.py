@@ -8,14 +8,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, Run
 from planner.carbon.advising import default_start, parse_allowed
 from planner.carbon.models import (
-    CREDIT_TYPE_CHOICES,
+    Basis,
     Certificate,
     CreditPrice,
+    CreditType,
     IntensityRow,
     OffsetPolicy,
     OffsetRetirement,
@@ -61,13 +63,20 @@ def _boundary(value: str) -> str:
     raise ValidationError(f"{value!r} is not EU, EEA or an ISO 3166 alpha-2 country code")
 
 
+def _offer(form: forms.BaseForm, name: str, queryset: QuerySet[Any]) -> None:
+    """Offer only ``queryset`` in the form's model-choice field ``name``."""
+    field = form.fields[name]
+    assert isinstance(field, forms.ModelChoiceField)
+    field.queryset = queryset
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="Electricity Maps CSV or API JSON, UK Carbon Intensity JSON, WattTime JSON, "
                            "or CodeCarbon emissions.csv")
     zone = forms.CharField(required=False, max_length=100,
                            help_text="optional: file the data under this zone (or this cloud region's zone)")
-    basis = forms.ChoiceField(choices=[("lifecycle", "lifecycle (default)"), ("direct", "direct")],
-                              initial="lifecycle", help_text="which Electricity Maps intensity to import")
+    basis = forms.ChoiceField(choices=[(Basis.LIFECYCLE, "lifecycle (default)"), (Basis.DIRECT, "direct")],
+                              initial=Basis.LIFECYCLE, help_text="which Electricity Maps intensity to import")
     project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False,
                                      help_text="CodeCarbon files only: the project the runs belong to")
     timezone = forms.CharField(initial="UTC", max_length=64,
@@ -76,7 +85,7 @@ class ImportForm(forms.Form):
     def __init__(self, *args: Any, projects: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if projects is not None:
-            self.fields["project"].queryset = projects
+            _offer(self, "project", projects)
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
@@ -129,8 +138,8 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["node"].queryset = Node.objects.filter(project=project)
-        self.fields["site"].queryset = Site.objects.filter(project=project)
+        _offer(self, "node", Node.objects.filter(project=project))
+        _offer(self, "site", Site.objects.filter(project=project))
 
 
 class ProjectCarbonForm(forms.ModelForm):
@@ -230,7 +239,7 @@ class AdviceForm(forms.Form):
     def __init__(self, *args: Any, runs: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if runs is not None:
-            self.fields["run"].queryset = runs
+            _offer(self, "run", runs)
 
     def clean_current_where(self) -> str:
         return _where(self.cleaned_data.get("current_where", ""), required=False)
@@ -260,15 +269,15 @@ class OffsetPolicyForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("credit_type") == "custom" and not CreditPrice.objects.filter(
-            project_id=self.instance.project_id, credit_type="custom"
+        if data.get("credit_type") == CreditType.CUSTOM and not CreditPrice.objects.filter(
+            project_id=self.instance.project_id, credit_type=CreditType.CUSTOM
         ).exists():
             self.add_error("credit_type", "Custom credits have no default price: add a custom price first.")
         return data
 
 
 class CreditPriceForm(forms.ModelForm):
-    credit_type = forms.ChoiceField(choices=CREDIT_TYPE_CHOICES)
+    credit_type = forms.ChoiceField(choices=CreditType.choices)
 
     class Meta:
         model = CreditPrice
@@ -293,7 +302,7 @@ class RetirementForm(forms.ModelForm):
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["run"].queryset = Run.objects.filter(project=project)
+        _offer(self, "run", Run.objects.filter(project=project))
         self.instance.project = project
 
     def clean_currency(self) -> str:

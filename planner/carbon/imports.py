@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
-from dashboard.projects.models import Project
-from planner.carbon.models import ImportedRun, IntensityImport
+from dashboard.projects.models import Project, Visitor, signed_in
+from planner.carbon.models import ImportedRun, IntensityImport, IntensityRow
 from planner.carbon.placing import WORLD, project_settings
 from planner.carbon.recompute import mark_stale_for_intensity, queue_recompute
 from planner.carbon.stored import StoredHourly, canonical_zone, upsert_records
@@ -110,8 +110,8 @@ def import_file(
     basis: Basis = "lifecycle",
     project: Project | None = None,
     timezone_name: str = "UTC",
-    user: object | None = None,
-    via: str = "upload",
+    user: Visitor | None = None,
+    via: str = IntensityImport.Via.UPLOAD,
 ) -> ImportResult:
     """Detect, parse and store one file; raise ``CarbonImportError`` (nothing written) if it is bad."""
     found = detect_format(data, filename)
@@ -127,18 +127,18 @@ def import_file(
     return _store_intensity(records, FORMAT_LABELS[found], filename, digest, user, via)
 
 
-def _new_import(fmt: str, filename: str, digest: str, user: object | None, via: str) -> IntensityImport:
+def _new_import(fmt: str, filename: str, digest: str, user: Visitor | None, via: str) -> IntensityImport:
     return IntensityImport.objects.create(
         filename=filename[:255],
         format=fmt,
         sha256=digest,
-        imported_by=user if getattr(user, "is_authenticated", False) else None,
+        imported_by=signed_in(user),
         via=via,
     )
 
 
 def _store_intensity(
-    records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: object | None, via: str
+    records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: Visitor | None, via: str
 ) -> ImportResult:
     zones = sorted({r.zone for r in records})
     first, last = min(r.start_utc for r in records), max(r.start_utc for r in records)
@@ -151,12 +151,12 @@ def _store_intensity(
 
 
 def _write_intensity(
-    records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: object | None, via: str,
+    records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: Visitor | None, via: str,
     zones: list[str], first: datetime, last: datetime,
 ) -> ImportResult:
     """Write the rows (inside the caller's transaction); mark the runs those hours affect."""
     batch = _new_import(fmt, filename, digest, user, via)
-    counts = upsert_records(records, origin="file", imported=batch)
+    counts = upsert_records(records, origin=IntensityRow.Origin.FILE, imported=batch)
     result = ImportResult(fmt, filename, len(records), counts.created, counts.updated, counts.unchanged,
                           zones, first, last)
     if not counts.changed:
@@ -213,7 +213,7 @@ def _our_figure(run: CodeCarbonRun, default_where: str) -> tuple[float, str, str
 
 
 def _store_codecarbon(
-    runs: list[CodeCarbonRun], project: Project, filename: str, digest: str, user: object | None, via: str
+    runs: list[CodeCarbonRun], project: Project, filename: str, digest: str, user: Visitor | None, via: str
 ) -> ImportResult:
     default_where = project_settings(project.pk).default_where
     fmt = FORMAT_LABELS[ImportFormat.CODECARBON_CSV]

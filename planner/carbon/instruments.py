@@ -68,12 +68,6 @@ def project_instruments(project_id: int, settings: ProjectCarbon) -> MarketInstr
     return MarketInstruments(certificates, ppas, supplier, residual)
 
 
-def has_instruments(instruments: MarketInstruments) -> bool:
-    return bool(
-        instruments.certificates or instruments.ppas or instruments.supplier_factor or instruments.residual_mix
-    )
-
-
 def other_runs_facility_kwh_by_year(project_id: int, run_id: int) -> dict[int, float]:
     """Facility energy per calendar year of the project's other runs, from their stored figures."""
     rows = (

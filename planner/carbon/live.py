@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.telemetry.models import RunNode
-from planner.carbon.models import ProjectCarbon, ProviderStatus, Site
+from planner.carbon.models import IntensityRow, ProjectCarbon, ProviderStatus, Site
 from planner.carbon.recompute import mark_stale_for_intensity, queue_recompute
 from planner.carbon.stored import canonical_zone, upsert_records
 from planner.grid_carbon import IntensityRecord
@@ -159,7 +159,7 @@ def _store(records: list[IntensityRecord]) -> int:
     if not records:
         return 0
     with transaction.atomic():
-        counts = upsert_records(records, origin="live")
+        counts = upsert_records(records, origin=IntensityRow.Origin.LIVE)
         if counts.changed:
             # New or corrected values for hours runs already used: their stored figures must follow.
             zones = {r.zone for r in records}

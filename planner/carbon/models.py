@@ -15,19 +15,58 @@ from django.db import models
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, Run, RunGpu
+from planner.grid_carbon.offsets import CreditType as LibraryCreditType
 from planner.units import J_PER_KWH
 
 PCT = [MinValueValidator(0.0), MaxValueValidator(100.0)]
 NON_NEGATIVE = [MinValueValidator(0.0)]
 PUE_RANGE = [MinValueValidator(1.0), MaxValueValidator(5.0)]
 
-BASIS_CHOICES = [("lifecycle", "lifecycle"), ("direct", "direct")]
-CREDIT_TYPE_CHOICES = [
-    ("avoidance", "avoidance"),
-    ("nature_removal", "nature-based removal"),
-    ("durable_removal", "durable removal"),
-    ("custom", "custom"),
-]
+
+# The grid-carbon library's vocabulary, as stored (planner.grid_carbon.records and .resolve spell the same
+# values as literal types; tests/planner/carbon/test_stored_vocabulary.py holds the two together).
+
+
+class Basis(models.TextChoices):
+    """What an emission factor counts: a kWh's whole life cycle, or only combustion."""
+
+    LIFECYCLE = "lifecycle", "lifecycle"
+    DIRECT = "direct", "direct"
+
+
+class Granularity(models.TextChoices):
+    """The period one intensity value covers."""
+
+    HOUR = "hour", "hour"
+    DAY = "day", "day"
+    MONTH = "month", "month"
+    YEAR = "year", "year"
+
+
+class Signal(models.TextChoices):
+    """Average intensity (for accounting) or marginal (for deciding when to run)."""
+
+    AVERAGE = "average", "average"
+    MARGINAL = "marginal", "marginal"
+
+
+class FallbackStep(models.TextChoices):
+    """Which step of the fallback chain gave an hour its intensity (only ``hourly`` is no fallback)."""
+
+    HOURLY = "hourly", "the zone's hourly value"
+    IMPORTED_PERIOD = "imported_period", "an imported day, month or year"
+    ZONE_YEARLY = "zone_yearly", "the zone's yearly average"
+    COUNTRY_YEARLY = "country_yearly", "the country's yearly average"
+    WORLD = "world", "the world average"
+
+
+class CreditType(models.TextChoices):
+    """What a carbon credit represents (the offsets library's credit types)."""
+
+    AVOIDANCE = LibraryCreditType.AVOIDANCE.value, "avoidance"
+    NATURE_REMOVAL = LibraryCreditType.NATURE_REMOVAL.value, "nature-based removal"
+    DURABLE_REMOVAL = LibraryCreditType.DURABLE_REMOVAL.value, "durable removal"
+    CUSTOM = LibraryCreditType.CUSTOM.value, "custom"
 
 
 # --- grid intensity --------------------------------------------------------------------------------
@@ -36,6 +75,10 @@ CREDIT_TYPE_CHOICES = [
 class IntensityImport(models.Model):
     """One imported file (or CodeCarbon file) that changed something; re-imports that change nothing
     leave no row, so the list reads as the history of the data."""
+
+    class Via(models.TextChoices):
+        UPLOAD = "upload", "upload"
+        COMMAND = "command", "command"
 
     filename = models.CharField(max_length=255)
     format = models.CharField(max_length=40)
@@ -50,7 +93,7 @@ class IntensityImport(models.Model):
     imported_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    via = models.CharField(max_length=16, default="upload")  # upload | command
+    via = models.CharField(max_length=16, choices=Via.choices, default=Via.UPLOAD)
 
     class Meta:
         ordering = ["-imported_at"]
@@ -62,18 +105,22 @@ class IntensityImport(models.Model):
 class IntensityRow(models.Model):
     """One grid-intensity value for a zone and period (an ``IntensityRecord`` of the core library)."""
 
+    class Origin(models.TextChoices):
+        FILE = "file", "imported file"
+        LIVE = "live", "live provider"
+
     zone = models.CharField(max_length=64)
     start_utc = models.DateTimeField()
-    granularity = models.CharField(max_length=8)  # hour | day | month | year
-    basis = models.CharField(max_length=16, choices=BASIS_CHOICES)
-    signal = models.CharField(max_length=16, default="average")  # average | marginal
+    granularity = models.CharField(max_length=8, choices=Granularity.choices)
+    basis = models.CharField(max_length=16, choices=Basis.choices)
+    signal = models.CharField(max_length=16, choices=Signal.choices, default=Signal.AVERAGE)
     source = models.CharField(max_length=100)
     is_forecast = models.BooleanField(default=False)
     intensity_g_per_kwh = models.FloatField()
     renewable_pct = models.FloatField(null=True, blank=True)
     cfe_pct = models.FloatField(null=True, blank=True)
     is_estimated = models.BooleanField(default=False)
-    origin = models.CharField(max_length=16, default="file")  # file | live
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.FILE)
     imported = models.ForeignKey(
         IntensityImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="rows"
     )
@@ -207,20 +254,21 @@ class RunCarbon(models.Model):
 class RunNodeCarbon(models.Model):
     """One node's part of a run's emissions, with where it was placed and why."""
 
-    LOCATED_BY = [
-        ("site", "site assignment"),
-        ("agent_zone", "agent --zone"),
-        ("agent_region", "agent --region"),
-        ("project_default", "project default"),
-        ("world", "world average (no location known)"),
-    ]
+    class LocatedBy(models.TextChoices):
+        """How the node's place was known (planner.carbon.placing's precedence)."""
+
+        SITE = "site", "site assignment"
+        AGENT_ZONE = "agent_zone", "agent --zone"
+        AGENT_REGION = "agent_region", "agent --region"
+        PROJECT_DEFAULT = "project_default", "project default"
+        WORLD = "world", "world average (no location known)"
 
     run_carbon = models.ForeignKey(RunCarbon, on_delete=models.CASCADE, related_name="nodes")
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     where = models.CharField(max_length=100)
     zone = models.CharField(max_length=64, blank=True)
     site_name = models.CharField(max_length=100, blank=True)
-    located_by = models.CharField(max_length=16, choices=LOCATED_BY)
+    located_by = models.CharField(max_length=16, choices=LocatedBy.choices)
     located_note = models.TextField(blank=True)
     pue = models.FloatField()
     energy_j = models.FloatField()
@@ -246,14 +294,19 @@ class RunCarbonHour(models.Model):
     emissions_g = models.FloatField()
     market_emissions_g = models.FloatField()
     source = models.CharField(max_length=200)
-    basis = models.CharField(max_length=16)
+    basis = models.CharField(max_length=16, choices=Basis.choices)
     year = models.IntegerField()
-    step = models.CharField(max_length=16)  # hourly | imported_period | zone_yearly | country_yearly | world
+    step = models.CharField(max_length=16, choices=FallbackStep.choices)
     reason = models.TextField()
 
     class Meta:
         ordering = ["hour_utc"]
         constraints = [models.UniqueConstraint(fields=["node_carbon", "hour_utc"], name="run_carbon_hour_unique")]
+
+    @property
+    def fallback(self) -> bool:
+        """The hour's intensity is not the zone's own hourly value."""
+        return self.step != FallbackStep.HOURLY
 
 
 class RunGpuCarbon(models.Model):
@@ -308,11 +361,15 @@ class ImportedRun(models.Model):
 class OffsetPolicy(models.Model):
     """How a project would offset: which credits, which emissions figure, what buffer."""
 
-    BASIS = [("location", "location-based"), ("market", "market-based")]
+    class EmissionsBasis(models.TextChoices):
+        """Which emissions figure to offset: location-based (grid average) or market-based (contracts)."""
+
+        LOCATION = "location", "location-based"
+        MARKET = "market", "market-based"
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="offset_policy")
-    credit_type = models.CharField(max_length=16, choices=CREDIT_TYPE_CHOICES, default="avoidance")
-    emissions_basis = models.CharField(max_length=8, choices=BASIS, default="location")
+    credit_type = models.CharField(max_length=16, choices=CreditType.choices, default=CreditType.AVOIDANCE)
+    emissions_basis = models.CharField(max_length=8, choices=EmissionsBasis.choices, default=EmissionsBasis.LOCATION)
     buffer_pct = models.FloatField(default=0.0, validators=PCT)
     whole_credits = models.BooleanField(default=False)
 
@@ -321,7 +378,7 @@ class CreditPrice(models.Model):
     """A project's price for one credit type, with where and when it was quoted."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="credit_prices")
-    credit_type = models.CharField(max_length=16, choices=CREDIT_TYPE_CHOICES)
+    credit_type = models.CharField(max_length=16, choices=CreditType.choices)
     price_per_tonne = models.FloatField(validators=NON_NEGATIVE)
     currency = models.CharField(max_length=3, default="USD")
     source = models.CharField(max_length=300)
@@ -337,7 +394,7 @@ class OffsetRetirement(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="offset_retirements")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     retired_on = models.DateField()
-    credit_type = models.CharField(max_length=16, choices=CREDIT_TYPE_CHOICES)
+    credit_type = models.CharField(max_length=16, choices=CreditType.choices)
     tonnes = models.FloatField(validators=NON_NEGATIVE)
     price_per_tonne = models.FloatField(validators=NON_NEGATIVE)
     currency = models.CharField(max_length=3, default="USD")

@@ -55,7 +55,7 @@ class RunOffset:
 
 
 def quote_run(run_carbon: RunCarbon, policy: OffsetPolicy) -> RunOffset:
-    emissions_g = run_carbon.market_emissions_g if policy.emissions_basis == "market" else run_carbon.emissions_g
+    emissions_g = run_carbon.market_emissions_g if policy.emissions_basis == OffsetPolicy.EmissionsBasis.MARKET else run_carbon.emissions_g
     price = price_for(policy.project_id, policy.credit_type)
     if price is None:
         return RunOffset(run_carbon.run, emissions_g, policy.emissions_basis, None,

@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dashboard.telemetry.models import Node, Run, RunNode
-from planner.carbon.models import NodeSite, ProjectCarbon
+from planner.carbon.models import NodeSite, ProjectCarbon, RunNodeCarbon
 from planner.grid_carbon import GridLocation, UnknownLocationError, locate
 
 WORLD = GridLocation(query="world", zone=None, country_iso2=None, country_iso3=None)
+LocatedBy = RunNodeCarbon.LocatedBy
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Placement:
     location: GridLocation
     where: str  # what was given ("SE-SE3", "aws:eu-north-1", "world")
     pue: float
-    located_by: str  # site | agent_zone | agent_region | project_default | world
+    located_by: LocatedBy
     site_name: str = ""
     note: str = ""
 
@@ -54,7 +55,7 @@ def place_node(run: Run, node: Node, settings: ProjectCarbon) -> Placement:
         site = assignment.site
         location, problem = _try(site.where)
         if location is not None:
-            return Placement(location, site.where, site.pue, "site", site.name)
+            return Placement(location, site.where, site.pue, LocatedBy.SITE, site.name)
         notes.append(f"site {site.name}: {problem}")
     pue = settings.default_pue
     # The latest session that named a place wins (a restarted agent may have been corrected).
@@ -65,17 +66,18 @@ def place_node(run: Run, node: Node, settings: ProjectCarbon) -> Placement:
         others = {(s.zone, s.region) for s in flagged} - {(latest.zone, latest.region)}
         if others:
             notes.append("agent sessions named different places; the latest one is used")
-        for value, kind in ((latest.zone, "agent_zone"), (latest.region, "agent_region")):
+        flags = ((latest.zone, LocatedBy.AGENT_ZONE, "zone"), (latest.region, LocatedBy.AGENT_REGION, "region"))
+        for value, kind, flag in flags:
             if not value:
                 continue
             location, problem = _try(value)
             if location is not None:
                 return Placement(location, value, pue, kind, note="; ".join(notes))
-            notes.append(f"agent {kind.split('_')[1]} {value!r}: {problem}")
+            notes.append(f"agent {flag} {value!r}: {problem}")
     if settings.default_where:
         location, problem = _try(settings.default_where)
         if location is not None:
-            return Placement(location, settings.default_where, pue, "project_default", note="; ".join(notes))
+            return Placement(location, settings.default_where, pue, LocatedBy.PROJECT_DEFAULT, note="; ".join(notes))
         notes.append(f"project default {settings.default_where!r}: {problem}")
     notes.append("no site, agent zone or project default: world average used")
-    return Placement(WORLD, "world", pue, "world", note="; ".join(notes))
+    return Placement(WORLD, "world", pue, LocatedBy.WORLD, note="; ".join(notes))

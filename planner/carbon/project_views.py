@@ -125,41 +125,41 @@ def _sites_post(request: HttpRequest, project: Project, forms: dict[str, Any]) -
     """Apply one form of the sites page; return a success message, or "" and the forms with errors."""
     action = request.POST.get("action")
     if action == "add_site":
-        form = SiteForm(request.POST, project=project, prefix="site")
-        if form.is_valid():
-            site = form.save()
+        site_form = SiteForm(request.POST, project=project, prefix="site")
+        if site_form.is_valid():
+            site = site_form.save()
             return f"Site {site.name} added.", forms
-        return "", {**forms, "site_form": form}
+        return "", {**forms, "site_form": site_form}
     if action == "delete_site":
         site = get_object_or_404(Site, project=project, pk=request.POST.get("site"))
         site.delete()
         return f"Site {site.name} deleted; its nodes fall back to their agent flags or the project default.", forms
     if action == "assign":
-        form = AssignForm(request.POST, project=project, prefix="assign")
-        if form.is_valid():
-            node, site = form.cleaned_data["node"], form.cleaned_data["site"]
+        assign_form = AssignForm(request.POST, project=project, prefix="assign")
+        if assign_form.is_valid():
+            node, site = assign_form.cleaned_data["node"], assign_form.cleaned_data["site"]
             with transaction.atomic():
                 if site is None:
                     NodeSite.objects.filter(node=node).delete()
                     return f"{node.name} has no site now.", forms
                 NodeSite.objects.update_or_create(node=node, defaults={"site": site})
             return f"{node.name} is now on site {site.name}.", forms
-        return "", {**forms, "assign_form": form}
+        return "", {**forms, "assign_form": assign_form}
     if action == "defaults":
-        form = ProjectCarbonForm(request.POST, instance=project_settings(project.pk), prefix="defaults")
-        if form.is_valid():
-            form.save()
+        defaults_form = ProjectCarbonForm(request.POST, instance=project_settings(project.pk), prefix="defaults")
+        if defaults_form.is_valid():
+            defaults_form.save()
             return "Project defaults and market factors saved.", forms
-        return "", {**forms, "defaults_form": form}
+        return "", {**forms, "defaults_form": defaults_form}
     if action in ("add_certificate", "add_ppa"):
         form_class, key, prefix = ((CertificateForm, "certificate_form", "cert") if action == "add_certificate"
                                    else (PowerPurchaseForm, "ppa_form", "ppa"))
-        form = form_class(request.POST, prefix=prefix)
-        if form.is_valid():
-            form.instance.project = project
-            form.save()
+        contract_form = form_class(request.POST, prefix=prefix)
+        if contract_form.is_valid():
+            contract_form.instance.project = project
+            contract_form.save()
             return "Contract added.", forms
-        return "", {**forms, key: form}
+        return "", {**forms, key: contract_form}
     if action == "delete_certificate":
         get_object_or_404(Certificate, project=project, pk=request.POST.get("item")).delete()
         return "Certificates removed.", forms
@@ -258,29 +258,30 @@ def offsets(request: HttpRequest, pk: int) -> HttpResponse:
         _require_manager(request, project)
         action = request.POST.get("action")
         if action == "policy":
-            form = OffsetPolicyForm(request.POST, instance=policy, prefix="policy")
-            if form.is_valid():
-                form.save()
+            policy_form = OffsetPolicyForm(request.POST, instance=policy, prefix="policy")
+            if policy_form.is_valid():
+                policy_form.save()
                 messages.success(request, "Offset policy saved.")
                 return redirect("carbon:offsets", pk=project.pk)
-            forms["policy_form"] = form
+            forms["policy_form"] = policy_form
         elif action == "price":
-            form = CreditPriceForm(request.POST, prefix="price")
-            if form.is_valid():
+            price_form = CreditPriceForm(request.POST, prefix="price")
+            if price_form.is_valid():
+                price = price_form.cleaned_data
                 CreditPrice.objects.update_or_create(
-                    project=project, credit_type=form.cleaned_data["credit_type"],
-                    defaults={k: form.cleaned_data[k] for k in ("price_per_tonne", "currency", "source", "as_of")},
+                    project=project, credit_type=price["credit_type"],
+                    defaults={k: price[k] for k in ("price_per_tonne", "currency", "source", "as_of")},
                 )
                 messages.success(request, "Price saved.")
                 return redirect("carbon:offsets", pk=project.pk)
-            forms["price_form"] = form
+            forms["price_form"] = price_form
         elif action == "retire":
-            form = RetirementForm(request.POST, project=project, prefix="retire")
-            if form.is_valid():
-                form.save()
+            retire_form = RetirementForm(request.POST, project=project, prefix="retire")
+            if retire_form.is_valid():
+                retire_form.save()
                 messages.success(request, "Retirement recorded in the ledger (emissions stay as reported).")
                 return redirect("carbon:offsets", pk=project.pk)
-            forms["retire_form"] = form
+            forms["retire_form"] = retire_form
     lines, totals = project_ledger(project)
     stored = {rc.run_id: rc for rc in RunCarbon.objects.filter(run__project=project)}
     energies = run_energies_j(stored)

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from celery import current_task
@@ -69,7 +70,7 @@ def _send(task_name: str, *args: object, **options: Any) -> None:
 def queue_recompute(run_ids: Iterable[int]) -> None:
     """Recompute these runs after the current transaction commits."""
     for run_id in sorted(set(run_ids)):
-        transaction.on_commit(lambda run_id=run_id: _send("recompute_run", run_id), robust=True)
+        transaction.on_commit(partial(_send, "recompute_run", run_id), robust=True)
 
 
 def queue_recompute_stale() -> None:

@@ -61,7 +61,7 @@ def _section(run: Run) -> dict[str, Any] | None:
     by_node: dict[int, list[RunCarbonHour]] = defaultdict(list)
     for hour in hours:
         by_node[hour.node_carbon_id].append(hour)
-    located = any(n.located_by != "world" for n in nodes)
+    located = any(n.located_by != RunNodeCarbon.LocatedBy.WORLD for n in nodes)
     plots: list[tuple[str, SafeString]] = []
     # With no location at all every hour is the same world average: an hourly chart would suggest a
     # precision the figures do not have, so the section shows the figures and asks for a site instead.
@@ -72,7 +72,7 @@ def _section(run: Run) -> dict[str, Any] | None:
                 hours=[h.hour_utc for h in by_node[n.pk]],
                 emissions_g=[h.emissions_g for h in by_node[n.pk]],
                 intensity_g_per_kwh=[h.intensity_g_per_kwh for h in by_node[n.pk]],
-                fallback=[h.step != "hourly" for h in by_node[n.pk]],
+                fallback=[h.fallback for h in by_node[n.pk]],
                 source=[h.source for h in by_node[n.pk]],
             )
             for n in nodes
@@ -84,7 +84,7 @@ def _section(run: Run) -> dict[str, Any] | None:
             [g.run_gpu.gpu.node.name for g in gpus],
         ))))
     offset = quote_run(stored, policy_for(run.project_id))
-    fallback_hours = [h for h in hours if h.step != "hourly"]
+    fallback_hours = [h for h in hours if h.fallback]
     return {
         "stored": stored,
         "state": state,

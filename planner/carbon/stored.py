@@ -9,12 +9,13 @@ measured value (they are different rows; the lookup prefers the measured one).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from planner.carbon.models import IntensityImport, IntensityRow
-from planner.grid_carbon import HourlyMiss, HourlyTable, IntensityRecord
+from planner.carbon.models import Basis, Granularity, IntensityImport, IntensityRow, Signal
+from planner.grid_carbon import HourlyMiss, HourlyTable, IntensityRecord, records
 from planner.grid_carbon.regions import UnknownLocationError, locate
 
 _KEY = ("zone", "granularity", "start_utc", "basis", "signal", "source", "is_forecast")
@@ -31,14 +32,15 @@ def canonical_zone(zone: str) -> str:
 
 
 def to_record(row: IntensityRow) -> IntensityRecord:
+    # Rows hold the library's vocabulary (tests/planner/carbon/test_stored_vocabulary.py keeps the two equal).
     return IntensityRecord(
         zone=row.zone,
         start_utc=row.start_utc,
-        granularity=row.granularity,  # checked by IntensityRecord
+        granularity=cast(records.Granularity, row.granularity),
         intensity_g_per_kwh=row.intensity_g_per_kwh,
-        basis=row.basis,
+        basis=cast(records.Basis, row.basis),
         source=row.source,
-        signal=row.signal,
+        signal=cast(records.Signal, row.signal),
         renewable_pct=row.renewable_pct,
         cfe_pct=row.cfe_pct,
         is_forecast=row.is_forecast,
@@ -103,7 +105,7 @@ def _preference(row: IntensityRow) -> tuple[bool, bool, bool]:
     # HourlyTable keeps the later of two equally good records for a period, so feed it the preferred
     # rows last: lifecycle (the basis of the embedded yearly data, so fallback hours stay comparable),
     # measured rather than forecast, averages rather than marginal rates.
-    return (row.basis == "lifecycle", not row.is_forecast, row.signal == "average")
+    return (row.basis == Basis.LIFECYCLE, not row.is_forecast, row.signal == Signal.AVERAGE)
 
 
 def stored_records(
@@ -121,7 +123,7 @@ def stored_records(
     reach = timedelta(hours=0) if hourly_only else timedelta(days=366)
     rows = IntensityRow.objects.filter(zone__in=zones, start_utc__gte=start_utc - reach, start_utc__lte=end_utc)
     if hourly_only:
-        rows = rows.filter(granularity="hour")
+        rows = rows.filter(granularity=Granularity.HOUR)
     if forecasts is not None:
         rows = rows.filter(is_forecast=forecasts)
     ordered = sorted(rows, key=lambda r: (_preference(r), r.updated_at))
@@ -138,7 +140,7 @@ class StoredHourly:
         return self._table.lookup(zone, hour_utc)
 
 
-def zones_with_data() -> list[dict[str, object]]:
+def zones_with_data() -> list[Mapping[str, object]]:
     """What the data page lists: per zone and source, how many rows and the span they cover."""
     from django.db.models import Count, Max, Min
 

@@ -53,7 +53,7 @@ def carbon_summary(run: Run) -> dict[str, Any]:
             "source": "; ".join(dict.fromkeys(p.source for p in parts)),
             "basis": "+".join(sorted({p.basis for p in parts})),
             "year": parts[0].year if len({p.year for p in parts}) == 1 else None,
-            "fallback": any(p.step != "hourly" for p in parts),
+            "fallback": any(p.fallback for p in parts),
             "step": "+".join(dict.fromkeys(p.step for p in parts)),
             "reason": "; ".join(dict.fromkeys(p.reason for p in parts)),
         })

@@ -33,7 +33,7 @@ from planner.grid_carbon.market import MarketBasedResult, MarketInstruments, mar
 from planner.grid_carbon.records import Basis
 from planner.grid_carbon.regions import GridLocation, locate
 from planner.grid_carbon.resolve import FallbackStep, IntensityResolver
-from planner.units import G_PER_KG, J_PER_KWH
+from planner.units import J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +70,6 @@ class EmissionsReport:
     facility_energy_kwh: float
     location_emissions_g: float
     market: MarketBasedResult | None = None
-
-    @property
-    def location_emissions_kg(self) -> float:
-        """Location-based emissions in kilograms."""
-        return self.location_emissions_g / G_PER_KG
 
     @property
     def market_emissions_g(self) -> float | None:

@@ -7,7 +7,6 @@ package that is keyed by an hour uses a timezone-aware ``datetime`` at the start
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 ONE_HOUR = timedelta(hours=1)
@@ -38,15 +37,6 @@ def floor_to_hour(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise HourError(f"{value.isoformat()} has no timezone; pass an aware datetime")
     return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def hours_between(start_utc: datetime, end_utc: datetime) -> Iterator[datetime]:
-    """Yield each UTC hour start from ``start_utc`` (inclusive) to ``end_utc`` (exclusive)."""
-    current = require_utc_hour(start_utc, what="start")
-    end = require_utc_hour(end_utc, what="end")
-    while current < end:
-        yield current
-        current += ONE_HOUR
 
 
 def format_hour(value: datetime) -> str:

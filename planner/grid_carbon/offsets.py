@@ -10,7 +10,8 @@ as "beyond value chain mitigation". This module only prices a separate ledger en
 
 The buffer covers reversal risk (forests burn) and uncertainty. Credit types differ by what they buy
 and by price, so the type and the price's source and date travel with every quote. The default price
-table is *indicative* (research notes, 2024–2026) and meant to be overridden by the organisation.
+table is *indicative* (public market reports from 2024–2026, each named with its date below; see
+docs/carbon.md, "Offsets") and meant to be overridden by the organisation.
 """
 
 from __future__ import annotations

@@ -32,11 +32,6 @@ class HourOfDayProfile:
     first_utc: datetime
     last_utc: datetime
 
-    @property
-    def complete(self) -> bool:
-        """True when every hour of the day has at least one sample."""
-        return len(self.intensity_by_hour) == 24
-
 
 def typical_profile(
     records: Iterable[IntensityRecord],

@@ -36,13 +36,6 @@ from planner.grid_carbon.reference import (
 from planner.grid_carbon.regions import GridLocation, enclosing_zone, locate
 
 FallbackStep = Literal["hourly", "imported_period", "zone_yearly", "country_yearly", "world"]
-FALLBACK_STEPS: tuple[FallbackStep, ...] = (
-    "hourly",
-    "imported_period",
-    "zone_yearly",
-    "country_yearly",
-    "world",
-)
 
 HourlyInput = (
     HourlyLookup | IntensityProvider | Iterable[IntensityRecord] | Mapping[datetime, IntensityRecord]

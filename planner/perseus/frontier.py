@@ -202,11 +202,6 @@ class Frontier:
             for i, comp in enumerate(self.dag.computations)
         ]
 
-    def index_at_time(self, time_s: float) -> int:
-        """Index of the slowest point whose planned time is at most ``time_s`` (−1 if none)."""
-        q = np.flatnonzero(self.time_s <= time_s + 1e-12)
-        return int(q[0]) if len(q) else -1
-
     # -- storage ------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:

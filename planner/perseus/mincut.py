@@ -326,10 +326,6 @@ class IncrementalMinCut:
             self._blocking_flow()
         return True
 
-    def source_side_nodes(self) -> list[int]:
-        """The nodes reachable from s after the last :meth:`solve` (the cut's source side)."""
-        return self._visited
-
     def cut_arcs(self) -> tuple[list[int], list[int]]:
         """Arcs in the network crossing the last cut: ``(source side → sink side, sink side → source side)``."""
         forward: list[int] = []

@@ -94,31 +94,3 @@ def plan_at(frontier: Frontier, index: int) -> Plan:
         for ops in dag.stage_ops
     )
     return Plan(index=k, time_s=float(frontier.time_s[k]), energy_j=float(frontier.energy_j[k]), stages=stages)
-
-
-def plan_from_rank_schedules(schedules: list[dict[str, Any]]) -> list[list[tuple[str, int]]]:
-    """Validate per-rank JSON (e.g. uploaded by a user) and return each rank's ``(instruction, MHz)`` list.
-
-    Raises ``ValueError`` naming the rank and position of the first malformed entry.
-    """
-    out: list[list[tuple[str, int]]] = []
-    for expected, item in enumerate(sorted(schedules, key=lambda d: d.get("rank", -1))):
-        if item.get("rank") != expected:
-            raise ValueError(f"rank {expected} is missing from the plan")
-        freqs = item.get("frequencies")
-        if not isinstance(freqs, list):
-            raise ValueError(f"rank {expected}: 'frequencies' must be a list")
-        steps: list[tuple[str, int]] = []
-        for pos, pair in enumerate(freqs):
-            if (
-                not isinstance(pair, list | tuple)
-                or len(pair) != 2
-                or pair[0] not in ("forward", "backward")
-                or not isinstance(pair[1], int)
-                or isinstance(pair[1], bool)
-                or pair[1] <= 0
-            ):
-                raise ValueError(f"rank {expected} position {pos}: expected [instruction, freq_mhz], got {pair!r}")
-            steps.append((pair[0], pair[1]))
-        out.append(steps)
-    return out

@@ -5,7 +5,7 @@ A GPU's compute time at SM frequency ``f`` has a frequency-bound part and a memo
 ``P(f) = P_static + P_dynamic·(f/f_max)^k``. Energy is ``P(f)·t(f)``. With these, slowing a
 computation down saves energy at a decreasing rate — the convex trade-off Perseus exploits.
 
-Presets (the shapes described in docs/planner.md and the research notes):
+Presets (shaped like the Perseus artifact's public A100 and A40 stage profiles):
 
 * ``a100``: 38 clocks 1410 → 855 MHz in 15 MHz steps, forward 50 ms at f_max, α = 0.75 forward /
   0.70 backward, ``P = 90 W + 330 W·(f/f_max)^2.6``, backward twice the forward work;

@@ -5,11 +5,10 @@ planner.plans.profiles, planner.plans.planning and planner.plans.results; lookup
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pydantic
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, FilterSchema, Query, Router, Schema
 from ninja.errors import HttpError
@@ -18,7 +17,8 @@ from ninja.pagination import paginate
 from ninja.params.functions import Path as PathParam
 from ninja.params.functions import Query as QueryParam
 
-from dashboard.web.api_params import ERRORS, MAX_ID, Error, FrontierId, Pages, ProfileId, Rows
+from dashboard.projects.auth import ApiRequest
+from dashboard.web.api_params import ERRORS, MAX_ID, Error, FrontierId, Pages, ProfileId, Rows, one_of
 from planner import perseus
 from planner.plans import planning, results
 from planner.plans.models import FrontierJob, StageProfile
@@ -163,18 +163,18 @@ class PlanOut(Schema):
 # --- helpers ----------------------------------------------------------------------------------------------
 
 
-def _profiles(request: HttpRequest) -> QuerySet[StageProfile]:
+def _profiles(request: ApiRequest) -> QuerySet[StageProfile]:
     return StageProfile.objects.for_user(request.auth)
 
 
-def _jobs(request: HttpRequest) -> QuerySet[FrontierJob]:
+def _jobs(request: ApiRequest) -> QuerySet[FrontierJob]:
     return FrontierJob.objects.filter(profile__in=_profiles(request)).select_related("profile")
 
 
 def _frontier_row(job: FrontierJob) -> dict[str, Any]:
     row = {name: getattr(job, name) for name in FrontierOut.model_fields if name not in ("project_id", "summary")}
     row["project_id"] = job.profile.project_id
-    row["summary"] = _summary(job) if job.status == FrontierJob.DONE else None
+    row["summary"] = _summary(job) if job.status == FrontierJob.Status.DONE else None
     return row
 
 
@@ -187,9 +187,9 @@ def _summary(job: FrontierJob) -> FrontierSummary | None:
         return None
 
 
-def _solved(request: HttpRequest, frontier_id: int) -> planning.Solved:
+def _solved(request: ApiRequest, frontier_id: int) -> planning.Solved:
     job = get_object_or_404(_jobs(request), pk=frontier_id)
-    if job.status != FrontierJob.DONE:
+    if job.status != FrontierJob.Status.DONE:
         raise HttpError(409, f"frontier {job.pk} is {job.status}, not solved yet: poll /planner/frontiers/{job.pk}")
     try:
         return planning.load(job)
@@ -202,12 +202,12 @@ def _solved(request: HttpRequest, frontier_id: int) -> planning.Solved:
 
 class ProfileFilters(FilterSchema):
     project_id: int | None = Field(None, ge=1, le=MAX_ID, description="only profiles of this project")
-    source: Literal["upload", "agent", "sample"] | None = None
+    source: Annotated[StageProfile.Source, one_of(StageProfile.Source)] | None = None
 
 
 @router.get("/profiles", response={200: list[ProfileOut], **ERRORS}, summary="List stage profiles")
 @paginate(Pages)
-def list_profiles(request: HttpRequest, filters: Query[ProfileFilters]) -> Any:
+def list_profiles(request: ApiRequest, filters: Query[ProfileFilters]) -> Any:
     """Stage profiles (per-stage time and energy at each frequency) in your projects, newest first."""
     return (
         filters.filter(_profiles(request)).defer("csv_text").annotate(frontier_count=Count("frontiers"))
@@ -216,7 +216,7 @@ def list_profiles(request: HttpRequest, filters: Query[ProfileFilters]) -> Any:
 
 
 @router.get("/profiles/{profile_id}", response={200: ProfileDetail, **ERRORS}, summary="One stage profile, with its CSV")
-def get_profile(request: HttpRequest, profile_id: ProfileId) -> Any:
+def get_profile(request: ApiRequest, profile_id: ProfileId) -> Any:
     return get_object_or_404(_profiles(request).annotate(frontier_count=Count("frontiers")), pk=profile_id)
 
 
@@ -228,12 +228,12 @@ class FrontierFilters(FilterSchema):
     project_id: Annotated[int | None, FilterLookup("profile__project_id")] = Field(
         None, ge=1, le=MAX_ID, description="only frontiers of this project's profiles"
     )
-    status: Literal["queued", "running", "done", "failed"] | None = None
+    status: Annotated[FrontierJob.Status, one_of(FrontierJob.Status)] | None = None
 
 
 @router.get("/frontiers", response={200: list[FrontierOut], **ERRORS}, summary="List frontiers")
 @paginate(Pages)
-def list_frontiers(request: HttpRequest, filters: Query[FrontierFilters]) -> Any:
+def list_frontiers(request: ApiRequest, filters: Query[FrontierFilters]) -> Any:
     """Planning requests on your profiles (pipeline shape, τ, P_blocking, schedule), newest first, with
     their status and, once solved, their headline figures."""
     jobs = filters.filter(_jobs(request)).defer(*BLOBS).order_by("-created_at", "-pk")
@@ -241,7 +241,7 @@ def list_frontiers(request: HttpRequest, filters: Query[FrontierFilters]) -> Any
 
 
 @router.get("/frontiers/{frontier_id}", response={200: FrontierOut, **ERRORS}, summary="One frontier")
-def get_frontier(request: HttpRequest, frontier_id: FrontierId) -> Any:
+def get_frontier(request: ApiRequest, frontier_id: FrontierId) -> Any:
     """Poll this while a frontier is queued or solving: ``progress_done / progress_total``."""
     return _frontier_row(get_object_or_404(_jobs(request).defer(*BLOBS), pk=frontier_id))
 
@@ -251,7 +251,7 @@ def get_frontier(request: HttpRequest, frontier_id: FrontierId) -> Any:
     summary="Every point of a solved frontier",
 )
 @paginate(Pages)
-def list_points(request: HttpRequest, frontier_id: FrontierId) -> Any:
+def list_points(request: ApiRequest, frontier_id: FrontierId) -> Any:
     """Planned and realised iteration time and energy of every point, slowest first (frontier.csv and
     realised.csv of the frontier page). A frontier not solved yet is a 409."""
     solved = _solved(request, frontier_id)
@@ -270,7 +270,7 @@ def list_points(request: HttpRequest, frontier_id: FrontierId) -> Any:
     "/frontiers/{frontier_id}/choice", response={200: ChoiceOut, **SOLVED_ERRORS},
     summary="The plan to use for a straggler time",
 )
-def get_choice(request: HttpRequest, frontier_id: FrontierId, straggler_time_s: StragglerS = None) -> Any:
+def get_choice(request: ApiRequest, frontier_id: FrontierId, straggler_time_s: StragglerS = None) -> Any:
     """With ``straggler_time_s`` (T′, the slowest pipeline's iteration time), the cheapest plan that
     finishes within it; without, the plan that saves energy at no slowdown."""
     solved = _solved(request, frontier_id)
@@ -286,7 +286,7 @@ def get_choice(request: HttpRequest, frontier_id: FrontierId, straggler_time_s: 
     summary="A point's per-stage frequency plan",
 )
 def get_plan(
-    request: HttpRequest,
+    request: ApiRequest,
     frontier_id: FrontierId,
     point: Annotated[int, PathParam(ge=0, le=10**9, description="frontier point, 0 = slowest")],
     straggler_time_s: StragglerS = None,

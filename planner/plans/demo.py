@@ -7,19 +7,17 @@ default mode) in-process, without a broker: about half a second. Calling it agai
 
 from __future__ import annotations
 
-from typing import Any
-
-from dashboard.projects.models import Project
+from dashboard.projects.models import Project, Visitor, signed_in
 from planner.plans import planning, profiles
 from planner.plans.models import FrontierJob
 
 DEMO_PARAMETERS = planning.Parameters(
     num_microbatches=12, unit_time_s=0.001, p_blocking_w=profiles.DEFAULT_P_BLOCKING_W,
-    schedule=FrontierJob.ONE_F_ONE_B, mode=FrontierJob.DEFAULT_MODE,
+    schedule=FrontierJob.Schedule.ONE_F_ONE_B, mode=FrontierJob.Mode.DEFAULT,
 )
 
 
-def seed_planner_demo(project: Project, user: Any = None) -> FrontierJob:
+def seed_planner_demo(project: Project, user: Visitor | None = None) -> FrontierJob:
     """Store the sample profile in ``project`` and solve its 8×12 frontier; return the solved job.
 
     Idempotent: the profile is stored once per project and the frontier solved once.
@@ -33,12 +31,12 @@ def seed_planner_demo(project: Project, user: Any = None) -> FrontierJob:
             num_stages=stored.profile.num_stages, num_microbatches=DEMO_PARAMETERS.num_microbatches,
             unit_time_s=DEMO_PARAMETERS.unit_time_s, p_blocking_w=DEMO_PARAMETERS.p_blocking_w,
             schedule=DEMO_PARAMETERS.schedule, mode=DEMO_PARAMETERS.mode,
-            requested_by=user if getattr(user, "is_authenticated", False) else None,
+            requested_by=signed_in(user),
         ),
     )
-    if job.status != FrontierJob.DONE:
-        if job.status == FrontierJob.FAILED:
-            FrontierJob.objects.filter(pk=job.pk).update(status=FrontierJob.QUEUED, error="")
+    if job.status != FrontierJob.Status.DONE:
+        if job.status == FrontierJob.Status.FAILED:
+            FrontierJob.objects.filter(pk=job.pk).update(status=FrontierJob.Status.QUEUED, error="")
         planning.solve_job(job.pk)  # in-process: the demo must not depend on a worker
     job.refresh_from_db()
     return job

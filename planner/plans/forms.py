@@ -13,6 +13,7 @@ from planner import perseus
 from planner.plans.models import FrontierJob, StageProfile
 from planner.plans.planning import Parameters, check_problem
 from planner.plans.profiles import MAX_P_BLOCKING_W, MAX_UPLOAD_BYTES, suggested_p_blocking
+from planner.units import MS_PER_S
 
 MAX_MICROBATCHES = 100_000
 
@@ -87,9 +88,9 @@ class PlanForm(forms.Form):
         label="P_blocking (W)", min_value=0, max_value=MAX_P_BLOCKING_W - 1,
         help_text="Power a GPU draws while it waits on communication or in a pipeline bubble.",
     )
-    schedule = forms.ChoiceField(choices=FrontierJob.SCHEDULE_CHOICES, initial=FrontierJob.ONE_F_ONE_B)
+    schedule = forms.ChoiceField(choices=FrontierJob.Schedule.choices, initial=FrontierJob.Schedule.ONE_F_ONE_B)
     mode = forms.ChoiceField(
-        choices=FrontierJob.MODE_CHOICES, initial=FrontierJob.DEFAULT_MODE,
+        choices=FrontierJob.Mode.choices, initial=FrontierJob.Mode.DEFAULT,
         help_text="Default: plans never run longer than planned, saves more. Lowtime-compatible: reproduces "
                   "the Perseus artifact (lowtime 0.3.0) exactly.",
     )
@@ -102,8 +103,8 @@ class PlanForm(forms.Form):
             "num_microbatches": max(12, profile.num_stages),
             "unit_time_ms": 1.0,
             "p_blocking_w": p_blocking,
-            "schedule": FrontierJob.ONE_F_ONE_B,
-            "mode": FrontierJob.DEFAULT_MODE,
+            "schedule": FrontierJob.Schedule.ONE_F_ONE_B,
+            "mode": FrontierJob.Mode.DEFAULT,
         })
         super().__init__(*args, **kwargs)
 
@@ -130,7 +131,7 @@ class PlanForm(forms.Form):
         d = self.cleaned_data
         return Parameters(
             num_microbatches=d["num_microbatches"],
-            unit_time_s=round(d["unit_time_ms"] / 1000.0, 12),
+            unit_time_s=round(d["unit_time_ms"] / MS_PER_S, 12),
             p_blocking_w=d["p_blocking_w"],
             schedule=d["schedule"],
             mode=d["mode"],

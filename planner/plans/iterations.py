@@ -15,6 +15,7 @@ import numpy as np
 from django.db.models import Exists, OuterRef, QuerySet
 
 from dashboard.telemetry.models import Run, RunEvent
+from planner.units import MS_PER_S
 
 STEP_END = "step_end"
 MIN_INTERVALS = 1
@@ -78,7 +79,7 @@ def measure(run: Run) -> MeasuredIterations:
         intervals = _node_intervals(node_rows)
         intervals = intervals[intervals > 0]
         if len(intervals) >= MIN_INTERVALS:
-            nodes.append(NodeIterations(node, len(intervals), float(np.median(intervals)) / 1000.0))
+            nodes.append(NodeIterations(node, len(intervals), float(np.median(intervals)) / MS_PER_S))
     if not nodes:
         raise NoSteps(f"run {run.name!r} has no consecutive step_end markers to measure an iteration time from")
     return MeasuredIterations(run, tuple(nodes))

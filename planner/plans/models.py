@@ -18,17 +18,20 @@ from django.urls import reverse
 
 from dashboard.projects.models import InProjectQuerySet, Project
 from dashboard.telemetry.models import Node, Run
+from planner.perseus.options import Mode as PerseusMode
+from planner.perseus.schedule import Schedule as PerseusSchedule
+from planner.units import MS_PER_S
 
 
 class StageProfile(models.Model):
-    UPLOAD = "upload"
-    AGENT = "agent"
-    SAMPLE = "sample"
-    SOURCE_CHOICES = [(UPLOAD, "uploaded"), (AGENT, "recorded by an agent"), (SAMPLE, "shipped sample")]
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "uploaded"
+        AGENT = "agent", "recorded by an agent"
+        SAMPLE = "sample", "shipped sample"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stage_profiles")
     name = models.CharField(max_length=200)
-    source = models.CharField(max_length=16, choices=SOURCE_CHOICES, default=UPLOAD)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.UPLOAD)
     csv_text = models.TextField(help_text="The profile CSV as received (validated).")
     digest = models.CharField(max_length=64, help_text="SHA-256 of the profile's content (perseus Profile.digest).")
     size_bytes = models.PositiveIntegerField(default=0)
@@ -74,18 +77,23 @@ class FrontierJobQuerySet(InProjectQuerySet["FrontierJob"]):
 
 
 class FrontierJob(models.Model):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    STATUS_CHOICES = [(QUEUED, "queued"), (RUNNING, "solving"), (DONE, "done"), (FAILED, "failed")]
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "solving"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
 
-    ONE_F_ONE_B = "1f1b"
-    GPIPE = "gpipe"
-    SCHEDULE_CHOICES = [(ONE_F_ONE_B, "1F1B (synchronous)"), (GPIPE, "GPipe")]
-    DEFAULT_MODE = "default"
-    LOWTIME_MODE = "lowtime"
-    MODE_CHOICES = [(DEFAULT_MODE, "default"), (LOWTIME_MODE, "lowtime-compatible")]
+    class Schedule(models.TextChoices):
+        """The pipeline schedules the Perseus library plans for (its values)."""
+
+        ONE_F_ONE_B = PerseusSchedule.ONE_F_ONE_B.value, "1F1B (synchronous)"
+        GPIPE = PerseusSchedule.GPIPE.value, "GPipe"
+
+    class Mode(models.TextChoices):
+        """The Perseus library's solver modes (its values)."""
+
+        DEFAULT = PerseusMode.DEFAULT.value, "default"
+        LOWTIME = PerseusMode.LOWTIME.value, "lowtime-compatible"
 
     profile = models.ForeignKey(StageProfile, on_delete=models.CASCADE, related_name="frontiers")
     cache_key = models.CharField(max_length=64, db_index=True)
@@ -93,10 +101,10 @@ class FrontierJob(models.Model):
     num_microbatches = models.PositiveIntegerField()
     unit_time_s = models.FloatField()
     p_blocking_w = models.FloatField()
-    schedule = models.CharField(max_length=8, choices=SCHEDULE_CHOICES, default=ONE_F_ONE_B)
-    mode = models.CharField(max_length=8, choices=MODE_CHOICES, default=DEFAULT_MODE)
+    schedule = models.CharField(max_length=8, choices=Schedule.choices, default=Schedule.ONE_F_ONE_B)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.DEFAULT)
 
-    status = models.CharField(max_length=8, choices=STATUS_CHOICES, default=QUEUED)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     progress_done = models.BigIntegerField(default=0)
     progress_total = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -134,16 +142,12 @@ class FrontierJob(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.status in (self.DONE, self.FAILED)
-
-    @property
-    def unit_time_ms(self) -> float:
-        return self.unit_time_s * 1000.0
+        return self.status in (self.Status.DONE, self.Status.FAILED)
 
     @property
     def unit_time_text(self) -> str:
         """τ as people write it: '1 ms', '0.1 ms'."""
-        return f"{round(self.unit_time_s * 1000.0, 9):g} ms"
+        return f"{round(self.unit_time_s * MS_PER_S, 9):g} ms"
 
     @property
     def intrinsic_saving_pct(self) -> float | None:
@@ -153,7 +157,7 @@ class FrontierJob(models.Model):
 
     @property
     def progress_fraction(self) -> float:
-        if self.status == self.DONE:
+        if self.status == self.Status.DONE:
             return 1.0
         if self.progress_total <= 0:
             return 0.0

@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from dashboard.projects.models import Visitor, signed_in
 from planner import perseus
 from planner.plans.models import FrontierJob, StageProfile
 
@@ -39,8 +40,8 @@ class Parameters:
     num_microbatches: int
     unit_time_s: float
     p_blocking_w: float
-    schedule: str = FrontierJob.ONE_F_ONE_B
-    mode: str = FrontierJob.DEFAULT_MODE
+    schedule: str = FrontierJob.Schedule.ONE_F_ONE_B
+    mode: str = FrontierJob.Mode.DEFAULT
 
     def problem(self, num_stages: int) -> perseus.PlanningProblem:
         return perseus.PlanningProblem(
@@ -86,10 +87,13 @@ STALE_AFTER = timedelta(minutes=10)
 
 
 def is_stale(job: FrontierJob) -> bool:
-    return job.status in (FrontierJob.QUEUED, FrontierJob.RUNNING) and job.updated_at < timezone.now() - STALE_AFTER
+    waiting = job.status in (FrontierJob.Status.QUEUED, FrontierJob.Status.RUNNING)
+    return waiting and job.updated_at < timezone.now() - STALE_AFTER
 
 
-def request_frontier(profile: StageProfile, params: Parameters, user: Any = None) -> tuple[FrontierJob, bool]:
+def request_frontier(
+    profile: StageProfile, params: Parameters, user: Visitor | None = None
+) -> tuple[FrontierJob, bool]:
     """The job for these parameters, queued for solving if needed; returns ``(job, queued)``.
 
     A request already solved, queued or being solved is returned as it is (never solved twice); a
@@ -98,7 +102,7 @@ def request_frontier(profile: StageProfile, params: Parameters, user: Any = None
     """
     problem = params.problem(profile.num_stages)
     key = cache_key(profile.digest, problem)
-    requested_by = user if getattr(user, "is_authenticated", False) else None
+    requested_by = signed_in(user)
     with transaction.atomic():
         jobs = FrontierJob.objects.select_for_update().defer("frontier_data", "realised_data")
         job = jobs.filter(profile=profile, cache_key=key).first()
@@ -113,9 +117,9 @@ def request_frontier(profile: StageProfile, params: Parameters, user: Any = None
                     )
             except IntegrityError:  # a concurrent request created it: use theirs
                 return FrontierJob.objects.get(profile=profile, cache_key=key), False
-        elif job.status == FrontierJob.FAILED or (job.status != FrontierJob.DONE and is_stale(job)):
+        elif job.status == FrontierJob.Status.FAILED or (job.status != FrontierJob.Status.DONE and is_stale(job)):
             FrontierJob.objects.filter(pk=job.pk).update(
-                status=FrontierJob.QUEUED, error="", progress_done=0, progress_total=0,
+                status=FrontierJob.Status.QUEUED, error="", progress_done=0, progress_total=0,
                 started_at=None, finished_at=None, updated_at=timezone.now(),
             )
             job.refresh_from_db()
@@ -172,7 +176,7 @@ class SolveCancelled(Exception):
 
 def _progress_writer(job_id: int) -> ProgressHook:
     def write(done: int, total: int) -> None:
-        updated = FrontierJob.objects.filter(pk=job_id, status=FrontierJob.RUNNING).update(
+        updated = FrontierJob.objects.filter(pk=job_id, status=FrontierJob.Status.RUNNING).update(
             progress_done=done, progress_total=total, updated_at=timezone.now()
         )
         if not updated:
@@ -187,8 +191,8 @@ def _finish(job_id: int, **fields: Any) -> None:
 
 def solve_job(job_id: int) -> str:
     """Solve (or copy) and store one job's frontier; returns its final status. Never raises for bad input."""
-    claimed = FrontierJob.objects.filter(pk=job_id, status__in=[FrontierJob.QUEUED, FrontierJob.RUNNING]).update(
-        status=FrontierJob.RUNNING, started_at=timezone.now(), updated_at=timezone.now(), error=""
+    claimed = FrontierJob.objects.filter(pk=job_id, status__in=[FrontierJob.Status.QUEUED, FrontierJob.Status.RUNNING]).update(
+        status=FrontierJob.Status.RUNNING, started_at=timezone.now(), updated_at=timezone.now(), error=""
     )
     job = FrontierJob.objects.select_related("profile").defer("frontier_data", "realised_data").filter(pk=job_id).first()
     if job is None:
@@ -197,36 +201,36 @@ def solve_job(job_id: int) -> str:
         return job.status  # already done or failed: nothing to do (a repeated delivery)
     try:
         if _copy_cached(job):
-            return FrontierJob.DONE
+            return FrontierJob.Status.DONE
         profile = perseus.parse_profile(job.profile.csv_text)
         problem = Parameters.of(job).problem(job.profile.num_stages)
         frontier = perseus.solve_frontier(profile, problem, progress=_progress_writer(job.pk))
         realised = perseus.realised_frontier(frontier, profile)
         fields = dict(
-            status=FrontierJob.DONE, frontier_data=frontier.to_bytes(), realised_data=_realised_bytes(*realised),
+            status=FrontierJob.Status.DONE, frontier_data=frontier.to_bytes(), realised_data=_realised_bytes(*realised),
             num_points=len(frontier), stop_reason=frontier.stop_reason[:300], solve_time_s=frontier.solve_time_s,
             summary=summarise(frontier, profile, realised), progress_done=frontier.max_quant_time - frontier.min_quant_time,
             progress_total=frontier.max_quant_time - frontier.min_quant_time, error="",
         )
-        if not FrontierJob.objects.filter(pk=job.pk, status=FrontierJob.RUNNING).exists():
+        if not FrontierJob.objects.filter(pk=job.pk, status=FrontierJob.Status.RUNNING).exists():
             return "gone"
         _finish(job.pk, **fields)
-        return FrontierJob.DONE
+        return FrontierJob.Status.DONE
     except SolveCancelled:
         return "gone"
     except perseus.PlannerError as exc:
-        _finish(job.pk, status=FrontierJob.FAILED, error=str(exc))
-        return FrontierJob.FAILED
+        _finish(job.pk, status=FrontierJob.Status.FAILED, error=str(exc))
+        return FrontierJob.Status.FAILED
     except Exception as exc:  # the page must say something went wrong, whatever it was
         log.exception("solving frontier job %s failed", job_id)
-        _finish(job.pk, status=FrontierJob.FAILED, error=f"internal error while solving: {type(exc).__name__}: {exc}")
-        return FrontierJob.FAILED
+        _finish(job.pk, status=FrontierJob.Status.FAILED, error=f"internal error while solving: {type(exc).__name__}: {exc}")
+        return FrontierJob.Status.FAILED
 
 
 def _copy_cached(job: FrontierJob) -> bool:
     """Copy a frontier already solved for the same cache key (e.g. the same profile in another project)."""
     source = (
-        FrontierJob.objects.filter(cache_key=job.cache_key, status=FrontierJob.DONE)
+        FrontierJob.objects.filter(cache_key=job.cache_key, status=FrontierJob.Status.DONE)
         .filter(~Q(pk=job.pk))
         .only("pk", "frontier_data", "realised_data", "num_points", "stop_reason", "solve_time_s", "summary",
               "progress_done", "progress_total")
@@ -235,7 +239,7 @@ def _copy_cached(job: FrontierJob) -> bool:
     if source is None or source.frontier_data is None or source.realised_data is None:
         return False
     _finish(
-        job.pk, status=FrontierJob.DONE, frontier_data=bytes(source.frontier_data),
+        job.pk, status=FrontierJob.Status.DONE, frontier_data=bytes(source.frontier_data),
         realised_data=bytes(source.realised_data), num_points=source.num_points, stop_reason=source.stop_reason,
         solve_time_s=source.solve_time_s, summary=source.summary, progress_done=source.progress_done,
         progress_total=source.progress_total, copied_from_id=source.pk, error="",
@@ -262,7 +266,7 @@ class Solved:
 
 def load(job: FrontierJob) -> Solved:
     """Read a solved job (status ``done``). Raises ``perseus.PlannerError`` if the stored data is unusable."""
-    if job.status != FrontierJob.DONE or job.frontier_data is None or job.realised_data is None:
+    if job.status != FrontierJob.Status.DONE or job.frontier_data is None or job.realised_data is None:
         raise perseus.PlannerError("this frontier has not been solved")
     frontier = perseus.Frontier.from_bytes(bytes(job.frontier_data))
     profile = perseus.parse_profile(job.profile.csv_text)

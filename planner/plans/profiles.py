@@ -16,8 +16,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from agents import wire
-from agents.wire import MAX_NAME_CHARS, WireError
-from dashboard.projects.models import Project
+from agents.wire import KIND_STAGE_PROFILE, MAX_NAME_CHARS, WireError
+from dashboard.projects.models import Project, Visitor, signed_in
 from dashboard.telemetry.ingest import (
     Outcome,
     Rejected,
@@ -104,15 +104,15 @@ def store_upload(
     data: bytes,
     *,
     name: str,
-    user: Any = None,
+    user: Visitor | None = None,
     gpu_name: str = "",
     p_blocking_w: float | None = None,
 ) -> Stored:
     """Validate and store an uploaded profile. Raises ``perseus.PlannerError``; nothing is stored then."""
     parsed, text = _validate(data, max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_UPLOAD_ROWS)
     return _store(
-        project, parsed, text, name=name[:MAX_NAME_CHARS] or "profile", source=StageProfile.UPLOAD,
-        created_by=user if getattr(user, "is_authenticated", False) else None, gpu_name=gpu_name[:200],
+        project, parsed, text, name=name[:MAX_NAME_CHARS] or "profile", source=StageProfile.Source.UPLOAD,
+        created_by=signed_in(user), gpu_name=gpu_name[:200],
         p_blocking_w=p_blocking_w,
     )
 
@@ -121,12 +121,12 @@ def sample_csv() -> bytes:
     return (SAMPLES_DIR / SAMPLE_FILE).read_bytes()
 
 
-def store_sample(project: Project, user: Any = None) -> Stored:
+def store_sample(project: Project, user: Visitor | None = None) -> Stored:
     """Store the shipped GPT-3 175B sample in ``project`` (once)."""
     parsed, text = _validate(sample_csv(), max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_UPLOAD_ROWS)
     return _store(
-        project, parsed, text, name=SAMPLE_NAME, source=StageProfile.SAMPLE, gpu_name=SAMPLE_GPU,
-        p_blocking_w=DEFAULT_P_BLOCKING_W, created_by=user if getattr(user, "is_authenticated", False) else None,
+        project, parsed, text, name=SAMPLE_NAME, source=StageProfile.Source.SAMPLE, gpu_name=SAMPLE_GPU,
+        p_blocking_w=DEFAULT_P_BLOCKING_W, created_by=signed_in(user),
     )
 
 
@@ -143,7 +143,7 @@ def receive_stage_profile(envelope: Any) -> Outcome:
     profile — recorded in ``Rejection`` with the reason, nothing else written).
     """
     try:
-        node, payload, body_digest = authenticate(envelope, "stage_profile")
+        node, payload, body_digest = authenticate(envelope, KIND_STAGE_PROFILE)
         message = wire.parse(wire.StageProfile, payload)
         refuse_future(message.recorded_ms, "recorded_ms lies")
         try:
@@ -155,7 +155,7 @@ def receive_stage_profile(envelope: Any) -> Outcome:
                                  p_blocking_w=message.p_blocking_w, recorded_ms=message.recorded_ms,
                                  body_digest=body_digest)
     except (Rejected, WireError) as exc:
-        return record_rejection("stage_profile", envelope, str(exc))
+        return record_rejection(KIND_STAGE_PROFILE, envelope, str(exc))
 
 
 def _store_from_agent(
@@ -165,7 +165,7 @@ def _store_from_agent(
     project = node.project
     run = Run.objects.filter(project=project, name=run_name).first() if run_name else None
     stored = _store(
-        project, parsed, text, name=name, source=StageProfile.AGENT, gpu_name=gpu_name, p_blocking_w=p_blocking_w,
+        project, parsed, text, name=name, source=StageProfile.Source.AGENT, gpu_name=gpu_name, p_blocking_w=p_blocking_w,
         node=node, run=run, run_name=run_name, body_sha256=body_digest, recorded_at=ms_to_datetime(recorded_ms),
     )
     if not stored.created:

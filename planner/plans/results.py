@@ -91,10 +91,6 @@ class _SavingText:
         return 100.0 * self.saving_fraction
 
     @property
-    def time_change_pct(self: _HasSaving) -> float:
-        return 100.0 * self.time_change
-
-    @property
     def time_change_text(self: _HasSaving) -> str:
         """'+0.48 %': signed, as a slowdown reads."""
         return f"{100.0 * self.time_change:+.2f} %"

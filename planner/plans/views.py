@@ -42,7 +42,7 @@ def _job(request: HttpRequest, pk: int, *, with_data: bool = False) -> FrontierJ
 
 def _solved(request: HttpRequest, pk: int) -> planning.Solved:
     job = _job(request, pk, with_data=True)
-    if job.status != FrontierJob.DONE:
+    if job.status != FrontierJob.Status.DONE:
         raise Http404("this frontier has not been solved yet")
     return planning.load(job)
 
@@ -174,7 +174,7 @@ def _straggler(request: HttpRequest, solved: planning.Solved) -> dict[str, Any]:
 def frontier_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk, with_data=True)
     context: dict[str, Any] = {"job": job, "profile": job.profile, "stale": planning.is_stale(job)}
-    if job.status == FrontierJob.DONE:
+    if job.status == FrontierJob.Status.DONE:
         solved = planning.load(job)
         straggler = _straggler(request, solved)
         choice = straggler["choice"]
@@ -224,7 +224,7 @@ def frontier_realised_csv(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def frontier_archive(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk, with_data=True)
-    if job.status != FrontierJob.DONE or job.frontier_data is None:
+    if job.status != FrontierJob.Status.DONE or job.frontier_data is None:
         raise Http404("this frontier has not been solved yet")
     stem = f"{results.slug(job.profile.name)}-{job.num_stages}x{job.num_microbatches}"
     return _download(bytes(job.frontier_data), f"{stem}.plans.npz", "application/octet-stream")

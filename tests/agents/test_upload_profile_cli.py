@@ -13,7 +13,7 @@ import pytest
 
 from agents import cli, wire
 from agents.profile_csv import ProfileCsvError, check_profile_csv, merge_profile_csvs
-from agents.profile_upload import publish_stage_profile
+from agents.profile_upload import ProfileUpload, publish_stage_profile
 from agents.spool import DiskSpool, MemorySpool
 from agents.transport import MemoryTransport
 from planner import perseus
@@ -150,12 +150,12 @@ def test_usage_errors_exit_2(memory_broker: MemoryTransport, tmp_path: Path,
 def test_while_the_broker_is_down_the_profile_waits_in_the_spool_and_goes_first_next_time() -> None:
     transport, spool = MemoryTransport(), MemorySpool()
     transport.available = False
-    result = publish_stage_profile(transport, token=TOKEN, node="n", name="p", csv_text=PROFILE,
-                                   gpu_name="NVIDIA A100", spool=spool, drain_timeout_s=0)
+    result = publish_stage_profile(transport, ProfileUpload("p", PROFILE, "NVIDIA A100"), token=TOKEN, node="n",
+                                   spool=spool, drain_timeout_s=0)
     assert not result.sent and result.spooled == 1 and len(spool) == 1
     transport.available = True
-    later = publish_stage_profile(transport, token=TOKEN, node="n", name="q", csv_text=PROFILE,
-                                  gpu_name="NVIDIA A100", spool=spool, drain_timeout_s=0)
+    later = publish_stage_profile(transport, ProfileUpload("q", PROFILE, "NVIDIA A100"), token=TOKEN, node="n",
+                                  spool=spool, drain_timeout_s=0)
     assert later.sent and later.spooled == 0
     names = [wire.open_envelope(e, "stage_profile", KEY)["name"] for e in transport.envelopes]
     assert names == ["p", "q"]

@@ -149,7 +149,7 @@ def test_a_new_user_plans_the_gpt3_profile_in_the_browser(live_server, postgres,
         assert "saves at t′ = 3.4000 s" in page.inner_text("#card-saving").lower()
         assert page.console_errors == []
     job = FrontierJob.objects.get()  # outside the browser block: Django connections are per context there
-    assert job.status == FrontierJob.DONE and job.num_points == 1410
+    assert job.status == FrontierJob.Status.DONE and job.num_points == 1410
 
 
 def test_a_bad_profile_is_refused_in_the_browser_with_the_problem_named(live_server, tmp_path):

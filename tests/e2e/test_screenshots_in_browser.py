@@ -74,7 +74,7 @@ def seeded_demo(monkeypatch):
     demo.seed()
     main = Run.objects.get(name=MAIN_RUN.name)
     return {"run": main.pk, "gpu": main.run_gpus.order_by("gpu__node__name", "gpu__index").first().pk,
-            "frontier": FrontierJob.objects.get(status=FrontierJob.DONE).pk}
+            "frontier": FrontierJob.objects.get(status=FrontierJob.Status.DONE).pk}
 
 
 # Problems seen and reported, not yet fixed (drawn by files outside this test's reach); remove a line once fixed.

@@ -21,9 +21,10 @@ def kwh(energy_j: float | None) -> str:
 
 @register.filter
 def watts(power_w: float | None) -> str:
+    """Watts, or kilowatts from 10 kW on; a difference of power (negative) reads the same way."""
     if power_w is None:
         return "–"
-    return f"{power_w / W_PER_KW:,.2f} kW" if power_w >= 10 * W_PER_KW else f"{power_w:,.0f} W"
+    return f"{power_w / W_PER_KW:,.2f} kW" if abs(power_w) >= 10 * W_PER_KW else f"{power_w:,.0f} W"
 
 
 @register.filter

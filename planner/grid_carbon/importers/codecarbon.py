@@ -90,11 +90,6 @@ class CodeCarbonRun:
         """Emissions in grams."""
         return self.emissions_kg * 1000.0
 
-    @property
-    def implied_intensity_g_per_kwh(self) -> float | None:
-        """The intensity CodeCarbon used (emissions ÷ energy), or ``None`` for a zero-energy row."""
-        return self.emissions_kg * 1000.0 / self.energy_kwh if self.energy_kwh > 0 else None
-
 
 def parse_codecarbon_csv(data: bytes | str, *, timezone: str | tzinfo = UTC) -> list[CodeCarbonRun]:
     """Parse a CodeCarbon ``emissions.csv`` into one :class:`CodeCarbonRun` per run, sorted by end time.

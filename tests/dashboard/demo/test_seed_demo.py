@@ -25,7 +25,7 @@ def test_seed_demo_streams_every_run_with_an_estimated_gpu_and_a_counter_reset_a
     assert f"user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}" in output
     assert authenticate(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD) is not None
     assert set(Run.objects.values_list("name", flat=True)) == {d.name for d in demo.DEMO_RUNS}
-    assert Run.objects.filter(status=Run.FINISHED, simulated=True).count() == len(demo.DEMO_RUNS)
+    assert Run.objects.filter(status=Run.Status.FINISHED, simulated=True).count() == len(demo.DEMO_RUNS)
     main = Run.objects.get(name=demo.DEMO_RUNS[0].name)
     assert RunGpu.objects.filter(run=main).count() == demo.DEMO_RUNS[0].nodes * demo.DEMO_RUNS[0].gpus
     assert not Rejection.objects.exists()

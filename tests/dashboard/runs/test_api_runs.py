@@ -18,7 +18,7 @@ def runs(api_world) -> list[Run]:
     """Three more runs in vision: two GPUs, one finished and tagged, one short."""
     big = stream_run("node-big", "vision", "big", gpus=2)
     done = stream_run("node-done", "vision", "done", batches=3)
-    done.status = Run.FINISHED
+    done.status = Run.Status.FINISHED
     done.save()
     RunTag.objects.create(run=done, name="sweep")
     short = stream_run("node-short", "vision", "short", batches=1)

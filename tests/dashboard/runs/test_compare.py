@@ -20,6 +20,7 @@ from django.urls import reverse
 from dashboard.runs import compare, compare_series
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Run, RunGpu, RunTag
+from dashboard.telemetry.windows import TimeRange
 from planner.carbon.accounting import store_run_carbon
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, member, register
 
@@ -313,7 +314,7 @@ def test_short_runs_read_windows_and_long_runs_read_minute_rollups_within_the_po
     last = max(RunGpu.objects.filter(run=run).values_list("last_ms", flat=True))
     plan = compare_series.plan_for([last - first])
     assert plan.source == "minutes" and plan.bucket_ms % 60_000 == 0
-    [series] = compare_series.read_series([compare_series.Span(run.pk, first, last)], plan)
+    [series] = compare_series.read_series([compare_series.RunReadings(run.pk, TimeRange(first, last))], plan)
     assert series.buckets <= compare_series.POINTS + 1
     assert series.elapsed_s[0] == 0 and series.elapsed_s[-1] == (last - first) / 1000
     assert series.cumulative_j[-1] == pytest.approx(total, rel=1e-12)
@@ -328,7 +329,8 @@ def test_windows_longer_than_a_bucket_are_spread_over_it_and_energy_is_kept(ana)
     run = Run.objects.get(name="long-windows")
     rg = RunGpu.objects.get(run=run)
     plan = compare_series.Plan("windows", 5_000)
-    [series] = compare_series.read_series([compare_series.Span(run.pk, rg.first_ms, rg.last_ms)], plan)
+    [series] = compare_series.read_series([compare_series.RunReadings(run.pk, TimeRange(rg.first_ms, rg.last_ms))],
+                                          plan)
     assert series.cumulative_j[-1] == pytest.approx(total, rel=1e-9)
     # The window gaps (one sample period) aside, every 5 s bucket shows the steady 250 W.
     assert np.nanmedian(series.power_w) == pytest.approx(250.0, rel=1e-6)
@@ -449,7 +451,7 @@ def test_the_series_queries_read_index_ranges_and_probes_never_a_whole_table(pos
         cursor.execute("SET LOCAL enable_seqscan = off")
     with CaptureQueriesContext(connection) as captured:
         for plan in (compare_series.Plan("minutes", 60_000), compare_series.Plan("windows", 5_000)):
-            compare_series.read_series([compare_series.Span(run.pk, T0_MS, T0_MS + 59_000)], plan)
+            compare_series.read_series([compare_series.RunReadings(run.pk, TimeRange(T0_MS, T0_MS + 59_000))], plan)
     reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith(("SELECT", "WITH"))]
     buckets = [sql for sql in reads if "dashboard_gpuminute" in sql or "dashboard_samplewindow" in sql]
     others = [sql for sql in reads if sql not in buckets and "set_config" not in sql]

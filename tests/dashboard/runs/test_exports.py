@@ -312,7 +312,7 @@ def many_runs(client):
         ingest.ingest_batch(simple_batch(ours, run=f"run-{i:02d}", stream=f"s{i}", step_mj=1_000 * (i + 1)))
     ingest.ingest_batch(simple_batch(theirs, run="their-run", uuid="GPU-9"))
     RunTag.objects.create(run=Run.objects.get(name="run-07"), name="nightly")
-    Run.objects.filter(name__in=["run-01", "run-02"]).update(status=Run.FINISHED)
+    Run.objects.filter(name__in=["run-01", "run-02"]).update(status=Run.Status.FINISHED)
     client.force_login(member("ana", "vision"))
 
 

@@ -34,7 +34,7 @@ def test_a_streaming_runs_page_polls_its_live_json_for_the_same_range(client, st
 
 
 def test_a_finished_runs_page_does_not_poll(client, streaming):
-    streaming.status = Run.FINISHED
+    streaming.status = Run.Status.FINISHED
     streaming.save()
     html = client.get(reverse("run", args=[streaming.pk])).content.decode()
     assert 'id="live"' not in html
@@ -88,7 +88,7 @@ def test_stream_demo_streams_a_live_run_through_ingest_and_closes_it():
     out = __import__("io").StringIO()
     call_command("stream_demo", "--run", "live-test", "--gpus", "2", "--minutes", "0.03", stdout=out)
     run = Run.objects.get(name="live-test")
-    assert run.status == Run.FINISHED and run.simulated
+    assert run.status == Run.Status.FINISHED and run.simulated
     assert RunGpu.objects.filter(run=run).count() == 2
     assert sum(RunGpu.objects.filter(run=run).values_list("samples", flat=True)) > 0
     assert "is finished" in out.getvalue()

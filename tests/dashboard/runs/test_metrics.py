@@ -30,7 +30,7 @@ def runs(nodes):
         ingest.ingest_batch(simple_batch(ours, seq=seq, run="llama", uuid="GPU-2", stream="s2", index=1,
                                          step_mj=45_000))
     ingest.ingest_batch(simple_batch(ours, run="old", uuid="GPU-3", stream="s3", index=2))
-    Run.objects.filter(name="old").update(status=Run.FINISHED)
+    Run.objects.filter(name="old").update(status=Run.Status.FINISHED)
     ingest.ingest_batch(simple_batch(theirs, run="their-run", uuid="GPU-9"))
 
 

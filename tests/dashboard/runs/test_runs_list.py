@@ -21,7 +21,7 @@ def runs(client):
     ingest.ingest_batch(simple_batch(a, run="big", step_mj=90_000, samples=30, stream="s2"))
     ingest.ingest_batch(simple_batch(b, run="medium", step_mj=20_000))
     RunTag.objects.create(run=Run.objects.get(name="big"), name="nightly")
-    Run.objects.filter(name="small").update(status=Run.FINISHED)
+    Run.objects.filter(name="small").update(status=Run.Status.FINISHED)
     client.force_login(member("ana", "vision", "speech"))
 
 

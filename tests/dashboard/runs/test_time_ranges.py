@@ -97,7 +97,7 @@ def long_run(db, client):
         ingest.ingest_batch(simple_batch(node, seq=seq, run="long", samples=600))
     client.force_login(member("ana", "vision"))
     run = Run.objects.get()
-    run.status = Run.FINISHED
+    run.status = Run.Status.FINISHED
     run.save()
     return run
 

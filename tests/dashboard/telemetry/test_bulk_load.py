@@ -161,7 +161,7 @@ def test_the_command_loads_a_synthetic_run_of_the_asked_shape(capsys):
     call_command("bulk_load_run", "cmd-run", "--project", "bulk-cmd", "--nodes", "2", "--gpus", "3",
                  "--duration", "2m", "--ends-ago", "1h", "--quiet")
     run = Run.objects.get(project__name="bulk-cmd", name="cmd-run")
-    assert run.status == Run.FINISHED and run.simulated
+    assert run.status == Run.Status.FINISHED and run.simulated
     assert run.run_gpus.count() == 6
     assert sum(run.run_gpus.values_list("samples", flat=True)) == 6 * (2 * 60 * 10 + 1)
     assert "cmd-run" in capsys.readouterr().out

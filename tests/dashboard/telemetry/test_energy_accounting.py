@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from agents.wire import POWER_INTEGRATION
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import GpuMinute, RunGpu
@@ -51,7 +52,7 @@ def test_counter_reset_between_windows_counts_the_new_value_from_zero():
 def test_power_integration_fallback_is_counted_and_flagged_estimated():
     node = register()
     integrated = gpu_entry("GPU-old", [T0_MS, T0_MS + 1000, T0_MS + 2000], [0, 250_000, 500_000],
-                           energy_source="power_integration")
+                           energy_source=POWER_INTEGRATION)
     counted = gpu_entry("GPU-new", [T0_MS, T0_MS + 1000], [0, 300_000], index=1)
     store(node, [integrated, counted])
     figures = run_figures(RunGpu.objects.first().run)

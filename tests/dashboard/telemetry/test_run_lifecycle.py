@@ -29,10 +29,10 @@ def test_a_run_spans_nodes_and_finishes_when_all_have_closed():
     assert sorted(run.tags.values_list("name", flat=True)) == ["llm", "nightly"]
     assert ingest.close_run(close_message(a, "sa")).status == "closed"
     run.refresh_from_db()
-    assert run.status == Run.RUNNING
+    assert run.status == Run.Status.RUNNING
     assert ingest.close_run(close_message(b, "sb")).status == "closed"
     run.refresh_from_db()
-    assert run.status == Run.FINISHED and run.ended_at is not None
+    assert run.status == Run.Status.FINISHED and run.ended_at is not None
     assert RunNode.objects.filter(run=run).count() == 2
 
 
@@ -50,4 +50,4 @@ def test_unsigned_open_message_changes_nothing():
     message["sig"] = "0" * 64
     assert ingest.open_run(message).status == "rejected"
     assert not Run.objects.exists()
-    assert Rejection.objects.get().kind == "open_run"
+    assert Rejection.objects.get().kind == Rejection.Kind.OPEN_RUN

@@ -38,7 +38,7 @@ def test_streamed_energy_equals_the_simulators_ground_truth(postgres, redis_url,
         ]
         batches = sum(line["batches_sent"] for line in lines)
         wait_until(lambda: BatchReceipt.objects.count() == batches, 120, f"{batches} batches", process)
-        wait_until(lambda: Run.objects.filter(name="e2e", status=Run.FINISHED).exists(), 30, "the run to close", process)
+        wait_until(lambda: Run.objects.filter(name="e2e", status=Run.Status.FINISHED).exists(), 30, "the run to close", process)
 
     capsys.readouterr()
     call_command("run_summary", "e2e")

@@ -14,6 +14,7 @@ from dashboard.telemetry.models import Node, Run
 from planner.carbon.figures import run_summary
 from planner.carbon.models import (
     CreditPrice,
+    CreditType,
     NodeSite,
     OffsetPolicy,
     OffsetRetirement,
@@ -95,9 +96,9 @@ def test_the_project_totals_and_sites(api_world, located):
 
 def test_the_offsets_ledger_uses_the_projects_price_and_lists_retirements(api_world, located):
     vision = located.project
-    CreditPrice.objects.create(project=vision, credit_type="avoidance", price_per_tonne=12.0, currency="EUR",
+    CreditPrice.objects.create(project=vision, credit_type=CreditType.AVOIDANCE, price_per_tonne=12.0, currency="EUR",
                                source="broker quote", as_of=date(2026, 1, 5))
-    OffsetRetirement.objects.create(project=vision, run=located, retired_on=date(2026, 2, 1), credit_type="avoidance",
+    OffsetRetirement.objects.create(project=vision, run=located, retired_on=date(2026, 2, 1), credit_type=CreditType.AVOIDANCE,
                                     tonnes=0.5, price_per_tonne=12.0, currency="EUR", registry="Verra")
     body = api_world.api.get(f"/projects/{vision.pk}/carbon/offsets").json()
     (line,) = body["lines"]

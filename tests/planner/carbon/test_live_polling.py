@@ -70,7 +70,7 @@ def test_a_failing_provider_falls_back_to_the_next_one(providers, reply, error):
     result = poll()
     assert any(error in e for e in result["errors"]), result["errors"]
     assert result["unanswered"] == []  # UK Carbon Intensity answered for GB
-    assert IntensityRow.objects.filter(zone="GB", origin="live", source="UK Carbon Intensity API (NESO)").count() == 3
+    assert IntensityRow.objects.filter(zone="GB", origin=IntensityRow.Origin.LIVE, source="UK Carbon Intensity API (NESO)").count() == 3
     em = status("Electricity Maps")
     assert error in em.last_error and em.last_success_at is None
     assert TOKEN not in em.last_error

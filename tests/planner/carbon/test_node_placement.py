@@ -18,7 +18,7 @@ from dashboard.projects.models import Project
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Node, Rejection, Run, RunNode
 from planner.carbon.accounting import store_run_carbon
-from planner.carbon.models import NodeSite, ProjectCarbon, Site
+from planner.carbon.models import FallbackStep, NodeSite, ProjectCarbon, RunNodeCarbon, Site
 from tests.factories import T0_MS, member, register
 from tests.planner.carbon.support import open_message, stream_hours
 
@@ -64,8 +64,8 @@ def test_with_nothing_known_the_world_average_is_used_and_said():
     stream_hours(node, "r", [1.0])
     stored = store_run_carbon(Run.objects.get(name="r"))
     located = stored.nodes.get()
-    assert located.located_by == "world" and "world average used" in located.located_note
-    assert located.hours.get().step == "world"
+    assert located.located_by == RunNodeCarbon.LocatedBy.WORLD and "world average used" in located.located_note
+    assert located.hours.get().step == FallbackStep.WORLD
 
 
 def test_an_unknown_agent_region_is_skipped_with_a_note():
@@ -74,7 +74,7 @@ def test_an_unknown_agent_region_is_skipped_with_a_note():
     stream_hours(node, "r", [1.0], region="aws:mars-central-1")
     stored = store_run_carbon(Run.objects.get(name="r"))
     located = stored.nodes.get()
-    assert (located.where, located.located_by) == ("DE", "project_default")
+    assert (located.where, located.located_by) == ("DE", RunNodeCarbon.LocatedBy.PROJECT_DEFAULT)
     assert "agent region 'aws:mars-central-1': unknown cloud region" in located.located_note
 
 
@@ -84,7 +84,7 @@ def test_open_run_refuses_a_malformed_zone_or_region_and_stores_nothing(field, v
     node = register("n1", "p")
     outcome = ingest.open_run(open_message(node, "r", "s1", **{field: value}))
     assert outcome.status == "rejected" and field in outcome.detail
-    assert not Run.objects.exists() and Rejection.objects.get().kind == "open_run"
+    assert not Run.objects.exists() and Rejection.objects.get().kind == Rejection.Kind.OPEN_RUN
 
 
 def test_open_run_stores_the_agent_flags_on_its_session():

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from dashboard.projects.models import Project
 from planner.carbon.imports import import_file
-from planner.carbon.models import CreditPrice, OffsetPolicy, OffsetRetirement, RunCarbon
+from planner.carbon.models import CreditPrice, CreditType, OffsetPolicy, OffsetRetirement, RunCarbon
 from planner.carbon.offsetting import project_ledger
 from tests.factories import member, register
 from tests.planner.carbon.support import T0, em_hourly_csv, recompute_figures, stream_hours
@@ -45,7 +45,7 @@ def test_each_run_and_the_project_get_tonnes_and_cost_at_the_default_price(proje
 def test_the_project_price_buffer_and_whole_credits_are_applied(project):
     OffsetPolicy.objects.update_or_create(project=project, defaults={
         "credit_type": "durable_removal", "buffer_pct": 20.0, "whole_credits": True})
-    CreditPrice.objects.create(project=project, credit_type="durable_removal", price_per_tonne=180.0, currency="EUR",
+    CreditPrice.objects.create(project=project, credit_type=CreditType.DURABLE_REMOVAL, price_per_tonne=180.0, currency="EUR",
                                source="biochar offer, supplier X", as_of=date(2026, 5, 1))
     lines, totals = project_ledger(project)
     quote = lines[0].quote
@@ -56,7 +56,7 @@ def test_the_project_price_buffer_and_whole_credits_are_applied(project):
 
 
 def test_offsets_are_never_subtracted_from_the_emissions(project):
-    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type="avoidance",
+    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type=CreditType.AVOIDANCE,
                                     tonnes=5.0, price_per_tonne=6.0)
     assert sum(RunCarbon.objects.values_list("emissions_g", flat=True)) == pytest.approx(2000.0)
     _, totals = project_ledger(project)
@@ -70,7 +70,7 @@ def test_custom_credits_need_a_price(project, client):
 
 
 def test_the_ledger_exports_as_csv(project, client):
-    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type="nature_removal",
+    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type=CreditType.NATURE_REMOVAL,
                                     tonnes=0.5, price_per_tonne=27.0, registry="Verra", reference="VCS-123")
     client.force_login(member("ana", "speech"))
     response = client.get(reverse("carbon:offsets_csv", args=[project.pk]))
@@ -104,7 +104,7 @@ def test_only_managers_change_prices_and_the_form_checks_them(project, client):
 
 
 def test_user_text_in_the_csv_cannot_become_a_spreadsheet_formula(project, client):
-    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type="avoidance",
+    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type=CreditType.AVOIDANCE,
                                     tonnes=1.0, price_per_tonne=6.0, reference="=HYPERLINK(\"x\")")
     client.force_login(member("ana", "speech"))
     text = client.get(reverse("carbon:offsets_csv", args=[project.pk])).content.decode()

@@ -110,7 +110,7 @@ def test_a_broker_that_is_down_never_fails_ingest_and_the_periodic_task_catches_
     node = register("n1", "p")
     with django_capture_on_commit_callbacks(execute=True):
         stream_hours(node, "r", [1.0], zone="DE")
-    assert Run.objects.get().status == Run.FINISHED
+    assert Run.objects.get().status == Run.Status.FINISHED
     assert "could not queue carbon.recompute_run" in caplog.text
     assert not RunCarbon.objects.exists()
     assert tasks.recompute_stale.apply().get() == {"recomputed": 1}  # a run with energy and no figures

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, Run
-from planner.carbon.models import Certificate, NodeSite, ProjectCarbon, RunCarbon, Site
+from planner.carbon.models import Basis, Certificate, FallbackStep, NodeSite, ProjectCarbon, RunCarbon, Site
 from tests.factories import register
 from tests.planner.carbon.support import T0, em_hourly_csv, recompute_figures, stream_hours
 
@@ -98,7 +98,7 @@ def test_the_figures_are_stored_with_their_provenance(summary):
     stored = RunCarbon.objects.get(run=Run.objects.get(name="llama-hand"))
     hours = list(stored.nodes.get().hours.order_by("hour_utc"))
     assert [(h.step, h.basis, h.year) for h in hours] == [
-        ("hourly", "lifecycle", 2026), ("hourly", "lifecycle", 2026), ("hourly", "lifecycle", 2026),
-        ("zone_yearly", "lifecycle", 2025),
+        (FallbackStep.HOURLY, Basis.LIFECYCLE, 2026), (FallbackStep.HOURLY, Basis.LIFECYCLE, 2026),
+        (FallbackStep.HOURLY, Basis.LIFECYCLE, 2026), (FallbackStep.ZONE_YEARLY, Basis.LIFECYCLE, 2025),
     ]
     assert stored.emissions_g == pytest.approx(LOCATION_G) and not stored.stale

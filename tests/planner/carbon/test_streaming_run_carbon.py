@@ -82,4 +82,4 @@ def test_a_streaming_runs_figures_follow_its_energy_within_one_recompute_interva
         live.close()  # a run that closes is recomputed at once, whatever the interval
     shown = pages(client, run)
     assert {shown[k] for k in ("run", "project", "offsets")} == {"1.54 kg CO₂e"}
-    assert Run.objects.get().status == Run.FINISHED
+    assert Run.objects.get().status == Run.Status.FINISHED

@@ -22,7 +22,6 @@ def test_runs_are_imported_with_units_in_their_names() -> None:
     assert gpu_run.gpu_energy_kwh == 1.819764 and gpu_run.gpu_count == 4
     assert (gpu_run.country_iso3, gpu_run.region, gpu_run.where) == ("DEU", "hesse", "DEU")
     assert cloud_run.where == "gcp:europe-west1" and cloud_run.on_cloud is True
-    assert gpu_run.implied_intensity_g_per_kwh == pytest.approx(239.77 / 2.00393)
 
 
 def test_cumulative_flush_rows_of_one_run_are_folded_into_the_last_not_summed() -> None:

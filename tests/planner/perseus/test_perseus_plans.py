@@ -16,7 +16,6 @@ from planner.perseus import (
     plan_at,
     solve_frontier,
 )
-from planner.perseus.plans import plan_from_rank_schedules
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +60,6 @@ def test_plan_csv_has_one_row_per_computation(frontier: Frontier) -> None:
     assert lines[0] == "stage,order,instruction,microbatch,freq_mhz"
     assert len(lines) == 1 + 2 * 8 * 12
     assert lines[1].startswith("0,0,forward,0,")
-
-
-def test_plan_json_round_trips_through_validation(frontier: Frontier) -> None:
-    document = json.loads(plan_at(frontier, -1).to_json())
-    steps = plan_from_rank_schedules(document["ranks"])
-    assert len(steps) == 8
-    with pytest.raises(ValueError, match="rank 1 position 0"):
-        bad = document["ranks"]
-        bad[1]["frequencies"][0] = ["forward", "fast"]
-        plan_from_rank_schedules(bad)
 
 
 def test_frontier_survives_a_bytes_round_trip(frontier: Frontier) -> None:

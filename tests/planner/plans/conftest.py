@@ -33,7 +33,7 @@ def solve_now(profile: StageProfile, params: planning.Parameters = SMALL) -> Fro
     )
     planning.solve_job(job.pk)
     job.refresh_from_db()
-    assert job.status == FrontierJob.DONE, job.error
+    assert job.status == FrontierJob.Status.DONE, job.error
     return job
 
 

@@ -30,7 +30,7 @@ def payload(**changes) -> dict:
 def rejected_with(outcome: ingest.Outcome, words: str) -> None:
     assert outcome.status == "rejected", outcome
     assert words in outcome.detail
-    assert Rejection.objects.filter(kind="stage_profile", reason__contains=words).count() == 1
+    assert Rejection.objects.filter(kind=Rejection.Kind.STAGE_PROFILE, reason__contains=words).count() == 1
     assert not StageProfile.objects.exists()
 
 
@@ -135,10 +135,10 @@ def test_an_agents_profile_is_listed_on_the_planner_page_of_its_project(client):
 
 
 def test_a_payload_built_by_the_agents_uploader_is_stored():
-    from agents.profile_upload import stage_profile_payload
+    from agents.profile_upload import ProfileUpload
 
     node = register("gpu-node-01", "vision")
-    body, _ = stage_profile_payload(name="from the agent", csv_text=GPT3_CSV, gpu_name="NVIDIA A100-SXM4-80GB",
-                                    run="gpt3-pretrain", p_blocking_w=83.6, recorded_ms=T0_MS)
+    body, _ = ProfileUpload("from the agent", GPT3_CSV, "NVIDIA A100-SXM4-80GB", run="gpt3-pretrain",
+                            p_blocking_w=83.6, recorded_ms=T0_MS).payload()
     assert receive_stage_profile(envelope(node, body, kind="stage_profile")).status == "stored"
     assert StageProfile.objects.get().name == "from the agent"

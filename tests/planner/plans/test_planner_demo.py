@@ -18,7 +18,7 @@ def test_seeding_the_planner_demo_solves_the_sample_quickly_and_once():
     started = time.perf_counter()
     job = seed_planner_demo(project)
     assert time.perf_counter() - started < 5  # about half a second on a laptop
-    assert job.status == FrontierJob.DONE and job.num_points == 1410
+    assert job.status == FrontierJob.Status.DONE and job.num_points == 1410
     assert (job.num_stages, job.num_microbatches, job.unit_time_s, job.p_blocking_w) == (8, 12, 0.001, 83.64)
     assert seed_planner_demo(project).pk == job.pk
     assert StageProfile.objects.count() == 1 and FrontierJob.objects.count() == 1

@@ -27,13 +27,15 @@ def test_asking_for_a_frontier_queues_a_solve_after_commit_and_opens_its_page(
         response = client.post(world.ours.get_absolute_url(), FORM)
     job = FrontierJob.objects.get()
     assert response["Location"] == job.get_absolute_url()
-    assert job.status == FrontierJob.QUEUED and len(callbacks) == 1
+    assert job.status == FrontierJob.Status.QUEUED and len(callbacks) == 1
     assert "Queued" in client.get(job.get_absolute_url()).content.decode()
 
     callbacks[0]()  # the broker-less default runs the task in-process
     job.refresh_from_db()
-    assert job.status == FrontierJob.DONE
-    assert (job.num_stages, job.num_microbatches, job.unit_time_s, job.schedule, job.mode) == (4, 4, 0.001, "1f1b", "default")
+    assert job.status == FrontierJob.Status.DONE
+    assert (job.num_stages, job.num_microbatches, job.unit_time_s, job.schedule, job.mode) == (
+        4, 4, 0.001, FrontierJob.Schedule.ONE_F_ONE_B, FrontierJob.Mode.DEFAULT
+    )
     assert 'data-plot="chart-frontier"' in client.get(job.get_absolute_url()).content.decode()
 
 
@@ -67,8 +69,8 @@ def test_the_same_request_is_not_solved_twice(client, world, monkeypatch, django
 
 def test_other_parameters_make_another_frontier(world):
     planning.request_frontier(world.ours, SMALL)
-    planning.request_frontier(world.ours, planning.Parameters(4, 0.001, 83.64, schedule="gpipe"))
-    planning.request_frontier(world.ours, planning.Parameters(4, 0.001, 83.64, mode="lowtime"))
+    planning.request_frontier(world.ours, planning.Parameters(4, 0.001, 83.64, schedule=FrontierJob.Schedule.GPIPE))
+    planning.request_frontier(world.ours, planning.Parameters(4, 0.001, 83.64, mode=FrontierJob.Mode.LOWTIME))
     planning.request_frontier(world.ours, planning.Parameters(4, 0.0005, 83.64))
     assert FrontierJob.objects.filter(profile=world.ours).count() == 4
 
@@ -102,14 +104,14 @@ def test_progress_is_written_to_the_job_while_it_solves(world, monkeypatch):
     monkeypatch.setattr(planning, "_progress_writer", spying_writer)
     job = solve_now(world.ours)
     assert len(seen) > 10
-    assert all(status == FrontierJob.RUNNING for status, _, _ in seen)
+    assert all(status == FrontierJob.Status.RUNNING for status, _, _ in seen)
     dones = [done for _, done, _ in seen]
     assert dones == sorted(dones) and dones[-1] == seen[-1][2] == job.progress_total > 0
 
 
 def test_the_status_json_reports_progress(client, world):
     job, _ = planning.request_frontier(world.ours, SMALL)
-    FrontierJob.objects.filter(pk=job.pk).update(status=FrontierJob.RUNNING, progress_done=120, progress_total=480)
+    FrontierJob.objects.filter(pk=job.pk).update(status=FrontierJob.Status.RUNNING, progress_done=120, progress_total=480)
     client.force_login(world.ana)
     data = client.get(reverse("planner:frontier_status", args=[job.pk])).json()
     assert data == {"status": "running", "done": 120, "total": 480, "fraction": 0.25, "error": "", "points": None,
@@ -121,7 +123,7 @@ def test_the_status_json_reports_progress(client, world):
 def test_a_failed_solve_shows_its_error_on_the_page(client, world, monkeypatch):
     monkeypatch.setattr(planning.perseus, "solve_frontier", _solve_capped)
     job, _ = planning.request_frontier(world.ours, SMALL)
-    assert planning.solve_job(job.pk) == FrontierJob.FAILED
+    assert planning.solve_job(job.pk) == FrontierJob.Status.FAILED
     job.refresh_from_db()
     assert "the limit is 10" in job.error and job.frontier_data is None
     client.force_login(world.ana)
@@ -143,17 +145,17 @@ def test_an_unexpected_crash_is_also_shown_and_asking_again_retries(client, worl
     job, _ = planning.request_frontier(world.ours, SMALL)
     planning.solve_job(job.pk)
     job.refresh_from_db()
-    assert job.status == FrontierJob.FAILED and "RuntimeError: disk on fire" in job.error
+    assert job.status == FrontierJob.Status.FAILED and "RuntimeError: disk on fire" in job.error
     monkeypatch.undo()
     again, queued = planning.request_frontier(world.ours, SMALL)
-    assert queued and again.pk == job.pk and again.status == FrontierJob.QUEUED
-    assert planning.solve_job(job.pk) == FrontierJob.DONE
+    assert queued and again.pk == job.pk and again.status == FrontierJob.Status.QUEUED
+    assert planning.solve_job(job.pk) == FrontierJob.Status.DONE
 
 
 def test_a_repeated_delivery_of_a_solved_job_does_nothing(world, monkeypatch):
     job = solve_now(world.ours)
     monkeypatch.setattr(planning.perseus, "solve_frontier", lambda *a, **k: pytest.fail("solved again"))
-    assert planning.solve_job(job.pk) == FrontierJob.DONE
+    assert planning.solve_job(job.pk) == FrontierJob.Status.DONE
     assert planning.solve_job(10**9) == "gone"
 
 
@@ -163,7 +165,7 @@ def test_lowtime_mode_reproduces_the_artifacts_frontier(db):
 
     member("ana", "vision")
     profile = profiles.store_sample(Project.objects.get(name="vision")).profile
-    job = solve_now(profile, planning.Parameters(12, 0.001, 83.64, mode="lowtime"))
+    job = solve_now(profile, planning.Parameters(12, 0.001, 83.64, mode=FrontierJob.Mode.LOWTIME))
     frontier = perseus.Frontier.from_bytes(bytes(job.frontier_data))
     times, energies = zip(*expected_frontier(12), strict=True)
     np.testing.assert_allclose(frontier.time_s, times, rtol=0, atol=1e-9)
@@ -185,4 +187,4 @@ def test_a_request_stuck_in_the_queue_is_sent_again_when_asked_again(client, wor
         again, queued = planning.request_frontier(world.ours, SMALL)
     assert queued and again.pk == job.pk and len(callbacks) == 1
     again.refresh_from_db()
-    assert again.status == FrontierJob.DONE
+    assert again.status == FrontierJob.Status.DONE

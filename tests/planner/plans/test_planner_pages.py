@@ -104,13 +104,14 @@ def test_a_point_outside_the_frontier_is_not_found(client, world):
 def test_plans_of_an_unsolved_frontier_are_not_found(client, world):
     job, _ = planning.request_frontier(world.ours, planning.Parameters(4, 0.001, 83.64))
     client.force_login(world.ana)
-    assert job.status == FrontierJob.QUEUED
+    assert job.status == FrontierJob.Status.QUEUED
     assert client.get(reverse("planner:plan", args=[job.pk, 0])).status_code == 404
     assert client.get(reverse("planner:frontier_csv", args=[job.pk])).status_code == 404
 
 
 def test_a_gpipe_frontier_draws_all_forwards_before_the_backwards(client, world):
-    job = solve_now(world.ours, planning.Parameters(4, 0.001, 83.64, schedule="gpipe", mode="lowtime"))
+    gpipe = planning.Parameters(4, 0.001, 83.64, schedule=FrontierJob.Schedule.GPIPE, mode=FrontierJob.Mode.LOWTIME)
+    job = solve_now(world.ours, gpipe)
     client.force_login(world.ana)
     html = client.get(reverse("planner:plan", args=[job.pk, job.num_points - 1])).content.decode()
     bars = figures_in(html)["chart-timeline"]["data"][0]

@@ -29,7 +29,7 @@ def test_uploading_the_gpt3_profile_stores_it_and_opens_its_page(client):
     response = upload(client, "vision", GPT3_CSV, gpu_name="NVIDIA A100-SXM4-80GB")
     profile = StageProfile.objects.get()
     assert response.status_code == 302 and response["Location"] == profile.get_absolute_url()
-    assert (profile.name, profile.project.name, profile.source) == ("gpt3", "vision", StageProfile.UPLOAD)
+    assert (profile.name, profile.project.name, profile.source) == ("gpt3", "vision", StageProfile.Source.UPLOAD)
     assert (profile.num_stages, profile.num_rows, len(profile.frequencies_mhz)) == (8, 608, 38)
     assert profile.csv_text.encode() == GPT3_CSV
     page = client.get(profile.get_absolute_url()).content.decode()
@@ -77,7 +77,7 @@ def test_the_sample_is_added_to_a_chosen_project_once(client):
         response = client.post(reverse("planner:sample"), {"project": Project.objects.get(name="vision").pk})
     profile = StageProfile.objects.get()
     assert response["Location"] == profile.get_absolute_url()
-    assert profile.source == StageProfile.SAMPLE and profile.num_stages == 8 and profile.p_blocking_w == 83.64
+    assert profile.source == StageProfile.Source.SAMPLE and profile.num_stages == 8 and profile.p_blocking_w == 83.64
 
 
 def test_the_planner_page_lists_only_the_users_profiles(client):

@@ -42,6 +42,6 @@ def test_a_worker_solves_a_queued_frontier_and_stores_an_agents_profile(postgres
                    "both copies of the agent's profile", process)
 
     job.refresh_from_db()
-    assert job.status == FrontierJob.DONE, job.error
+    assert job.status == FrontierJob.Status.DONE, job.error
     assert job.num_points == 1410 and job.progress_done == job.progress_total > 0
     assert StageProfile.objects.filter(name="recorded", node__name="gpu-node-01").count() == 1

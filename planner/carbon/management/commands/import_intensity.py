@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.projects.models import Project
 from planner.carbon.imports import import_file
+from planner.carbon.models import Basis, IntensityImport
 from planner.grid_carbon.importers import CarbonImportError
 
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--zone", help="file the data under this zone (or the zone of this cloud region)")
-        parser.add_argument("--basis", choices=("lifecycle", "direct"), default="lifecycle",
+        parser.add_argument("--basis", choices=Basis.values, default=Basis.LIFECYCLE,
                             help="which Electricity Maps intensity to import (default lifecycle)")
         parser.add_argument("--project", help="CodeCarbon files: the project the runs belong to")
         parser.add_argument("--timezone", default="UTC",
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         try:
             result = import_file(
                 data, path.name, zone=options["zone"], basis=options["basis"], project=project,
-                timezone_name=options["timezone"], via="command",
+                timezone_name=options["timezone"], via=IntensityImport.Via.COMMAND,
             )
         except CarbonImportError as exc:
             raise CommandError(f"{path.name}: {exc} (nothing was imported)") from None

@@ -1,0 +1,15 @@
+"""What telemetry stores about GPUs and refused messages is spelled as the wire format spells it."""
+
+from __future__ import annotations
+
+from agents import wire
+from dashboard.telemetry.models import Gpu, Rejection
+
+
+def test_gpu_energy_sources_and_power_fields_are_the_wire_values():
+    assert tuple(Gpu.EnergySource.values) == wire.ENERGY_SOURCES
+    assert tuple(Gpu.PowerField.values) == wire.POWER_FIELDS
+
+
+def test_rejections_are_recorded_under_the_wire_message_kinds():
+    assert set(Rejection.Kind.values) == set(wire.TASKS_BY_KIND)
