@@ -58,6 +58,8 @@ pytest: install-dev services
 
 test: lint typecheck pytest
 
+# BENCH_ARGS=--http: agents send over HTTP through gunicorn; --prefill sets the load generator apart
+# (docs/benchmarks.md, which also gives each run's server CPU per million samples).
 bench-ingest: install-dev services
 	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
 		$(PY) benchmarks/bench_ingest.py $(BENCH_ARGS)

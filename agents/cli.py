@@ -1,5 +1,5 @@
-"""Command line: ``python -m agents stream``, ``probe``, ``upload-profile`` and ``plan-check``. Thin over the
-library; the planning commands live in :mod:`agents.cli_planning`."""
+"""Command line: ``python -m agents stream``, ``drain``, ``probe``, ``upload-profile`` and ``plan-check``. Thin
+over the library; the planning commands live in :mod:`agents.cli_planning`."""
 
 from __future__ import annotations
 
@@ -18,18 +18,20 @@ from typing import Any
 
 from agents import __version__, cli_planning
 from agents.backends.base import BackendUnavailable, GpuBackend
-from agents.cli_options import add_broker_options, parse_duration_s
+from agents.cli_options import add_broker_options, parse_duration_s, transport_from_args
 from agents.clock import Clock, RealClock, VirtualClock
+from agents.outbox import Outbox, signed_with
 from agents.replay import epoch_ms
 from agents.spool import DiskSpool, default_spool_dir
 from agents.streamer import Streamer
-from agents.transport import CeleryTransport
+from agents.transport import CeleryTransport, HttpTransport, TokenRejected
 
 log = logging.getLogger("agents")
 
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
+EXIT_TOKEN_REJECTED = 3
 
 def parse_time(text: str) -> datetime:
     try:
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wattwise-agent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    stream = commands.add_parser("stream", help="sample GPUs and stream batches to the broker")
+    stream = commands.add_parser("stream", help="sample GPUs and stream batches to the app")
     stream.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
     stream.add_argument("--run", required=True, help="run name the batches are filed under")
     stream.add_argument("--gpus", help="nvml: indices or UUIDs, comma-separated (default: CUDA_VISIBLE_DEVICES, "
@@ -81,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--quiet", action="store_true", help="no progress bar")
     stream.add_argument("-v", "--verbose", action="store_true")
 
+    drain = commands.add_parser("drain", help="send what the spool holds (after an outage or a token fix), then "
+                                "exit")
+    drain.add_argument("--node", default=None, help="node name (default: host name); picks the default spool")
+    add_broker_options(drain, drain_default_s=60.0,
+                       drain_help="how long to keep trying when the app is down or busy (default 60s)")
+    drain.add_argument("-v", "--verbose", action="store_true")
+
     probe = commands.add_parser("probe", help="list the GPUs and energy counters this machine has")
     probe.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
     probe.add_argument("--gpus", default=None, help="simulated: how many GPUs")
@@ -94,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
     logging.basicConfig(level=level, format="wattwise-agent: %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.command == "drain":
+        return drain_command(args)
     if args.command == "probe":
         return probe_command(args)
     if args.command in cli_planning.COMMANDS:
@@ -127,13 +138,19 @@ def _make_backend(args: argparse.Namespace, node: str) -> GpuBackend:
     return NvmlBackend(args.gpus.split(",") if args.gpus else None)
 
 
-def stream_command(args: argparse.Namespace) -> int:
+def _token_and_transport(args: argparse.Namespace) -> tuple[str, HttpTransport | CeleryTransport]:
+    """What a sending command signs with and sends through; ValueError says what is missing or wrong."""
     token = args.token or os.environ.get("WATTWISE_TOKEN")
-    broker = args.broker or os.environ.get("WATTWISE_BROKER_URL")
     if not token:
-        return _fail("no node token: set WATTWISE_TOKEN or pass --token", EXIT_USAGE)
-    if not broker:
-        return _fail("no broker: set WATTWISE_BROKER_URL or pass --broker (e.g. redis://host:6379/0)", EXIT_USAGE)
+        raise ValueError("no node token: set WATTWISE_TOKEN or pass --token")
+    return token, transport_from_args(args)
+
+
+def stream_command(args: argparse.Namespace) -> int:
+    try:
+        token, transport = _token_and_transport(args)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     if (args.start or args.fast) and args.backend != "simulated":
         return _fail("--start and --fast replay a simulated run: use them with --backend simulated", EXIT_USAGE)
     if args.start and not args.fast:
@@ -144,6 +161,7 @@ def stream_command(args: argparse.Namespace) -> int:
     try:
         backend = _make_backend(args, node)
     except (BackendUnavailable, ValueError) as exc:
+        transport.close()
         return _fail(str(exc), EXIT_UNAVAILABLE if isinstance(exc, BackendUnavailable) else EXIT_USAGE)
     if args.fast:
         # Without --start, replay the most recent period: the app refuses samples from the future.
@@ -152,7 +170,6 @@ def stream_command(args: argparse.Namespace) -> int:
     else:
         clock = RealClock()
     spool = DiskSpool(args.spool_dir or default_spool_dir(node))
-    transport = CeleryTransport(broker, connect_timeout_s=args.connect_timeout)
     stop = threading.Event()
     restore = _stop_on_signals(stop)
     try:
@@ -161,6 +178,9 @@ def stream_command(args: argparse.Namespace) -> int:
                 backend, transport, run=args.run, token=token, node=node, clock=clock, rate_hz=args.rate,
                 window_s=args.window, spool=spool, tags=args.tag, drain_timeout_s=args.drain_timeout,
                 zone=args.zone, region=args.region,
+                # Also for --fast replays: sampling goes on while a request is out, and what queued up
+                # meanwhile goes in the next request.
+                threaded=True,
             )
         except ValueError as exc:
             return _fail(str(exc), EXIT_USAGE)
@@ -168,6 +188,8 @@ def stream_command(args: argparse.Namespace) -> int:
         try:
             streamer.open()
             streamer.run(args.duration, stop=stop, progress=progress)
+        except TokenRejected:
+            pass  # sampling stopped; close() keeps what was sampled in the spool
         finally:
             done()
         summary = streamer.close()
@@ -175,10 +197,45 @@ def stream_command(args: argparse.Namespace) -> int:
         restore()
         backend.close()
         transport.close()
-    if summary.spooled:
-        print(f"wattwise-agent: broker unreachable: {summary.spooled} envelope(s) left in the spool "
+    if summary.token_rejected is not None:
+        print(f"wattwise-agent: token rejected (401): {summary.token_rejected}", file=sys.stderr)
+        print(f"wattwise-agent: sampling stopped; {summary.spooled} envelope(s) kept in the spool {spool.directory}. "
+              "Fix WATTWISE_TOKEN (`manage.py create_node NODE --project PROJECT --rotate` issues a new one) and "
+              "run again: the next run sends them first, signed with the new token", file=sys.stderr)
+    elif summary.spooled:
+        print(f"wattwise-agent: could not deliver: {summary.spooled} envelope(s) left in the spool "
               f"{spool.directory}; the next run sends them first", file=sys.stderr)
+    if summary.refused:
+        print(f"wattwise-agent: the app refused {summary.refused} envelope(s) for good; they are kept with its "
+              f"reasons in {spool.refused_path}", file=sys.stderr)
     print(json.dumps(summary.exit_line()), flush=True)
+    return EXIT_TOKEN_REJECTED if summary.token_rejected is not None else EXIT_OK
+
+
+def drain_command(args: argparse.Namespace) -> int:
+    """Send the spool's envelopes (signed again with this token where another signed them); exit 0 when it
+    is empty, 1 when some remain (the app is down or busy), 3 when the app rejects the token."""
+    try:
+        token, transport = _token_and_transport(args)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    node = args.node or socket.gethostname()
+    spool = DiskSpool(args.spool_dir or default_spool_dir(node))
+    outbox = Outbox(transport, spool, reseal=signed_with(token))
+    try:
+        remaining = outbox.flush(args.drain_timeout)
+    finally:
+        transport.close()
+    print(json.dumps({"node": node, "spool": str(spool.directory), "sent": outbox.delivered, "spooled": remaining,
+                      "refused": outbox.refused}), flush=True)
+    if outbox.fatal is not None:
+        return _fail(f"{outbox.fatal}; the spool keeps them", EXIT_TOKEN_REJECTED)
+    if outbox.refused:
+        print(f"wattwise-agent: the app refused {outbox.refused} envelope(s) for good; they are kept with its "
+              f"reasons in {spool.refused_path}", file=sys.stderr)
+    if remaining:
+        return _fail(f"could not deliver: {remaining} envelope(s) left in the spool {spool.directory}",
+                     EXIT_UNAVAILABLE)
     return EXIT_OK
 
 

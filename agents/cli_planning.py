@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agents.cli_options import add_broker_options
+from agents.cli_options import add_broker_options, transport_from_args
 from agents.frequency_plan import PlanError, load_plans, select_rank
 from agents.profile_csv import MAX_PROFILE_BYTES, ProfileCsvError, merge_profile_csvs
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_TOKEN_REJECTED = 3
 COMMANDS = ("upload-profile", "plan-check")
 
 
@@ -40,7 +41,7 @@ def add_parsers(commands: Any) -> None:
                         "this job owns)")
     upload.add_argument("--node", default=None, help="node name (default: host name)")
     add_broker_options(upload, drain_default_s=5.0,
-                       drain_help="how long to keep trying a broker that is down (default 5s)")
+                       drain_help="how long to keep trying when the app (or broker) is down (default 5s)")
     upload.add_argument("-v", "--verbose", action="store_true")
 
     check = commands.add_parser("plan-check", help="validate a per-rank frequency plan and summarise it")
@@ -75,14 +76,15 @@ def _read_text(path: Path) -> str:
 def upload_profile_command(args: argparse.Namespace) -> int:
     from agents.profile_upload import ProfileUpload, publish_stage_profile
     from agents.spool import DiskSpool, default_spool_dir
-    from agents.transport import CeleryTransport
+    from agents.transport import TokenRejected
 
     token = args.token or os.environ.get("WATTWISE_TOKEN")
-    broker = args.broker or os.environ.get("WATTWISE_BROKER_URL")
     if not token:
         return _fail("no node token: set WATTWISE_TOKEN or pass --token")
-    if not broker:
-        return _fail("no broker: set WATTWISE_BROKER_URL or pass --broker (e.g. redis://host:6379/0)")
+    try:
+        transport = transport_from_args(args)  # connects on the first send
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         texts = [_read_text(p) for p in args.profiles]
         if len(texts) == 1:
@@ -96,7 +98,6 @@ def upload_profile_command(args: argparse.Namespace) -> int:
         gpu_name = args.gpu_name or _detect_gpu_name()
         node = args.node or socket.gethostname()
         spool = DiskSpool(args.spool_dir or default_spool_dir(node))
-        transport = CeleryTransport(broker, connect_timeout_s=args.connect_timeout)
         try:
             profile = ProfileUpload(args.name, csv_text, gpu_name, run=args.run, p_blocking_w=args.p_blocking)
             result = publish_stage_profile(
@@ -108,8 +109,16 @@ def upload_profile_command(args: argparse.Namespace) -> int:
         return _fail(f"invalid profile: {exc}")
     except ValueError as exc:
         return _fail(str(exc))
-    if not result.sent:
-        print(f"wattwise-agent: broker unreachable: the profile waits in the spool {spool.directory}; the next "
+    except TokenRejected as exc:
+        print(f"wattwise-agent: {exc}", file=sys.stderr)
+        print(f"wattwise-agent: the profile is kept in the spool {spool.directory}; fix WATTWISE_TOKEN and run "
+              "again to send it", file=sys.stderr)
+        return EXIT_TOKEN_REJECTED
+    if result.refused:
+        print(f"wattwise-agent: the app refused {result.refused} envelope(s) for good; they are kept with its "
+              f"reasons in {spool.refused_path}", file=sys.stderr)
+    elif not result.sent:
+        print(f"wattwise-agent: could not deliver: the profile waits in the spool {spool.directory}; the next "
               "agent run on this node sends it first", file=sys.stderr)
     print(json.dumps(result.line()), flush=True)
     return EXIT_OK

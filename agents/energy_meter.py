@@ -1,10 +1,11 @@
 """Measurement windows over a GPU backend: the energy of a stretch of time, summed over a stage's GPUs.
 
 As in Zeus's ``begin_window``/``end_window``: read every GPU at the start and at the end, and take
-counter differences (a counter that went backwards was reset: count its new value, never a negative
-energy). A GPU without the energy counter (``power_integration``) is estimated as the mean of the two
-power readings times the window length, and the window is flagged as estimated. A failed reading makes
-the window's energy unknown (None) rather than wrong.
+counter differences (a counter that steps back wrapped around or was reset, as
+``agents.wire.counter_step_mj`` says: never a negative energy). A GPU without the energy counter
+(``power_integration``) is estimated as the mean of the two power readings times the window length, and
+the window is flagged as estimated. A failed reading makes the window's energy unknown (None) rather than
+wrong.
 
 NVML's counter updates every 20–100 ms, so one short window is coarse; means over many windows are not
 biased by it, which is how the profiler and the plan client use it.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from agents.backends.base import POWER_INTEGRATION, GpuBackend, GpuInfo
 from agents.clock import Clock, RealClock
+from agents.wire import counter_step_mj
 
 
 @dataclass(frozen=True)
@@ -65,5 +67,5 @@ class EnergyMeter:
             e0, e1 = begin.energy_mj[i], end.energy_mj[i]
             if e0 is None or e1 is None:
                 return None
-            total_mj += e1 - e0 if e1 >= e0 else e1  # a counter reset: count from zero
+            total_mj += counter_step_mj(e0, e1)
         return total_mj / 1000

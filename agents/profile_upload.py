@@ -3,8 +3,10 @@ spool as the energy batches (``agents.wire`` documents the payload).
 
 The payload is built through the wire's ``StageProfile`` model and the CSV checked against the planner's
 rules (:func:`agents.profile_csv.check_profile_csv`) first, so what the app would refuse is refused here,
-before anything is sent (the app still parses the CSV with its planner). While the broker is unreachable the envelope waits in the spool like any
-batch, and the next agent run on the node (a stream or another upload) sends it first.
+before anything is sent (the app still parses the CSV with its planner). While the app (or broker) is unreachable the envelope waits in the
+spool like any batch, and the next agent run on the node (a stream or another upload) sends it first. When
+the app refuses the node's token, ``publish_stage_profile`` raises ``TokenRejected`` and the envelope stays
+in the spool.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents import wire
-from agents.outbox import Outbox
+from agents.outbox import Outbox, signed_with
 from agents.profile_csv import ProfileCheck, check_profile_csv
 from agents.spool import Spool
 from agents.transport import Transport
@@ -28,8 +30,9 @@ KIND = wire.KIND_STAGE_PROFILE
 class UploadResult:
     envelope: dict[str, Any]
     check: ProfileCheck
-    sent: bool  # the broker took it; False: it waits in the spool
+    sent: bool  # the app (or the broker) took it; False: it waits in the spool, or was refused
     spooled: int  # envelopes left in the spool (this one included when not sent)
+    refused: int = 0  # envelopes the app refused for good (set aside in the spool's refused file)
 
     def line(self) -> dict[str, Any]:
         """The one JSON object the CLI prints."""
@@ -50,6 +53,7 @@ class UploadResult:
             "csv_sha256": hashlib.sha256(payload["csv"].encode()).hexdigest(),
             "sent": self.sent,
             "spooled": self.spooled,
+            "refused": self.refused,
         }
 
 
@@ -91,14 +95,20 @@ def publish_stage_profile(
     spool: Spool | None = None,
     drain_timeout_s: float = 5.0,
 ) -> UploadResult:
-    """Check, seal and send one stage profile; the envelope is spooled if the broker is unreachable."""
+    """Check, seal and send one stage profile; the envelope is spooled if it cannot be delivered now.
+
+    Raises ``TokenRejected`` (the envelope stays in the spool) when the app refuses the node's token.
+    """
     if not token:
         raise ValueError("a node token is required to sign messages")
     wire.check_field(wire.Envelope, "node", node)
     payload, check = profile.payload()
-    envelope = wire.seal(KIND, node, payload, wire.signing_key(token))  # checks the size too
+    envelope = wire.seal(KIND, node, payload, token)  # checks the size too
     sent: list[dict[str, Any]] = []
-    outbox = Outbox(transport, spool, on_delivered=sent.append)
+    outbox = Outbox(transport, spool, on_delivered=sent.append, reseal=signed_with(token))
     outbox.post(envelope)
     remaining = outbox.flush(drain_timeout_s) if len(outbox.spool) else 0
-    return UploadResult(envelope, check, sent=any(e is envelope or e == envelope for e in sent), spooled=remaining)
+    if outbox.fatal is not None:
+        raise outbox.fatal
+    return UploadResult(envelope, check, sent=any(e is envelope or e == envelope for e in sent), spooled=remaining,
+                        refused=outbox.refused)

@@ -1,6 +1,7 @@
 """The sampler: one reading of every owned GPU per tick, with energy for GPUs that lack a counter.
 
-For a GPU with the cumulative counter, ``energy_mj`` is the raw counter, untouched: the app takes
+For a GPU with the cumulative counter, ``energy_mj`` is the raw counter modulo ``wire.ENERGY_MODULUS_MJ``
+(NVML's is unsigned 64-bit, the wire's signed; see ``agents.wire.counter_step_mj``): the app takes
 differences. For a GPU without one (``energy_source = "power_integration"``), the sampler keeps a running
 trapezoid integral of power since its first reading and sends ``floor`` of it in the same column, so the
 app treats both the same way and the flag says which figures are estimated.
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agents.backends.base import POWER_INTEGRATION, GpuBackend, GpuInfo, Reading
+from agents.wire import ENERGY_MODULUS_MJ
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Sampler:
         elif reading.energy_mj is None:
             return None  # a counter GPU whose counter read failed: skip, the next difference covers it
         else:
-            energy_mj = reading.energy_mj
+            energy_mj = reading.energy_mj % ENERGY_MODULUS_MJ
         return Sample(
             t_ms=t_ms,
             energy_mj=energy_mj,

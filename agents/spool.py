@@ -6,8 +6,10 @@ Files are written whole (temporary file, fsync, rename, fsync of the directory),
 either the complete envelope or nothing. Agents of several jobs on one node may share a spool; an
 advisory lock (flock) serialises numbering and draining between them.
 
-Delivery is at least once: an envelope is deleted only after the broker took it, so a crash between the
-two re-sends it on the next run, which the app's idempotent ingest absorbs.
+Delivery is at least once: an envelope is deleted only after the app (or the broker) took it, so a crash
+between the two re-sends it on the next run, which the app's idempotent ingest absorbs. An envelope the app
+can never accept is moved, with the app's reason, to ``refused.jsonl`` in the same directory: out of the
+queue's way, never lost.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 Envelope = dict[str, Any]
 _SUFFIX = ".json"
 _DIGITS = 16
+REFUSED_FILE = "refused.jsonl"
 
 
 def default_spool_dir(node: str) -> Path:
@@ -43,7 +47,20 @@ class Spool(Protocol):
         """Send envelopes oldest first, removing each once sent; stop at the first exception (re-raised)."""
         ...
 
+    def drain_many(self, send_many: Callable[[list[Envelope]], None], *, max_envelopes: int, max_bytes: int) -> int:
+        """As ``drain``, handing over up to ``max_envelopes`` (about ``max_bytes`` of JSON) at a time."""
+        ...
+
+    def refuse(self, envelope: Envelope, status: int, reason: str) -> None:
+        """Keep an envelope the app will never accept, with its reason, apart from the queue."""
+        ...
+
     def __len__(self) -> int: ...
+
+
+def refusal_record(envelope: Envelope, status: int, reason: str) -> dict[str, Any]:
+    return {"refused_at": datetime.now(UTC).isoformat(timespec="seconds"), "status": status, "reason": reason,
+            "envelope": envelope}
 
 
 class MemorySpool:
@@ -51,6 +68,7 @@ class MemorySpool:
 
     def __init__(self) -> None:
         self._items: deque[Envelope] = deque()
+        self.refused: list[dict[str, Any]] = []
 
     def put(self, envelope: Envelope) -> None:
         self._items.append(envelope)
@@ -62,6 +80,19 @@ class MemorySpool:
             self._items.popleft()
             sent += 1
         return sent
+
+    def drain_many(self, send_many: Callable[[list[Envelope]], None], *, max_envelopes: int, max_bytes: int) -> int:
+        sent = 0
+        while self._items:
+            chunk = [self._items[i] for i in range(min(max_envelopes, len(self._items)))]
+            send_many(chunk)
+            for _ in chunk:
+                self._items.popleft()
+            sent += len(chunk)
+        return sent
+
+    def refuse(self, envelope: Envelope, status: int, reason: str) -> None:
+        self.refused.append(refusal_record(envelope, status, reason))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -120,6 +151,49 @@ class DiskSpool:
                 send(envelope)
                 path.unlink(missing_ok=True)
             sent += 1
+
+    def drain_many(self, send_many: Callable[[list[Envelope]], None], *, max_envelopes: int, max_bytes: int) -> int:
+        sent = 0
+        while True:
+            with self._locked():
+                names = self._names()
+                if not names:
+                    return sent
+                paths: list[Path] = []
+                envelopes: list[Envelope] = []
+                size = 0
+                for name in names[:max_envelopes]:
+                    path = self.directory / name
+                    file_bytes = path.stat().st_size
+                    if envelopes and size + file_bytes > max_bytes:
+                        break
+                    envelope = self._load(path)
+                    if envelope is not None:
+                        paths.append(path)
+                        envelopes.append(envelope)
+                        size += file_bytes
+                if not envelopes:
+                    continue
+                send_many(envelopes)
+                for path in paths:
+                    path.unlink(missing_ok=True)
+            sent += len(envelopes)
+
+    @property
+    def refused_path(self) -> Path:
+        return self.directory / REFUSED_FILE
+
+    def refuse(self, envelope: Envelope, status: int, reason: str) -> None:
+        line = json.dumps(refusal_record(envelope, status, reason), separators=(",", ":")).encode() + b"\n"
+        # Locked on its own (a drain holding the spool's lock calls this): one whole line per refusal.
+        with open(self.refused_path, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _load(self, path: Path) -> Envelope | None:
         try:

@@ -24,10 +24,10 @@ from agents import __version__, wire
 from agents.backends.base import GpuBackend
 from agents.batcher import Batcher, batch_samples
 from agents.clock import Clock, RealClock
-from agents.outbox import Outbox, ThreadedOutbox
+from agents.outbox import Outbox, ThreadedOutbox, signed_with
 from agents.sampler import Sampler
 from agents.spool import Envelope, Spool
-from agents.transport import Transport
+from agents.transport import TokenRejected, Transport
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,11 @@ class StreamSummary:
     stream: str
     backend: str
     simulated: bool
-    batches_sent: int  # batches of this stream the broker took
+    batches_sent: int  # batches of this stream the app (or the broker) took
     samples_sent: int  # samples (one reading of one GPU) in those batches
     spooled: int  # envelopes left in the spool at exit, to be sent by the next run
+    refused: int = 0  # envelopes the app can never accept, set aside in the spool's refused file
+    token_rejected: str | None = None  # the app's reason, when it refused the node's token (401)
     energy_j: dict[str, float] | None = None  # ground truth per GPU UUID (simulated backend only)
     samples_read: int = 0
     batches_made: int = 0
@@ -61,6 +63,7 @@ class StreamSummary:
             "batches_sent": self.batches_sent,
             "samples_sent": self.samples_sent,
             "spooled": self.spooled,
+            "refused": self.refused,
         }
         if self.energy_j is not None:
             line["energy_j"] = {uuid: round(j, 3) for uuid, j in self.energy_j.items()}
@@ -112,7 +115,7 @@ class Streamer:
         self.rate_hz = rate_hz
         self.drain_timeout_s = drain_timeout_s
         self.stream = uuid.uuid4().hex
-        self._key = wire.signing_key(token)
+        self._token = token  # seal derives the signing key and key id from it
         self._sampler = Sampler(backend)
         self._batcher = Batcher(
             run=self.run_name,
@@ -122,7 +125,8 @@ class Streamer:
             window_s=window_s,
             **(batch_limits or {}),
         )
-        self._outbox = Outbox(transport, spool, on_delivered=self._delivered, retry_min_s=retry_min_s)
+        self._outbox = Outbox(transport, spool, on_delivered=self._delivered, reseal=signed_with(token),
+                              retry_min_s=retry_min_s)
         use_thread = (not self.clock.virtual) if threaded is None else threaded
         self._sender: Outbox | ThreadedOutbox = ThreadedOutbox(self._outbox) if use_thread else self._outbox
         self._lock = threading.Lock()
@@ -140,6 +144,11 @@ class Streamer:
     @property
     def gpus(self) -> Sequence[Any]:
         return self._sampler.gpus
+
+    @property
+    def token_rejected(self) -> TokenRejected | None:
+        """Set once the app refused the node's token: sampling stops, everything stays in the spool."""
+        return self._outbox.fatal
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -168,9 +177,14 @@ class Streamer:
         )
 
     def tick(self, *, final: bool = False) -> None:
-        """Take one reading of every GPU now and pass on any batch that completes."""
+        """Take one reading of every GPU now and pass on any batch that completes.
+
+        Raises ``TokenRejected`` once the app refused the node's token: nothing new is sampled then.
+        """
         if not self._opened:
             self.open()
+        if self._outbox.fatal is not None:
+            raise self._outbox.fatal
         t_ms = self.clock.now_ms()
         samples = None
         if self._last_t is None or t_ms > self._last_t:
@@ -282,6 +296,8 @@ class Streamer:
             batches_sent=self.batches_sent,
             samples_sent=self.samples_sent,
             spooled=remaining,
+            refused=self._outbox.refused,
+            token_rejected=self._outbox.fatal.reason if self._outbox.fatal is not None else None,
             energy_j=energy,
             samples_read=self._sampler.samples_read,
             batches_made=self._batcher.next_seq,
@@ -297,7 +313,7 @@ class Streamer:
             self._post(wire.KIND_BATCH, payload, samples)
 
     def _post(self, kind: str, payload: dict[str, Any], samples: int | None = None) -> None:
-        envelope = wire.seal(kind, self.node, payload, self._key)
+        envelope = wire.seal(kind, self.node, payload, self._token)
         with self._counts_lock:
             self._in_flight[envelope["sig"]] = samples
         self._sender.post(envelope)

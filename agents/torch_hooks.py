@@ -2,7 +2,7 @@
 
     from agents.torch_hooks import Tracker
 
-    with Tracker("gpt-small-lr3e-4") as tracker:        # WATTWISE_TOKEN / WATTWISE_BROKER_URL from env
+    with Tracker("gpt-small-lr3e-4") as tracker:        # WATTWISE_TOKEN / WATTWISE_URL from env
         for step, batch in enumerate(loader):
             with tracker.stage("forward"):
                 loss = model(batch)
@@ -31,7 +31,7 @@ from agents.backends.base import GpuBackend
 from agents.spool import DiskSpool, MemorySpool, Spool, default_spool_dir
 from agents.streamer import Streamer, StreamSummary
 from agents.torch_cuda import cuda_synchronize
-from agents.transport import CeleryTransport, Transport
+from agents.transport import Transport, transport_for
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 class Tracker:
     """A context manager streaming this process's GPUs for ``run``, with step and stage markers.
 
-    ``backend``: ``"nvml"`` (default), ``"simulated"``, or a GpuBackend. ``transport``: default a
-    CeleryTransport on ``broker_url`` / ``$WATTWISE_BROKER_URL`` with a disk spool; pass one (e.g.
-    ``MemoryTransport``) to keep everything in-process. ``gpus``: NVML selectors (default
+    ``backend``: ``"nvml"`` (default), ``"simulated"``, or a GpuBackend. ``transport``: default HTTP(S) to
+    the app at ``url`` / ``$WATTWISE_URL`` (or, on a trusted network, the broker at ``broker_url`` /
+    ``$WATTWISE_BROKER_URL``) with a disk spool; pass one (e.g. ``MemoryTransport``) to keep everything
+    in-process. ``gpus``: NVML selectors (default
     ``CUDA_VISIBLE_DEVICES``) or, for the simulated backend, a count.
     """
 
@@ -51,6 +52,7 @@ class Tracker:
         *,
         backend: GpuBackend | str = "nvml",
         transport: Transport | None = None,
+        url: str | None = None,
         broker_url: str | None = None,
         token: str | None = None,
         node: str | None = None,
@@ -68,6 +70,7 @@ class Tracker:
         self._zone, self._region = zone, region
         self._backend_spec = backend
         self._transport = transport
+        self._url = url
         self._broker_url = broker_url
         self._token = token
         self._node = node
@@ -97,13 +100,15 @@ class Tracker:
         transport = self._transport
         spool: Spool
         if transport is None:
-            broker = self._broker_url or os.environ.get("WATTWISE_BROKER_URL")
-            if not broker:
+            try:
+                made = transport_for(self._url or os.environ.get("WATTWISE_URL"),
+                                     self._broker_url or os.environ.get("WATTWISE_BROKER_URL"),
+                                     ca_bundle=os.environ.get("WATTWISE_CA_BUNDLE") or None)
+            except ValueError:
                 backend.close()
-                raise ValueError("no broker: pass broker_url= or set WATTWISE_BROKER_URL")
-            celery = CeleryTransport(broker)
-            self._owned.append(celery)
-            transport = celery
+                raise
+            self._owned.append(made)
+            transport = made
             spool = DiskSpool(self._spool_dir or default_spool_dir(node))
         else:
             spool = DiskSpool(self._spool_dir) if self._spool_dir else MemorySpool()

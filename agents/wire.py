@@ -11,11 +11,14 @@ the app. Every refusal is a :class:`WireError` whose text names the field and wh
 Agents publish the messages as Celery tasks by name on the broker; each takes one argument, an *envelope*:
 
     {"v": 1, "kind": "batch" | "open_run" | "close_run" | "stage_profile", "node": "<node name>",
-     "body": "<JSON text of the payload>", "sig": "<hex HMAC-SHA256>"}
+     "key": "<key id>", "body": "<JSON text of the payload>", "sig": "<hex HMAC-SHA256>"}
 
 The signature covers ``v``, ``kind``, ``node`` and the exact ``body`` text, keyed with a key derived
-from the node's token (the token itself never travels). Signing the body *text* rather than a parsed
-object keeps both sides free of JSON canonicalisation rules.
+from the token the agent was given (the token itself never travels). Signing the body *text* rather
+than a parsed object keeps both sides free of JSON canonicalisation rules. ``key`` is the token's public
+key id (:func:`key_id`): it tells the app which token signed, so the app knows the sender from its token
+rather than from the name it claims. Envelopes from agents before key ids (and spooled by them) have no
+``key`` and are found by node name; the signature is the same either way.
 
 A ``batch`` payload carries one node's window of samples, columnar per GPU:
 
@@ -28,8 +31,9 @@ A ``batch`` payload carries one node's window of samples, columnar per GPU:
                "sm_clock_mhz": [...], "util_pct": [...], "temp_c": [...]}],
      "events": [{"t_ms": 1700000001234, "kind": "step_end", "step": 12}]}
 
-``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``), or, for
-GPUs without one, the agent's own running trapezoid integral of power (``energy_source`` says which).
+``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``, modulo
+``ENERGY_MODULUS_MJ``), or, for GPUs without one, the agent's own running trapezoid integral of power
+(``energy_source`` says which). Energy is counted between readings by :func:`counter_step_mj`.
 ``prev_energy_mj`` / ``prev_t_ms`` repeat the last reading of the stream's previous window, so every
 window's energy is a self-contained counter difference: totals are exact sums of windows, whatever
 order windows arrive in. ``(node, stream, seq)`` identifies a batch; delivering it twice is harmless.
@@ -120,11 +124,19 @@ MAX_P_BLOCKING_W = 10_000.0
 """Exclusive upper bound on P_blocking in W (a GPU waiting on communication draws far less)."""
 MAX_MS = 2**53
 """Timestamps are Unix milliseconds below 2**53, exact as JSON numbers in any language."""
+ENERGY_MODULUS_MJ = 2**63
+"""Energy counters travel modulo 2**63. NVML's counter is an unsigned 64-bit count of mJ, but the wire's
+columns and the app's are signed 64-bit integers, so the agent sends ``counter % 2**63`` (a counter that
+passes 2**63, or wraps at 2**64, wraps at 2**63 on the wire: the same rule covers both)."""
+MAX_WRAP_STEP_MJ = 2**32
+"""A counter that steps back wrapped around only if, counted forwards modulo ``ENERGY_MODULUS_MJ``, it moved
+at most this far (4.3 MJ: over an hour of a 1 kW GPU, more than any sampling interval holds), that is
+from within this distance of the top to a small value. Any other step back is a reset (driver reload)."""
 
 # Columns sent per GPU, with the integer range each must fit (they are stored as fixed-width ints).
 SAMPLE_COLUMNS: dict[str, tuple[int, int]] = {
     "t_ms": (0, MAX_MS),
-    "energy_mj": (0, 2**63 - 1),
+    "energy_mj": (0, ENERGY_MODULUS_MJ - 1),
     "power_mw": (0, 2**31 - 1),
     "sm_clock_mhz": (0, 2**15 - 1),
     "util_pct": (0, 100),
@@ -135,6 +147,8 @@ SAMPLE_COLUMNS: dict[str, tuple[int, int]] = {
 ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 REGION_PATTERN = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
 _SIG_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+KEY_ID_CHARS = 16
+_KEY_ID_PATTERN = re.compile(rf"^[0-9a-f]{{{KEY_ID_CHARS}}}$")
 
 
 # --- field types: each limit declared once ---------------------------------------------------------
@@ -197,6 +211,10 @@ Count = Annotated[int, Strict(), Ge(0), Expect("a non-negative integer")]
 OptionalCount = Annotated[Count | None, Expect("a non-negative integer, or null")]
 TimeMs = Annotated[int, Strict(), Ge(0), Lt(MAX_MS), Expect("a Unix time in milliseconds")]
 OptionalTimeMs = Annotated[TimeMs | None, Expect("a Unix time in milliseconds, or null")]
+OptionalCounterMj = Annotated[
+    Annotated[int, Strict(), Ge(0), Lt(ENERGY_MODULUS_MJ)] | None,
+    Expect(f"an energy counter in mJ in [0, {ENERGY_MODULUS_MJ - 1}], or null"),
+]
 Zone = Annotated[str, Strict(), _spelled(ZONE_PATTERN), Expect("a grid zone id such as SE-SE3")]
 # A region's provider is read case-insensitively and kept in lower case.
 Region = Annotated[str, Strict(), _spelled(REGION_PATTERN), AfterValidator(str.lower),
@@ -219,6 +237,10 @@ EventValue = Annotated[
 ]
 CsvText = Annotated[str, Strict(), AfterValidator(_not_blank), Expect("the profile as CSV text")]
 Signature = Annotated[str, Strict(), _spelled(_SIG_PATTERN), Expect("a hex HMAC-SHA256 (64 characters)")]
+KeyId = Annotated[
+    Annotated[str, Strict(), _spelled(_KEY_ID_PATTERN)] | None,
+    Expect(f"a key id ({KEY_ID_CHARS} hex digits), or absent"),
+]
 
 
 class _Wire(BaseModel):
@@ -235,6 +257,7 @@ class Envelope(_Wire):
     v: Annotated[Literal[1], Expect(f"wire version {WIRE_VERSION}, the one this app speaks")]
     kind: Annotated[MessageKind, Expect("one of " + ", ".join(TASKS_BY_KIND))]
     node: Name
+    key: KeyId = None  # which token signed (key_id); absent from agents before key ids
     body: Annotated[str, Strict(), Expect("the payload as JSON text")]
     sig: Signature
 
@@ -279,7 +302,7 @@ class GpuWindow(_Wire):
     temp_c: Annotated[np.ndarray, IntColumn("temp_c")]
     # The last reading of this GPU in the stream's previous window (both or neither).
     prev_t_ms: OptionalTimeMs = None
-    prev_energy_mj: OptionalCount = None
+    prev_energy_mj: OptionalCounterMj = None
 
     @field_validator("t_ms")
     @classmethod
@@ -319,18 +342,41 @@ class GpuWindow(_Wire):
     def energy_deltas_mj(self) -> np.ndarray:
         """Energy of each interval ending at a sample in this window, in mJ.
 
-        The first interval starts at the previous window's last reading, when there is one. A counter
-        that goes backwards was reset (driver reload): the interval counts the new value from zero.
+        The first interval starts at the previous window's last reading, when there is one; a counter
+        that steps back wrapped around or was reset (:func:`counter_step_mj`).
         """
         readings = self.energy_mj
         if self.prev_energy_mj is not None:
             readings = np.concatenate(([self.prev_energy_mj], readings))
-        deltas = np.diff(readings)
-        reset = deltas < 0
-        deltas[reset] = readings[1:][reset]
+        deltas = counter_steps_mj(readings)
         if self.prev_energy_mj is None:
             deltas = np.concatenate(([0], deltas))
         return deltas
+
+
+def counter_step_mj(before: int, after: int) -> int:
+    """The energy between two readings of a cumulative energy counter, in mJ: THE rule, on both sides.
+
+    Readings are taken modulo ``ENERGY_MODULUS_MJ`` (the agent sends them so; a raw NVML value may be
+    larger). Forwards, the difference. Backwards, the counter either wrapped around, when it went from
+    near the top to a small value (counted forwards, modulo, it moved at most ``MAX_WRAP_STEP_MJ``): the
+    distance counted forwards; or it was reset (driver reload): the new value, counted from zero, never a
+    negative energy.
+    """
+    before, after = before % ENERGY_MODULUS_MJ, after % ENERGY_MODULUS_MJ
+    if after >= before:
+        return after - before
+    forwards = after + ENERGY_MODULUS_MJ - before
+    return forwards if forwards <= MAX_WRAP_STEP_MJ else after
+
+
+def counter_steps_mj(readings: np.ndarray) -> np.ndarray:
+    """:func:`counter_step_mj` between consecutive readings (an int64 array of wire values, each in
+    ``[0, ENERGY_MODULUS_MJ)``): one value fewer than readings."""
+    steps = np.diff(readings)
+    for i in np.flatnonzero(steps < 0).tolist():  # rare: a reset or a wrap
+        steps[i] = counter_step_mj(int(readings[i]), int(readings[i + 1]))
+    return steps
 
 
 class Batch(_Wire):
@@ -446,9 +492,21 @@ def decode_batch(payload: Any) -> Batch:
 # --- sealing and opening envelopes ---------------------------------------------------------------
 
 
+class BadSignature(WireError):
+    """The envelope's signature is not the one the key makes: another token signed it, or it was altered."""
+
+
 def signing_key(token: str) -> bytes:
-    """Derive the HMAC key from a node token. The app stores only this key, never the token."""
+    """Derive the HMAC key from a token. The app stores only this key, never the token."""
     return hashlib.sha256(b"wattwise-hmac-v1:" + token.encode()).digest()
+
+
+def key_id(token: str) -> str:
+    """The token's public key id, sent in every envelope so the app can find the token that signed it.
+
+    Derived with its own prefix, so it reveals nothing of the signing key.
+    """
+    return hashlib.sha256(b"wattwise-key-id-v1:" + token.encode()).hexdigest()[:KEY_ID_CHARS]
 
 
 def _mac(key: bytes, kind: str, node: str, body: str) -> str:
@@ -456,8 +514,8 @@ def _mac(key: bytes, kind: str, node: str, body: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def seal(kind: str, node: str, payload: Mapping[str, Any], key: bytes, *, check: bool = True) -> dict[str, Any]:
-    """Wrap a payload in a signed envelope, ready to publish.
+def seal(kind: str, node: str, payload: Mapping[str, Any], token: str, *, check: bool = True) -> dict[str, Any]:
+    """Wrap a payload in an envelope signed with ``token``'s key and naming its key id, ready to publish.
 
     The payload and envelope are first checked with the same models the app reads them with, so the
     agent refuses (with the app's message) what the app would reject. ``check=False`` signs anything:
@@ -468,7 +526,8 @@ def seal(kind: str, node: str, payload: Mapping[str, Any], key: bytes, *, check:
     if check:
         parse(PAYLOADS[kind], payload)
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    envelope = {"v": WIRE_VERSION, "kind": kind, "node": node, "body": body, "sig": _mac(key, kind, node, body)}
+    envelope = {"v": WIRE_VERSION, "kind": kind, "node": node, "key": key_id(token), "body": body,
+                "sig": _mac(signing_key(token), kind, node, body)}
     if check:
         read_envelope(envelope)
     return envelope
@@ -480,13 +539,16 @@ def read_envelope(message: Any) -> Envelope:
 
 
 def open_envelope(envelope: Envelope | Mapping[str, Any], kind: str, key: bytes) -> dict[str, Any]:
-    """Check an envelope's kind and signature and return its decoded (not yet validated) payload."""
+    """Check an envelope's kind and signature and return its decoded (not yet validated) payload.
+
+    Raises :class:`BadSignature` when ``key`` did not sign it, :class:`WireError` for anything else.
+    """
     if not isinstance(envelope, Envelope):
         envelope = read_envelope(envelope)
     if envelope.kind != kind:
         raise WireError(f"expected a {kind!r} message, got {envelope.kind!r}")
     if not hmac.compare_digest(_mac(key, envelope.kind, envelope.node, envelope.body), envelope.sig):
-        raise WireError("bad signature: the message was not signed with this node's token")
+        raise BadSignature("bad signature: the message was not signed with this node's token")
     try:
         payload = json.loads(envelope.body, parse_constant=_reject_constant)
     except ValueError as exc:

@@ -1,18 +1,31 @@
-"""End-to-end ingest benchmark: simulated agents publish → Redis → Celery worker → PostgreSQL.
+"""End-to-end ingest benchmark: simulated agents → (gunicorn →) Redis → Celery worker → PostgreSQL.
 
 Run with ``make bench-ingest`` (it starts the services and points DATABASE_URL and CELERY_BROKER_URL at a
-benchmark database and Redis DB). What it does:
+benchmark database and Redis DB); ``BENCH_ARGS=--http`` sends over HTTP, as nodes do by default. It:
 
 1. migrates and empties the benchmark database, registers the nodes, empties the broker DB;
-2. starts a real Celery worker (``celery -A dashboard worker``) in a subprocess;
-3. starts one agent per node (``python -m agents stream --backend simulated --fast``), each replaying a
-   past period as fast as it can, so the publishers push as hard as this machine allows;
-4. samples the stored sample count every second until everything sent is stored;
-5. checks nothing was lost: stored samples equal the agents' ``samples_sent``, no rejections, and every
-   GPU's stored energy equals the simulator's ground truth.
+2. with ``--http``, starts gunicorn (``dashboard.wsgi``) whose web processes queue each envelope to Redis;
+3. starts a real Celery worker (``celery -A dashboard worker``) in a subprocess;
+4. starts one agent per node (``python -m agents stream --backend simulated --fast``, with ``--url`` to
+   gunicorn or ``--broker-url`` to Redis), each replaying a past period as fast as it can, so the
+   publishers push as hard as this machine allows;
+5. samples the stored sample count every second until everything sent is stored;
+6. checks nothing was lost: stored samples equal the agents' ``samples_sent``, nothing was left spooled or
+   refused, no rejections, and every GPU's stored energy equals the simulator's ground truth.
 
-The last line is ``ingest: N samples/s``: samples stored divided by the time from the first publish to
-the last sample stored. Agents and worker share this machine's cores, as the figure's caveat says.
+``--prefill`` separates the load generator from the server: with the broker, the agents publish
+everything before the worker starts; with ``--http``, they spool everything (nothing listens at the URL
+they are given), then ``python -m agents drain`` sends the spools through gunicorn while the worker runs.
+
+It also counts the CPU time (utime + stime from ``/proc/PID/stat``) of every server process from the
+moment the agents start to the last sample stored: the web processes, the Celery worker and its children,
+the PostgreSQL backends serving the benchmark database (sampled every 0.2 s, so backends that exit are
+counted too) and redis-server, and prints it per million samples stored. Start-up (the worker's and
+gunicorn's imports before the agents start) is printed apart. Redis serves other databases too: what
+other users of the same redis-server do meanwhile is counted with it.
+
+The last line is ``ingest: N samples/s``: samples stored divided by the time from the agents' start to
+the last sample stored. Agents and server share this machine's cores, as the figure's caveat says.
 """
 
 from __future__ import annotations
@@ -20,21 +33,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http", action="store_true", help="agents send to gunicorn over HTTP (default: to Redis)")
     parser.add_argument("--nodes", type=int, default=4, help="simulated agents (one process each)")
     parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
     parser.add_argument("--duration", default="3h", help="simulated time each agent replays (default 3h)")
@@ -43,10 +63,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=8, help="worker prefetch multiplier")
+    parser.add_argument("--web-workers", type=int, default=2, help="--http: gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=2, help="--http: threads per gunicorn worker (gthread)")
+    parser.add_argument("--web-class", default="gthread", choices=["gthread", "sync"], help="--http: gunicorn worker class")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
     parser.add_argument("--prefill", action="store_true",
                         help="publish everything first, then start the worker: measures how fast the worker "
-                             "drains Redis into PostgreSQL when it has the machine to itself")
+                             "drains Redis into PostgreSQL when it has the machine to itself. With --http the "
+                             "agents spool everything first, then `python -m agents drain` sends it through "
+                             "gunicorn while the worker runs: the server's path without the simulator beside it")
     return parser.parse_args()
 
 
@@ -68,6 +93,132 @@ def rate_windows(points: list[tuple[float, int]], width_s: float) -> list[float]
     return rates
 
 
+# --- server CPU --------------------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(process group, utime + stime in clock ticks) of a live process, else None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass
+class CpuMeter:
+    """Samples the CPU ticks of the server's processes, by role, remembering processes that have exited."""
+
+    groups: dict[int, str]  # process group → role (the worker and gunicorn run in their own sessions)
+    database: str
+    redis_pid: int | None
+    exclude: set[int]  # the benchmark's own database connection
+    last: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid → (role, ticks)
+    baseline: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def role(self, pid: int, group: int) -> str | None:
+        if group in self.groups:
+            return self.groups[group]
+        if pid == self.redis_pid:
+            return "redis"
+        if pid in self.exclude:
+            return None
+        title = _cmdline(pid)
+        if title.startswith("postgres: ") and f" {self.database} " in title:
+            return "postgres"
+        return None
+
+    def sample(self) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            stat = _stat(pid)
+            if stat is None:
+                continue
+            known = self.last.get(pid)
+            role = known[0] if known else self.role(pid, stat[0])
+            if role is not None:
+                self.last[pid] = (role, stat[1])
+
+    def start(self) -> None:
+        """From now on: what every server process had used so far is its start-up, not counted."""
+        self.sample()
+        self.baseline = {pid: ticks for pid, (_, ticks) in self.last.items()}
+
+        def loop() -> None:
+            while not self._stop.wait(0.2):
+                self.sample()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+    def seconds(self, *, since_start: bool = True) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for pid, (role, ticks) in self.last.items():
+            used = ticks - self.baseline.get(pid, 0) if since_start else self.baseline.get(pid, 0)
+            totals[role] = totals.get(role, 0.0) + used / TICKS_PER_S
+        return totals
+
+
+def spooled_samples(spool: Path) -> int:
+    """The samples the spooled streams made, as their ``close_run`` messages declare them."""
+    total = 0
+    for path in spool.glob("*/*.json"):
+        envelope = json.loads(path.read_text())
+        if envelope["kind"] == "close_run":
+            total += int(json.loads(envelope["body"])["samples_sent"])
+    return total
+
+
+def redis_pid(broker_url: str) -> int | None:
+    import redis
+
+    try:
+        return int(redis.Redis.from_url(broker_url).info("server")["process_id"])
+    except Exception:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout_s} s")
+
+
+def stop_group(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
 def main() -> int:
     args = parse_args()
     database_url, broker_url = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
@@ -80,6 +231,7 @@ def main() -> int:
     django.setup()
     import redis
     from django.core.management import call_command
+    from django.db import connection
 
     from dashboard.telemetry.models import Rejection, RunGpu
     from dashboard.telemetry.nodes import register_node
@@ -90,6 +242,9 @@ def main() -> int:
     tokens = {}
     for n in range(args.nodes):
         _, tokens[f"bench-{n}"], _ = register_node(f"bench-{n}", "bench")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_backend = int(cursor.fetchone()[0])
 
     worker_env = {**os.environ, "CELERY_WORKER_PREFETCH_MULTIPLIER": str(args.prefetch)}
     worker_command = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", "telemetry", "-P", args.pool,
@@ -97,70 +252,146 @@ def main() -> int:
                       "--without-heartbeat"]
     start = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat()
     spool = tempfile.mkdtemp(prefix="wattwise-bench-spool-")
-    worker = None
-    if not args.prefill:
+    agent_env = {k: v for k, v in os.environ.items() if k not in ("WATTWISE_URL", "WATTWISE_BROKER_URL")}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    meter = CpuMeter({}, urlsplit(database_url).path.lstrip("/"), redis_pid(broker_url), {own_backend})
+
+    def start_web() -> list[str]:
+        port = free_port()
+        # The queue bound is lifted: this measures throughput, and the agents would otherwise wait out 429s.
+        web_env = {**os.environ, "WATTWISE_INGEST_MAX_QUEUE": "1000000000"}
+        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "dashboard.wsgi:application", "-b", f"127.0.0.1:{port}",
+                                "-w", str(args.web_workers), "-k", args.web_class, "--threads", str(args.web_threads),
+                                "--log-level", "warning", "--keep-alive", "30"],
+                               cwd=ROOT, env=web_env, start_new_session=True)
+        processes["web"], meter.groups[web.pid] = web, "web"
+        wait_for_port(port, 60)
+        return ["--url", f"http://127.0.0.1:{port}"]
+
+    def start_worker() -> None:
         worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
-        time.sleep(3)  # let the worker connect before the clock starts
-    agents = []
-    t0 = time.monotonic()
-    for node, token in tokens.items():
-        command = [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--run", "bench",
-                   "--node", node, "--gpus", str(args.gpus), "--duration", args.duration, "--start", start, "--fast",
-                   "--rate", str(args.rate), "--window", args.window, "--broker", broker_url, "--quiet",
-                   "--spool-dir", f"{spool}/{node}", "--seed", node.rsplit("-", 1)[1]]
-        agents.append(subprocess.Popen(command, cwd=ROOT, env={**os.environ, "WATTWISE_TOKEN": token},
-                                       stdout=subprocess.PIPE, text=True))
-    if args.prefill:
-        for a in agents:
+        processes["worker"], meter.groups[worker.pid] = worker, "worker"
+
+    def run_agents(command: str, destination: list[str], *extra: str) -> list[subprocess.Popen[str]]:
+        started = []
+        for node, token in tokens.items():
+            if command == "stream":
+                extra = ("--backend", "simulated", "--run", "bench", "--gpus", str(args.gpus), "--duration",
+                         args.duration, "--start", start, "--fast", "--rate", str(args.rate), "--window", args.window,
+                         "--quiet", "--seed", node.rsplit("-", 1)[1], *extra)
+            started.append(subprocess.Popen(
+                [sys.executable, "-m", "agents", command, "--node", node, *destination, "--spool-dir",
+                 f"{spool}/{node}", *extra],
+                cwd=ROOT, env={**agent_env, "WATTWISE_TOKEN": token}, stdout=subprocess.PIPE, text=True))
+        return started
+
+    def exit_lines(started: list[subprocess.Popen[str]]) -> list[dict]:
+        for a in started:
             a.wait()
-        print(f"prefilled the broker in {time.monotonic() - t0:.1f} s; starting the worker", file=sys.stderr)
-        worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
-        t0 = time.monotonic()
-    points: list[tuple[float, int]] = [(0.0, 0)]
+            assert a.returncode == 0, "an agent failed"
+        return [json.loads(a.stdout.read().strip().splitlines()[-1]) for a in started]  # type: ignore[union-attr]
+
+    draining = args.prefill and args.http
+    before = os.times()  # the agents' CPU is what the children waited for from here on (draining: from t0)
     lines: list[dict] = []
+    expected: int | None = None
+    if draining:
+        # Nothing listens at this URL: every agent keeps its whole replay in its spool, then drains it over HTTP.
+        t_spool = time.monotonic()
+        lines = exit_lines(run_agents("stream", ["--url", f"http://127.0.0.1:{free_port()}"], "--drain-timeout", "0s"))
+        expected = spooled_samples(Path(spool))
+        print(f"spooled {expected:,} samples in {time.monotonic() - t_spool:.1f} s; starting gunicorn and the worker",
+              file=sys.stderr)
+        destination = start_web()
+        start_worker()
+        time.sleep(3)
+        meter.start()
+        before = os.times()
+        t0 = time.monotonic()
+        agents = run_agents("drain", destination, "--drain-timeout", f"{args.timeout:.0f}s")
+    else:
+        destination = start_web() if args.http else ["--broker-url", broker_url]
+        if not args.prefill:
+            start_worker()
+            time.sleep(3)  # let the worker connect before the clock starts
+        meter.start()
+        t0 = time.monotonic()
+        agents = run_agents("stream", destination)
+        if args.prefill:
+            lines = exit_lines(agents)
+            print(f"prefilled the broker in {time.monotonic() - t0:.1f} s; starting the worker", file=sys.stderr)
+            start_worker()
+            t0 = time.monotonic()
+    points: list[tuple[float, int]] = [(0.0, 0)]
     published_at = None
+    drained: list[dict] = []
+    agent_cpu_s = 0.0
     try:
         while time.monotonic() - t0 < args.timeout:
             time.sleep(1.0)
             points.append((time.monotonic() - t0, stored_samples()))
             if published_at is None and all(a.poll() is not None for a in agents):
                 published_at = time.monotonic() - t0
-                for a in agents:
-                    assert a.returncode == 0, "an agent failed"
-                    lines.append(json.loads(a.stdout.read().strip().splitlines()[-1]))  # type: ignore[union-attr]
-            if lines and points[-1][1] >= sum(line["samples_sent"] for line in lines):
+                if draining:
+                    drained = exit_lines(agents)
+                elif not lines:
+                    lines = exit_lines(agents)
+            if not agent_cpu_s and lines and all(a.poll() is not None for a in agents):
+                usage = os.times()
+                agent_cpu_s = (usage.children_user + usage.children_system
+                               - before.children_user - before.children_system)
+            if published_at is not None and points[-1][1] >= (expected or sum(line["samples_sent"] for line in lines)):
                 break
             print(f"  {points[-1][0]:6.1f} s  stored {points[-1][1]:>10,}", file=sys.stderr, flush=True)
     finally:
-        assert worker is not None
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        meter.stop()
+        startup = meter.seconds(since_start=False)
+        stop_group(processes.get("worker"))
+        stop_group(processes.get("web"))
         for a in agents:
             if a.poll() is None:
                 a.kill()
+        shutil.rmtree(spool, ignore_errors=True)
 
-    sent = sum(line["samples_sent"] for line in lines)
+    sent = expected if expected is not None else sum(line["samples_sent"] for line in lines)
+    left = sum(line["spooled"] + line.get("refused", 0) for line in (drained if draining else lines))
     elapsed, stored = points[-1]
     truth = {uuid: j for line in lines for uuid, j in line["energy_j"].items()}
     energy = dict(RunGpu.objects.values_list("gpu__uuid", "energy_j"))
     worst = max(abs(energy.get(uuid, 0.0) - j) / j for uuid, j in truth.items()) if truth else float("nan")
     windows = rate_windows(points, 10.0)
+    cpu = meter.seconds()
+    per_million = {role: s / max(stored, 1) * 1e6 for role, s in cpu.items()}
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (1 min)")
+    transport = (f"HTTP: gunicorn -w {args.web_workers} -k {args.web_class} --threads {args.web_threads}" if args.http
+                 else "broker: agents publish to Redis")
     print(f"configuration: {args.nodes} agents × {args.gpus} GPUs, {args.rate:g} Hz, {args.window} windows "
-          f"({int(args.gpus * args.rate * float(args.window.rstrip('s')))} samples/batch), worker "
+          f"({int(args.gpus * args.rate * float(args.window.rstrip('s')))} samples/batch), {transport}, worker "
           f"-P {args.pool} -c {args.concurrency}, prefetch {args.prefetch}")
-    if args.prefill:
+    if draining:
+        print(f"the agents drained their spools over HTTP in {published_at or float('nan'):.1f} s; everything "
+              f"stored after {elapsed:.1f} s")
+    elif args.prefill:
         print(f"worker drained the prefilled broker in {elapsed:.1f} s (from worker start, incl. its start-up)")
     else:
         print(f"publishing took {published_at or float('nan'):.1f} s; everything stored after {elapsed:.1f} s")
-    print(f"samples sent {sent:,}, stored {stored:,}, lost {sent - stored:,}, rejected messages "
-          f"{Rejection.objects.count()}")
+    print(f"samples sent {sent:,}, stored {stored:,}, lost {sent - stored:,}, left spooled or refused {left}, "
+          f"rejected messages {Rejection.objects.count()}")
     print(f"energy vs simulator ground truth: worst GPU relative error {worst:.2e} over {len(truth)} GPUs")
     print("stored samples/s per 10 s: " + " ".join(f"{r:,.0f}" for r in windows))
     if len(windows) >= 6:
         sustained = min(sum(windows[i:i + 6]) / 6 for i in range(len(windows) - 5))
         print(f"lowest 60 s average: {sustained:,.0f} samples/s")
-    ok = stored == sent and sent > 0 and worst < 1e-6 and not Rejection.objects.exists()
+    roles = [r for r in ("web", "worker", "postgres", "redis") if r in cpu]
+    print(f"server CPU: {sum(cpu.values()):,.1f} core-s over {elapsed:.1f} s: "
+          + ", ".join(f"{r} {cpu[r]:,.1f}" for r in roles)
+          + "; start-up before the agents: " + ", ".join(f"{r} {startup.get(r, 0.0):.1f}" for r in ("web", "worker")
+                                                        if r in startup))
+    print(f"server CPU per million samples: {sum(per_million.values()):,.1f} core-s ("
+          + ", ".join(f"{r} {per_million[r]:,.1f}" for r in roles) + ")")
+    if agent_cpu_s:
+        print(f"agents' CPU: {agent_cpu_s:,.1f} core-s ({agent_cpu_s / sent * 1e6:,.1f} per million samples)")
+    ok = stored == sent and sent > 0 and left == 0 and worst < 1e-6 and not Rejection.objects.exists()
     print(f"nothing lost: {'yes' if ok else 'NO'}")
     print(f"ingest: {stored / elapsed:,.0f} samples/s")
     return 0 if ok else 1

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from agents import wire  # noqa: E402
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-KEY = wire.signing_key("bench-node-token")
+TOKEN = "bench-node-token"
+KEY = wire.signing_key(TOKEN)
 
 
 def batch_payload(gpus: int, samples: int, *, seed: int = 0) -> dict[str, Any]:
@@ -108,12 +109,12 @@ def main() -> int:
     for shape in args.shapes.split(","):
         gpus, samples = (int(part) for part in shape.lower().split("x"))
         payload = batch_payload(gpus, samples)
-        envelope = wire.seal(wire.KIND_BATCH, "bench-node", payload, KEY)
+        envelope = wire.seal(wire.KIND_BATCH, "bench-node", payload, TOKEN)
         assert open_and_decode(envelope).samples == gpus * samples
         actions: dict[str, Callable[[], object]] = {
             "decode": partial(wire.decode_batch, payload),
             "open+decode": partial(open_and_decode, envelope),
-            "seal": partial(wire.seal, wire.KIND_BATCH, "bench-node", payload, KEY),
+            "seal": partial(wire.seal, wire.KIND_BATCH, "bench-node", payload, TOKEN),
         }
         for what, action in actions.items():
             us = cpu_us(action, min_cpu_s=args.min_cpu, repeat=args.repeat)

@@ -17,6 +17,7 @@ from ninja.operation import Operation
 from dashboard.projects.auth import API_AUTH, unauthorized_detail
 from dashboard.runs import api as runs
 from dashboard.runs.samples import BadRequest
+from dashboard.telemetry import http_ingest
 from planner.carbon import api as carbon
 from planner.plans import api as planner
 
@@ -56,6 +57,8 @@ api = WattwiseApi(
 api.add_router("", runs.router)
 api.add_router("", carbon.router)
 api.add_router("/planner", planner.router)
+# Agents' signed messages: authenticated by each envelope's HMAC, not by API_AUTH (and so no CSRF).
+api.add_router("", http_ingest.router)
 
 
 @api.exception_handler(AuthenticationError)

@@ -1,4 +1,5 @@
-"""The Celery app, ``dashboard.celery:app``: ``celery -A dashboard worker -Q celery,telemetry``."""
+"""The Celery app, ``dashboard.celery:app``: ``celery -A dashboard worker`` consumes every queue the app
+uses (``CELERY_TASK_QUEUES``: ``celery`` and ``telemetry``); ``-Q telemetry`` narrows a worker to one."""
 
 import os
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from dashboard.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -117,6 +118,10 @@ WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a proxy that terminates TLS (docs/deploy.md): believe its X-Forwarded-Proto, so requests that came
+# over HTTPS are treated as secure. Only when clients can reach the app through that proxy alone: anyone
+# reaching it directly could send the header themselves.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -138,6 +143,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"wattwise.*": {"queue": "telemetry"}}
+# Every queue the app uses, so a plain `celery -A dashboard worker` consumes them all (`-Q` still narrows
+# it). Each as Celery makes one for a route: a direct exchange and a routing key of the queue's name,
+# which is where agents on the broker transport publish (agents.transport).
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("celery", "telemetry")]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the database connection after every task unless told to reuse it; a new
 # PostgreSQL connection per batch costs more than writing the batch. Reuse it for this many tasks.
@@ -146,6 +155,9 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # --- Wattwise -----------------------------------------------------------------------------------
 # Batches whose samples lie further than this in the future are rejected (a clock gone wrong).
 WATTWISE_MAX_FUTURE_S = env_float("WATTWISE_MAX_FUTURE_S", 300.0, minimum=0.0)
+# POST /api/ingest answers 429 (agents back off and keep their data) while more messages than this wait on
+# the telemetry queue: about 200 MB of Redis at 8-GPU, 5 s batches, a few minutes of a large fleet's data.
+WATTWISE_INGEST_MAX_QUEUE = env_int("WATTWISE_INGEST_MAX_QUEUE", 10000, minimum=1)
 # Charts draw at most about this many points per trace; totals never come from the drawn series.
 WATTWISE_CHART_POINTS = env_int("WATTWISE_CHART_POINTS", 2000, minimum=100)
 # How often a streaming run's page fetches fresh cards and charts, in seconds.

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="runs", permanent=False)),
     path("", include("dashboard.runs.urls")),
     path("planner/", include("planner.plans.urls")),
+    path("projects/", include("dashboard.projects.urls")),
     path("carbon/", include("planner.carbon.urls")),
     path("api/", RedirectView.as_view(url="docs", permanent=False), name="api-index"),
     path("api/", api.urls),

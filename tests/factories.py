@@ -81,7 +81,7 @@ def batch_payload(
 
 def envelope(node: RegisteredNode, payload: dict[str, Any], kind: str = "batch") -> dict[str, Any]:
     """Signed as the node would sign it, but not checked: tests also send what the app must refuse."""
-    return seal(kind, node.name, payload, node.key, check=False)
+    return seal(kind, node.name, payload, node.token, check=False)
 
 
 def simple_batch(

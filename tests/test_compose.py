@@ -1,23 +1,54 @@
-"""docker-compose.yml is valid and defines the stack the README promises, with health checks."""
+"""docker-compose.yml is valid and defines the stack the README promises, with health checks, for a real
+cluster: the web entry is the only thing published (PostgreSQL and Redis stay on the compose network),
+nodes reach the app by URL and token, and TLS can be terminated in front of it (deploy/Caddyfile)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import need_service
 
 ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ([], ["--profile", "demo"], ["--profile", "tls"], ["--profile", "tls", "--profile", "demo"])
+
+
+def resolved(*profiles: str, **env: str) -> dict[str, Any]:
+    """The compose file as docker-compose resolves it (variables, anchors, profiles)."""
+    need_service("docker-compose (Debian package)", shutil.which("docker-compose") is not None)
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), *profiles, "config"],
+        capture_output=True, text=True, env={**os.environ, "SECRET_KEY": "test-only", **env}, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def active(spec: dict[str, Any], profiles: list[str]) -> dict[str, Any]:
+    """The services ``docker compose up`` starts with ``profiles`` (docker-compose 1 lists them all)."""
+    chosen = set(profiles[1::2])
+    return {name: s for name, s in spec["services"].items() if not s.get("profiles") or chosen & set(s["profiles"])}
+
+
+def port(entry: str | dict[str, Any]) -> tuple[str, int, int]:
+    """(host address, published port, container port) of a resolved port entry, in either form it takes."""
+    if isinstance(entry, dict):
+        return entry.get("host_ip", ""), int(entry["published"]), int(entry["target"])
+    *host, published, target = entry.split("/")[0].split(":")
+    return ":".join(host), int(published), int(target)
 
 
 def test_compose_file_validates_with_docker_compose():
     need_service("docker-compose (Debian package)", shutil.which("docker-compose") is not None)
     env = {**os.environ, "SECRET_KEY": "test-only"}
-    for extra in ([], ["--profile", "demo"]):
+    for extra in PROFILES:
         result = subprocess.run(
             ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), *extra, "config", "-q"],
             capture_output=True, text=True, env=env, cwd=ROOT,
@@ -28,12 +59,67 @@ def test_compose_file_validates_with_docker_compose():
 def test_compose_defines_the_stack_with_health_checks():
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert {"postgres", "redis", "web", "worker", "beat", "agent"} <= set(services)
+    assert {"postgres", "redis", "web", "worker", "beat", "agent", "caddy"} <= set(services)
     for name in ("postgres", "redis", "web", "worker", "beat"):
         assert "healthcheck" in services[name], name
     assert services["agent"]["profiles"] == ["demo"]
+    assert services["caddy"]["profiles"] == ["tls"]
     assert "gunicorn" in services["web"]["command"]
-    assert "celery,telemetry" in " ".join(services["worker"]["command"])
+
+
+def test_the_worker_consumes_every_queue_as_a_plain_celery_worker_does():
+    worker = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["worker"]["command"]
+    assert worker[:4] == ["celery", "-A", "dashboard", "worker"]
+    assert "-Q" not in worker and "--queues" not in worker
+
+
+@pytest.mark.parametrize("profiles", PROFILES, ids=lambda p: " ".join(p) or "default")
+def test_only_the_web_entry_publishes_a_port(profiles):
+    services = active(resolved(*profiles), profiles)
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == ({"web", "caddy"} if "tls" in profiles else {"web"})
+    for name, service in services.items():
+        assert service.get("network_mode") != "host", name
+    assert [port(p) for p in services["web"]["ports"]] == [("", 8000, 8000)]
+    if "tls" in profiles:
+        assert sorted(port(p) for p in services["caddy"]["ports"]) == [("", 80, 80), ("", 443, 443)]
+
+
+def test_behind_a_tls_proxy_plain_http_can_be_kept_to_this_host():
+    services = resolved("--profile", "tls", WATTWISE_HTTP_PORT="127.0.0.1:8000", BEHIND_TLS_PROXY="1",
+                        ALLOWED_HOSTS="wattwise.example.org")["services"]
+    assert [port(p) for p in services["web"]["ports"]] == [("127.0.0.1", 8000, 8000)]
+    web = services["web"]["environment"]
+    assert web["BEHIND_TLS_PROXY"] == "1"
+    # The name other services use for the app stays allowed whatever the operator sets.
+    assert web["ALLOWED_HOSTS"] == "wattwise.example.org,web"
+
+
+def test_the_demo_agent_reaches_the_app_by_url_and_token_not_through_the_broker():
+    services = resolved("--profile", "demo")["services"]
+    agent = services["agent"]["environment"]
+    assert agent["WATTWISE_URL"] == "http://web:8000"
+    assert "WATTWISE_BROKER_URL" not in agent
+    assert "web" in agent["ALLOWED_HOSTS"].split(",")
+    assert "$$(python manage.py create_node sim-node-1" in services["agent"]["command"]
+
+
+def test_the_caddyfile_terminates_tls_and_forwards_to_the_web_service():
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (apt-get install caddy) to parse deploy/Caddyfile")
+    result = subprocess.run(
+        [caddy, "adapt", "--config", str(ROOT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True, text=True, env={**os.environ, "WATTWISE_DOMAIN": "wattwise.example.org"},
+    )
+    assert result.returncode == 0, result.stderr
+    (server,) = json.loads(result.stdout)["apps"]["http"]["servers"].values()
+    assert server["listen"] == [":443"]
+    (route,) = server["routes"]
+    assert route["match"] == [{"host": ["wattwise.example.org"]}]
+    handlers = [h for r in route["handle"][0]["routes"] for h in r["handle"]]
+    proxy = next(h for h in handlers if h["handler"] == "reverse_proxy")
+    assert proxy["upstreams"] == [{"dial": "web:8000"}]
 
 
 def test_compose_refuses_to_start_without_a_secret_key():

@@ -1,5 +1,7 @@
 """Every page and download, whatever app it belongs to, sends anonymous visitors to the login page;
-machine endpoints (the REST API under /api/, Prometheus' /metrics) answer them 401 instead.
+machine endpoints (the REST API under /api/, Prometheus' /metrics) answer them 401 instead. The
+agents' ingest endpoint takes only POSTs, authenticated by each message's signature: a GET is a 405 and
+an unsigned message a 401.
 
 The API's self-description (/api/openapi.json, the docs page /api/docs, and /api/ leading there) is
 public: it holds no data.
@@ -16,6 +18,7 @@ PUBLIC = {"login", "logout", "password_reset", "password_reset_done", "password_
           "password_reset_complete", "healthz"}
 API_PUBLIC = {"openapi-json", "openapi-view", "api-root", "api-index"}
 MACHINE_ROUTES = {"metrics"}  # by name, wherever they are mounted
+SIGNED_ROUTES = {"ingest"}  # POST only; the HMAC of every message is its authentication
 
 
 def routes(resolver: URLResolver | None = None, prefix: str = "") -> list[tuple[str, str]]:
@@ -48,6 +51,12 @@ def test_anonymous_visitors_are_sent_to_login(client, name, path):
         return
     if path.startswith("/api/") and name in API_PUBLIC:
         assert response.status_code in (200, 302), f"{name} ({path}) answered {response.status_code}"
+        return
+    if name in SIGNED_ROUTES:
+        assert response.status_code == 405, f"{name} ({path}) answered {response.status_code} to a GET"
+        forged = {"v": 1, "kind": "batch", "node": "nobody", "body": "{}", "sig": "0" * 64}
+        posted = client.post(path, forged, content_type="application/json")
+        assert posted.status_code == 401, f"{name} ({path}) answered {posted.status_code} to a forged message"
         return
     if is_machine_route(name, path):
         assert response.status_code == 401, f"{name} ({path}) answered {response.status_code}, not 401"

@@ -32,7 +32,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from dashboard.demo import seed as demo
 from dashboard.projects.models import ApiToken, Project
 from dashboard.projects.tokens import issue_token
+from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Node, Run, RunGpu
+from dashboard.telemetry.nodes import create_enrolment_token
 from planner.carbon.imports import import_file
 from planner.carbon.models import (
     Certificate,
@@ -47,7 +49,7 @@ from planner.carbon.models import (
     Site,
 )
 from planner.plans.models import FrontierJob, StageProfile
-from tests.factories import register
+from tests.factories import register, simple_batch
 from tests.planner.carbon.support import T0, LiveRun, em_hourly_csv, recompute_figures, stream_hours
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("quick_demo")]
@@ -124,6 +126,9 @@ def seed_world(capture: Any) -> dict[str, Any]:
     import_file(em_hourly_csv("DE", T0, [300.0, 200.0]).encode(), "DE_2026_hourly.csv")
     stream_hours(other, "vit", [1.0, 2.0])
     recompute_figures("vit")
+    # A refused message and an enrolment token, for the nodes page and the runs list's warning.
+    ingest.ingest_batch({**simple_batch(other), "sig": "0" * 64})
+    create_enrolment_token("vision", "cluster-a")
     OffsetRetirement.objects.create(project=vision, run=Run.objects.get(name="vit"), retired_on=date(2026, 2, 1),
                                     credit_type=CreditType.DURABLE_REMOVAL, tonnes=0.001, price_per_tonne=150.0)
 
@@ -195,6 +200,9 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
     def api_projects(name: str) -> list[Request]:
         return [(fill(routes[name], project_id=p.pk), {}) for p in projects]
 
+    def per_member(name: str) -> list[Request]:
+        return [(fill(routes[name], pk=p.pk, user_pk=world["user"].pk), {}) for p in projects]
+
     def frontier_route(name: str, **query: str) -> list[Request]:
         return [(fill(routes[name], pk=frontier, k=0, rank=0, frontier_id=frontier, point=0), query)]
 
@@ -208,6 +216,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "run_gpu": per_gpu("run_gpu"),
         "run_gpu_live": per_gpu("run_gpu_live"),
         "compare": plain("compare", runs=labels) + plain("compare", runs=labels, x="step", diff="1"),
+        "nodes": plain("nodes") + plain("nodes", project=projects[1].name),
         "runs_csv": plain("runs_csv"),
         "run_samples_csv": per_run("run_samples_csv") + per_run("run_samples_csv", resolution="minute"),
         "run_summary_csv": per_run("run_summary_csv"),
@@ -233,6 +242,11 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
             interruptible="on"),
         "carbon:offsets": per_project("carbon:offsets"),
         "carbon:offsets_csv": per_project("carbon:offsets_csv"),
+        "projects:index": plain("projects:index"),
+        "projects:members": per_project("projects:members"),
+        "projects:member_add": per_project("projects:member_add"),
+        "projects:member_role": per_member("projects:member_role"),
+        "projects:member_remove": per_member("projects:member_remove"),
         "api-index": plain("api-index"),
         "api:openapi-json": plain("api:openapi-json"),
         "api:openapi-view": plain("api:openapi-view"),
@@ -253,6 +267,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "api:list_intensity": plain("api:list_intensity", zone="DE"),
         "api:list_imports": plain("api:list_imports"),
         "api:list_profiles": plain("api:list_profiles"),
+        "api:ingest": plain("api:ingest"),
         "api:get_profile": [(fill(routes["api:get_profile"], profile_id=pk), {}) for pk in world["profiles"]],
         "api:list_frontiers": plain("api:list_frontiers"),
         **{name: frontier_route(name) for name in (
@@ -270,7 +285,9 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
 
 
 NOT_A_READ = {"logout"}  # signing out is a POST (a GET is refused with 405)
-POST_ONLY = {"planner:upload", "planner:sample"}  # asked anyway: refusing a GET must not write either
+# Asked anyway: refusing a GET must not write either.
+POST_ONLY = {"planner:upload", "planner:sample", "projects:member_add", "projects:member_role",
+             "projects:member_remove", "api:ingest"}
 TOKEN_ROUTES = re.compile(r"^/(api/|metrics$)")
 
 

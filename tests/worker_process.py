@@ -36,7 +36,10 @@ def publisher(redis_url: str) -> Celery:
 
 
 @contextmanager
-def worker(redis_url: str, *, visibility_timeout_s: int = 3600, pool: str = "solo") -> Iterator[subprocess.Popen[str]]:
+def worker(
+    redis_url: str, *, visibility_timeout_s: int = 3600, pool: str = "solo", queues: str | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``celery -A dashboard worker`` as deployed: every queue the app uses, unless ``queues`` (``-Q``) narrows it."""
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -45,8 +48,8 @@ def worker(redis_url: str, *, visibility_timeout_s: int = 3600, pool: str = "sol
         "CELERY_WORKER_PREFETCH_MULTIPLIER": "1",
         "DATABASE_CONN_MAX_AGE": "0",
     }
-    command = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", "celery,telemetry", "-P", pool,
-               "-c", "1", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", *(["-Q", queues] if queues else []),
+               "-P", pool, "-c", "1", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:

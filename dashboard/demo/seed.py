@@ -23,7 +23,7 @@ from agents.backends.simulated import SimulatedBackend
 from agents.replay import replay_simulated_run
 from agents.streamer import Streamer, StreamSummary
 from agents.transport import CallableTransport
-from dashboard.projects.models import Project
+from dashboard.projects.models import Membership, Project
 from dashboard.telemetry import tasks
 from dashboard.telemetry.models import Node, Run, RunGpu
 from dashboard.telemetry.nodes import register_node
@@ -74,13 +74,13 @@ def _deliver(envelope: dict[str, Any]) -> None:
 
 
 def demo_user() -> User:
-    """The demo login, member of the demo project, allowed into the admin; its password is reset."""
+    """The demo login, admin of the demo project, allowed into the Django admin; its password is reset."""
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True})
     user.set_password(DEMO_PASSWORD)
     user.save()
     project, _ = Project.objects.get_or_create(name=DEMO_PROJECT)
-    project.members.add(user)
+    Membership.objects.update_or_create(project=project, user=user, defaults={"role": Membership.Role.ADMIN})
     return user
 
 

@@ -1,13 +1,24 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from dashboard.projects.models import ApiToken, Project
+from dashboard.projects.models import ApiToken, Membership, Project
+
+
+class MembershipInline(admin.TabularInline):
+    """Members and their roles. The members page (/projects/<id>/members/) does the same for project
+    admins, and keeps every project that has an admin from losing its last one."""
+
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    readonly_fields = ["added_at"]
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "created_at"]
-    filter_horizontal = ["members"]
+    search_fields = ["name"]
+    inlines = [MembershipInline]
 
 
 @admin.register(ApiToken)

@@ -42,6 +42,7 @@ from dashboard.web.api_params import (
     one_of,
 )
 from planner.carbon.figures import run_carbon
+from planner.units import MS_PER_S
 
 router = Router(tags=["runs"])
 
@@ -161,6 +162,7 @@ def _gpu_row(run_gpu: RunGpu) -> dict[str, Any]:
         "estimated": run_gpu.estimated, "samples": run_gpu.samples, "energy_j": run_gpu.energy_j,
         "mean_power_w": run_gpu.mean_power_w, "peak_power_w": run_gpu.peak_power_w,
         "first_ms": run_gpu.first_ms, "last_ms": run_gpu.last_ms,
+        "streams": run_gpu.streams, "overlap_s": run_gpu.overlap_ms / MS_PER_S,
     }
 
 

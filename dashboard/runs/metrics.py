@@ -154,10 +154,13 @@ class WattwiseCollector(Collector):
             visible |= Q(node__isnull=True)
         rejections = CounterMetricFamily(
             "wattwise_ingest_rejections",
-            "Messages refused by ingest (bad signature, malformed, replayed, clock, size), by message kind.",
-            labels=[*NODE_LABELS, "kind"],
+            "Messages refused by ingest, by message kind and reason code (" + ", ".join(Rejection.Code.values) + ").",
+            labels=[*NODE_LABELS, "kind", "reason"],
         )
-        counts = Rejection.objects.filter(visible).order_by().values_list("node_id", "kind").annotate(n=Count("pk"))
-        for node_id, kind, n in counts:
-            rejections.add_metric([*node_labels.get(node_id, ["", ""]), kind], n)
+        counts = (
+            Rejection.objects.filter(visible).order_by()
+            .values_list("node_id", "kind", "reason_code").annotate(n=Count("pk"))
+        )
+        for node_id, kind, reason_code, n in counts:
+            rejections.add_metric([*node_labels.get(node_id, ["", ""]), kind, reason_code], n)
         yield rejections

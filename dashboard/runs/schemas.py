@@ -86,6 +86,10 @@ class RunGpuOut(Schema):
     peak_power_w: float
     first_ms: int | None = Field(description="epoch ms of its first reading")
     last_ms: int | None = Field(description="epoch ms of its last reading")
+    streams: int = Field(description="agent streams that read it (more than one: e.g. every rank of a job sampling "
+                                     "every GPU)")
+    overlap_s: float = Field(description="time more than one stream read it at once; its energy is counted once, "
+                                         "over the union of the time the streams covered")
 
 
 class SamplePageOut(Schema):

@@ -1,7 +1,8 @@
 """Run figures as plain data: what the run page's cards, ``run_summary`` and ``summary.json`` show.
 
 Totals come from the per-GPU running totals, which are sums of counter differences; nothing here is
-derived from a downsampled chart series.
+derived from a downsampled chart series. A GPU that more than one agent stream read at once is counted
+once (``dashboard.telemetry.coverage``), and flagged (``overlapped``, ``streams``, ``overlap_s``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class GpuFigures:
     last_ms: int
     estimated: bool
     simulated: bool
+    streams: int = 1  # agent streams that read it
+    overlap_ms: int = 0  # time more than one stream read it at once; its energy is counted once
+
+    @property
+    def overlapped(self) -> bool:
+        return self.overlap_ms > 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,11 @@ class RunFigures:
     def estimated(self) -> bool:
         return any(g.estimated for g in self.gpus)
 
+    @property
+    def overlapped(self) -> bool:
+        """Some GPU was read by more than one agent stream at once (each is still counted once)."""
+        return any(g.overlapped for g in self.gpus)
+
     def by_node(self) -> dict[str, dict[str, Any]]:
         nodes: dict[str, dict[str, Any]] = {}
         for g in self.gpus:
@@ -144,6 +156,7 @@ class RunFigures:
             "mean_power_w": self.mean_power_w,
             "peak_gpu_power_w": self.peak_gpu_power_w,
             "estimated": self.estimated,
+            "overlapped": self.overlapped,
             "gpus": {
                 g.uuid: {
                     "energy_j": g.energy_j,
@@ -154,6 +167,8 @@ class RunFigures:
                     "mean_power_w": g.mean_power_w,
                     "peak_power_w": g.peak_power_w,
                     "estimated": g.estimated,
+                    "streams": g.streams,
+                    "overlap_s": g.overlap_ms / MS_PER_S,
                 }
                 for g in self.gpus
             },
@@ -180,6 +195,8 @@ def run_figures(run: Run, run_gpus: list[RunGpu] | None = None) -> RunFigures:
             last_ms=rg.last_ms or 0,
             estimated=rg.estimated,
             simulated=rg.gpu.simulated,
+            streams=rg.streams,
+            overlap_ms=rg.overlap_ms,
         )
         for rg in run_gpus
     ]

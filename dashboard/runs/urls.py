@@ -1,4 +1,5 @@
-"""The runs app's routes: runs list, run and GPU pages, compare, CSV exports and Prometheus ``/metrics``."""
+"""The runs app's routes: runs list, run and GPU pages, compare, the nodes page, CSV exports and Prometheus
+``/metrics``."""
 
 from django.urls import path
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("runs/<int:pk>/gpus/<int:run_gpu_pk>/live.json", views.gpu_live, name="run_gpu_live"),
     # ``/compare/?runs=NAME,NAME,...`` (see docs/compare.md for every parameter)
     path("compare/", compare_views.compare_runs, name="compare"),
+    path("nodes/", views.nodes, name="nodes"),
     path("runs.csv", export_views.runs_csv, name="runs_csv"),
     path("runs/<int:pk>/samples.csv", export_views.run_samples_csv, name="run_samples_csv"),
     path("runs/<int:pk>/summary.csv", export_views.run_summary_csv, name="run_summary_csv"),

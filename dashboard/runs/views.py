@@ -1,4 +1,5 @@
-"""Pages: thin views over dashboard.runs.listing, dashboard.runs.run_page and dashboard.runs.summaries."""
+"""Pages: thin views over dashboard.runs.listing, dashboard.runs.run_page, dashboard.runs.summaries and
+dashboard.runs.nodes_page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 
+from dashboard.projects.membership import site_admins
 from dashboard.runs.listing import SORT_KEYS, list_runs
+from dashboard.runs.nodes_page import nodes_page, refused_nodes
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
@@ -51,7 +54,9 @@ def runs_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "runs/runs.html",
-        {"listing": listing, "page": page, "sort_keys": SORT_KEYS},
+        {"listing": listing, "page": page, "sort_keys": SORT_KEYS, "refused_nodes": refused_nodes(request.user),
+         # No project: the page says who can add them instead of "No runs yet".
+         "site_admins": site_admins() if not listing.projects else []},
     )
 
 
@@ -129,3 +134,10 @@ def gpu_live(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
     cards = render_to_string("runs/_gpu_cards.html", {"run_gpu": run_gpu, "gpu": run_gpu.gpu,
                                                             "drawn": page.drawn})
     return _live_json(run.status, page.drawn, cards)
+
+
+@login_required
+def nodes(request: HttpRequest) -> HttpResponse:
+    """The user's projects' nodes and enrolment tokens, with the messages refused in the last hour."""
+    page = nodes_page(request.user, project=request.GET.get("project", ""))
+    return render(request, "runs/nodes.html", {"page": page, "project": request.GET.get("project", "")})

@@ -1,14 +1,52 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
 
-from dashboard.telemetry.models import Gpu, Node, Rejection, Run, RunGpu, RunNode, RunTag
+from dashboard.telemetry.models import EnrolmentToken, Gpu, Node, Rejection, Run, RunGpu, RunNode, RunTag
+from dashboard.telemetry.nodes import revoke_enrolment_token
 
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ["name", "project", "last_seen_at", "created_at"]
+    list_display = ["name", "project", "enrolled_by", "key_id", "reported_name", "last_seen_at", "created_at"]
     list_filter = ["project"]
+    search_fields = ["name", "reported_name", "key_id"]
     # The signing key is a secret: never shown or edited here (rotate it with `create_node --rotate`).
     exclude = ["signing_key_hex"]
+    readonly_fields = ["key_id", "enrolled_by", "reported_name", "last_seen_at"]
+
+
+@admin.register(EnrolmentToken)
+class EnrolmentTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued by ``manage.py create_enrolment_token`` (the only time one is visible); here they
+    are listed and revoked. Revoking one stops every node that signs with it."""
+
+    list_display = ["name", "project", "key_id", "nodes_enrolled", "created_by", "created_at", "last_used_at",
+                    "revoked_at"]
+    list_filter = ["project", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "key_id", "project__name"]
+    exclude = ["signing_key_hex"]
+    readonly_fields = ["project", "key_id", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EnrolmentToken]:
+        return super().get_queryset(request).select_related("project", "created_by").annotate(enrolled=Count("nodes"))
+
+    @admin.display(description="nodes enrolled", ordering="enrolled")
+    def nodes_enrolled(self, token: EnrolmentToken) -> int:
+        return getattr(token, "enrolled", 0)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens (every node enrolled with them stops)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[EnrolmentToken]) -> None:
+        stopped = sum(revoke_enrolment_token(token) for token in queryset)
+        self.message_user(
+            request, f"revoked {queryset.count()} enrolment token(s); {stopped} node(s) enrolled with them are "
+            "refused from now on (give a node its own token with `manage.py create_node NODE --project P --rotate`)",
+            messages.WARNING,
+        )
 
 
 @admin.register(Gpu)
@@ -43,6 +81,7 @@ class RunGpuAdmin(admin.ModelAdmin):
 
 @admin.register(Rejection)
 class RejectionAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "kind", "node_name", "reason", "size_bytes"]
-    list_filter = ["kind"]
-    readonly_fields = ["received_at", "kind", "node_name", "node", "reason", "size_bytes"]
+    list_display = ["received_at", "kind", "reason_code", "node_name", "key_id", "reason", "size_bytes"]
+    list_filter = ["reason_code", "kind"]
+    search_fields = ["node_name", "key_id", "reason"]
+    readonly_fields = ["received_at", "kind", "reason_code", "node_name", "key_id", "node", "reason", "size_bytes"]

@@ -69,13 +69,11 @@ class GpuWindows:
 def deltas_mj(energy_mj: np.ndarray, prev: tuple[int, int] | None) -> np.ndarray:
     """Energy of each interval ending at a reading (``agents.wire.GpuWindow.energy_deltas_mj``, run-wide).
 
-    The first interval starts at the previous reading; a counter that went backwards was reset and counts
-    its new value from zero; a GPU's very first reading counts nothing.
+    The first interval starts at the previous reading; a counter that steps back wrapped around or was
+    reset (``agents.wire.counter_step_mj``); a GPU's very first reading counts nothing.
     """
     readings = energy_mj if prev is None else np.concatenate(([prev[1]], energy_mj))
-    deltas = np.diff(readings)
-    reset = deltas < 0
-    deltas[reset] = readings[1:][reset]
+    deltas = wire.counter_steps_mj(readings)
     return np.concatenate(([0], deltas)) if prev is None else deltas
 
 

@@ -19,8 +19,10 @@ what ``ingest_batch`` stores for the batches an agent's ``Batcher`` cuts from th
   re-sent later is recognised as a duplicate.
 
 Not written: ``RunEvent`` markers (the input carries none). Batches are never split: a window that would
-break a wire limit is refused, where the agent would have split it. Rows are laid down in time order
-across GPUs, as live ingest lays them down, so pages read the same physical layout they would in use.
+break a wire limit is refused, where the agent would have split it. Each GPU is read by one session (a GPU
+in two is refused), so each is ingest's common case: no window is counted against another stream's
+(``dashboard.telemetry.coverage``). Rows are laid down in time order across GPUs, as live ingest lays
+them down, so pages read the same physical layout they would in use.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ from dashboard.telemetry.bulk_windows import (
     cut,
     window_blobs,
 )
-from dashboard.telemetry.ingest import ms_to_datetime
 from dashboard.telemetry.models import (
     BatchReceipt,
     Gpu,
@@ -64,6 +65,7 @@ from dashboard.telemetry.models import (
 )
 from dashboard.telemetry.nodes import register_node
 from dashboard.telemetry.signals import announce, run_closed
+from dashboard.telemetry.windows import ms_to_datetime
 from planner.units import MS_PER_MINUTE, MS_PER_S
 
 __all__ = ["BulkLoadError", "Chunk", "GpuSamples", "GpuSpec", "LoadResult", "NodeSpec", "RunSpec", "load_run"]
@@ -142,6 +144,7 @@ class _GpuState:
     peak_power_w: float | None = None
     first_ms: int | None = None
     last_ms: int | None = None
+    max_window_ms: int = 0  # RunGpu.max_window_ms: the longest time a window covers
 
     def fold(self, w: GpuWindows) -> None:
         """Add a stretch of windows to the running totals, as ingest's upserts add them one by one."""
@@ -154,6 +157,9 @@ class _GpuState:
         self.first_ms = int(r.t_ms[0]) if self.first_ms is None else self.first_ms
         self.last_ms = int(r.t_ms[-1])
         self.prev = (int(r.t_ms[-1]), int(r.energy_mj[-1]))
+        covers = [last - (prev[0] if prev else first) for first, last, prev in
+                  zip(r.t_ms[w.starts].tolist(), r.t_ms[w.ends - 1].tolist(), w.prev, strict=True)]
+        self.max_window_ms = max([self.max_window_ms, *covers])
 
 
 @dataclass
@@ -315,10 +321,11 @@ class _Loader:
         RunGpu.objects.bulk_update(
             [
                 RunGpu(id=g.run_gpu_id, energy_j=g.energy_j, samples=g.samples, power_sum_w=g.power_sum_w,
-                       peak_power_w=g.peak_power_w or 0.0, first_ms=g.first_ms, last_ms=g.last_ms)
+                       peak_power_w=g.peak_power_w or 0.0, first_ms=g.first_ms, last_ms=g.last_ms,
+                       max_window_ms=g.max_window_ms)
                 for g in gpus
             ],
-            ["energy_j", "samples", "power_sum_w", "peak_power_w", "first_ms", "last_ms"],
+            ["energy_j", "samples", "power_sum_w", "peak_power_w", "first_ms", "last_ms", "max_window_ms"],
         )
         # Ingest creates a GPU's part in a run with its first window: a GPU that sent nothing has none.
         RunGpu.objects.filter(id__in=[g.run_gpu_id for g in gpus if not g.samples]).delete()
@@ -367,7 +374,11 @@ def _create_rows(spec: RunSpec, *, replace: bool) -> tuple[Run, list[_NodeState]
                 defaults={"index": gpu_spec.index, "name": gpu_spec.name, "energy_source": gpu_spec.energy_source,
                           "power_field": gpu_spec.power_field, "simulated": spec.simulated},
             )
-            run_gpu = RunGpu.objects.create(run=run, gpu=gpu, estimated=gpu_spec.energy_source != Gpu.EnergySource.COUNTER)
+            if RunGpu.objects.filter(run=run, gpu=gpu).exists():
+                raise BulkLoadError(f"GPU {gpu_spec.uuid} of {node_spec.name!r} is in two sessions: the bulk path "
+                                    "loads each GPU from one stream")
+            run_gpu = RunGpu.objects.create(run=run, gpu=gpu, estimated=gpu_spec.energy_source != Gpu.EnergySource.COUNTER,
+                                            first_stream=node_spec.stream)
             states.append(_GpuState(gpu_spec, run_gpu.pk))
         nodes.append(_NodeState(node_spec, node.pk, states))
     return run, nodes
@@ -396,9 +407,9 @@ def _checked(r: GpuSamples, where: str, start_ms: int | None, end_ms: int | None
 
 # --- writing --------------------------------------------------------------------------------------
 
-_WINDOW_COLUMNS = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_energy_mj",
-                   "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
-_WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", *["bytea"] * 6)
+_WINDOW_COLUMNS = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
+                   "prev_energy_mj", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
+_WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", "int8", *["bytea"] * 6)
 _MINUTE_COLUMNS = ("run_gpu_id", "minute_ms", "samples", "energy_j", "power_sum_w", "power_min_w", "power_max_w",
                    "sm_clock_sum_mhz", "util_sum_pct", "temp_max_c")
 _MINUTE_TYPES = ("int8", "int8", "int4", *["float8"] * 7)
@@ -419,14 +430,15 @@ def _write_windows(parts: list[_Part]) -> None:
         w = p.windows
         rows_of.append(list(zip(
             w.readings.t_ms[w.starts].tolist(), w.readings.t_ms[w.ends - 1].tolist(), (w.ends - w.starts).tolist(),
-            w.energy_j.tolist(), [prev[1] if prev else None for prev in w.prev], p.seq.tolist(), window_blobs(w),
-            strict=True,
+            w.energy_j.tolist(), [prev[0] if prev else None for prev in w.prev],
+            [prev[1] if prev else None for prev in w.prev], p.seq.tolist(), window_blobs(w), strict=True,
         )))
 
     def rows() -> Iterable[Sequence[Any]]:
         for i, j in zip(which[order].tolist(), position[order].tolist(), strict=True):
-            first, last, samples, energy_j, prev, seq, blobs = rows_of[i][j]
-            yield (parts[i].gpu.run_gpu_id, parts[i].stream, seq, first, last, samples, energy_j, prev, *blobs)
+            first, last, samples, energy_j, prev_t, prev_energy, seq, blobs = rows_of[i][j]
+            yield (parts[i].gpu.run_gpu_id, parts[i].stream, seq, first, last, samples, energy_j, prev_t, prev_energy,
+                   *blobs)
 
     _write_rows(SampleWindow, _WINDOW_COLUMNS, _WINDOW_TYPES, rows())
 

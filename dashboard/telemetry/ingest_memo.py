@@ -1,17 +1,19 @@
 """The lookups ingest makes for every message, and what a Celery worker process remembers of them.
 
 Storing a batch needs ids of rows that never change once written (the run's id, the node's GPUs, the
-run's sessions) and the node itself. Looking them all up for every batch would cost the hot path most
-of its time, so a worker process keeps one :class:`IngestMemo` and hands it to ingest with each message.
+run's sessions) and the node itself, found from the token that signed the message (by its key id).
+Looking them all up for every batch would cost the hot path most of its time, so a worker process keeps
+one :class:`IngestMemo` and hands it to ingest with each message.
 
 Lifetime: a memo exists only inside a Celery worker process. The first task a worker process runs (not
 eagerly) makes it (:func:`for_this_worker`, from ``dashboard.telemetry.tasks``), and it lives as long
 as the process: in a prefork pool each child makes its own, in the solo and threads pools the process
-has one. Web processes, eager (in-process) task execution and direct calls pass none: every lookup
-goes to the database, correct by construction. A remembered id whose row was deleted meanwhile fails a
+has one. Eager (in-process) task execution and direct calls pass none: every lookup goes to the
+database, correct by construction. The HTTP ingest view (``http_ingest``) keeps one per web process for
+the token lookups alone, with the same short expiry. A remembered id whose row was deleted meanwhile fails a
 foreign key when the batch commits; ``ingest.ingest_batch`` then makes the memo forget everything and
-retries the batch once, looking everything up afresh. Nodes are remembered for ``node_ttl_s`` only, so
-a rotated token or a deleted node takes effect promptly.
+retries the batch once, looking everything up afresh. Tokens (by key id) and nodes are remembered for
+``node_ttl_s`` only, so a revoked or rotated token or a deleted node takes effect within seconds.
 
 The memo is made on a worker's first task rather than on Celery's ``worker_init`` signals because those
 signals also fire in any process that starts a worker for another Celery app (a test's in-process
@@ -23,27 +25,36 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.wire import GpuWindow
-from dashboard.telemetry.models import Gpu, Node, Run, RunNode
+from dashboard.telemetry.models import EnrolmentToken, Gpu, Node, Run, RunNode
+
+TOKEN_USE_EVERY = timedelta(minutes=1)
+"""An enrolment token's ``last_used_at`` is written at most this often."""
 
 
 @dataclass
 class IngestMemo:
     """What one worker process remembers between messages (see the module docstring for its lifetime)."""
 
-    node_ttl_s: float = 10.0
+    node_ttl_s: float = 10.0  # how long tokens and nodes are remembered
     seen_every_s: float = 30.0  # a node's ``last_seen_at`` is written at most this often
-    nodes: dict[str, tuple[Node, float]] = field(default_factory=dict)  # name -> (node, expires, monotonic)
+    # key id -> (the node with that token, or the enrolment token; expires, monotonic)
+    keys: dict[str, tuple[Node | EnrolmentToken, float]] = field(default_factory=dict)
+    enrolled: dict[tuple[int, str], tuple[Node, float]] = field(default_factory=dict)  # (project id, name) -> ...
+    nodes: dict[str, tuple[list[Node], float]] = field(default_factory=dict)  # name -> (nodes with own tokens, ...)
     run_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # (project id, run name) -> run id
     gpu_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # (node id, GPU uuid) -> GPU id
     sessions: set[tuple[int, int, str]] = field(default_factory=set)  # (run id, node id, stream) stored
     node_seen: dict[int, float] = field(default_factory=dict)  # node id -> last write of last_seen_at
 
     def forget(self) -> None:
-        for remembered in (self.nodes, self.run_ids, self.gpu_ids, self.sessions, self.node_seen):
+        for remembered in (self.keys, self.enrolled, self.nodes, self.run_ids, self.gpu_ids, self.sessions,
+                           self.node_seen):
             remembered.clear()
 
 
@@ -61,17 +72,73 @@ def for_this_worker() -> IngestMemo:
 # --- the lookups, remembered when there is a memo ---------------------------------------------------
 
 
-def node_named(name: str, memo: IngestMemo | None, *, fresh: bool = False) -> Node | None:
-    """The registered node of that name (with its project); ``fresh`` skips what is remembered."""
+def key_named(key_id: str, memo: IngestMemo | None) -> Node | EnrolmentToken | None:
+    """What has that key id (with its project): a node's own token, or an enrolment token."""
+    now = time.monotonic()
+    if memo is not None:
+        hit = memo.keys.get(key_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+    found: Node | EnrolmentToken | None = Node.objects.select_related("project").filter(key_id=key_id).first()
+    if found is None:
+        found = EnrolmentToken.objects.select_related("project").filter(key_id=key_id).first()
+    if memo is not None and found is not None:
+        memo.keys[key_id] = (found, now + memo.node_ttl_s)
+    return found
+
+
+def nodes_named(name: str, memo: IngestMemo | None, *, fresh: bool = False) -> list[Node]:
+    """The nodes of that name that have a token of their own, in any project (with their projects).
+
+    For messages without a key id (agents from before key ids); ``fresh`` skips what is remembered.
+    """
     now = time.monotonic()
     if memo is not None and not fresh:
         hit = memo.nodes.get(name)
         if hit is not None and hit[1] > now:
             return hit[0]
-    node = Node.objects.select_related("project").filter(name=name).first()
-    if memo is not None and node is not None:
-        memo.nodes[name] = (node, now + memo.node_ttl_s)
+    nodes = list(Node.objects.select_related("project").filter(name=name).exclude(signing_key_hex="").order_by("pk"))
+    if memo is not None and nodes:
+        memo.nodes[name] = (nodes, now + memo.node_ttl_s)
+    return nodes
+
+
+def enrolled_node(token: EnrolmentToken, name: str, memo: IngestMemo | None) -> Node:
+    """The node of that name in the token's project, registered as enrolled with ``token`` if new."""
+    now = time.monotonic()
+    key = (token.project_id, name)
+    if memo is not None:
+        hit = memo.enrolled.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+    node, _ = Node.objects.get_or_create(project_id=token.project_id, name=name, defaults={"enrolled_by": token})
+    node.project = token.project
+    if memo is not None:
+        memo.enrolled[key] = (node, now + memo.node_ttl_s)
     return node
+
+
+def note_token_used(token: EnrolmentToken) -> None:
+    """Record that the enrolment token just signed a message, at most once every ``TOKEN_USE_EVERY``.
+
+    Decided on the row as read (remembered or not), so the hot path skips the write almost always.
+    """
+    now = timezone.now()
+    due = now - TOKEN_USE_EVERY
+    if token.last_used_at is not None and token.last_used_at > due:
+        return
+    EnrolmentToken.objects.filter(pk=token.pk).filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=due)).update(
+        last_used_at=now
+    )
+    token.last_used_at = now
+
+
+def note_reported_name(node: Node, name: str) -> None:
+    """Keep the name the agent sent when it is not the node's (its token decided the node), for people to see."""
+    reported = "" if name == node.name else name
+    if node.reported_name != reported:
+        Node.objects.filter(pk=node.pk).update(reported_name=reported)
+        node.reported_name = reported
 
 
 def run_for(node: Node, name: str, *, simulated: bool) -> Run:

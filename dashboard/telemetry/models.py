@@ -10,6 +10,7 @@ The tables keep the names they had before the apps were split (``dashboard_*``; 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -17,13 +18,59 @@ from agents import wire
 from dashboard.projects.models import InProjectQuerySet, Project
 
 
+class EnrolmentToken(models.Model):
+    """A project's token that nodes enrol themselves with (``manage.py create_enrolment_token``).
+
+    A message signed with it is its project's: the node it names is registered on first contact, and
+    the token signs for every node of the project that has no token of its own. Revoking it stops all
+    of them at once. Only the key derived from the token and its public key id are stored.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="enrolment_tokens")
+    name = models.CharField(max_length=100, help_text="what the token is for, e.g. the cluster it was given to")
+    key_id = models.CharField(max_length=16, unique=True)  # agents.wire.key_id: sent with every message
+    signing_key_hex = models.CharField(max_length=64)  # agents.wire.signing_key; the token is never stored
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)  # written at most once a minute
+
+    objects = InProjectQuerySet["EnrolmentToken"].as_manager()
+
+    class Meta:
+        ordering = ["project__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="enrolment_token_name_unique_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.name}/{self.name}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
 class Node(models.Model):
-    """A training machine running an agent. Its batches are signed with a key derived from its token."""
+    """A training machine running an agent; its messages are signed with a key derived from a token.
+
+    The token is the node's own (``create_node``: ``key_id`` and ``signing_key_hex`` are set) or its
+    project's enrolment token (``enrolled_by``; both blank). Nodes registered before key ids existed
+    have a signing key but no key id: they are found by name until their token is rotated.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="nodes")
-    name = models.CharField(max_length=200, unique=True)
-    # HMAC key derived from the token (agents.wire.signing_key); the token itself is never stored.
-    signing_key_hex = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    # HMAC key derived from the node's own token (agents.wire.signing_key); the token itself is never stored.
+    signing_key_hex = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, blank=True)  # agents.wire.key_id of the node's own token
+    enrolled_by = models.ForeignKey(
+        EnrolmentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes"
+    )
+    # The name the agent last sent when it differs from the node's: its token says which node it is.
+    reported_name = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
@@ -32,9 +79,18 @@ class Node(models.Model):
     class Meta:
         db_table = "dashboard_node"
         ordering = ["name"]
+        constraints = [
+            # Name first: the index also serves lookups by name alone (agents that send no key id).
+            models.UniqueConstraint(fields=["name", "project"], name="node_name_unique_per_project"),
+            models.UniqueConstraint(fields=["key_id"], condition=~models.Q(key_id=""), name="node_key_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_own_token(self) -> bool:
+        return bool(self.signing_key_hex)
 
 
 class Gpu(models.Model):
@@ -143,6 +199,16 @@ class RunGpu(models.Model):
     last_ms = models.BigIntegerField(null=True)
     # True when any of this run's windows for the GPU came from power integration, not the counter.
     estimated = models.BooleanField(default=False)
+    # Each GPU counted once (dashboard.telemetry.coverage): the agent stream that sent the GPU's first window.
+    # While no other stream has sent one, ingest stores windows as they are; once another does, ``shared``
+    # is set and every later window counts only the time no other stream's stored windows cover.
+    first_stream = models.CharField(max_length=64, blank=True)
+    shared = models.BooleanField(default=False)
+    streams = models.PositiveIntegerField(default=1)  # agent streams that sent windows of this GPU
+    overlap_ms = models.BigIntegerField(default=0)  # time more than one stream read it at once (counted once)
+    # The longest time one window covers, from its stream's previous reading to its last (a batch window,
+    # unless an agent stalled): how far from a stretch of time a window that covers part of it can start.
+    max_window_ms = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "dashboard_rungpu"
@@ -152,6 +218,15 @@ class RunGpu(models.Model):
     @property
     def mean_power_w(self) -> float:
         return self.power_sum_w / self.samples if self.samples else 0.0
+
+    @property
+    def overlapped(self) -> bool:
+        """More than one agent stream read this GPU at the same time (its energy is still counted once)."""
+        return self.overlap_ms > 0
+
+    @property
+    def overlap_s(self) -> float:
+        return self.overlap_ms / 1000
 
 
 class SampleWindow(models.Model):
@@ -165,7 +240,8 @@ class SampleWindow(models.Model):
     first_ms = models.BigIntegerField()
     last_ms = models.BigIntegerField()
     samples = models.IntegerField()
-    energy_j = models.FloatField()
+    energy_j = models.FloatField()  # what this window counts: its readings' energy less time already covered
+    prev_t_ms = models.BigIntegerField(null=True)  # the stream's reading before this window: where its time starts
     prev_energy_mj = models.BigIntegerField(null=True)
     t_offset_ms = models.BinaryField()
     energy_mj = models.BinaryField()
@@ -242,10 +318,28 @@ class Rejection(models.Model):
         OPEN_RUN = wire.KIND_OPEN_RUN, "open run"
         CLOSE_RUN = wire.KIND_CLOSE_RUN, "close run"
         STAGE_PROFILE = wire.KIND_STAGE_PROFILE, "stage profile"
+        # Refused at the HTTP ingest endpoint before any envelope could be read, or of no known kind.
+        REQUEST = "request", "HTTP request"
+
+    class Code(models.TextChoices):
+        """Why, in one word: what pages and ``/metrics`` group refusals by (``reason`` says the rest)."""
+
+        UNKNOWN_KEY = "unknown_key", "unknown token or node"
+        REVOKED = "revoked", "revoked token"
+        BAD_SIGNATURE = "bad_signature", "bad signature"
+        MALFORMED = "malformed", "malformed message"
+        TOO_LARGE = "too_large", "message too large"
+        REPLAY = "replay", "replayed sequence number"
+        CLOCK = "clock", "clock in the future"
+        CONTINUITY = "continuity", "window does not continue the previous one"
+        PROFILE = "profile", "profile refused by the planner"
 
     received_at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    node_name = models.CharField(max_length=200, blank=True)
+    reason_code = models.CharField(max_length=32, choices=Code.choices)
+    node_name = models.CharField(max_length=200, blank=True)  # the name the message claimed
+    key_id = models.CharField(max_length=16, blank=True)  # the key id the message named
+    # The node it came from, when known: its token's node, or the only node with the claimed name.
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="rejections")
     reason = models.TextField()
     size_bytes = models.IntegerField(default=0)
@@ -253,3 +347,5 @@ class Rejection(models.Model):
     class Meta:
         db_table = "dashboard_rejection"
         ordering = ["-received_at"]
+        # Pages and the runs list ask for the last hour's rejections.
+        indexes = [models.Index(fields=["received_at"], name="rejection_received")]

@@ -21,17 +21,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import connection
 from django.db.models import QuerySet
 
 from dashboard.telemetry.models import Gpu, RunGpu, RunNode, SampleWindow
+from planner.units import MS_PER_S
 
 EARLIEST_MS = 0
 """The first instant a range can hold: 1970-01-01T00:00:00Z."""
 LATEST_MS = 253_402_300_799_999
 """The last instant a range can hold: 9999-12-31T23:59:59.999Z."""
+
+
+def ms_to_datetime(t_ms: int) -> datetime:
+    """A sample time (epoch milliseconds) as an aware UTC datetime."""
+    return datetime.fromtimestamp(t_ms / MS_PER_S, tz=UTC)
 
 
 @dataclass(frozen=True)

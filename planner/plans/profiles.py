@@ -18,16 +18,17 @@ from django.db import IntegrityError, transaction
 from agents import wire
 from agents.wire import KIND_STAGE_PROFILE, MAX_NAME_CHARS, WireError
 from dashboard.projects.models import Project, Visitor, signed_in
-from dashboard.telemetry.ingest import (
+from dashboard.telemetry.admission import (
     Outcome,
     Rejected,
     Status,
     authenticate,
-    ms_to_datetime,
+    concerning,
     record_rejection,
     refuse_future,
 )
-from dashboard.telemetry.models import Node, Run
+from dashboard.telemetry.models import Node, Rejection, Run
+from dashboard.telemetry.windows import ms_to_datetime
 from planner import perseus
 from planner.perseus.profile import MAX_PROFILE_BYTES, MAX_PROFILE_ROWS
 from planner.plans.models import StageProfile
@@ -144,18 +145,19 @@ def receive_stage_profile(envelope: Any) -> Outcome:
     """
     try:
         node, payload, body_digest = authenticate(envelope, KIND_STAGE_PROFILE)
-        message = wire.parse(wire.StageProfile, payload)
-        refuse_future(message.recorded_ms, "recorded_ms lies")
-        try:
-            parsed, text = _validate(message.csv, max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_UPLOAD_ROWS)
-        except perseus.PlannerError as exc:
-            raise Rejected(str(exc)) from None
+        with concerning(node):
+            message = wire.parse(wire.StageProfile, payload)
+            refuse_future(message.recorded_ms, "recorded_ms lies")
+            try:
+                parsed, text = _validate(message.csv, max_bytes=MAX_UPLOAD_BYTES, max_rows=MAX_UPLOAD_ROWS)
+            except perseus.PlannerError as exc:
+                raise Rejected(str(exc), Rejection.Code.PROFILE) from None
         return _store_from_agent(node, parsed, text, name=message.name.strip(),
                                  gpu_name=(message.gpu_name or "").strip(), run_name=(message.run or "").strip(),
                                  p_blocking_w=message.p_blocking_w, recorded_ms=message.recorded_ms,
                                  body_digest=body_digest)
     except (Rejected, WireError) as exc:
-        return record_rejection(KIND_STAGE_PROFILE, envelope, str(exc))
+        return record_rejection(KIND_STAGE_PROFILE, envelope, exc)
 
 
 def _store_from_agent(

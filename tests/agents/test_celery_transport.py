@@ -10,15 +10,15 @@ import pytest
 
 from agents import wire
 from agents.transport import CeleryTransport, TransportUnavailable, celery_task_message, redact_url
-from tests.agents.support import KEY, RedisServer, free_port
+from tests.agents.support import KEY, TOKEN, RedisServer, free_port
 
 
 def envelopes() -> list[dict[str, Any]]:
     """One envelope of each kind a stream sends (the transport carries them whatever their payload)."""
     return [
-        wire.seal("open_run", "node-a", {"run": "r", "stream": "s", "started_ms": 1}, KEY),
-        wire.seal("batch", "node-a", {"run": "r", "stream": "s", "seq": 0, "gpus": []}, KEY, check=False),
-        wire.seal("close_run", "node-a", {"run": "r", "stream": "s", "ended_ms": 2, "last_seq": 0}, KEY),
+        wire.seal("open_run", "node-a", {"run": "r", "stream": "s", "started_ms": 1}, TOKEN),
+        wire.seal("batch", "node-a", {"run": "r", "stream": "s", "seq": 0, "gpus": []}, TOKEN, check=False),
+        wire.seal("close_run", "node-a", {"run": "r", "stream": "s", "ended_ms": 2, "last_seq": 0}, TOKEN),
     ]
 
 

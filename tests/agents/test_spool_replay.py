@@ -19,7 +19,6 @@ from agents.spool import DiskSpool
 from agents.streamer import Streamer
 from agents.transport import CeleryTransport, MemoryTransport
 from tests.agents.support import (
-    KEY,
     TOKEN,
     RedisServer,
     free_port,
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def env(n: int) -> dict[str, Any]:
-    return wire.seal("batch", "n", {"n": n}, KEY, check=False)  # the spool keeps envelopes whatever they hold
+    return wire.seal("batch", "n", {"n": n}, TOKEN, check=False)  # the spool keeps envelopes whatever they hold
 
 
 def wait_for(condition: Any, timeout_s: float = 10.0) -> bool:

@@ -15,7 +15,8 @@ from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.support import TOKEN, RedisServer, batches, energy_by_gpu_mj, queued_envelopes
 
 ROOT = Path(__file__).resolve().parents[2]
-EXIT_KEYS = ["run", "node", "stream", "backend", "simulated", "batches_sent", "samples_sent", "spooled", "energy_j"]
+EXIT_KEYS = ["run", "node", "stream", "backend", "simulated", "batches_sent", "samples_sent", "spooled", "refused",
+             "energy_j"]
 
 
 def agent(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:

@@ -25,13 +25,28 @@ SEALED_BEFORE = {
             '"events":[{"t_ms":1767225600050,"kind":"step_end","step":0}]}',
     "sig": "3e668ec7e293b3eb30ed942fee095e7871d33f477885c5dda9948b4ad57e31d8",
 }
-KEY = wire.signing_key("a-node-token")
+TOKEN = "a-node-token"
+KEY = wire.signing_key(TOKEN)
 
 
 def test_the_signing_key_and_seal_are_those_of_wire_format_v1() -> None:
     assert KEY.hex() == "8a98fa481818c05457dd673170acf119b824359dd8d6b02b6f8a74f9ac9f0ab0"
     payload = json.loads(SEALED_BEFORE["body"])
-    assert wire.seal("batch", "gpu-node-01", payload, KEY) == SEALED_BEFORE
+    # The key id joins the envelope; the signature is the one v1 made before it.
+    assert wire.seal("batch", "gpu-node-01", payload, TOKEN) == {**SEALED_BEFORE, "key": "a3d4ff4de78bf634"}
+
+
+def test_a_key_id_names_the_token_and_reveals_nothing_of_its_signing_key() -> None:
+    assert wire.key_id(TOKEN) == "a3d4ff4de78bf634"  # sha256("wattwise-key-id-v1:" + token), 16 hex digits
+    assert wire.key_id("another token") != wire.key_id(TOKEN)
+    assert wire.key_id(TOKEN) not in KEY.hex()
+
+
+def test_an_envelope_without_a_key_id_is_still_read_and_a_malformed_one_is_refused() -> None:
+    assert wire.read_envelope(SEALED_BEFORE).key is None
+    assert wire.read_envelope({**SEALED_BEFORE, "key": "a3d4ff4de78bf634"}).key == "a3d4ff4de78bf634"
+    with pytest.raises(wire.WireError, match=r"^key: expected a key id \(16 hex digits\), or absent, got 'A3D4'"):
+        wire.read_envelope({**SEALED_BEFORE, "key": "A3D4"})
 
 
 def test_an_envelope_sealed_before_opens_and_decodes_to_int64_columns() -> None:
@@ -96,17 +111,17 @@ def test_the_envelope_is_checked_before_its_signature() -> None:
         wire.read_envelope({**SEALED_BEFORE, "body": " " * (wire.MAX_BODY_BYTES + 1)})
     with pytest.raises(wire.WireError, match="expected a 'open_run' message, got 'batch'"):
         wire.open_envelope(SEALED_BEFORE, "open_run", KEY)
-    with pytest.raises(wire.WireError, match=r"^bad signature"):
+    with pytest.raises(wire.BadSignature, match=r"^bad signature"):
         wire.open_envelope(SEALED_BEFORE, "batch", wire.signing_key("another token"))
 
 
 def test_seal_refuses_what_the_app_would_refuse_unless_told_not_to_check() -> None:
     bad = batch(gpus__0__util_pct__1=4500)
     with pytest.raises(wire.WireError, match=r"gpus\[0\]\.util_pct\[1\]"):
-        wire.seal("batch", "gpu-node-01", bad, KEY)
+        wire.seal("batch", "gpu-node-01", bad, TOKEN)
     with pytest.raises(wire.WireError, match=r"^node: expected a non-empty string"):
-        wire.seal("batch", "", batch(), KEY)
-    forged = wire.seal("batch", "gpu-node-01", bad, KEY, check=False)
+        wire.seal("batch", "", batch(), TOKEN)
+    forged = wire.seal("batch", "gpu-node-01", bad, TOKEN, check=False)
     assert wire.open_envelope(forged, "batch", KEY) == bad  # signed as given: for tests of the app's refusals
 
 

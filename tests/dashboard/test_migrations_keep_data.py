@@ -55,6 +55,25 @@ WINDOW = {
 }
 
 
+# Columns added since the split, and what every row that was there before gets in them: members became
+# plain members, with no date (when they joined was not recorded).
+ADDED_COLUMNS = {"dashboard_project_members": {"role": "member", "added_at": None}}
+# Nodes keep their signing key, with no key id (found by name until their token is rotated); rejections
+# get the reason code their text shows.
+ADDED_COLUMNS |= {
+    "dashboard_node": {"key_id": "", "reported_name": "", "enrolled_by_id": None},
+    "dashboard_rejection": {"reason_code": "clock", "key_id": ""},
+}
+# A GPU's part in a run has no first stream (its next window is counted against other streams'), no
+# overlap counted; windows have no previous reading time (telemetry 0004_counted_once).
+ADDED_COLUMNS |= {
+    "dashboard_rungpu": {"first_stream": "", "shared": False, "streams": 1, "overlap_ms": 0, "max_window_ms": 0},
+    "dashboard_samplewindow": {"prev_t_ms": None},
+}
+NODE_TOKEN = "ww_" + "n" * 43
+NODE_KEY_HEX = hashlib.sha256(b"wattwise-hmac-v1:" + NODE_TOKEN.encode()).hexdigest()  # as create_node stored it
+
+
 def new_label(old_label: str, model: str) -> str:
     """Where the split moved a content type: Project and ApiToken to projects, the rest of dashboard's
     models to telemetry; planner's and carbon's stay."""
@@ -115,7 +134,7 @@ def fill_old_database(old_apps: Any) -> None:
     project = model("dashboard", "Project").objects.create(name="vision")
     project.members.add(alice)
     node = model("dashboard", "Node").objects.create(
-        project=project, name="gpu-node-1", signing_key_hex="ab" * 32, last_seen_at=HOUR
+        project=project, name="gpu-node-1", signing_key_hex=NODE_KEY_HEX, last_seen_at=HOUR
     )
     gpus = [
         model("dashboard", "Gpu").objects.create(
@@ -155,7 +174,8 @@ def fill_old_database(old_apps: Any) -> None:
         run=run, node=node, t_ms=T0_MS + 1000, kind="stage_begin", data={"stage": 0, "step": 12}
     )
     model("dashboard", "Rejection").objects.create(
-        kind="batch", node_name="gpu-node-1", node=node, reason="clock skew", size_bytes=512
+        kind="batch", node_name="gpu-node-1", node=node, size_bytes=512,
+        reason="samples lie in the future (2026-01-02T00:00:00+00:00): check the node's clock",
     )
     model("api", "ApiToken").objects.create(
         user=alice, name="ci", token_sha256=hashlib.sha256(TOKEN.encode()).hexdigest(), prefix=TOKEN[:10]
@@ -224,13 +244,18 @@ def all_rows() -> dict[str, list[dict[str, Any]]]:
 
 
 def assert_nothing_lost(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> None:
-    """Every row is still there, unchanged but for the moved content types' app labels; the only rows
-    added are the content types and permissions of models new since the split."""
+    """Every row is still there, unchanged but for the moved content types' app labels and the columns
+    added since (with the values old rows get); the only rows added are the content types and
+    permissions of models new since the split."""
     moved = [
         {**row, "app_label": new_label(row["app_label"], row["model"])} for row in before["django_content_type"]
     ]
+    expected = {
+        table: [{**row, **ADDED_COLUMNS.get(table, {})} for row in rows]
+        for table, rows in {**before, "django_content_type": moved}.items()
+    }
     added = {}
-    for table, rows in {**before, "django_content_type": moved}.items():
+    for table, rows in expected.items():
         assert after[table][: len(rows)] == rows, f"rows of {table} changed"
         if after[table][len(rows) :]:
             added[table] = after[table][len(rows) :]
@@ -240,7 +265,7 @@ def assert_nothing_lost(before: dict[str, list[dict[str, Any]]], after: dict[str
 
 
 def check_rows_read_through_todays_models() -> None:
-    from dashboard.projects.models import ApiToken, Project
+    from dashboard.projects.models import ApiToken, Membership, Project
     from dashboard.projects.tokens import user_for_token
     from dashboard.telemetry.columns import decode_window
     from dashboard.telemetry.models import Node, Rejection, Run
@@ -250,9 +275,11 @@ def check_rows_read_through_todays_models() -> None:
     alice = get_user_model().objects.get(username="alice")
     project = Project.objects.get(name="vision")
     assert list(project.members.all()) == [alice]
+    membership = project.memberships.get()
+    assert (membership.user, membership.role, membership.added_at) == (alice, Membership.Role.MEMBER, None)
     assert list(Project.objects.for_user(alice)) == [project]
     node = Node.objects.get(name="gpu-node-1")
-    assert (node.project, node.signing_key_hex, node.last_seen_at) == (project, "ab" * 32, HOUR)
+    assert (node.project, node.signing_key_hex, node.last_seen_at) == (project, NODE_KEY_HEX, HOUR)
     assert [(g.uuid, g.index, g.energy_source) for g in node.gpus.all()] == [
         ("GPU-0", 0, "counter"), ("GPU-1", 1, "power")
     ]
@@ -279,7 +306,7 @@ def check_rows_read_through_todays_models() -> None:
     assert (minute.minute_ms, minute.power_max_w, minute.temp_max_c) == (T0_MS, 301.5, 62.0)
     assert [(r.seq, r.node) for r in run.receipts.all()] == [(7, node)]
     assert [(e.kind, e.data, e.node) for e in run.events.all()] == [("stage_begin", {"stage": 0, "step": 12}, node)]
-    assert Rejection.objects.get().node == node
+    assert (Rejection.objects.get().node, Rejection.objects.get().reason_code) == (node, Rejection.Code.CLOCK)
 
     token = ApiToken.objects.get()
     assert (token.user, token.name, token.prefix) == (alice, "ci", TOKEN[:10])
@@ -295,6 +322,19 @@ def check_rows_read_through_todays_models() -> None:
         first.pk, second.pk
     ]
     assert OffsetRetirement.objects.get().run == run
+
+
+def check_the_old_node_still_streams() -> None:
+    """A node registered before key ids is found by name, from an old agent (no key id) or a new one."""
+    from dashboard.telemetry import ingest
+    from dashboard.telemetry.models import RunGpu
+    from tests.factories import RegisteredNode, simple_batch
+
+    node = RegisteredNode("gpu-node-1", NODE_TOKEN, "vision")
+    old_agent = {k: v for k, v in simple_batch(node, run="after-upgrade").items() if k != "key"}
+    assert ingest.ingest_batch(old_agent).status == "stored"
+    assert ingest.ingest_batch(simple_batch(node, run="after-upgrade", seq=1)).status == "stored"
+    assert RunGpu.objects.get(run__name="after-upgrade").samples == 20
 
 
 def check_admin_history_and_permissions_moved() -> None:
@@ -325,6 +365,7 @@ def test_database_from_before_the_split_keeps_every_row_relation_and_permission(
 
         assert_nothing_lost(before, all_rows())
         check_rows_read_through_todays_models()
+        check_the_old_node_still_streams()
         check_admin_history_and_permissions_moved()
 
 
@@ -424,7 +465,10 @@ def test_split_can_be_rolled_back_and_replayed():
         assert old_apps.get_model("dashboard", "Project").objects.get().name == "vision"
         OldContentType = old_apps.get_model("contenttypes", "ContentType")
         assert OldContentType.objects.filter(app_label="dashboard", model="run").exists()
-        assert not OldContentType.objects.filter(app_label__in=["projects", "telemetry"]).exists()
+        # The moved models' content types went back; those of models new since the split (a Membership)
+        # stay, as Django leaves content types of models a rollback removes.
+        moved_back = OldContentType.objects.filter(app_label__in=["dashboard", "api"]).values_list("model")
+        assert not OldContentType.objects.filter(app_label__in=["projects", "telemetry"], model__in=moved_back).exists()
     finally:
         call_command("migrate", interactive=False, verbosity=0)
     ContentType.objects.clear_cache()

@@ -88,3 +88,17 @@ def test_env_example_lists_every_variable_the_settings_read():
     read = set(re.findall(r'env_(?:str|bool|int|float|list)\("([A-Z_]+)"', (ROOT / "dashboard" / "settings.py").read_text()))
     listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read <= listed, f"missing from .env.example: {sorted(read - listed)}"
+
+
+def test_the_ingest_queue_bound_defaults_to_ten_thousand_messages_and_must_be_positive():
+    assert settings_in_subprocess({}, "settings.WATTWISE_INGEST_MAX_QUEUE").stdout.strip() == "10000"
+    assert settings_in_subprocess({"WATTWISE_INGEST_MAX_QUEUE": "50"},
+                                  "settings.WATTWISE_INGEST_MAX_QUEUE").stdout.strip() == "50"
+    refused = settings_in_subprocess({"WATTWISE_INGEST_MAX_QUEUE": "0"}, "settings.WATTWISE_INGEST_MAX_QUEUE")
+    assert refused.returncode != 0 and "WATTWISE_INGEST_MAX_QUEUE=0 is below the minimum 1" in refused.stderr
+
+
+def test_the_proxys_https_header_is_believed_only_when_asked():
+    assert settings_in_subprocess({}, "settings.SECURE_PROXY_SSL_HEADER").stdout.strip() == "None"
+    behind = settings_in_subprocess({"BEHIND_TLS_PROXY": "1"}, "settings.SECURE_PROXY_SSL_HEADER")
+    assert behind.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')"

@@ -9,6 +9,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from dashboard.demo import seed as demo
+from dashboard.projects.models import Membership
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("quick_demo")]
@@ -24,6 +25,8 @@ def test_seed_demo_streams_every_run_with_an_estimated_gpu_and_a_counter_reset_a
     output = seed()
     assert f"user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}" in output
     assert authenticate(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD) is not None
+    # The demo login manages the demo project's members (its members page), as its admin.
+    assert Membership.objects.get(user__username=demo.DEMO_USER, project__name=demo.DEMO_PROJECT).role == "admin"
     assert set(Run.objects.values_list("name", flat=True)) == {d.name for d in demo.DEMO_RUNS}
     assert Run.objects.filter(status=Run.Status.FINISHED, simulated=True).count() == len(demo.DEMO_RUNS)
     main = Run.objects.get(name=demo.DEMO_RUNS[0].name)

@@ -56,7 +56,7 @@ def test_a_user_in_no_project_sees_no_runs(client, two_projects):
     client.force_login(member("bob"))
     html = client.get(reverse("runs")).content.decode()
     assert "our-run" not in html and "their-run" not in html
-    assert "No runs yet" in html
+    assert "You are not in any project yet" in html  # and who can add them (test_no_project.py)
 
 
 def test_login_page_renders(client):

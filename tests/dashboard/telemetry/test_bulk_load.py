@@ -81,13 +81,13 @@ def stored(project: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
         "gpus": {g.uuid: (g.node.name, g.index, g.name, g.energy_source, g.power_field, g.simulated)
                  for g in Gpu.objects.filter(node__project__name=project).select_related("node")},
         "run_gpus": {rg.gpu.uuid: (rg.energy_j, rg.samples, rg.power_sum_w, rg.peak_power_w, rg.first_ms, rg.last_ms,
-                                   rg.estimated)
+                                   rg.estimated, rg.first_stream, rg.shared, rg.streams, rg.overlap_ms, rg.max_window_ms)
                      for rg in RunGpu.objects.filter(run__in=runs).select_related("gpu")},
         "minutes": {(m.run_gpu.gpu.uuid, m.minute_ms): (m.samples, m.energy_j, m.power_sum_w, m.power_min_w,
                                                          m.power_max_w, m.sm_clock_sum_mhz, m.util_sum_pct, m.temp_max_c)
                     for m in GpuMinute.objects.filter(run_gpu__run__in=runs).select_related("run_gpu__gpu")},
         "windows": {(w.run_gpu.gpu.uuid, w.stream, w.seq): (
-                        w.first_ms, w.last_ms, w.samples, w.energy_j, w.prev_energy_mj, bytes(w.t_offset_ms),
+                        w.first_ms, w.last_ms, w.samples, w.energy_j, w.prev_t_ms, w.prev_energy_mj, bytes(w.t_offset_ms),
                         bytes(w.energy_mj), bytes(w.power_mw), bytes(w.sm_clock_mhz), bytes(w.util_pct), bytes(w.temp_c))
                     for w in SampleWindow.objects.filter(run_gpu__run__in=runs).select_related("run_gpu__gpu")},
         "receipts": {(b.node.name, b.stream, b.seq): (b.run.name, b.body_sha256, b.samples)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.wire import MAX_BODY_BYTES, WireError, _mac, seal, signing_key
+from agents.wire import MAX_BODY_BYTES, WireError, _mac, key_id, seal
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu, SampleWindow
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register, simple_batch
@@ -29,13 +29,21 @@ def rejected_with(outcome: ingest.Outcome, words: str) -> None:
 def test_batch_from_unknown_node_is_rejected():
     stranger = register("node-a")
     message = simple_batch(stranger)
+    del message["key"]  # as an agent from before key ids sends it: found by name
     message["node"] = "node-nobody"
     rejected_with(ingest.ingest_batch(message), "unknown node 'node-nobody'")
 
 
+def test_batch_signed_with_a_token_nobody_issued_is_rejected():
+    node = register("node-a")
+    guessed = seal("batch", node.name, json.loads(simple_batch(node)["body"]), "guessed-token")
+    rejected_with(ingest.ingest_batch(guessed), f"unknown key {key_id('guessed-token')}")
+
+
 def test_forged_batch_with_wrong_key_is_rejected():
     node = register("node-a")
-    forged = seal("batch", node.name, json.loads(simple_batch(node)["body"]), signing_key("guessed-token"))
+    forged = seal("batch", node.name, json.loads(simple_batch(node)["body"]), "guessed-token")
+    forged["key"] = key_id(node.token)  # claims the node's key id, signed with another token
     rejected_with(ingest.ingest_batch(forged), "bad signature")
 
 
@@ -82,7 +90,7 @@ def test_malformed_body_is_rejected_naming_each_missing_field():
 def test_the_agent_refuses_what_the_app_rejects_with_the_same_reason(kind, payload, words):
     node = register("node-a")
     with pytest.raises(WireError) as refused_by_the_agent:
-        seal(kind, node.name, payload, node.key)
+        seal(kind, node.name, payload, node.token)
     handle = {"open_run": ingest.open_run, "close_run": ingest.close_run, "batch": ingest.ingest_batch}[kind]
     outcome = handle(envelope(node, payload, kind=kind))
     rejected_with(outcome, words)

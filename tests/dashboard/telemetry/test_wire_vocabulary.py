@@ -11,5 +11,6 @@ def test_gpu_energy_sources_and_power_fields_are_the_wire_values():
     assert tuple(Gpu.PowerField.values) == wire.POWER_FIELDS
 
 
-def test_rejections_are_recorded_under_the_wire_message_kinds():
-    assert set(Rejection.Kind.values) == set(wire.TASKS_BY_KIND)
+def test_rejections_are_recorded_under_the_wire_message_kinds_or_as_a_whole_request():
+    # "request": refused at the HTTP ingest before any envelope could be read, or of no kind the wire knows.
+    assert set(Rejection.Kind.values) == set(wire.TASKS_BY_KIND) | {Rejection.Kind.REQUEST}

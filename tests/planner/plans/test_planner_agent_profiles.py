@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agents.wire import TASK_STAGE_PROFILE, seal, signing_key
+from agents.wire import TASK_STAGE_PROFILE, key_id, seal
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Rejection, Run
 from planner.plans import tasks
@@ -71,13 +71,14 @@ def test_a_run_not_seen_yet_is_kept_by_name():
 def test_a_profile_from_an_unknown_node_is_rejected():
     node = register("gpu-node-01", "vision")
     message = envelope(node, payload(), kind="stage_profile")
+    del message["key"]  # as an agent from before key ids sends it: found by name
     message["node"] = "gpu-node-99"
     rejected_with(receive_stage_profile(message), "unknown node 'gpu-node-99'")
 
 
 def test_a_forged_profile_is_rejected():
     node = register("gpu-node-01", "vision")
-    forged = seal("stage_profile", node.name, payload(), signing_key("guessed-token"))
+    forged = {**seal("stage_profile", node.name, payload(), "guessed-token"), "key": key_id(node.token)}
     rejected_with(receive_stage_profile(forged), "bad signature")
 
 
@@ -142,3 +143,15 @@ def test_a_payload_built_by_the_agents_uploader_is_stored():
                             p_blocking_w=83.6, recorded_ms=T0_MS).payload()
     assert receive_stage_profile(envelope(node, body, kind="stage_profile")).status == "stored"
     assert StageProfile.objects.get().name == "from the agent"
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"csv": "stage,instruction\n0,forward\n"}, Rejection.Code.PROFILE),
+    ({"recorded_ms": T0_MS * 10}, Rejection.Code.CLOCK),
+    ({"name": ""}, Rejection.Code.MALFORMED),
+])
+def test_a_refused_profile_is_recorded_with_its_reason_code_and_node(changes, code):
+    node = register("gpu-node-01", "vision")
+    receive_stage_profile(envelope(node, payload(**changes), kind="stage_profile"))
+    rejection = Rejection.objects.get()
+    assert (rejection.reason_code, rejection.node.name) == (code, "gpu-node-01")

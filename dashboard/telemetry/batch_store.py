@@ -1,0 +1,274 @@
+"""Storing one authenticated batch: its receipt, its GPUs' running totals, its windows and minute rollups.
+
+A batch arrives here checked (``dashboard.telemetry.admission``) and decoded, inside its transaction, so it
+is stored whole or not at all. Celery delivers at least once, so a batch is identified by (node, stream,
+seq): the first copy is stored, later identical copies are counted as duplicates, and a different batch
+under a key already used is rejected as a replay. A batch must continue its stream's previous window. A
+GPU that several agent streams read over the same time is counted once (``dashboard.telemetry.coverage``).
+The statements are SQL written out (upserts with ``RETURNING``): a batch costs a handful of statements
+whatever its size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from django.utils import timezone
+
+from agents.wire import Batch, GpuWindow
+from dashboard.telemetry import columns, coverage, ingest_memo
+from dashboard.telemetry.admission import Outcome, Rejected, Status
+from dashboard.telemetry.ingest_memo import IngestMemo
+from dashboard.telemetry.models import (
+    BatchReceipt,
+    Gpu,
+    GpuMinute,
+    Node,
+    Rejection,
+    RunEvent,
+    RunGpu,
+    SampleWindow,
+)
+from dashboard.telemetry.signals import announce, samples_stored
+from dashboard.telemetry.windows import TimeRange
+from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
+
+
+def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
+    """Insert the idempotency row; False when (node, stream, seq) was already stored."""
+    table = BatchReceipt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (node_id, stream, seq, run_id, body_sha256, samples, received_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (node_id, stream, seq) DO NOTHING RETURNING id",
+            [node.pk, batch.stream, batch.seq, run_id, digest, batch.samples, timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
+def store_batch(node: Node, batch: Batch, digest: str, memo: IngestMemo | None) -> Outcome:
+    """Store an authenticated, decoded batch, inside the caller's transaction: once, whole, counted once."""
+    run_id = ingest_memo.run_id(node, batch.run, memo, simulated=batch.simulated)
+    if not _claim_receipt(node, batch, run_id, digest):
+        stored = BatchReceipt.objects.get(node=node, stream=batch.stream, seq=batch.seq)
+        if stored.body_sha256 != digest:
+            raise Rejected(
+                f"replayed sequence number: batch {batch.seq} of stream {batch.stream} was already "
+                "stored with different content", Rejection.Code.REPLAY,
+            )
+        return Outcome(Status.DUPLICATE, f"batch {batch.seq} of stream {batch.stream} already stored", run_id=run_id)
+    ingest_memo.note_session(run_id, node, batch.stream, memo)
+    gpu_ids = ingest_memo.gpu_ids(node, batch.gpus, memo, simulated=batch.simulated)
+    stats = {gpu.uuid: _window_stats(gpu) for gpu in batch.gpus}
+    run_gpu_ids, shared = _upsert_run_gpus(run_id, batch, gpu_ids, stats)
+    _check_continuity(batch, run_gpu_ids)
+    if shared:
+        stats |= _count_once(batch, shared, run_gpu_ids, stats)
+    _insert_windows(batch, run_gpu_ids, stats)
+    _upsert_minutes(batch, run_gpu_ids, stats)
+    if batch.events:
+        RunEvent.objects.bulk_create(
+            [RunEvent(run_id=run_id, node=node, t_ms=e.t_ms, kind=e.kind, data=e.fields) for e in batch.events]
+        )
+    ingest_memo.note_seen(node, memo)
+    announce(samples_stored, run_id)
+    return Outcome(Status.STORED, f"batch {batch.seq} of stream {batch.stream}", batch.samples, run_id)
+
+
+@dataclass(frozen=True)
+class _WindowStats:
+    deltas_mj: np.ndarray
+    power_w: np.ndarray
+    energy_j: float
+    power_sum_w: float
+    peak_power_w: float
+
+
+def _window_stats(gpu: GpuWindow) -> _WindowStats:
+    deltas = gpu.energy_deltas_mj()
+    power_w = gpu.power_mw / MILLIWATTS_PER_W
+    return _WindowStats(deltas, power_w, float(deltas.sum()) / MILLIJOULES_PER_J, float(power_w.sum()), float(power_w.max()))
+
+
+def _count_once(
+    batch: Batch, shared: dict[str, int], run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]
+) -> dict[str, _WindowStats]:
+    """Windows of GPUs another stream also wrote (``shared``: uuid -> the GPU's ``max_window_ms``): count only
+    the time no other stream's windows cover yet (``dashboard.telemetry.coverage``), and take what they
+    do not count back off the running totals."""
+    gpus = [gpu for gpu in batch.gpus if gpu.uuid in shared]
+    ids = [run_gpu_ids[gpu.uuid] for gpu in gpus]
+    spans = [coverage.intervals_ms(gpu) for gpu in gpus]
+    span = TimeRange(int(min(s[0][0] for s in spans)), int(max(s[1][-1] for s in spans)))
+    others = coverage.covering(ids, batch.stream, span, max(shared.values()))
+    new = coverage.new_to(ids, batch.stream)
+    counted: dict[str, _WindowStats] = {}
+    corrections = []
+    for gpu, run_gpu_id in zip(gpus, ids, strict=True):
+        s = stats[gpu.uuid]
+        once = coverage.count_once(gpu, s.deltas_mj, others.get(run_gpu_id, []),
+                                   exact=gpu.energy_source == Gpu.EnergySource.COUNTER)
+        energy_j = float(once.deltas_mj.sum()) / MILLIJOULES_PER_J
+        counted[gpu.uuid] = replace(s, deltas_mj=once.deltas_mj, energy_j=energy_j)
+        if energy_j != s.energy_j or once.overlap_ms or run_gpu_id in new:
+            corrections.append([s.energy_j - energy_j, once.overlap_ms, int(run_gpu_id in new), run_gpu_id])
+    if corrections:
+        table = RunGpu._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET energy_j = energy_j - %s, overlap_ms = overlap_ms + %s, streams = streams + %s "
+                "WHERE id = %s",
+                corrections,
+            )
+    return counted
+
+
+def _greatest() -> str:
+    return "GREATEST" if connection.vendor == "postgresql" else "MAX"
+
+
+def _least() -> str:
+    return "LEAST" if connection.vendor == "postgresql" else "MIN"
+
+
+def _upsert_run_gpus(
+    run_id: int, batch: Batch, gpu_ids: dict[str, int], stats: dict[str, _WindowStats]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Add this batch's totals to each GPU's running totals (creating the rows); return their ids, and the
+    GPUs another stream has written too, with their ``max_window_ms`` (their windows must be counted once, by
+    ``_count_once``).
+
+    The upsert locks each row until the batch commits, so batches of one GPU are stored one after another.
+    """
+    table = RunGpu._meta.db_table
+    rows: list[list[int | float | str | bool]] = []
+    for gpu in batch.gpus:
+        s = stats[gpu.uuid]
+        rows.append(
+            [run_id, gpu_ids[gpu.uuid], s.energy_j, gpu.samples, s.power_sum_w, s.peak_power_w,
+             int(gpu.t_ms[0]), int(gpu.t_ms[-1]), gpu.energy_source != Gpu.EnergySource.COUNTER, batch.stream,
+             int(gpu.t_ms[-1]) - (int(gpu.t_ms[0]) if gpu.prev_t_ms is None else gpu.prev_t_ms)]
+        )
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, FALSE, 1, 0)"] * len(rows))
+    greatest, least = _greatest(), _least()
+    sql = (
+        f"INSERT INTO {table} (run_id, gpu_id, energy_j, samples, power_sum_w, peak_power_w, first_ms, last_ms, "
+        "estimated, first_stream, max_window_ms, shared, streams, overlap_ms) "
+        f"VALUES {values} ON CONFLICT (run_id, gpu_id) DO UPDATE SET "
+        f"energy_j = {table}.energy_j + excluded.energy_j, "
+        f"samples = {table}.samples + excluded.samples, "
+        f"power_sum_w = {table}.power_sum_w + excluded.power_sum_w, "
+        f"peak_power_w = {greatest}({table}.peak_power_w, excluded.peak_power_w), "
+        f"first_ms = {least}(COALESCE({table}.first_ms, excluded.first_ms), excluded.first_ms), "
+        f"last_ms = {greatest}(COALESCE({table}.last_ms, excluded.last_ms), excluded.last_ms), "
+        f"estimated = ({table}.estimated OR excluded.estimated), "
+        f"max_window_ms = {greatest}({table}.max_window_ms, excluded.max_window_ms), "
+        f"shared = ({table}.shared OR {table}.first_stream <> excluded.first_stream) "
+        "RETURNING id, gpu_id, shared, max_window_ms"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+        returned = cursor.fetchall()
+    by_gpu = {gpu_id: run_gpu_id for run_gpu_id, gpu_id, _, _ in returned}
+    reach = {gpu_id: int(longest) for _, gpu_id, shared, longest in returned if shared}
+    return (
+        {uuid: by_gpu[gpu_id] for uuid, gpu_id in gpu_ids.items()},
+        {uuid: reach[gpu_id] for uuid, gpu_id in gpu_ids.items() if gpu_id in reach},
+    )
+
+
+def _check_continuity(batch: Batch, run_gpu_ids: dict[str, int]) -> None:
+    """The previous reading a window names must be the last reading of the stream's previous window."""
+    if batch.seq == 0:
+        return
+    ids = list(run_gpu_ids.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT run_gpu_id, last_ms FROM {SampleWindow._meta.db_table} "
+            f"WHERE stream = %s AND seq = %s AND run_gpu_id IN ({', '.join(['%s'] * len(ids))})",
+            [batch.stream, batch.seq - 1, *ids],
+        )
+        previous = dict(cursor.fetchall())
+    for gpu in batch.gpus:
+        last_ms = previous.get(run_gpu_ids[gpu.uuid])
+        if last_ms is not None and gpu.prev_t_ms is not None and gpu.prev_t_ms != last_ms:
+            raise Rejected(
+                f"GPU {gpu.uuid}: batch {batch.seq} continues from a reading at {gpu.prev_t_ms} ms but the "
+                f"previous batch ended at {last_ms} ms (time went backwards or a batch was altered)",
+                Rejection.Code.CONTINUITY,
+            )
+
+
+_WINDOW_COLUMNS = (
+    "run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms", "prev_energy_mj",
+    "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c",
+)
+
+
+def _insert_windows(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]) -> None:
+    """One row per GPU: the window's columns packed as integer arrays (see dashboard.telemetry.columns)."""
+    params: list[Any] = []
+    for gpu in batch.gpus:
+        first_ms = int(gpu.t_ms[0])
+        params += [
+            run_gpu_ids[gpu.uuid], batch.stream, batch.seq, first_ms, int(gpu.t_ms[-1]), gpu.samples,
+            stats[gpu.uuid].energy_j, gpu.prev_t_ms, gpu.prev_energy_mj,
+            columns.pack("t_offset_ms", gpu.t_ms - first_ms),
+            columns.pack("energy_mj", gpu.energy_mj),
+            columns.pack("power_mw", gpu.power_mw),
+            columns.pack("sm_clock_mhz", gpu.sm_clock_mhz),
+            columns.pack("util_pct", gpu.util_pct),
+            columns.pack("temp_c", gpu.temp_c),
+        ]
+    row = "(" + ", ".join(["%s"] * len(_WINDOW_COLUMNS)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SampleWindow._meta.db_table} ({', '.join(_WINDOW_COLUMNS)}) "
+            f"VALUES {', '.join([row] * len(batch.gpus))}",
+            params,
+        )
+
+
+def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]) -> None:
+    """Fold the batch into per-minute rollups. Each interval's energy counts in the minute it ends."""
+    rows: list[list[float | int]] = []
+    for gpu in batch.gpus:
+        s = stats[gpu.uuid]
+        minute = gpu.t_ms // MS_PER_MINUTE * MS_PER_MINUTE
+        keys, starts = np.unique(minute, return_index=True)
+        counts = np.diff(np.append(starts, minute.size))
+        energy_j = np.add.reduceat(s.deltas_mj, starts) / MILLIJOULES_PER_J
+        power_sum = np.add.reduceat(s.power_w, starts)
+        power_min = np.minimum.reduceat(s.power_w, starts)
+        power_max = np.maximum.reduceat(s.power_w, starts)
+        clock_sum = np.add.reduceat(gpu.sm_clock_mhz, starts)
+        util_sum = np.add.reduceat(gpu.util_pct, starts)
+        temp_max = np.maximum.reduceat(gpu.temp_c, starts)
+        run_gpu_id = run_gpu_ids[gpu.uuid]
+        for i, key in enumerate(keys):
+            rows.append(
+                [run_gpu_id, int(key), int(counts[i]), float(energy_j[i]), float(power_sum[i]),
+                 float(power_min[i]), float(power_max[i]), float(clock_sum[i]), float(util_sum[i]),
+                 float(temp_max[i])]
+            )
+    table = GpuMinute._meta.db_table
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    greatest, least = _greatest(), _least()
+    sql = (
+        f"INSERT INTO {table} (run_gpu_id, minute_ms, samples, energy_j, power_sum_w, power_min_w, "
+        f"power_max_w, sm_clock_sum_mhz, util_sum_pct, temp_max_c) VALUES {values} "
+        f"ON CONFLICT (run_gpu_id, minute_ms) DO UPDATE SET "
+        f"samples = {table}.samples + excluded.samples, "
+        f"energy_j = {table}.energy_j + excluded.energy_j, "
+        f"power_sum_w = {table}.power_sum_w + excluded.power_sum_w, "
+        f"power_min_w = {least}({table}.power_min_w, excluded.power_min_w), "
+        f"power_max_w = {greatest}({table}.power_max_w, excluded.power_max_w), "
+        f"sm_clock_sum_mhz = {table}.sm_clock_sum_mhz + excluded.sm_clock_sum_mhz, "
+        f"util_sum_pct = {table}.util_sum_pct + excluded.util_sum_pct, "
+        f"temp_max_c = {greatest}({table}.temp_max_c, excluded.temp_max_c)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
