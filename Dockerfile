@@ -8,7 +8,7 @@ COPY agents agents
 COPY planner planner
 COPY templates templates
 COPY manage.py ./
-RUN pip install --no-cache-dir . && useradd --create-home wattwise
+RUN pip install --no-cache-dir './agents[broker]' . && useradd --create-home wattwise
 USER wattwise
 EXPOSE 8000
 CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -19,12 +19,13 @@ BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_pages
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e .
+# The agent (agents/, a distribution of its own) first: the app depends on it.
+$(VENV)/.installed: pyproject.toml agents/pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e ./agents -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
-	$(PIP) -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+$(VENV)/.installed-dev: pyproject.toml agents/pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e './agents[broker]' -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(PY) -c "import django, celery, torch, pytest, playwright" || { echo "dev install failed"; exit 1; }
 	@touch $@ $(VENV)/.installed
 
@@ -48,7 +49,7 @@ lint: install-dev
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install-dev
-	$(VENV)/bin/mypy agents planner dashboard benchmarks
+	$(VENV)/bin/mypy agents/wattwise_agent planner dashboard benchmarks
 
 pytest: install-dev services
 	DATABASE_URL=$(TEST_DATABASE_URL) WATTWISE_TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest -q

@@ -6,7 +6,7 @@ benchmark database and Redis DB); ``BENCH_ARGS=--http`` sends over HTTP, as node
 1. migrates and empties the benchmark database, registers the nodes, empties the broker DB;
 2. with ``--http``, starts gunicorn (``dashboard.wsgi``) whose web processes queue each envelope to Redis;
 3. starts a real Celery worker (``celery -A dashboard worker``) in a subprocess;
-4. starts one agent per node (``python -m agents stream --backend simulated --fast``, with ``--url`` to
+4. starts one agent per node (``python -m wattwise_agent stream --backend simulated --fast``, with ``--url`` to
    gunicorn or ``--broker-url`` to Redis), each replaying a past period as fast as it can, so the
    publishers push as hard as this machine allows;
 5. samples the stored sample count every second until everything sent is stored;
@@ -15,7 +15,7 @@ benchmark database and Redis DB); ``BENCH_ARGS=--http`` sends over HTTP, as node
 
 ``--prefill`` separates the load generator from the server: with the broker, the agents publish
 everything before the worker starts; with ``--http``, they spool everything (nothing listens at the URL
-they are given), then ``python -m agents drain`` sends the spools through gunicorn while the worker runs.
+they are given), then ``python -m wattwise_agent drain`` sends the spools through gunicorn while the worker runs.
 
 It also counts the CPU time (utime + stime from ``/proc/PID/stat``) of every server process from the
 moment the agents start to the last sample stored: the web processes, the Celery worker and its children,
@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prefill", action="store_true",
                         help="publish everything first, then start the worker: measures how fast the worker "
                              "drains Redis into PostgreSQL when it has the machine to itself. With --http the "
-                             "agents spool everything first, then `python -m agents drain` sends it through "
+                             "agents spool everything first, then `python -m wattwise_agent drain` sends it through "
                              "gunicorn while the worker runs: the server's path without the simulator beside it")
     return parser.parse_args()
 
@@ -280,7 +280,7 @@ def main() -> int:
                          args.duration, "--start", start, "--fast", "--rate", str(args.rate), "--window", args.window,
                          "--quiet", "--seed", node.rsplit("-", 1)[1], *extra)
             started.append(subprocess.Popen(
-                [sys.executable, "-m", "agents", command, "--node", node, *destination, "--spool-dir",
+                [sys.executable, "-m", "wattwise_agent", command, "--node", node, *destination, "--spool-dir",
                  f"{spool}/{node}", *extra],
                 cwd=ROOT, env={**agent_env, "WATTWISE_TOKEN": token}, stdout=subprocess.PIPE, text=True))
         return started

@@ -4,11 +4,11 @@ Run ``make bench-wire`` (``BENCH_ARGS="--json out.json"`` and the like pass opti
 (default 8 GPUs × 50 samples, one node's 5 s window at the agent's default 10 Hz, and 64 GPUs × 50,
 the most GPUs one batch may hold) it times, with ``time.process_time`` over many iterations:
 
-* ``decode``: :func:`agents.wire.decode_batch` on the already-parsed JSON payload, the validation
+* ``decode``: :func:`wattwise_agent.wire.decode_batch` on the already-parsed JSON payload, the validation
   ingest runs on every batch (field limits, column ranges, timestamps, events);
-* ``open+decode``: :func:`agents.wire.open_envelope` (size, HMAC, JSON parsing) then ``decode_batch``,
+* ``open+decode``: :func:`wattwise_agent.wire.open_envelope` (size, HMAC, JSON parsing) then ``decode_batch``,
   everything ingest does with a batch before it touches the database;
-* ``seal``: :func:`agents.wire.seal`, what the agent does to each batch it sends.
+* ``seal``: :func:`wattwise_agent.wire.seal`, what the agent does to each batch it sends.
 
 The payload is realistic: a counter in the millijoules a training GPU reaches, power around 300 W,
 clocks, utilisation and temperatures, and two step markers. Each figure is the best of ``--repeat``
@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents import wire  # noqa: E402
+from wattwise_agent import wire  # noqa: E402
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TOKEN = "bench-node-token"

@@ -145,7 +145,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"wattwise.*": {"queue": "telemetry"}}
 # Every queue the app uses, so a plain `celery -A dashboard worker` consumes them all (`-Q` still narrows
 # it). Each as Celery makes one for a route: a direct exchange and a routing key of the queue's name,
-# which is where agents on the broker transport publish (agents.transport).
+# which is where agents on the broker transport publish (wattwise_agent.transport).
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("celery", "telemetry")]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the database connection after every task unless told to reuse it; a new

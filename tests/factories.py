@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.wire import ENERGY_COUNTER, POWER_INSTANT, SAMPLE_COLUMNS, gpu_payload, seal, signing_key
+from wattwise_agent.wire import ENERGY_COUNTER, POWER_INSTANT, SAMPLE_COLUMNS, gpu_payload, seal, signing_key
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

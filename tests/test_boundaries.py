@@ -17,12 +17,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE_PACKAGES = ("agents", "planner.perseus", "planner.grid_carbon")
+PURE_PACKAGES = ("wattwise_agent", "planner.perseus", "planner.grid_carbon")
 PURE_MODULES = ("planner.units",)
 
 
+def package_directory(package: str) -> Path:
+    # The agent is a distribution of its own, in agents/ (agents/pyproject.toml).
+    return ROOT / "agents" / package if package == "wattwise_agent" else ROOT.joinpath(*package.split("."))
+
+
 def python_files() -> list[Path]:
-    paths = [ROOT.joinpath(*package.split(".")) for package in PURE_PACKAGES]
+    paths = [package_directory(package) for package in PURE_PACKAGES]
     paths_of_modules = [ROOT.joinpath(*module.split(".")).with_suffix(".py") for module in PURE_MODULES]
     return sorted([p for package in paths for p in package.rglob("*.py")] + paths_of_modules)
 

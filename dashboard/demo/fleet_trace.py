@@ -1,6 +1,6 @@
 """Synthetic training traces at fleet scale: a day of 64 GPUs at 10 Hz drawn as numpy arrays, chunk by chunk.
 
-The agent's simulated backend (``agents/backends/simulated.py``) yields one reading per call: right for
+The agent's simulated backend (``agents/wattwise_agent/backends/simulated.py``) yields one reading per call: right for
 streaming through the real agent, far too slow for the 55 million samples of a fleet-day. This module
 draws the same kind of trace as whole arrays for the bulk path (``dashboard.telemetry.bulkload``):
 
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.backends.simulated import SIMULATED_GPU_NAME, simulated_uuid
 from dashboard.telemetry.bulkload import Chunk, GpuSamples, GpuSpec, NodeSpec, RunSpec
 from dashboard.telemetry.models import Gpu
 from planner.units import MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
+from wattwise_agent.backends.simulated import SIMULATED_GPU_NAME, simulated_uuid
 
 MAX_CLOCK_MHZ = 1980
 IDLE_CLOCK_MHZ = 345

@@ -18,17 +18,17 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from agents import wire
-from agents.backends.simulated import SimulatedBackend
-from agents.replay import replay_simulated_run
-from agents.streamer import Streamer, StreamSummary
-from agents.transport import CallableTransport
 from dashboard.projects.models import Membership, Project
 from dashboard.telemetry import tasks
 from dashboard.telemetry.models import Node, Run, RunGpu
 from dashboard.telemetry.nodes import register_node
 from planner.carbon.models import NodeSite, Site
 from planner.units import MS_PER_S
+from wattwise_agent import wire
+from wattwise_agent.backends.simulated import SimulatedBackend
+from wattwise_agent.replay import replay_simulated_run
+from wattwise_agent.streamer import Streamer, StreamSummary
+from wattwise_agent.transport import CallableTransport
 
 DEMO_PROJECT = "demo"
 DEMO_USER = "demo"

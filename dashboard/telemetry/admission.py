@@ -1,6 +1,6 @@
 """Admission: whether an agent message may be stored, and the record of why not.
 
-What a message must look like is declared once, in ``agents.wire`` (the models the agent sends with);
+What a message must look like is declared once, in ``wattwise_agent.wire`` (the models the agent sends with);
 here a message is checked against what only the app knows: the token that signed it (named by the
 envelope's key id) is known and not revoked, the signature is its key's, and the clock is sane (nothing
 from the future). The node a message is about is its token's: a node's own token names its node, whatever
@@ -25,7 +25,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from agents.wire import (
+from dashboard.telemetry import ingest_memo
+from dashboard.telemetry.ingest_memo import IngestMemo
+from dashboard.telemetry.models import EnrolmentToken, Node, Rejection
+from dashboard.telemetry.nodes import NodeError, check_node_name
+from dashboard.telemetry.windows import ms_to_datetime
+from planner.units import MS_PER_S
+from wattwise_agent.wire import (
     MAX_BODY_BYTES,
     MAX_NAME_CHARS,
     BadSignature,
@@ -34,12 +40,6 @@ from agents.wire import (
     open_envelope,
     read_envelope,
 )
-from dashboard.telemetry import ingest_memo
-from dashboard.telemetry.ingest_memo import IngestMemo
-from dashboard.telemetry.models import EnrolmentToken, Node, Rejection
-from dashboard.telemetry.nodes import NodeError, check_node_name
-from dashboard.telemetry.windows import ms_to_datetime
-from planner.units import MS_PER_S
 
 log = logging.getLogger(__name__)
 

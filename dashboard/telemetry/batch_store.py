@@ -18,7 +18,6 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from agents.wire import Batch, GpuWindow
 from dashboard.telemetry import columns, coverage, ingest_memo
 from dashboard.telemetry.admission import Outcome, Rejected, Status
 from dashboard.telemetry.ingest_memo import IngestMemo
@@ -35,6 +34,7 @@ from dashboard.telemetry.models import (
 from dashboard.telemetry.signals import announce, samples_stored
 from dashboard.telemetry.windows import TimeRange
 from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
+from wattwise_agent.wire import Batch, GpuWindow
 
 
 def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from agents import wire
 from dashboard.telemetry import columns
 from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
+from wattwise_agent import wire
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ class GpuWindows:
 
 
 def deltas_mj(energy_mj: np.ndarray, prev: tuple[int, int] | None) -> np.ndarray:
-    """Energy of each interval ending at a reading (``agents.wire.GpuWindow.energy_deltas_mj``, run-wide).
+    """Energy of each interval ending at a reading (``wattwise_agent.wire.GpuWindow.energy_deltas_mj``, run-wide).
 
     The first interval starts at the previous reading; a counter that steps back wrapped around or was
-    reset (``agents.wire.counter_step_mj``); a GPU's very first reading counts nothing.
+    reset (``wattwise_agent.wire.counter_step_mj``); a GPU's very first reading counts nothing.
     """
     readings = energy_mj if prev is None else np.concatenate(([prev[1]], energy_mj))
     deltas = wire.counter_steps_mj(readings)
@@ -253,7 +253,7 @@ class BodyText:
         self.starts, self.ends = w.starts.tolist(), w.ends.tolist()
 
     def entry(self, j: int) -> bytes:
-        """Window ``j``'s entry in ``gpus`` (the key order of ``agents.wire.gpu_payload``)."""
+        """Window ``j``'s entry in ``gpus`` (the key order of ``wattwise_agent.wire.gpu_payload``)."""
         s, e, prev = self.starts[j], self.ends[j], self.w.prev[j]
         parts = [self.head, f'"prev_t_ms":{prev[0]},"prev_energy_mj":{prev[1]},'.encode() if prev else
                  b'"prev_t_ms":null,"prev_energy_mj":null,']

@@ -40,7 +40,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from agents import wire
 from dashboard.projects.models import Project
 from dashboard.telemetry.bulk_windows import (
     BodyText,
@@ -67,6 +66,7 @@ from dashboard.telemetry.nodes import register_node
 from dashboard.telemetry.signals import announce, run_closed
 from dashboard.telemetry.windows import ms_to_datetime
 from planner.units import MS_PER_MINUTE, MS_PER_S
+from wattwise_agent import wire
 
 __all__ = ["BulkLoadError", "Chunk", "GpuSamples", "GpuSpec", "LoadResult", "NodeSpec", "RunSpec", "load_run"]
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection
 
-from agents.wire import GpuWindow, counter_step_mj
 from dashboard.telemetry import columns
 from dashboard.telemetry.models import RunGpu, SampleWindow
 from dashboard.telemetry.windows import TimeRange
+from wattwise_agent.wire import GpuWindow, counter_step_mj
 
 Spans = tuple[np.ndarray, np.ndarray]
 """Disjoint stretches of time, sorted: their starts and ends (epoch ms, as float64: exact below 2**53)."""

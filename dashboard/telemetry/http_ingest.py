@@ -14,7 +14,7 @@ The view is thin; the plain functions below do the work, in this order, and the 
    small gzip bomb cannot take the process's memory), parsed as JSON (400) into one envelope or a list
    of them (at most ``MAX_ENVELOPES_PER_REQUEST``).
 4. Every envelope is authenticated (``admission.authenticate``: 401 for an unknown or revoked token or a
-   bad signature) and its payload validated with the ``agents.wire`` models (400).
+   bad signature) and its payload validated with the ``wattwise_agent.wire`` models (400).
 5. Each is handed to Celery (``wire.TASKS_BY_KIND[kind]``, routed to the ``telemetry`` queue), in order;
    202. With no broker configured (``make run``) the task runs in the request, as every task does.
 
@@ -41,10 +41,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 
-from agents import wire
 from dashboard.telemetry import admission
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import Rejection
+from wattwise_agent import wire
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Ingest: turn signed agent messages into stored runs, windows and rollups.
 
 Each message is first admitted (``dashboard.telemetry.admission``: the token that signed it, its
-signature, its clock) and read with the wire models (``agents.wire``); nothing is written before that
+signature, its clock) and read with the wire models (``wattwise_agent.wire``); nothing is written before that
 passed. A run's open and close are stored here; a batch is stored by ``dashboard.telemetry.batch_store``
 in one transaction, exactly once. Every refusal is recorded (``Rejection``) with its reason and code,
 and writes nothing else. The Celery tasks (``tasks``) and the seeding of the demo call these functions.
@@ -13,16 +13,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from agents.wire import (
-    KIND_BATCH,
-    KIND_CLOSE_RUN,
-    KIND_OPEN_RUN,
-    CloseRun,
-    OpenRun,
-    WireError,
-    decode_batch,
-    parse,
-)
 from dashboard.telemetry import batch_store
 from dashboard.telemetry.admission import (
     Outcome,
@@ -37,6 +27,16 @@ from dashboard.telemetry.ingest_memo import IngestMemo, run_for
 from dashboard.telemetry.models import Run, RunNode, RunTag
 from dashboard.telemetry.signals import announce, run_closed
 from dashboard.telemetry.windows import ms_to_datetime
+from wattwise_agent.wire import (
+    KIND_BATCH,
+    KIND_CLOSE_RUN,
+    KIND_OPEN_RUN,
+    CloseRun,
+    OpenRun,
+    WireError,
+    decode_batch,
+    parse,
+)
 
 __all__ = ["Outcome", "Status", "close_run", "ingest_batch", "open_run"]
 

@@ -30,8 +30,8 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from agents.wire import GpuWindow
 from dashboard.telemetry.models import EnrolmentToken, Gpu, Node, Run, RunNode
+from wattwise_agent.wire import GpuWindow
 
 TOKEN_USE_EVERY = timedelta(minutes=1)
 """An enrolment token's ``last_used_at`` is written at most this often."""

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from agents import wire
 from dashboard.projects.models import InProjectQuerySet, Project
+from wattwise_agent import wire
 
 
 class EnrolmentToken(models.Model):
@@ -28,8 +28,8 @@ class EnrolmentToken(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="enrolment_tokens")
     name = models.CharField(max_length=100, help_text="what the token is for, e.g. the cluster it was given to")
-    key_id = models.CharField(max_length=16, unique=True)  # agents.wire.key_id: sent with every message
-    signing_key_hex = models.CharField(max_length=64)  # agents.wire.signing_key; the token is never stored
+    key_id = models.CharField(max_length=16, unique=True)  # wattwise_agent.wire.key_id: sent with every message
+    signing_key_hex = models.CharField(max_length=64)  # wattwise_agent.wire.signing_key; the token is never stored
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -63,9 +63,9 @@ class Node(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=200)
-    # HMAC key derived from the node's own token (agents.wire.signing_key); the token itself is never stored.
+    # HMAC key derived from the node's own token (wattwise_agent.wire.signing_key); the token itself is never stored.
     signing_key_hex = models.CharField(max_length=64, blank=True)
-    key_id = models.CharField(max_length=16, blank=True)  # agents.wire.key_id of the node's own token
+    key_id = models.CharField(max_length=16, blank=True)  # wattwise_agent.wire.key_id of the node's own token
     enrolled_by = models.ForeignKey(
         EnrolmentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes"
     )

@@ -1,7 +1,7 @@
 """Registering nodes and issuing tokens: a node's own token, or a project's enrolment token.
 
 Every token is shown once, when issued; the app stores only the key derived from it
-(``agents.wire.signing_key``) and its public key id (``agents.wire.key_id``), by which it finds the
+(``wattwise_agent.wire.signing_key``) and its public key id (``wattwise_agent.wire.key_id``), by which it finds the
 token that signed a message.
 """
 
@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from agents.wire import MAX_NAME_CHARS, key_id, signing_key
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import EnrolmentToken, Node
+from wattwise_agent.wire import MAX_NAME_CHARS, key_id, signing_key
 
 MAX_PROJECT_CHARS = 100
 MAX_TOKEN_NAME_CHARS = 100

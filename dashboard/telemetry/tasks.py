@@ -10,8 +10,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from agents.wire import TASK_CLOSE_RUN, TASK_INGEST_BATCH, TASK_OPEN_RUN
 from dashboard.telemetry import ingest, ingest_memo
+from wattwise_agent.wire import TASK_CLOSE_RUN, TASK_INGEST_BATCH, TASK_OPEN_RUN
 
 
 def _memo(task: Task) -> ingest_memo.IngestMemo | None:

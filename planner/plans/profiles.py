@@ -15,8 +15,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from agents import wire
-from agents.wire import KIND_STAGE_PROFILE, MAX_NAME_CHARS, WireError
 from dashboard.projects.models import Project, Visitor, signed_in
 from dashboard.telemetry.admission import (
     Outcome,
@@ -32,6 +30,8 @@ from dashboard.telemetry.windows import ms_to_datetime
 from planner import perseus
 from planner.perseus.profile import MAX_PROFILE_BYTES, MAX_PROFILE_ROWS
 from planner.plans.models import StageProfile
+from wattwise_agent import wire
+from wattwise_agent.wire import KIND_STAGE_PROFILE, MAX_NAME_CHARS, WireError
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 SAMPLE_FILE = "gpt3-175b+a100_sxm_bf16.csv"

@@ -13,8 +13,8 @@ from typing import Any
 
 from celery import shared_task
 
-from agents.wire import TASK_STAGE_PROFILE
 from planner.plans import planning, profiles
+from wattwise_agent.wire import TASK_STAGE_PROFILE
 
 TASK_SOLVE_FRONTIER = "planner.solve_frontier"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agents import wire
+from wattwise_agent import wire
 
 TOKEN = "test-node-token-not-a-secret"
 KEY = wire.signing_key(TOKEN)

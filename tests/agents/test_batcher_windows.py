@@ -9,15 +9,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import wire
-from agents.backends.base import GpuInfo
-from agents.backends.simulated import SimulatedBackend
-from agents.batcher import Batcher, batch_samples
-from agents.clock import VirtualClock
-from agents.sampler import Sample
-from agents.streamer import Streamer
-from agents.transport import MemoryTransport
 from tests.agents.support import TOKEN, batches, energy_by_gpu_mj
+from wattwise_agent import wire
+from wattwise_agent.backends.base import GpuInfo
+from wattwise_agent.backends.simulated import SimulatedBackend
+from wattwise_agent.batcher import Batcher, batch_samples
+from wattwise_agent.clock import VirtualClock
+from wattwise_agent.sampler import Sample
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import MemoryTransport
 
 T0_MS = 1_767_225_600_000  # a multiple of 5 s
 

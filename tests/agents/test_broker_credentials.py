@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agents import wire
-from agents.transport import CeleryTransport, TransportUnavailable
 from tests.agents.support import TOKEN, RedisServer, queued_envelopes
 from tests.broker_users import RabbitVhost, rabbitmq_vhost, redis_node_user
+from wattwise_agent import wire
+from wattwise_agent.transport import CeleryTransport, TransportUnavailable
 
 
 def envelopes() -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents import wire
-from agents.transport import CeleryTransport, TransportUnavailable, celery_task_message, redact_url
 from tests.agents.support import KEY, TOKEN, RedisServer, free_port
+from wattwise_agent import wire
+from wattwise_agent.transport import CeleryTransport, TransportUnavailable, celery_task_message, redact_url
 
 
 def envelopes() -> list[dict[str, Any]]:

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends.nvml import NvmlBackend
-from agents.clock_guard import (
+from tests.agents.fake_nvml import FakeGpu, FakeNvml
+from wattwise_agent.backends.nvml import NvmlBackend
+from wattwise_agent.clock_guard import (
     ALLOW_CLOCK_CHANGES_ENV,
     ClockActuator,
     ClockChangesRefused,
     clock_changes_permitted,
 )
-from tests.agents.fake_nvml import FakeGpu, FakeNvml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def test_a_real_actuator_locks_every_gpu_of_the_stage_and_resets_once() -> None:
 
 
 def test_a_guessed_multi_gpu_selection_never_gets_its_clocks_changed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents.plan_client import FrequencyPlanClient
+    from wattwise_agent.plan_client import FrequencyPlanClient
 
     nvml = FakeNvml([FakeGpu("GPU-a"), FakeGpu("GPU-b")])
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
@@ -84,8 +84,8 @@ def test_a_guessed_multi_gpu_selection_never_gets_its_clocks_changed(monkeypatch
 SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
     sys.path.insert(0, {root!r})
-    from agents.backends.nvml import NvmlBackend
-    from agents.clock_guard import ClockActuator
+    from wattwise_agent.backends.nvml import NvmlBackend
+    from wattwise_agent.clock_guard import ClockActuator
     from tests.agents.fake_nvml import FakeGpu, FakeNvml
 
     class Recording(FakeNvml):

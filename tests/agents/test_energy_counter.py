@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import wire
-from agents.backends.nvml import NvmlBackend
-from agents.clock import VirtualClock
-from agents.energy_meter import EnergyMeter
-from agents.streamer import Streamer
-from agents.transport import MemoryTransport
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.support import TOKEN, batches, energy_by_gpu_mj
+from wattwise_agent import wire
+from wattwise_agent.backends.nvml import NvmlBackend
+from wattwise_agent.clock import VirtualClock
+from wattwise_agent.energy_meter import EnergyMeter
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import MemoryTransport
 
 T0_MS = 1_767_225_600_000
 TOP = wire.ENERGY_MODULUS_MJ  # 2**63

@@ -6,13 +6,13 @@ import itertools
 
 import pytest
 
-from agents.backends.nvml import NvmlBackend
-from agents.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
-from agents.frequency_plan import PlanError
-from agents.plan_client import FrequencyPlanClient, PlanMismatch
 from planner import perseus
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.fake_stage import FakeStage
+from wattwise_agent.backends.nvml import NvmlBackend
+from wattwise_agent.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
+from wattwise_agent.frequency_plan import PlanError
+from wattwise_agent.plan_client import FrequencyPlanClient, PlanMismatch
 
 ALLOWED = {ALLOW_CLOCK_CHANGES_ENV: "1"}
 # Stage 0 of a 2-stage 1F1B pipeline with 3 microbatches: F F B F B B.

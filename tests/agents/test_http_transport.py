@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from agents import wire
-from agents.transport import (
+from tests.agents.http_server import ScriptedApp, scripted_app
+from tests.agents.support import TOKEN, free_port
+from wattwise_agent import wire
+from wattwise_agent.transport import (
     EnvelopeRefused,
     HttpTransport,
     TokenRejected,
     TransportUnavailable,
     transport_for,
 )
-from tests.agents.http_server import ScriptedApp, scripted_app
-from tests.agents.support import TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,7 +184,7 @@ def test_the_cli_reads_the_ca_bundle_from_wattwise_ca_bundle(https_app: tuple[st
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     environment.update(WATTWISE_TOKEN=TOKEN, WATTWISE_URL=url, WATTWISE_CA_BUNDLE=str(cert))
     result = subprocess.run(
-        [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--run", "tls", "--node", "n1",
+        [sys.executable, "-m", "wattwise_agent", "stream", "--backend", "simulated", "--run", "tls", "--node", "n1",
          "--duration", "10s", "--fast", "--quiet", "--spool-dir", str(tmp_path / "spool")],
         capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60,
     )
@@ -195,7 +195,7 @@ def test_the_cli_reads_the_ca_bundle_from_wattwise_ca_bundle(https_app: tuple[st
 
 def test_the_torch_tracker_sends_to_the_apps_url(app: ScriptedApp, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents.torch_hooks import Tracker
+    from wattwise_agent.torch_hooks import Tracker
 
     monkeypatch.delenv("WATTWISE_BROKER_URL", raising=False)
     with Tracker("r", backend="simulated", url=app.url, token=TOKEN, node="n1", rate_hz=50,

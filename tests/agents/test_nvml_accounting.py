@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from agents.backends.base import BackendUnavailable
-from agents.backends.nvml import NvmlBackend, probe
-from agents.clock import VirtualClock
-from agents.streamer import Streamer
-from agents.transport import MemoryTransport
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.support import TOKEN, batches, energy_by_gpu_mj, opened
+from wattwise_agent.backends.base import BackendUnavailable
+from wattwise_agent.backends.nvml import NvmlBackend, probe
+from wattwise_agent.clock import VirtualClock
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import MemoryTransport
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from agents import wire
-from agents.outbox import Outbox, signed_with
-from agents.spool import REFUSED_FILE, DiskSpool
-from agents.transport import HttpTransport
 from tests.agents.http_server import ScriptedApp, scripted_app
 from tests.agents.support import TOKEN
+from wattwise_agent import wire
+from wattwise_agent.outbox import Outbox, signed_with
+from wattwise_agent.spool import REFUSED_FILE, DiskSpool
+from wattwise_agent.transport import HttpTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,7 +157,7 @@ def test_the_stream_command_stops_at_a_rejected_token_and_exits_3_saying_so(app:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     environment.update(WATTWISE_TOKEN=TOKEN, WATTWISE_URL=app.url)
     result = subprocess.run(
-        [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--run", "r", "--node", "n1",
+        [sys.executable, "-m", "wattwise_agent", "stream", "--backend", "simulated", "--run", "r", "--node", "n1",
          "--duration", "10m", "--fast", "--quiet", "--spool-dir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60,
     )
@@ -184,7 +184,7 @@ def test_stream_and_upload_profile_say_where_to_send_when_unclear(variables: dic
     profile.write_text("stage,instruction,frequency,time,energy\n")
     for command in (["stream", "--backend", "simulated", "--run", "r", "--duration", "1s", "--fast"],
                     ["upload-profile", str(profile), "--name", "p", "--gpu-name", "A100"]):
-        result = subprocess.run([sys.executable, "-m", "agents", *command, "--spool-dir", str(tmp_path / "s")],
+        result = subprocess.run([sys.executable, "-m", "wattwise_agent", *command, "--spool-dir", str(tmp_path / "s")],
                                 capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60)
         assert result.returncode == 2 and words in result.stderr, (command, result.stderr)
 
@@ -210,7 +210,7 @@ def test_drain_sends_what_the_spool_holds_signed_with_the_current_token_and_exit
         spool.put(env(n, "the-old-token"))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     environment.update(WATTWISE_TOKEN=TOKEN, WATTWISE_URL=app.url)
-    result = subprocess.run([sys.executable, "-m", "agents", "drain", "--node", "node-1", "--spool-dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "wattwise_agent", "drain", "--node", "node-1", "--spool-dir", str(tmp_path)],
                             capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"node": "node-1", "spool": str(tmp_path), "sent": 3, "spooled": 0,
@@ -219,6 +219,6 @@ def test_drain_sends_what_the_spool_holds_signed_with_the_current_token_and_exit
     assert {e["key"] for e in app.envelopes} == {wire.key_id(TOKEN)} and len(spool) == 0
     app.answer(401, {"detail": "unknown key"})
     spool.put(env(3))
-    result = subprocess.run([sys.executable, "-m", "agents", "drain", "--node", "node-1", "--spool-dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "wattwise_agent", "drain", "--node", "node-1", "--spool-dir", str(tmp_path)],
                             capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60)
     assert result.returncode == 3 and "token rejected (401): unknown key" in result.stderr and len(spool) == 1

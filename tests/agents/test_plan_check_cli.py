@@ -1,4 +1,4 @@
-"""Plan files: what is accepted, what is refused and how it is said; ``python -m agents plan-check``."""
+"""Plan files: what is accepted, what is refused and how it is said; ``python -m wattwise_agent plan-check``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents import cli
-from agents.frequency_plan import PlanError, load_plans, load_rank_plan, parse_plans
 from planner import perseus
+from wattwise_agent import cli
+from wattwise_agent.frequency_plan import PlanError, load_plans, load_rank_plan, parse_plans
 
 RANK_0 = {"rank": 0, "frequencies": [["forward", 1410], ["forward", 1200], ["backward", 1200], ["backward", 1410]]}
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import wire
-from agents.backends.base import Reading
-from agents.backends.simulated import SIMULATED_GPU_NAME, SimulatedBackend
-from agents.clock import VirtualClock
-from agents.streamer import Streamer
-from agents.transport import MemoryTransport
 from tests.agents.support import TOKEN, batches, energy_by_gpu_mj, opened
+from wattwise_agent import wire
+from wattwise_agent.backends.base import Reading
+from wattwise_agent.backends.simulated import SIMULATED_GPU_NAME, SimulatedBackend
+from wattwise_agent.clock import VirtualClock
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import MemoryTransport
 
 T0_MS = 1_767_225_600_000
 

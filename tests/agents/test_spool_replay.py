@@ -11,13 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents import wire
-from agents.backends.simulated import SimulatedBackend
-from agents.clock import RealClock
-from agents.outbox import Outbox
-from agents.spool import DiskSpool
-from agents.streamer import Streamer
-from agents.transport import CeleryTransport, MemoryTransport
 from tests.agents.support import (
     TOKEN,
     RedisServer,
@@ -26,6 +19,13 @@ from tests.agents.support import (
     queued_envelopes,
     require_redis_server,
 )
+from wattwise_agent import wire
+from wattwise_agent.backends.simulated import SimulatedBackend
+from wattwise_agent.clock import RealClock
+from wattwise_agent.outbox import Outbox
+from wattwise_agent.spool import DiskSpool
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import CeleryTransport, MemoryTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +147,7 @@ def test_broker_down_for_a_while_loses_nothing_and_keeps_order(tmp_path: Path) -
 
 def run_agent(*args: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "WATTWISE_TOKEN": TOKEN}
-    return subprocess.run([sys.executable, "-m", "agents", "stream", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "wattwise_agent", "stream", *args], capture_output=True, text=True,
                           cwd=ROOT, env=environment, timeout=60)
 
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from agents.backends.clocks import ClockControlError
-from agents.backends.nvml import NvmlBackend
-from agents.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
-from agents.profile_csv import merge_profile_csvs
-from agents.profiling import ProfilerError, StageProfiler, measure_blocking_power_w
 from planner import perseus
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.fake_stage import FakeStage
+from wattwise_agent.backends.clocks import ClockControlError
+from wattwise_agent.backends.nvml import NvmlBackend
+from wattwise_agent.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
+from wattwise_agent.profile_csv import merge_profile_csvs
+from wattwise_agent.profiling import ProfilerError, StageProfiler, measure_blocking_power_w
 
 ALLOWED = {ALLOW_CLOCK_CHANGES_ENV: "1"}
 FORWARD_MCYCLES, BACKWARD_MCYCLES = 19.8, 39.6

@@ -1,4 +1,4 @@
-"""The command line: ``python -m agents stream`` and ``python -m agents probe``."""
+"""The command line: ``python -m wattwise_agent stream`` and ``python -m wattwise_agent probe``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agents import cli
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.support import TOKEN, RedisServer, batches, energy_by_gpu_mj, queued_envelopes
+from wattwise_agent import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_KEYS = ["run", "node", "stream", "backend", "simulated", "batches_sent", "samples_sent", "spooled", "refused",
@@ -23,7 +23,7 @@ def agent(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     if token is not None:
         environment["WATTWISE_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "agents", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "wattwise_agent", *args], capture_output=True, text=True, cwd=ROOT,
                           env=environment, timeout=60)
 
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from agents import __version__, wire
-from agents.backends.simulated import SimulatedBackend
-from agents.clock import VirtualClock
-from agents.streamer import Streamer
-from agents.transport import MemoryTransport
 from tests.agents.support import KEY, TOKEN, batches, opened
+from wattwise_agent import __version__, wire
+from wattwise_agent.backends.simulated import SimulatedBackend
+from wattwise_agent.clock import VirtualClock
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import MemoryTransport
 
 T0_MS = 1_767_225_600_000
 

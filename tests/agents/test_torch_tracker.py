@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from agents.torch_hooks import Tracker
-from agents.transport import MemoryTransport
 from tests.agents.support import TOKEN, batches, opened
+from wattwise_agent.torch_hooks import Tracker
+from wattwise_agent.transport import MemoryTransport
 
 
 def test_step_and_stage_markers_from_a_real_training_loop_arrive_in_the_batches() -> None:

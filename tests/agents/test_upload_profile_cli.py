@@ -1,4 +1,4 @@
-"""Sending a stage profile to the app: ``python -m agents upload-profile`` and its library call."""
+"""Sending a stage profile to the app: ``python -m wattwise_agent upload-profile`` and its library call."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from agents import cli, wire
-from agents.profile_csv import ProfileCsvError, check_profile_csv, merge_profile_csvs
-from agents.profile_upload import ProfileUpload, publish_stage_profile
-from agents.spool import DiskSpool, MemorySpool
-from agents.transport import MemoryTransport
 from planner import perseus
 from tests.agents.support import KEY, TOKEN, RedisServer, queued_envelopes
+from wattwise_agent import cli, wire
+from wattwise_agent.profile_csv import ProfileCsvError, check_profile_csv, merge_profile_csvs
+from wattwise_agent.profile_upload import ProfileUpload, publish_stage_profile
+from wattwise_agent.spool import DiskSpool, MemorySpool
+from wattwise_agent.transport import MemoryTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD_KEYS = ["run", "name", "csv", "gpu_name", "p_blocking_w", "recorded_ms"]
@@ -27,7 +27,7 @@ PROFILE = perseus.synthetic_profile_csv(2, "a100", seed=1)
 def agent(*args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     environment["WATTWISE_TOKEN"] = TOKEN
-    return subprocess.run([sys.executable, "-m", "agents", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "wattwise_agent", *args], capture_output=True, text=True, cwd=ROOT,
                           env=environment, timeout=60)
 
 
@@ -73,7 +73,7 @@ def memory_broker(monkeypatch: pytest.MonkeyPatch) -> MemoryTransport:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr("agents.transport.CeleryTransport", Connected)
+    monkeypatch.setattr("wattwise_agent.transport.CeleryTransport", Connected)
     monkeypatch.setenv("WATTWISE_TOKEN", TOKEN)
     monkeypatch.setenv("WATTWISE_BROKER_URL", "redis://memory/0")
     return transport

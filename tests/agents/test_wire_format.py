@@ -1,4 +1,4 @@
-"""The wire format (``agents.wire``): one set of models for what the agent sends and the app reads.
+"""The wire format (``wattwise_agent.wire``): one set of models for what the agent sends and the app reads.
 
 Envelopes sealed before the format became models still open, byte for byte; every refusal names the
 field path and what is wrong; columns come out as int64 arrays.
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import wire
+from wattwise_agent import wire
 
 # A batch envelope as wire format v1 sealed it before its models existed (token "a-node-token").
 SEALED_BEFORE = {

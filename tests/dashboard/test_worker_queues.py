@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from agents import wire
-from agents.transport import CeleryTransport
 from dashboard.celery import app
 from dashboard.projects.models import ApiToken
 from dashboard.projects.tokens import issue_token
@@ -17,6 +15,8 @@ from dashboard.telemetry.models import BatchReceipt
 from tests.broker_users import rabbitmq_vhost
 from tests.factories import member, register, simple_batch
 from tests.worker_process import flush, publisher, wait_until, worker
+from wattwise_agent import wire
+from wattwise_agent.transport import CeleryTransport
 
 USED_AT = "2026-01-01T00:00:00+00:00"
 

@@ -7,17 +7,17 @@ from typing import Any
 
 from django.db import connections
 
-from agents.replay import replay_simulated_run
-from agents.transport import CallableTransport
 from dashboard.telemetry import ingest
 from tests.factories import T0_MS, RegisteredNode, envelope, simple_batch
+from wattwise_agent.replay import replay_simulated_run
+from wattwise_agent.transport import CallableTransport
 
 HANDLERS = {"open_run": ingest.open_run, "batch": ingest.ingest_batch, "close_run": ingest.close_run}
 
 
 def replay(node: RegisteredNode, run: str, *, start: datetime, duration_s: float, gpus: int = 2,
            rate_hz: float = 0.5, window_s: float = 60.0, **options: Any) -> None:
-    """A finished run of simulated GPUs, as `python -m agents stream --backend simulated` sends it."""
+    """A finished run of simulated GPUs, as `python -m wattwise_agent stream --backend simulated` sends it."""
     replay_simulated_run(
         CallableTransport(lambda envelope: HANDLERS[envelope["kind"]](envelope)), run=run, token=node.token,
         node=node.name, start=start, duration_s=duration_s, gpus=gpus, rate_hz=rate_hz, window_s=window_s, **options,

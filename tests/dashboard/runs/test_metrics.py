@@ -8,11 +8,11 @@ import pytest
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.wire import seal
 from dashboard.projects.tokens import issue_token
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Rejection, Run, RunGpu
 from tests.factories import member, register, simple_batch
+from wattwise_agent.wire import seal
 
 pytestmark = pytest.mark.django_db
 

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from agents.backends.base import GpuInfo
-from agents.batcher import Batcher
-from agents.sampler import Sample
 from dashboard.demo.fleet_trace import TraceSpec
 from dashboard.telemetry import ingest
 from dashboard.telemetry.bulkload import BulkLoadError, RunSpec, load_run
 from dashboard.telemetry.models import BatchReceipt, Gpu, GpuMinute, Node, Run, RunGpu, RunNode, SampleWindow
 from tests.factories import envelope, register
+from wattwise_agent.backends.base import GpuInfo
+from wattwise_agent.batcher import Batcher
+from wattwise_agent.sampler import Sample
 
 pytestmark = pytest.mark.django_db
 

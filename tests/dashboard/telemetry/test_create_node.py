@@ -7,9 +7,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from agents.wire import signing_key
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node
+from wattwise_agent.wire import signing_key
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 
 As the eight ranks of a ``torchrun`` job on one node do when each opens a tracker without ``gpus=``: eight
 real processes simulate the same node, each reading its four GPUs at its own instants, into a real worker
-on Redis and PostgreSQL. Once as agents replaying a period (``python -m agents stream --fast``, started a
+on Redis and PostgreSQL. Once as agents replaying a period (``python -m wattwise_agent stream --fast``, started a
 few tens of ms apart: deterministic), once as trackers in real time (started as the processes come up).
 """
 
@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from agents.backends.simulated import SimulatedBackend
 from dashboard.telemetry.coverage import Spans
 from dashboard.telemetry.coverage import union as merged
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu, SampleWindow
 from tests.factories import RegisteredNode, member, register
 from tests.worker_process import ROOT, flush, wait_until, worker
+from wattwise_agent.backends.simulated import SimulatedBackend
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -35,7 +35,7 @@ DURATION_S = 60
 def replaying_rank(node: RegisteredNode, redis_url: str, spool_dir: Any, k: int) -> subprocess.Popen[str]:
     """Rank ``k`` as an agent replaying a period: it starts 37 ms after the one before and streams 113 ms longer."""
     start = (START + timedelta(milliseconds=37 * k)).isoformat()
-    command = [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--run", "ddp", "--node", node.name,
+    command = [sys.executable, "-m", "wattwise_agent", "stream", "--backend", "simulated", "--run", "ddp", "--node", node.name,
                "--gpus", str(GPUS), "--seed", str(SEED), "--start", start, "--fast",
                "--duration", f"{DURATION_S + 0.113 * k:.3f}s", "--broker", redis_url, "--quiet",
                "--spool-dir", str(spool_dir / f"rank-{k}")]
@@ -45,7 +45,7 @@ def replaying_rank(node: RegisteredNode, redis_url: str, spool_dir: Any, k: int)
 
 TRACKING_RANK = textwrap.dedent("""
     import json, sys, time
-    from agents.torch_hooks import Tracker
+    from wattwise_agent.torch_hooks import Tracker
     node, broker, spool = sys.argv[1:]
     with Tracker("ddp", backend="simulated", gpus=4, seed=5, node=node, broker_url=broker, spool_dir=spool,
                  window_s=1.0) as tracker:

@@ -7,11 +7,11 @@ import json
 import pytest
 from django.core.management import call_command
 
-from agents.wire import POWER_INTEGRATION
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import GpuMinute, RunGpu
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register
+from wattwise_agent.wire import POWER_INTEGRATION
 
 pytestmark = pytest.mark.django_db
 

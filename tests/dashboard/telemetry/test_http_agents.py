@@ -1,4 +1,4 @@
-"""Real agents (``python -m agents stream --url``) against the real app over HTTP: what is stored is what was
+"""Real agents (``python -m wattwise_agent stream --url``) against the real app over HTTP: what is stored is what was
 sent; a wrong token stops the agent loudly and loses nothing; a busy app makes it wait and loses nothing."""
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ import redis
 from django.core.management import call_command
 from django.db.models import Sum
 
-from agents import wire
 from dashboard.telemetry import http_ingest
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu, RunNode
 from tests.dashboard.telemetry.http_support import celery_on_broker
 from tests.factories import register
 from tests.worker_process import ROOT, flush, wait_until, worker
+from wattwise_agent import wire
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 
 def agent(url: str, token: str, node: str, spool: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--node", node, "--url", url,
+    command = [sys.executable, "-m", "wattwise_agent", "stream", "--backend", "simulated", "--node", node, "--url", url,
                "--quiet", "--spool-dir", str(spool), *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
                           env={"WATTWISE_TOKEN": token, "PATH": "/usr/bin:/bin"})

@@ -9,12 +9,12 @@ import zlib
 import pytest
 from django.test import Client
 
-from agents.wire import seal
 from dashboard.telemetry import http_ingest
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu, SampleWindow
 from tests.dashboard.telemetry.http_support import celery_on_broker, nothing_stored, post, reasons
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register, simple_batch
 from tests.worker_process import flush
+from wattwise_agent.wire import seal
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from agents.wire import MAX_BODY_BYTES, WireError, _mac, key_id, seal
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu, SampleWindow
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register, simple_batch
+from wattwise_agent.wire import MAX_BODY_BYTES, WireError, _mac, key_id, seal
 
 pytestmark = pytest.mark.django_db
 

@@ -14,13 +14,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.wire import key_id, seal, signing_key
 from dashboard.projects.models import Project
 from dashboard.telemetry import admission, ingest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import EnrolmentToken, Node, Rejection, RunGpu, RunNode
 from dashboard.telemetry.nodes import create_enrolment_token, register_node, revoke_enrolment_token
 from tests.factories import T0_MS, RegisteredNode, batch_payload, gpu_entry, register, simple_batch
+from wattwise_agent.wire import key_id, seal, signing_key
 
 pytestmark = pytest.mark.django_db
 

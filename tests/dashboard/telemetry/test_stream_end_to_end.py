@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 def stream(node, redis_url, spool_dir, *extra: str) -> dict:
     """Run the agent CLI to completion and return its exit line."""
-    command = [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--run", "e2e", "--node", node.name,
+    command = [sys.executable, "-m", "wattwise_agent", "stream", "--backend", "simulated", "--run", "e2e", "--node", node.name,
                "--broker", redis_url, "--quiet", "--spool-dir", str(spool_dir / node.name), *extra]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={"WATTWISE_TOKEN": node.token, "PATH": "/usr/bin:/bin"})

@@ -141,7 +141,7 @@ def test_agents_on_two_hosts_that_know_only_the_url_and_a_token_store_what_they_
             env = {"PATH": "/usr/bin:/bin", "WATTWISE_URL": f"http://{host.app_address}:{APP_PORT}",
                    "WATTWISE_TOKEN": token}
             agents.append(host.run(
-                [sys.executable, "-m", "agents", "stream", "--backend", "simulated", "--run", "two-hosts",
+                [sys.executable, "-m", "wattwise_agent", "stream", "--backend", "simulated", "--run", "two-hosts",
                  "--gpus", "2", "--duration", "10m", "--start", "2026-01-01T00:00:00Z", "--fast", "--seed", seed,
                  "--quiet", "--spool-dir", str(tmp_path / hostname)],
                 env, hostname=hostname,

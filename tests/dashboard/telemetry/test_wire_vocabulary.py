@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agents import wire
 from dashboard.telemetry.models import Gpu, Rejection
+from wattwise_agent import wire
 
 
 def test_gpu_energy_sources_and_power_fields_are_the_wire_values():

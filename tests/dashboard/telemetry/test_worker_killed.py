@@ -6,10 +6,10 @@ import pytest
 import redis
 from django.db import connection
 
-from agents.wire import TASK_INGEST_BATCH, TELEMETRY_QUEUE
 from dashboard.telemetry.models import BatchReceipt, RunGpu, SampleWindow
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register
 from tests.worker_process import flush, kill_hard, publisher, wait_until, worker
+from wattwise_agent.wire import TASK_INGEST_BATCH, TELEMETRY_QUEUE
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from agents.replay import replay_simulated_run
-from agents.transport import CallableTransport
 from dashboard.telemetry import ingest
 from tests.e2e.browser import browser_page, log_in
 from tests.factories import member, register
 from tests.planner.carbon.support import em_hourly_csv
+from wattwise_agent.replay import replay_simulated_run
+from wattwise_agent.transport import CallableTransport
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -47,7 +47,7 @@ def test_import_stream_see_hourly_emissions_set_preferences_and_get_advice(live_
         assert "DE" in page.inner_text("#coverage-table")
         page.screenshot(path=str(SHOTS / "carbon-data.png"), full_page=True)
 
-        # An agent streams three hours in that zone (`python -m agents stream --zone DE`), in-process.
+        # An agent streams three hours in that zone (`python -m wattwise_agent stream --zone DE`), in-process.
         replay_simulated_run(
             CallableTransport(lambda envelope: HANDLERS[envelope["kind"]](envelope)), run="gpt-de", token=node.token,
             node=node.name, start=day + timedelta(hours=9, minutes=30), duration_s=3 * 3600, gpus=2, rate_hz=0.2,

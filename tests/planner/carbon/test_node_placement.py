@@ -9,11 +9,6 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from agents.backends.simulated import SimulatedBackend
-from agents.cli import main as agent_main
-from agents.clock import VirtualClock
-from agents.streamer import Streamer
-from agents.transport import MemoryTransport
 from dashboard.projects.models import Project
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Node, Rejection, Run, RunNode
@@ -21,6 +16,11 @@ from planner.carbon.accounting import store_run_carbon
 from planner.carbon.models import FallbackStep, NodeSite, ProjectCarbon, RunNodeCarbon, Site
 from tests.factories import T0_MS, member, register
 from tests.planner.carbon.support import open_message, stream_hours
+from wattwise_agent.backends.simulated import SimulatedBackend
+from wattwise_agent.cli import main as agent_main
+from wattwise_agent.clock import VirtualClock
+from wattwise_agent.streamer import Streamer
+from wattwise_agent.transport import MemoryTransport
 
 pytestmark = pytest.mark.django_db
 

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from agents.wire import TASK_STAGE_PROFILE, key_id, seal
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Rejection, Run
 from planner.plans import tasks
 from planner.plans.models import StageProfile
 from planner.plans.profiles import SAMPLE_FILE, SAMPLES_DIR, receive_stage_profile
 from tests.factories import T0_MS, envelope, register, simple_batch
+from wattwise_agent.wire import TASK_STAGE_PROFILE, key_id, seal
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +116,7 @@ def test_a_bad_profile_message_is_rejected_naming_the_problem(changes, words):
 def test_a_message_that_is_not_json_is_rejected():
     node = register("gpu-node-01", "vision")
     message = envelope(node, payload(), kind="stage_profile")
-    from agents.wire import _mac
+    from wattwise_agent.wire import _mac
 
     message["body"] = json.dumps(payload())[:-1]
     message["sig"] = _mac(node.key, "stage_profile", node.name, message["body"])
@@ -136,7 +136,7 @@ def test_an_agents_profile_is_listed_on_the_planner_page_of_its_project(client):
 
 
 def test_a_payload_built_by_the_agents_uploader_is_stored():
-    from agents.profile_upload import ProfileUpload
+    from wattwise_agent.profile_upload import ProfileUpload
 
     node = register("gpu-node-01", "vision")
     body, _ = ProfileUpload("from the agent", GPT3_CSV, "NVIDIA A100-SXM4-80GB", run="gpt3-pretrain",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import redis
 
-from agents.wire import TASK_STAGE_PROFILE, TELEMETRY_QUEUE
 from dashboard.projects.models import Project
 from planner.plans import planning, profiles
 from planner.plans.models import FrontierJob, StageProfile
@@ -13,6 +12,7 @@ from planner.plans.tasks import TASK_SOLVE_FRONTIER
 from tests.factories import T0_MS, envelope, register
 from tests.planner.plans.conftest import GPT3
 from tests.worker_process import flush, publisher, wait_until, worker
+from wattwise_agent.wire import TASK_STAGE_PROFILE, TELEMETRY_QUEUE
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 

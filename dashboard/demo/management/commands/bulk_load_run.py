@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agents.cli_options import parse_duration_s
 from dashboard.demo.fleet_trace import TraceSpec
 from dashboard.telemetry.bulkload import BulkLoadError, load_run
 from planner.units import MS_PER_S, minute_start_ms
+from wattwise_agent.cli_options import parse_duration_s
 
 
 def _duration_ms(text: str) -> int:

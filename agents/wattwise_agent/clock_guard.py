@@ -1,0 +1,191 @@
+"""The safety rule on GPU clocks, and the one object allowed to change them.
+
+Changing clocks needs two things: the caller passes ``allow_clock_changes=True`` **and** the machine's
+environment has ``WATTWISE_ALLOW_CLOCK_CHANGES=1`` (set by whoever runs the machine, not by the code).
+Without the argument everything is a dry run: the values that would have been set are recorded and
+logged, and no clock-setting call is made. With the argument but without the variable, nothing runs:
+:class:`ClockChangesRefused` is raised, so a job that expects to change clocks never silently runs at
+default clocks, nor changes them on a machine whose owner did not agree.
+
+Every clock locked through a :class:`ClockActuator` is reset when it is closed (its users are context
+managers), at interpreter exit (``atexit``), and on SIGTERM when the process had no SIGTERM handler of
+its own (the handler resets, then lets SIGTERM end the process as it would have). SIGKILL, or a crash of
+the interpreter itself, cannot be caught: the lock then stays until ``nvidia-smi --reset-gpu-clocks``
+or a driver reload.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from wattwise_agent.backends.clocks import ClockControlError, GpuClocks
+
+log = logging.getLogger(__name__)
+
+ALLOW_CLOCK_CHANGES_ENV = "WATTWISE_ALLOW_CLOCK_CHANGES"
+
+
+class ClockChangesRefused(PermissionError):
+    """Clock changes were asked for on a machine that does not permit them."""
+
+
+def clock_changes_permitted(allow_clock_changes: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """True when clocks may be changed; False for a dry run; raise when asked for but not permitted."""
+    if not allow_clock_changes:
+        return False
+    environ = os.environ if environ is None else environ
+    value = environ.get(ALLOW_CLOCK_CHANGES_ENV)
+    if value != "1":
+        shown = "unset" if value is None else f"{value!r}"
+        raise ClockChangesRefused(
+            f"allow_clock_changes=True, but {ALLOW_CLOCK_CHANGES_ENV} is {shown} on this machine: refusing to "
+            f"change GPU clocks. Set {ALLOW_CLOCK_CHANGES_ENV}=1 only on machines where changing clocks is "
+            "permitted (it needs root or CAP_SYS_ADMIN too), or drop allow_clock_changes for a dry run."
+        )
+    return True
+
+
+class ClockActuator:
+    """Sets one SM clock on a stage's GPUs, only when it changes; records everything; resets on exit.
+
+    ``clocks`` is the hardware edge (None where the backend has none: then only a dry run is possible).
+    Thread-safe: the plan client sets clocks from a helper thread while the training thread may close.
+    """
+
+    def __init__(
+        self,
+        clocks: GpuClocks | None,
+        *,
+        allow_clock_changes: bool = False,
+        environ: Mapping[str, str] | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        self.dry_run = not clock_changes_permitted(allow_clock_changes, environ)
+        if not self.dry_run and clocks is None:
+            raise ClockChangesRefused("this GPU backend has no clock control (the simulator changes no clocks): "
+                                      "use the nvml backend, or a dry run")
+        self._clocks = clocks
+        self._handle_sigterm = handle_sigterm
+        self._lock = threading.RLock()
+        self._current_mhz: int | None = None
+        self._locked = False
+        self._previous_sigterm: Any = None
+        self._sigterm_installed = False
+        self._closed = False
+        self.requested_mhz: list[int] = []  # every change asked for, in order (what a dry run would have set)
+        self.applied_mhz: list[int] = []  # values really locked (always empty in a dry run)
+        self.resets = 0
+        if not self.dry_run:
+            self._arm_reset()  # now, on the creating (usually main) thread: signal handlers can only be set there
+
+    @property
+    def description(self) -> str:
+        return self._clocks.description if self._clocks is not None else "no clock control"
+
+    @property
+    def current_mhz(self) -> int | None:
+        """The value last set (or, in a dry run, that would have been set); None: default clocks."""
+        return self._current_mhz
+
+    def supported_mhz(self) -> list[int] | None:
+        """The supported SM clocks, highest first (reading them changes nothing); None if unknown."""
+        if self._clocks is None:
+            return None
+        return self._clocks.supported_graphics_clocks_mhz()
+
+    def set_mhz(self, freq_mhz: int) -> bool:
+        """Lock the SM clock to ``freq_mhz`` unless it already is; True when it was a change."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the clock actuator is closed")
+            if freq_mhz == self._current_mhz:
+                return False
+            self.requested_mhz.append(freq_mhz)
+            if self.dry_run:
+                log.info("dry run: would lock the SM clock of %s to %d MHz", self.description, freq_mhz)
+                self._current_mhz = freq_mhz
+                return True
+            assert self._clocks is not None
+            self._locked = True
+            try:
+                self._clocks.lock_graphics_clock(freq_mhz)
+            except BaseException:
+                self._undo_failed_lock()
+                raise
+            self._current_mhz = freq_mhz
+            self.applied_mhz.append(freq_mhz)
+            log.debug("locked the SM clock of %s to %d MHz", self.description, freq_mhz)
+            return True
+
+    def _undo_failed_lock(self) -> None:
+        # Some GPUs of the stage may have been locked before one failed: reset them all, best effort.
+        assert self._clocks is not None
+        self._current_mhz = None
+        try:
+            self._clocks.reset_graphics_clock()
+        except ClockControlError as exc:
+            log.warning("after a failed lock, the reset failed too: %s", exc)
+            # Nothing was ever locked (e.g. no permission at all): nothing to reset at exit either.
+            self._locked = bool(self.applied_mhz)
+            return
+        self._locked = False
+
+    def reset(self) -> None:
+        """Give clock control back to the driver if this actuator locked anything (idempotent)."""
+        with self._lock:
+            self._current_mhz = None
+            if not self._locked:
+                return
+            assert self._clocks is not None
+            self._locked = False
+            self.resets += 1
+            self._clocks.reset_graphics_clock()
+            log.info("reset the SM clocks of %s", self.description)
+
+    def close(self) -> None:
+        """Reset and refuse further changes (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.reset()
+            finally:
+                if not self.dry_run:
+                    self._disarm_reset()
+
+    # Reset at exit and on SIGTERM: armed when a real (not dry) actuator is made, disarmed by close().
+
+    def _arm_reset(self) -> None:
+        atexit.register(self._reset_at_exit)
+        if self._handle_sigterm and threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous in (signal.SIG_DFL, None):
+                self._previous_sigterm = previous
+                signal.signal(signal.SIGTERM, self._on_sigterm)
+                self._sigterm_installed = True
+
+    def _disarm_reset(self) -> None:
+        atexit.unregister(self._reset_at_exit)
+        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
+            self._sigterm_installed = False
+
+    def _reset_at_exit(self) -> None:
+        try:
+            self.reset()
+        except (ClockControlError, OSError) as exc:
+            log.error("could not reset GPU clocks at exit: %s", exc)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._reset_at_exit()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,365 @@
+"""Apply a Perseus frequency plan in a pipeline-parallel training loop (the Zeus client's job).
+
+    from wattwise_agent.plan_client import FrequencyPlanClient
+
+    with FrequencyPlanClient("plan.json", rank=pp_rank, allow_clock_changes=True) as client:  # dry run without
+        for batch in loader:
+            client.on_step_begin()
+            for ... in pipeline_schedule:                  # this stage's computations, in order
+                with client.instruction("forward"):
+                    out = stage_model(inputs)
+                ...
+                with client.instruction("backward"):
+                    out.backward(grad)
+            client.on_step_end()
+
+As the Zeus ``PipelineFrequencyOptimizer`` does (ml-energy/zeus,
+``zeus/optimizer/pipeline_frequency/optimizer.py``): ``on_instruction_begin`` calls ``torch.cuda.synchronize()`` (so the previous computation's kernels finish at the previous
+clock), pops the plan's next ``(instruction, MHz)``, checks the instruction is the one the training loop
+runs, and hands the clock to a helper thread **only when it changes**; the helper calls NVML, so its
+latency stays off the training thread (NVML calls release the GIL). ``on_step_end`` checks the
+iteration used the whole plan and rewinds it. The clock is reset when the client is closed (and at
+exit: :mod:`wattwise_agent.clock_guard`).
+
+By default it is a dry run: no clock is changed; ``requested_mhz`` holds the sequence of clocks it would
+have set. With ``measure=True`` (default) it also times every computation (and reads its energy when a
+backend is given), so realised time and energy per instruction and clock can be compared with the
+profile the plan came from: ``realised()``, ``records``, ``realised_csv()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from wattwise_agent.backends.base import GpuBackend
+from wattwise_agent.backends.clocks import ClockControlError
+from wattwise_agent.clock_guard import ClockActuator
+from wattwise_agent.energy_meter import EnergyMeter, MeterReading
+from wattwise_agent.frequency_plan import PlanError, PlanSource, RankPlan, load_rank_plan
+from wattwise_agent.stage_gpus import StageGpus, open_stage_gpus, stage_actuator
+from wattwise_agent.torch_cuda import cuda_synchronize
+
+log = logging.getLogger(__name__)
+
+
+class PlanMismatch(RuntimeError):
+    """The training loop and the plan disagree (instruction order or count); the text says where."""
+
+
+@dataclass(frozen=True)
+class InstructionRecord:
+    """One computation as it ran: the planned clock, its time, its energy when measured."""
+
+    step: int
+    index: int  # position in the iteration's plan
+    instruction: str
+    planned_freq_mhz: int
+    time_s: float
+    energy_j: float | None
+    sm_clock_mhz: int | None  # the SM clock the GPU reported at its end, when read
+
+
+@dataclass(frozen=True)
+class RealisedRow:
+    """Means over every measured computation of one instruction at one planned clock."""
+
+    instruction: str
+    freq_mhz: int
+    count: int
+    time_s: float
+    energy_j: float | None
+
+
+@dataclass
+class _Totals:
+    count: int = 0
+    time_s: float = 0.0
+    energy_count: int = 0
+    energy_j: float = 0.0
+
+
+_STOP = object()
+
+
+class _ClockSetter:
+    """A helper thread that applies the latest requested clock (intermediate ones are skipped if late)."""
+
+    def __init__(self, actuator: ClockActuator) -> None:
+        self._actuator = actuator
+        self._queue: queue.Queue[object] = queue.Queue()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wattwise-clock-setter", daemon=True)
+        self._thread.start()
+
+    def submit(self, freq_mhz: int) -> None:
+        self._queue.put(freq_mhz)
+
+    def flush(self) -> None:
+        """Wait until every submitted clock has been handled."""
+        self._queue.join()
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    items.append(self._queue.get_nowait())
+            try:
+                latest = next((i for i in reversed(items) if isinstance(i, int)), None)
+                if latest is not None and self.error is None:
+                    try:
+                        self._actuator.set_mhz(latest)
+                    except BaseException as exc:  # reported on the training thread at the next step end
+                        log.error("could not set the GPU clock: %s", exc)
+                        self.error = exc
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+            if any(i is _STOP for i in items):
+                return
+
+
+class FrequencyPlanClient:
+    """Replays one rank's plan every iteration; see the module text.
+
+    ``plan``: a path, JSON text, parsed JSON, or a RankPlan; ``rank`` picks one rank of a whole-pipeline
+    plan. ``backend``: ``"nvml"`` (default), ``"simulated"``, a GpuBackend, or None (no GPU access: a
+    dry run that times computations only). ``threaded=False`` sets clocks on the calling thread.
+    """
+
+    def __init__(
+        self,
+        plan: PlanSource | RankPlan,
+        *,
+        rank: int | None = None,
+        backend: GpuBackend | str | None = "nvml",
+        gpus: Sequence[str] | int | None = None,
+        allow_clock_changes: bool = False,
+        environ: Mapping[str, str] | None = None,
+        measure: bool = True,
+        threaded: bool = True,
+        synchronize: Callable[[], None] = cuda_synchronize,
+        timer: Callable[[], float] = time.perf_counter,
+        max_records: int = 100_000,
+        handle_sigterm: bool = True,
+        node: str = "sim-node",
+        seed: int = 0,
+    ) -> None:
+        self.plan = load_rank_plan(plan, rank)
+        self._gpus: StageGpus | None = None
+        if backend is not None:
+            self._gpus = open_stage_gpus(backend, gpus, node=node, seed=seed)
+        try:
+            if self._gpus is not None:
+                self._actuator = stage_actuator(self._gpus, allow_clock_changes=allow_clock_changes,
+                                                environ=environ, handle_sigterm=handle_sigterm)
+            else:
+                self._actuator = ClockActuator(None, allow_clock_changes=allow_clock_changes, environ=environ)
+            try:
+                self._check_supported()
+            except BaseException:
+                self._actuator.close()
+                raise
+        except BaseException:
+            if self._gpus is not None:
+                self._gpus.close()
+            raise
+        self.dry_run = self._actuator.dry_run
+        if self.dry_run:
+            log.warning("rank %d: dry run: no GPU clock is changed; the clocks it would set are in requested_mhz "
+                        "(changing them needs allow_clock_changes=True and WATTWISE_ALLOW_CLOCK_CHANGES=1)",
+                        self.plan.rank)
+        self._meter = EnergyMeter(self._gpus.backend, timer=timer) if (self._gpus and measure) else None
+        self._measure = measure
+        self._synchronize = synchronize
+        self._timer = timer
+        self._setter = _ClockSetter(self._actuator) if threaded else None
+        self._cursor = 0
+        self._open: tuple[str, int, MeterReading | None, float] | None = None
+        self._last_requested: int | None = None
+        self._step_started_s: float | None = None
+        self._totals: dict[tuple[str, int], _Totals] = {}
+        self._closed = False
+        self.steps = 0  # iterations completed
+        self.requested_mhz: list[int] = []  # clock changes asked for, in order (a dry run's "would have set")
+        self.records: deque[InstructionRecord] = deque(maxlen=max_records)
+        self.step_times_s: deque[float] = deque(maxlen=max_records)
+
+    def _check_supported(self) -> None:
+        if self._actuator.dry_run and (self._gpus is None or self._gpus.backend.clocks() is None):
+            return
+        try:
+            supported = self._actuator.supported_mhz()
+        except ClockControlError as exc:
+            if not self._actuator.dry_run:
+                raise
+            log.warning("cannot check the plan's clocks against the GPU's: %s", exc)
+            return
+        if supported is None:
+            return
+        unsupported = [f for f in self.plan.frequencies_mhz if f not in supported]
+        if unsupported:
+            raise PlanError(f"rank {self.plan.rank}: {unsupported} MHz are not supported SM clocks of "
+                            f"{self._actuator.description} (was the plan made from another GPU model's profile?)")
+
+    @property
+    def applied_mhz(self) -> list[int]:
+        """Clocks really locked, in order (empty in a dry run)."""
+        return list(self._actuator.applied_mhz)
+
+    @property
+    def current_mhz(self) -> int | None:
+        return self._actuator.current_mhz
+
+    # Hooks, called by the training loop.
+
+    def on_step_begin(self) -> None:
+        if self._cursor != 0:
+            raise PlanMismatch(f"step {self.steps} begins but the previous one ran only {self._cursor} of the plan's "
+                               f"{len(self.plan)} instructions and was not ended (on_step_end() missing?)")
+        self._raise_setter_error()
+        self._step_started_s = self._timer()
+
+    def on_instruction_begin(self, name: str) -> None:
+        self._synchronize()  # the previous computation ends at its own clock
+        if self._open is not None:
+            raise PlanMismatch(f"instruction {name!r} begins inside {self._open[0]!r}: end that one first")
+        if self._cursor >= len(self.plan):
+            raise PlanMismatch(f"step {self.steps}: instruction #{self._cursor + 1} ({name!r}) but the plan of rank "
+                               f"{self.plan.rank} has {len(self.plan)} per iteration (on_step_end() missing, or "
+                               "the plan is for another schedule or number of microbatches)")
+        planned, freq_mhz = self.plan.frequencies[self._cursor]
+        if planned != name:
+            raise PlanMismatch(f"step {self.steps}, instruction #{self._cursor + 1}: the plan of rank {self.plan.rank} "
+                               f"expects {planned!r} but the training loop runs {name!r} (another pipeline schedule?)")
+        index = self._cursor
+        self._cursor += 1
+        if freq_mhz != self._last_requested:
+            self._last_requested = freq_mhz
+            self.requested_mhz.append(freq_mhz)
+            if self._setter is not None:
+                self._setter.submit(freq_mhz)
+            else:
+                self._actuator.set_mhz(freq_mhz)
+        reading = self._meter.read() if self._meter is not None else None
+        self._open = (name, index, reading, self._timer())
+
+    def on_instruction_end(self, name: str) -> None:
+        if self._open is None or self._open[0] != name:
+            raise PlanMismatch(f"on_instruction_end({name!r}) but the open instruction is "
+                               f"{self._open[0] if self._open else None!r}")
+        _, index, begin, start_s = self._open
+        self._open = None
+        if not self._measure:
+            return
+        self._synchronize()
+        time_s = self._timer() - start_s
+        energy_j = clock_mhz = None
+        if self._meter is not None and begin is not None:
+            end = self._meter.read()
+            energy_j = self._meter.energy_j(begin, end)
+            clock_mhz = end.sm_clock_mhz[0]
+        freq_mhz = self.plan.frequencies[index][1]
+        self.records.append(InstructionRecord(self.steps, index, name, freq_mhz, time_s, energy_j, clock_mhz))
+        totals = self._totals.setdefault((name, freq_mhz), _Totals())
+        totals.count += 1
+        totals.time_s += time_s
+        if energy_j is not None:
+            totals.energy_count += 1
+            totals.energy_j += energy_j
+
+    def on_step_end(self) -> None:
+        if self._open is not None:
+            raise PlanMismatch(f"on_step_end() inside instruction {self._open[0]!r}: end it first")
+        if self._cursor != len(self.plan):
+            raise PlanMismatch(f"step {self.steps} ended after {self._cursor} of the {len(self.plan)} instructions in "
+                               f"the plan of rank {self.plan.rank}: the plan is for another schedule or number of "
+                               "microbatches, or an instruction was not bracketed")
+        self._cursor = 0
+        if self._step_started_s is not None:
+            self.step_times_s.append(self._timer() - self._step_started_s)
+            self._step_started_s = None
+        self.steps += 1
+        self._raise_setter_error()
+
+    @contextlib.contextmanager
+    def instruction(self, name: str) -> Iterator[None]:
+        self.on_instruction_begin(name)
+        yield
+        self.on_instruction_end(name)
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        self.on_step_begin()
+        yield
+        self.on_step_end()
+
+    def flush(self) -> None:
+        """Wait until the helper thread has applied (or, dry, recorded) every clock asked for."""
+        if self._setter is not None:
+            self._setter.flush()
+        self._raise_setter_error()
+
+    def _raise_setter_error(self) -> None:
+        if self._setter is not None and self._setter.error is not None:
+            raise self._setter.error
+
+    # Realised figures.
+
+    def realised(self) -> list[RealisedRow]:
+        """Mean time and energy per (instruction, planned clock), over every measured computation."""
+        rows = []
+        for (name, freq), t in sorted(self._totals.items(), key=lambda kv: (kv[0][0] != "forward", -kv[0][1])):
+            energy = t.energy_j / t.energy_count if t.energy_count else None
+            rows.append(RealisedRow(name, freq, t.count, t.time_s / t.count, energy))
+        return rows
+
+    def realised_csv(self) -> str:
+        """The realised means as a profile CSV (``stage`` = rank): rows whose energy was measured."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("stage", "instruction", "frequency", "time", "energy", "count"))
+        for row in self.realised():
+            if row.energy_j is not None:
+                writer.writerow((self.plan.rank, row.instruction, row.freq_mhz, repr(row.time_s), repr(row.energy_j),
+                                 row.count))
+        return out.getvalue()
+
+    # Lifetime.
+
+    def close(self) -> None:
+        """Stop the helper thread and reset the clocks (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._setter is not None:
+                self._setter.stop()
+        finally:
+            try:
+                self._actuator.close()
+            finally:
+                if self._gpus is not None:
+                    self._gpus.close()
+
+    def __enter__(self) -> FrequencyPlanClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
