@@ -18,7 +18,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from dashboard.projects.models import Membership, Project
+from dashboard.projects import membership
+from dashboard.projects.models import Project
 from dashboard.telemetry import tasks
 from dashboard.telemetry.models import Node, Run, RunGpu
 from dashboard.telemetry.nodes import register_node
@@ -80,7 +81,7 @@ def demo_user() -> User:
     user.set_password(DEMO_PASSWORD)
     user.save()
     project, _ = Project.objects.get_or_create(name=DEMO_PROJECT)
-    Membership.objects.update_or_create(project=project, user=user, defaults={"role": Membership.Role.ADMIN})
+    membership.add_member(project, user, membership.Role.ADMIN)
     return user
 
 
