@@ -13,8 +13,17 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_bench
 BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
 # bench-ingest empties its database; the pages' fleet (5 GB, ~10 min to build) lives in its own.
 BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_pages
+# The other Pythons (.ci/other-pythons): the agent alone on each one it supports besides 3.11, and the app on
+# 3.13 in its own database and Redis database, so that it could run beside the main suite.
+AGENT_PYTHONS ?= 3.9 3.10 3.12 3.13
+PY313_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_py313
+PY313_REDIS_URL ?= redis://127.0.0.1:6379/11
+# On 3.13, the app's suite less the browser tests (Playwright; the main run has them), the torch ones (no torch
+# there) and tests/agents (run on 3.13 by test-agent-pythons): a full second run would add ~7 minutes.
+PY313_TESTS ?= -m "not torch and not browser" --ignore=tests/agents
 
-.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages bench-wire clean
+.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages bench-wire bench-agent clean \
+	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +66,21 @@ pytest: install-dev services
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/pytest -q -m "not services and not browser" \
 		tests/dashboard/telemetry/test_ingest_idempotency.py tests/dashboard/telemetry/test_energy_accounting.py tests/dashboard/demo/test_seed_demo.py
 
-test: lint typecheck pytest
+test: lint typecheck pytest other-pythons
+
+# Both at once (output kept apart): the agent's tests mostly wait on subprocesses and brokers.
+other-pythons:
+	$(MAKE) -j2 --output-sync=target test-agent-pythons test-server-pythons
+
+# The agent's tests (tests/agents less the `app` and `torch` ones) in .venv-agent-X.Y, each holding only a wheel of
+# agents/ with [broker], pytest and hypothesis: what `pip install ./agents` gives a user on that Python.
+test-agent-pythons: services
+	.ci/other-pythons agent $(AGENT_PYTHONS)
+
+# The app on Python 3.13 in .venv-3.13 (-e ./agents[broker] -e '.[dev]', without torch): PY313_TESTS above.
+test-server-pythons: services
+	DATABASE_URL=$(PY313_DATABASE_URL) WATTWISE_TEST_REDIS_URL=$(PY313_REDIS_URL) \
+		.ci/other-pythons server 3.13 -q -p no:cacheprovider $(PY313_TESTS)
 
 # BENCH_ARGS=--http: agents send over HTTP through gunicorn; --prefill sets the load generator apart
 # (docs/benchmarks.md, which also gives each run's server CPU per million samples).
@@ -73,8 +96,12 @@ bench-planner: install-dev
 bench-wire: install
 	$(PY) benchmarks/bench_wire.py $(BENCH_ARGS)
 
+# The agent's own CPU while streaming 8 GPUs at 10 Hz in real time, for 60 s (BENCH_ARGS=--duration N).
+bench-agent: install
+	$(PY) benchmarks/bench_agent_cpu.py $(BENCH_ARGS)
+
 bench-pages: install-dev services
 	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_PAGES_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-agent-* .venv-3.13 staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -356,7 +356,7 @@ def main() -> int:
     sent = expected if expected is not None else sum(line["samples_sent"] for line in lines)
     left = sum(line["spooled"] + line.get("refused", 0) for line in (drained if draining else lines))
     elapsed, stored = points[-1]
-    truth = {uuid: j for line in lines for uuid, j in line["energy_j"].items()}
+    truth = {uuid: j for line in lines for uuid, j in line["true_energy_j"].items()}
     energy = dict(RunGpu.objects.values_list("gpu__uuid", "energy_j"))
     worst = max(abs(energy.get(uuid, 0.0) - j) / j for uuid, j in truth.items()) if truth else float("nan")
     windows = rate_windows(points, 10.0)

@@ -53,7 +53,8 @@ def rabbitmq_vhost() -> Iterator[RabbitVhost]:
         shutil.which("rabbitmqctl") is not None and os.geteuid() == 0 and _rabbitmq_reachable(),
     )
     suffix = secrets.token_hex(4)
-    vhost, user, password = f"wattwise-test-{suffix}", f"wattwise-node-{suffix}", secrets.token_urlsafe(16)
+    # Hex: a password starting with "-" (1 in 64 of token_urlsafe's) is read by rabbitmqctl as an option.
+    vhost, user, password = f"wattwise-test-{suffix}", f"wattwise-node-{suffix}", secrets.token_hex(16)
     _rabbitmqctl("add_vhost", vhost)
     try:
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")

@@ -2,9 +2,10 @@
 
 Which package may import which (no Django in the libraries or the agent, the apps' layers) is checked
 by import-linter: the contracts in pyproject.toml's ``[tool.importlinter]``, run by ``make lint``. Two
-things remain for these tests: torch is imported lazily, only inside the functions that use it (a node
-without torch, or a planner host, must still import everything), and importing every pure module really
-loads no Django, Celery or torch, whatever path the import takes.
+things remain for these tests: torch and the training frameworks (transformers, Lightning) are imported
+lazily, only inside the functions that use them (a node without them, or a planner host, must still import
+everything), and importing every pure module really loads none of them, nor Django or Celery, whatever path
+the import takes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PURE_PACKAGES = ("wattwise_agent", "planner.perseus", "planner.grid_carbon")
 PURE_MODULES = ("planner.units",)
+# Imported only inside functions: the agent's integrations build their callback classes on first use.
+LAZY_LIBRARIES = ("torch", "transformers", "lightning", "pytorch_lightning")
 
 
 def package_directory(package: str) -> Path:
@@ -49,17 +52,17 @@ def module_level_imports(tree: ast.Module) -> list[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("path", python_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_torch_is_imported_only_inside_functions(path):
+def test_torch_and_the_training_frameworks_are_imported_only_inside_functions(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     at_import_time = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"
         for module, line in module_level_imports(tree)
-        if module.split(".")[0] == "torch"
+        if module.split(".")[0] in LAZY_LIBRARIES
     ]
     assert at_import_time == []
 
 
-def test_importing_every_pure_module_loads_no_django_celery_or_torch():
+def test_importing_every_pure_module_loads_no_django_celery_torch_or_training_framework():
     script = (
         "import importlib, pkgutil, sys\n"
         f"packages = [importlib.import_module(name) for name in {PURE_PACKAGES!r}]\n"
@@ -69,7 +72,7 @@ def test_importing_every_pure_module_loads_no_django_celery_or_torch():
         "    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        if not info.name.endswith('__main__'):\n"
         "            importlib.import_module(info.name)\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'ninja', 'torch'))\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {('django', 'celery', 'ninja', *LAZY_LIBRARIES)!r})\n"
         "print(','.join(bad))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)

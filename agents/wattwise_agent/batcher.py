@@ -211,6 +211,7 @@ class Batcher:
                     power_field=gpu.power_field,
                     prev=self._prev.get(gpu.uuid),
                     columns={name: columns[name][lo:hi] for name in _COLUMNS},
+                    component=gpu.component,
                 )
             )
         return {
@@ -236,3 +237,12 @@ class Batcher:
                 columns = self._columns[i]
                 self._prev[self.gpus[i].uuid] = (columns["t_ms"][hi - 1], columns["energy_mj"][hi - 1])
         return payloads
+
+    def open_window(self) -> dict[str, Any] | None:
+        """The readings and events not yet in a batch, as a payload (unnumbered, nothing committed): what
+        "energy so far" adds to the batches made (``wattwise_agent.run_energy``). None before any reading."""
+        if self._start is None:
+            return None
+        slices = [(0, len(columns["t_ms"])) for columns in self._columns]
+        group = [i for i, (lo, hi) in enumerate(slices) if hi > lo]
+        return self._payload(self._start, self._end, group, slices, list(self._events))

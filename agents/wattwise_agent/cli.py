@@ -1,5 +1,6 @@
-"""Command line: ``python -m wattwise_agent stream``, ``drain``, ``probe``, ``upload-profile`` and ``plan-check``. Thin
-over the library; the planning commands live in :mod:`wattwise_agent.cli_planning`."""
+"""Command line: ``python -m wattwise_agent stream``, ``drain``, ``probe``, ``upload``, ``upload-profile`` and
+``plan-check``. Thin over the library; the planning commands live in :mod:`wattwise_agent.cli_planning`, run files
+(``stream --out``, ``upload``) in :mod:`wattwise_agent.cli_local`."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any
 
-from wattwise_agent import __version__, cli_planning
+from wattwise_agent import __version__, cli_local, cli_planning
 from wattwise_agent.backends.base import BackendUnavailable, GpuBackend
+from wattwise_agent.backends.rapl import node_energy
 from wattwise_agent.cli_options import add_broker_options, parse_duration_s, transport_from_args
 from wattwise_agent.clock import Clock, RealClock, VirtualClock
 from wattwise_agent.outbox import Outbox, signed_with
 from wattwise_agent.replay import epoch_ms
-from wattwise_agent.spool import DiskSpool, default_spool_dir
+from wattwise_agent.run_file import RunFile
+from wattwise_agent.spool import DiskSpool, MemorySpool, default_spool_dir
 from wattwise_agent.streamer import Streamer
 from wattwise_agent.transport import CeleryTransport, HttpTransport, TokenRejected
 
@@ -32,10 +35,14 @@ EXIT_OK = 0
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
 EXIT_TOKEN_REJECTED = 3
+BACKENDS = ("nvml", "amdsmi", "simulated")
 
 def parse_time(text: str) -> datetime:
+    iso = text.strip()
+    if iso[-1:] in ("Z", "z"):  # Python < 3.11 reads UTC only as +00:00
+        iso = iso[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(iso)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-01-01T00:00:00Z)") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
@@ -54,10 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     stream = commands.add_parser("stream", help="sample GPUs and stream batches to the app")
-    stream.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
+    stream.add_argument("--backend", choices=BACKENDS, default="nvml")
     stream.add_argument("--run", required=True, help="run name the batches are filed under")
     stream.add_argument("--gpus", help="nvml: indices or UUIDs, comma-separated (default: CUDA_VISIBLE_DEVICES, "
-                        "else all); simulated: how many GPUs (default 1)")
+                        "else all); amdsmi: indices or UUIDs (default: ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES "
+                        "or CUDA_VISIBLE_DEVICES, else all); simulated: how many GPUs (default 1)")
+    stream.add_argument("--cpu", action=argparse.BooleanOptionalAction, default=None,
+                        help="also stream CPU package and DRAM energy from Linux RAPL (default: on with nvml and "
+                        "amdsmi when /sys/class/powercap is readable, off with simulated)")
+    stream.add_argument("--rapl-root", default=None, help="powercap directory to read RAPL from "
+                        "(default /sys/class/powercap)")
     stream.add_argument("--duration", type=parse_duration_s, help="how long to stream (60s, 5m, 3h); default: "
                         "until interrupted")
     stream.add_argument("--start", type=parse_time, help="simulated: replay from this ISO time (needs --fast)")
@@ -71,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "US-MIDA-PJM (Electricity Maps zone ids), for carbon accounting")
     stream.add_argument("--region", default=None, help="cloud region this node runs in, e.g. aws:eu-north-1, "
                         "gcp:europe-west1 or azure:westeurope, for carbon accounting")
+    cli_local.add_out_option(stream)
     add_broker_options(stream, drain_default_s=10.0,
                        drain_help="at exit, how long to keep trying to empty the spool (default 10s)")
     sim = stream.add_argument_group("simulated backend")
@@ -91,10 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("-v", "--verbose", action="store_true")
 
     probe = commands.add_parser("probe", help="list the GPUs and energy counters this machine has")
-    probe.add_argument("--backend", choices=("nvml", "simulated"), default="nvml")
+    probe.add_argument("--backend", choices=BACKENDS, default="nvml")
     probe.add_argument("--gpus", default=None, help="simulated: how many GPUs")
     probe.add_argument("--node", default=None)
     probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cli_local.add_upload_parser(commands)
     cli_planning.add_parsers(commands)
     return parser
 
@@ -105,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="wattwise-agent: %(levelname)s: %(message)s", stream=sys.stderr)
     if args.command == "drain":
         return drain_command(args)
+    if args.command == "upload":
+        return cli_local.upload_command(args)
     if args.command == "probe":
         return probe_command(args)
     if args.command in cli_planning.COMMANDS:
@@ -133,6 +150,10 @@ def _make_backend(args: argparse.Namespace, node: str) -> GpuBackend:
             reset_probability=getattr(args, "reset_probability", 0.0),
             without_counter=getattr(args, "without_counter", []),
         )
+    if args.backend == "amdsmi":
+        from wattwise_agent.backends.amdsmi import AmdSmiBackend
+
+        return AmdSmiBackend(args.gpus.split(",") if args.gpus else None)
     from wattwise_agent.backends.nvml import NvmlBackend
 
     return NvmlBackend(args.gpus.split(",") if args.gpus else None)
@@ -147,8 +168,14 @@ def _token_and_transport(args: argparse.Namespace) -> tuple[str, HttpTransport |
 
 
 def stream_command(args: argparse.Namespace) -> int:
+    recording = RunFile(args.out) if args.out is not None else None
+    transport: HttpTransport | CeleryTransport | RunFile
+    token: str | None
     try:
-        token, transport = _token_and_transport(args)
+        if recording is not None and cli_local.records_only(args):
+            token, transport = args.token or os.environ.get("WATTWISE_TOKEN"), recording  # signed at upload if None
+        else:
+            token, transport = _token_and_transport(args)
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
     if (args.start or args.fast) and args.backend != "simulated":
@@ -169,15 +196,18 @@ def stream_command(args: argparse.Namespace) -> int:
         clock: Clock = VirtualClock(epoch_ms(start))
     else:
         clock = RealClock()
-    spool = DiskSpool(args.spool_dir or default_spool_dir(node))
+    # A stream that only records keeps its messages out of the node's spool (they may be unsigned).
+    spool = None if transport is recording else DiskSpool(args.spool_dir or default_spool_dir(node))
     stop = threading.Event()
     restore = _stop_on_signals(stop)
     try:
         try:
             streamer = Streamer(
                 backend, transport, run=args.run, token=token, node=node, clock=clock, rate_hz=args.rate,
-                window_s=args.window, spool=spool, tags=args.tag, drain_timeout_s=args.drain_timeout,
-                zone=args.zone, region=args.region,
+                window_s=args.window, spool=spool if spool is not None else MemorySpool(), tags=args.tag,
+                drain_timeout_s=args.drain_timeout, zone=args.zone, region=args.region,
+                record=recording if spool is not None else None,
+                node_energy=node_energy(node, cpu=args.cpu, simulated=backend.simulated, root=args.rapl_root),
                 # Also for --fast replays: sampling goes on while a request is out, and what queued up
                 # meanwhile goes in the next request.
                 threaded=True,
@@ -197,6 +227,11 @@ def stream_command(args: argparse.Namespace) -> int:
         restore()
         backend.close()
         transport.close()
+        if recording is not None:
+            recording.close()
+    if spool is None:
+        assert recording is not None
+        return cli_local.report_recording(summary, recording)
     if summary.token_rejected is not None:
         print(f"wattwise-agent: token rejected (401): {summary.token_rejected}", file=sys.stderr)
         print(f"wattwise-agent: sampling stopped; {summary.spooled} envelope(s) kept in the spool {spool.directory}. "
@@ -280,9 +315,10 @@ def probe_command(args: argparse.Namespace) -> int:
     node = args.node or socket.gethostname()
     gpus: list[dict[str, Any]]
     try:
-        if args.backend == "simulated":
+        if args.backend in ("simulated", "amdsmi"):
             backend = _make_backend(args, node)
             readings = backend.read(RealClock().now_ms())
+            backend.close()
             gpus = [
                 {**gpu.open_run_entry(), "energy_counter": r is not None and r.energy_mj is not None,
                  "energy_mj": r.energy_mj if r else None, "selected": True}

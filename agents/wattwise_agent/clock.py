@@ -60,3 +60,37 @@ class VirtualClock:
     def sleep_until(self, t_ms: int, stop: threading.Event | None = None) -> None:
         with self._lock:
             self._now_ms = max(self._now_ms, t_ms)
+
+
+class SteppedClock:
+    """Virtual time that the program moves on itself (``advance_by``), for replays driven by a loop.
+
+    ``sleep_until`` waits until the program has moved time that far (or ``stop`` is set), so a sampler
+    on this clock reads at the loop's instants and never runs ahead of it: a training loop that moves
+    the clock on by a fixed step after each step is measured over the same simulated interval every run.
+    """
+
+    virtual = True
+    POLL_S = 0.05  # how often a waiting sampler looks at ``stop``
+
+    def __init__(self, start_ms: int) -> None:
+        self._now_ms = start_ms
+        self._moved = threading.Condition()
+
+    def now_ms(self) -> int:
+        with self._moved:
+            return self._now_ms
+
+    def advance_by(self, ms: int) -> int:
+        """Move time on by ``ms`` (whole ms, not negative); returns the new time."""
+        if ms < 0:
+            raise ValueError("time only moves forward")
+        with self._moved:
+            self._now_ms += int(ms)
+            self._moved.notify_all()
+            return self._now_ms
+
+    def sleep_until(self, t_ms: int, stop: threading.Event | None = None) -> None:
+        with self._moved:
+            while self._now_ms < t_ms and not (stop is not None and stop.is_set()):
+                self._moved.wait(self.POLL_S)

@@ -24,7 +24,10 @@ from wattwise_agent import __version__, wire
 from wattwise_agent.backends.base import GpuBackend
 from wattwise_agent.batcher import Batcher, batch_samples
 from wattwise_agent.clock import Clock, RealClock
+from wattwise_agent.grid_intensity import run_place
 from wattwise_agent.outbox import Outbox, ThreadedOutbox, signed_with
+from wattwise_agent.run_energy import EnergyTally, RunEnergy
+from wattwise_agent.run_file import RunFile, unsigned_envelope
 from wattwise_agent.sampler import Sampler
 from wattwise_agent.spool import Envelope, Spool
 from wattwise_agent.transport import TokenRejected, Transport
@@ -48,10 +51,40 @@ class StreamSummary:
     spooled: int  # envelopes left in the spool at exit, to be sent by the next run
     refused: int = 0  # envelopes the app can never accept, set aside in the spool's refused file
     token_rejected: str | None = None  # the app's reason, when it refused the node's token (401)
-    energy_j: dict[str, float] | None = None  # ground truth per GPU UUID (simulated backend only)
+    # What the stream measured and sent, counted as the app counts it (wattwise_agent.run_energy).
+    measured: RunEnergy | None = None
+    true_energy_j: dict[str, float] | None = None  # the simulator's ground truth per GPU UUID (simulated only)
     samples_read: int = 0
     batches_made: int = 0
     spool_location: str = field(default="", compare=False)
+    recorded_to: str | None = None  # the run file that keeps the stream's messages (wattwise_agent.run_file)
+
+    @property
+    def energy_j(self) -> dict[str, float]:
+        """Measured energy per GPU UUID, in J: what the app stores for the run once it has every batch."""
+        return self.measured.energy_j if self.measured is not None else {}
+
+    @property
+    def total_energy_j(self) -> float:
+        """Every device's energy (GPUs, and CPUs and DRAM when read), in J."""
+        return self.measured.total_energy_j if self.measured is not None else 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.measured.duration_s if self.measured is not None else 0.0
+
+    @property
+    def steps(self) -> int:
+        return self.measured.steps if self.measured is not None else 0
+
+    @property
+    def energy_per_step_j(self) -> float | None:
+        return self.measured.energy_per_step_j if self.measured is not None else None
+
+    @property
+    def emissions_g(self) -> float | None:
+        """Yearly-intensity emissions when the stream was given a zone or region (else None)."""
+        return self.measured.emissions_g if self.measured is not None else None
 
     def exit_line(self) -> dict[str, Any]:
         line: dict[str, Any] = {
@@ -65,8 +98,16 @@ class StreamSummary:
             "spooled": self.spooled,
             "refused": self.refused,
         }
-        if self.energy_j is not None:
-            line["energy_j"] = {uuid: round(j, 3) for uuid, j in self.energy_j.items()}
+        if self.measured is not None:
+            line["energy_j"] = self.energy_j
+            if set(self.measured.components_j) - {wire.COMPONENT_GPU}:  # the node's CPUs and DRAM were read too
+                line["components_j"] = self.measured.components_j
+        if self.true_energy_j is not None:
+            line["true_energy_j"] = {uuid: round(j, 3) for uuid, j in self.true_energy_j.items()}
+        if self.emissions_g is not None:
+            line["emissions_g"] = self.emissions_g
+        if self.recorded_to:
+            line["out"] = self.recorded_to
         return line
 
 
@@ -76,6 +117,10 @@ class Streamer:
     ``token`` is the node's secret; only the HMAC key derived from it is kept. ``spool`` holds envelopes
     while the transport is unavailable (a ``DiskSpool`` survives restarts; default: in memory).
     ``threaded`` sends from a background thread (default: with a real clock, not with a virtual one).
+    ``node_energy``: the node's CPU and DRAM energy, read beside the GPUs (``wattwise_agent.backends.rapl.open_rapl``).
+    ``record``: a run file that keeps every message as it is made, whatever becomes of it; a ``RunFile`` as
+    the transport records without sending, and only then may ``token`` be None (messages are signed at
+    upload). ``stream``: this stream's id (default: a fresh uuid4 hex).
     """
 
     def __init__(
@@ -84,7 +129,7 @@ class Streamer:
         transport: Transport,
         *,
         run: str,
-        token: str,
+        token: str | None,
         node: str | None = None,
         clock: Clock | None = None,
         rate_hz: float = 10.0,
@@ -98,11 +143,14 @@ class Streamer:
         batch_limits: dict[str, int] | None = None,
         zone: str | None = None,
         region: str | None = None,
+        node_energy: GpuBackend | None = None,
+        record: RunFile | None = None,
+        stream: str | None = None,
     ) -> None:
         if not 0 < rate_hz <= MAX_RATE_HZ:
             raise ValueError(f"rate_hz must be in (0, {MAX_RATE_HZ:g}]")
-        if not token:
-            raise ValueError("a node token is required to sign messages")
+        if not token and not isinstance(transport, RunFile):
+            raise ValueError("a node token is required to sign messages (only a run file keeps them unsigned)")
         self.backend = backend
         # What open_run will carry, checked now with the wire's own rules (WireError names the field).
         self.run_name: str = wire.check_field(wire.OpenRun, "run", run)
@@ -114,9 +162,14 @@ class Streamer:
         self.clock: Clock = clock or RealClock()
         self.rate_hz = rate_hz
         self.drain_timeout_s = drain_timeout_s
-        self.stream = uuid.uuid4().hex
-        self._token = token  # seal derives the signing key and key id from it
-        self._sampler = Sampler(backend)
+        self.stream: str = wire.check_field(wire.Batch, "stream", stream) if stream else uuid.uuid4().hex
+        self._token = token  # seal derives the signing key and key id from it; None: unsigned (a run file)
+        self._record = record
+        kept_in = record if record is not None else transport if isinstance(transport, RunFile) else None
+        self.recorded_to: str | None = str(kept_in.path) if kept_in is not None else None
+        # What was measured, counted from the batches as the app counts them, for the summary.
+        self._tally = EnergyTally(run_place(self.zone, self.region))
+        self._sampler = Sampler(backend, node_energy)
         self._batcher = Batcher(
             run=self.run_name,
             stream=self.stream,
@@ -125,13 +178,13 @@ class Streamer:
             window_s=window_s,
             **(batch_limits or {}),
         )
-        self._outbox = Outbox(transport, spool, on_delivered=self._delivered, reseal=signed_with(token),
-                              retry_min_s=retry_min_s)
+        self._outbox = Outbox(transport, spool, on_delivered=self._delivered,
+                              reseal=signed_with(token) if token else None, retry_min_s=retry_min_s)
         use_thread = (not self.clock.virtual) if threaded is None else threaded
         self._sender: Outbox | ThreadedOutbox = ThreadedOutbox(self._outbox) if use_thread else self._outbox
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
-        self._in_flight: dict[str, int | None] = {}  # signature -> samples (None: not a batch)
+        self._in_flight: dict[str, int | None] = {}  # signature (or body) -> samples (None: not a batch)
         self._counts_lock = threading.Lock()
         self.batches_sent = 0
         self.samples_sent = 0
@@ -196,6 +249,7 @@ class Streamer:
             if samples is not None:
                 ready.extend(self._batcher.add_samples(t_ms, samples, final=final))
             self._last_t = t_ms
+            self._tally.add_batches(ready)  # under the lock: energy_so_far never sees a batch twice or not at all
         self._post_batches(ready)
 
     def _hand_over_markers(self, t_ms: int) -> list[dict[str, Any]]:
@@ -269,6 +323,7 @@ class Streamer:
                 log.warning("%d marker(s) after the last reading were dropped", len(self._pending))
                 self._pending = []
             ready.extend(self._batcher.flush(self._last_t))
+            self._tally.add_batches(ready)
         self._post_batches(ready)
         last_seq = self._batcher.next_seq - 1
         self._post(
@@ -298,11 +353,20 @@ class Streamer:
             spooled=remaining,
             refused=self._outbox.refused,
             token_rejected=self._outbox.fatal.reason if self._outbox.fatal is not None else None,
-            energy_j=energy,
+            measured=self._tally.snapshot(),
+            true_energy_j=energy,
             samples_read=self._sampler.samples_read,
             batches_made=self._batcher.next_seq,
             spool_location=str(where or "memory"),
+            recorded_to=self.recorded_to,
         )
+
+    def energy_so_far(self) -> RunEnergy:
+        """What the stream has measured up to its last reading (energy per device and in all, duration, steps,
+        emissions), counted as the app will count it; thread-safe and cheap (the open window's readings
+        are summed, a few dozen per device), so a training callback may ask at every logging step."""
+        with self._lock:
+            return self._tally.snapshot(self._batcher.open_window())
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -313,16 +377,26 @@ class Streamer:
             self._post(wire.KIND_BATCH, payload, samples)
 
     def _post(self, kind: str, payload: dict[str, Any], samples: int | None = None) -> None:
-        envelope = wire.seal(kind, self.node, payload, self._token)
+        if self._token:
+            envelope = wire.seal(kind, self.node, payload, self._token)
+        else:
+            envelope = unsigned_envelope(kind, self.node, payload)
+        if self._record is not None:
+            self._record.send(envelope)
         with self._counts_lock:
-            self._in_flight[envelope["sig"]] = samples
+            self._in_flight[_identity(envelope)] = samples
         self._sender.post(envelope)
 
     def _delivered(self, envelope: Envelope) -> None:
         with self._counts_lock:
-            if envelope.get("sig") not in self._in_flight:
+            if _identity(envelope) not in self._in_flight:
                 return  # an envelope an earlier run left in the spool
-            samples = self._in_flight.pop(envelope["sig"])
+            samples = self._in_flight.pop(_identity(envelope))
             if samples is not None:
                 self.batches_sent += 1
                 self.samples_sent += samples
+
+
+def _identity(envelope: Envelope) -> str:
+    """An envelope's signature, or its body where it has none (a run file's): unique to the message."""
+    return str(envelope.get("sig") or envelope.get("body"))

@@ -15,6 +15,15 @@ The sampler, batcher and transport run in background threads; ``step`` and ``sta
 timestamped marker (a few µs). ``stage`` calls ``torch.cuda.synchronize()`` on entry and exit when CUDA
 is in use, so the markers bracket the GPU work and not just its asynchronous launch. torch is imported
 only there, and only if the program already imported it.
+
+Under a launcher (torchrun, SLURM's srun, Open MPI's mpirun: ``wattwise_agent.launcher``) every process
+of the job opens its own Tracker with the same ``run``: each streams into that one run, with its own
+stream, and ``ranks`` (default ``$WATTWISE_RANKS``, else ``"own"``) says who measures what. ``"own"``:
+each process reads the GPU it drives, the current CUDA device when CUDA is in use, else the
+``LOCAL_RANK``-th GPU it sees (the simulated backend: GPU ``LOCAL_RANK`` of a node with one GPU per
+process). ``"node"``: local rank 0 reads every GPU it sees (simulated: one per process); the other
+processes open no stream and their ``step`` and ``stage`` do nothing. ``gpus=`` (or a GpuBackend) wins
+over both, and a process alone on its node reads what it sees, as without a launcher.
 """
 
 from __future__ import annotations
@@ -23,14 +32,20 @@ import contextlib
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from wattwise_agent.backends.base import GpuBackend
+from wattwise_agent.backends.rapl import node_energy
+from wattwise_agent.clock import Clock
+from wattwise_agent.launcher import RANKS_NODE, RANKS_OWN, Launch, detect_launch, ranks_mode
+from wattwise_agent.run_energy import RunEnergy
+from wattwise_agent.run_file import RunFile, default_run_path
 from wattwise_agent.spool import DiskSpool, MemorySpool, Spool, default_spool_dir
 from wattwise_agent.streamer import Streamer, StreamSummary
-from wattwise_agent.torch_cuda import cuda_synchronize
+from wattwise_agent.torch_cuda import cuda_synchronize, current_cuda_gpu_uuid
 from wattwise_agent.transport import Transport, transport_for
 
 log = logging.getLogger(__name__)
@@ -43,7 +58,18 @@ class Tracker:
     the app at ``url`` / ``$WATTWISE_URL`` (or, on a trusted network, the broker at ``broker_url`` /
     ``$WATTWISE_BROKER_URL``) with a disk spool; pass one (e.g. ``MemoryTransport``) to keep everything
     in-process. ``gpus``: NVML selectors (default
-    ``CUDA_VISIBLE_DEVICES``) or, for the simulated backend, a count.
+    ``CUDA_VISIBLE_DEVICES``) or, for the simulated backend, a count. ``ranks``: ``"own"`` or ``"node"``
+    under a launcher (module docstring). ``clock``: the simulated backend's time, e.g. a
+    ``SteppedClock`` the training loop moves on, for a replay that reads the same interval every time.
+    ``cpu``: also stream the node's CPU package and DRAM energy from Linux RAPL, read from ``rapl_root``
+    (default ``/sys/class/powercap``): by default beside real GPUs, not beside the simulated backend;
+    ``cpu=False`` never. Under a launcher only local rank 0 reads them.
+
+    With no ``transport``, ``url`` or ``broker_url`` (and neither variable set) the tracker records locally:
+    every message goes to a run file, ``out`` or ``~/.wattwise/runs/<run>-<stream>.jsonl``
+    (``$WATTWISE_RUNS_DIR``), no token needed, to upload later with ``wattwise-agent upload FILE``. With
+    somewhere to send, ``out`` keeps a copy of what is sent. Either way ``energy_so_far()`` and, after the
+    ``with`` block, ``summary`` give the measured energy, duration, steps and emissions at once.
     """
 
     def __init__(
@@ -65,9 +91,27 @@ class Tracker:
         drain_timeout_s: float = 10.0,
         zone: str | None = None,
         region: str | None = None,
+        ranks: str | None = None,
+        clock: Clock | None = None,
+        cpu: bool | None = None,
+        rapl_root: Path | str | None = None,
+        out: Path | str | None = None,
     ) -> None:
+        if clock is not None and clock.virtual and backend == "nvml":
+            raise ValueError("a virtual clock drives only the simulated backend: real GPUs read in real time")
         self.run = run
+        # Read once: the launcher's view of this process, and how the node's processes share the measuring.
+        self.launch: Launch | None = detect_launch()
+        self.ranks: str = ranks_mode(ranks)
+        chosen = gpus is not None or isinstance(backend, GpuBackend)
+        self._rank_launch = self.launch if self.launch is not None and self.launch.shares_node and not chosen else None
+        # False on the processes that leave the measuring to local rank 0 (ranks="node").
+        self.measuring: bool = not (self._rank_launch is not None and self.ranks == RANKS_NODE
+                                    and self._rank_launch.local_rank != 0)
+        self._clock = clock
+        self._entered = False
         self._zone, self._region = zone, region
+        self._cpu, self._rapl_root = cpu, rapl_root
         self._backend_spec = backend
         self._transport = transport
         self._url = url
@@ -81,6 +125,8 @@ class Tracker:
         self._tags = tags
         self._seed = seed
         self._drain_timeout_s = drain_timeout_s
+        self._out = out
+        self.run_file: Path | None = None  # where the run's messages are kept (local mode, or out=)
         self._owned: list[object] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,16 +140,31 @@ class Tracker:
 
         node = self._node or socket.gethostname()
         token = self._token or os.environ.get("WATTWISE_TOKEN")
-        if not token:
+        url = self._url or os.environ.get("WATTWISE_URL")
+        broker_url = self._broker_url or os.environ.get("WATTWISE_BROKER_URL")
+        local = self._transport is None and not url and not broker_url  # nowhere to send: record to a file
+        if not token and not local:
             raise ValueError("no node token: pass token= or set WATTWISE_TOKEN")
+        self._entered = True
+        if not self.measuring:
+            log.info("local rank 0 measures this node's GPUs (ranks=%r): this process sends nothing", self.ranks)
+            return self
         backend = self._make_backend(node)
         transport = self._transport
         spool: Spool
-        if transport is None:
+        stream = uuid.uuid4().hex
+        recording = RunFile(self._out or default_run_path(self.run, stream)) if local or self._out else None
+        if recording is not None:
+            self._owned.append(recording)
+            self.run_file = recording.path
+        if local:
+            assert recording is not None
+            transport, spool = recording, MemorySpool()
+            log.warning("no Wattwise app to send to (WATTWISE_URL unset): run %r is recorded in %s; upload it "
+                        "later with `wattwise-agent upload %s`", self.run, recording.path, recording.path)
+        elif transport is None:
             try:
-                made = transport_for(self._url or os.environ.get("WATTWISE_URL"),
-                                     self._broker_url or os.environ.get("WATTWISE_BROKER_URL"),
-                                     ca_bundle=os.environ.get("WATTWISE_CA_BUNDLE") or None)
+                made = transport_for(url, broker_url, ca_bundle=os.environ.get("WATTWISE_CA_BUNDLE") or None)
             except ValueError:
                 backend.close()
                 raise
@@ -115,9 +176,12 @@ class Tracker:
         self.streamer = Streamer(
             backend, transport, run=self.run, token=token, node=node, rate_hz=self._rate_hz,
             window_s=self._window_s, spool=spool, tags=self._tags, drain_timeout_s=self._drain_timeout_s,
-            zone=self._zone, region=self._region,
+            zone=self._zone, region=self._region, clock=self._clock,
+            node_energy=self._node_energy(node, backend),
+            stream=stream, record=None if local else recording,
         )
         self.streamer.open()
+        self.streamer.tick()  # the first reading now: the measured interval starts with the with-block
         self._thread = threading.Thread(target=self._sample, name="wattwise-sampler", daemon=True)
         self._thread.start()
         return self
@@ -130,17 +194,40 @@ class Tracker:
             from wattwise_agent.backends.simulated import SimulatedBackend
 
             count = self._gpus if isinstance(self._gpus, int) else 1
+            select = None
+            launch = self._rank_launch
+            if launch is not None:
+                # A simulated node with one GPU per process; GPU k reads the same whoever simulates it.
+                if launch.local_world_size is None and self.ranks == RANKS_NODE:
+                    raise ValueError(f"ranks='node': the {launch.launcher} launcher does not say how many "
+                                     "processes run on this node; pass gpus= (how many simulated GPUs)")
+                count = max(launch.local_world_size or 0, launch.local_rank + 1)
+                select = [launch.local_rank] if self.ranks == RANKS_OWN else None
             # Real markers come from this process: the simulator's own step markers would duplicate them.
-            backend: GpuBackend = SimulatedBackend(count, node=node, seed=self._seed, step_events=False)
+            backend: GpuBackend = SimulatedBackend(count, node=node, seed=self._seed, step_events=False,
+                                                   select=select)
         elif spec == "nvml":
             from wattwise_agent.backends.nvml import NvmlBackend
 
             selectors = None if self._gpus is None or isinstance(self._gpus, int) else list(self._gpus)
-            backend = NvmlBackend(selectors)
+            if self._rank_launch is not None and self.ranks == RANKS_OWN:
+                # The GPU this process drives: found by UUID when CUDA is in use, else by the launchers'
+                # convention (the LOCAL_RANK-th GPU it sees).
+                current = current_cuda_gpu_uuid()
+                backend = (NvmlBackend([current]) if current
+                           else NvmlBackend(None, local_rank=self._rank_launch.local_rank))
+            else:
+                backend = NvmlBackend(selectors)
         else:
             raise ValueError(f"unknown backend {spec!r}: use 'nvml', 'simulated' or a GpuBackend")
         self._owned.append(backend)
         return backend
+
+    def _node_energy(self, node: str, backend: GpuBackend) -> GpuBackend | None:
+        # A node's CPUs and DRAM are the same for every process on it: local rank 0 reads them.
+        if self._rank_launch is not None and self._rank_launch.local_rank != 0:
+            return None
+        return node_energy(node, cpu=self._cpu, simulated=backend.simulated, root=self._rapl_root)
 
     def _sample(self) -> None:
         assert self.streamer is not None
@@ -160,6 +247,9 @@ class Tracker:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Bracket a stage of the step (``forward``, ``backward``, ...) with begin/end markers."""
+        if self._entered and not self.measuring:
+            yield  # another process measures: no marker, and no reason to wait for the GPU
+            return
         cuda_synchronize()
         self._mark("stage_begin", stage=name)
         try:
@@ -168,7 +258,20 @@ class Tracker:
             cuda_synchronize()
             self._mark("stage_end", stage=name)
 
+    def energy_so_far(self) -> RunEnergy | None:
+        """The energy measured so far, to the last reading: ``.energy_j`` per device UUID, ``.total_energy_j``,
+        ``.components_j``, ``.duration_s``, ``.steps``, ``.energy_per_step_j``, ``.emissions_g`` (with a zone or
+        region). Cheap and thread-safe: for a training callback's logs at every logging step. None in a
+        process that leaves the measuring to local rank 0 (``ranks="node"``)."""
+        if self._entered and not self.measuring:
+            return None
+        if self.streamer is None:
+            raise RuntimeError("use the Tracker as a context manager: with Tracker(...) as tracker")
+        return self.streamer.energy_so_far()
+
     def _mark(self, kind: str, **fields: str | int | float) -> None:
+        if self._entered and not self.measuring:
+            return
         if self.streamer is None:
             raise RuntimeError("use the Tracker as a context manager: with Tracker(...) as tracker")
         self.streamer.mark(kind, **fields)

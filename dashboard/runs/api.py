@@ -18,6 +18,7 @@ from dashboard.runs import samples
 from dashboard.runs.listing import SORT_KEYS
 from dashboard.runs.schemas import (
     BucketsOut,
+    ComponentEnergy,
     NodeTotals,
     ProjectOut,
     RunCarbonFigures,
@@ -143,6 +144,8 @@ def get_run(request: ApiRequest, run_id: RunId) -> Any:
         "first_sample_at": figures.first_at,
         "last_sample_at": figures.last_at,
         "nodes": [NodeTotals(node=name, **totals) for name, totals in figures.by_node().items()],
+        "components": [ComponentEnergy(component=c.component, energy_j=c.energy_j, devices=c.devices)
+                       for c in figures.components()],
         "carbon": None if carbon.totals is None else RunCarbonFigures(
             emissions_g=carbon.totals.emissions_g, market_emissions_g=carbon.totals.market_emissions_g,
             facility_energy_kwh=carbon.totals.facility_energy_kwh, pue=carbon.totals.pue,
@@ -157,7 +160,7 @@ def get_run(request: ApiRequest, run_id: RunId) -> Any:
 def _gpu_row(run_gpu: RunGpu) -> dict[str, Any]:
     gpu = run_gpu.gpu
     return {
-        "id": run_gpu.pk, "uuid": gpu.uuid, "node": gpu.node.name, "index": gpu.index, "name": gpu.name,
+        "id": run_gpu.pk, "component": gpu.component, "uuid": gpu.uuid, "node": gpu.node.name, "index": gpu.index, "name": gpu.name,
         "energy_source": gpu.energy_source, "power_field": gpu.power_field, "simulated": gpu.simulated,
         "estimated": run_gpu.estimated, "samples": run_gpu.samples, "energy_j": run_gpu.energy_j,
         "mean_power_w": run_gpu.mean_power_w, "peak_power_w": run_gpu.peak_power_w,
@@ -168,7 +171,8 @@ def _gpu_row(run_gpu: RunGpu) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}/gpus", response={200: list[RunGpuOut], **ERRORS}, summary="A run's GPUs")
 def list_gpus(request: ApiRequest, run_id: RunId) -> Any:
-    """Every GPU that sent readings for the run, by node and index, with its totals."""
+    """Every device that sent readings for the run, by node and index, with its totals: its GPUs and, where
+    the agent read RAPL, its CPU packages and DRAM (``component`` says which)."""
     run = run_for(request, run_id)
     return [_gpu_row(rg) for rg in RunGpu.objects.filter(run=run).select_related("gpu__node")]
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from django.db.models import Count, F, Max, Min, Q, Sum
 
 from dashboard.projects.models import Visitor
-from dashboard.telemetry.models import Run, RunGpu, RunNode
+from dashboard.telemetry.models import Gpu, Run, RunGpu, RunNode
 from dashboard.telemetry.windows import TimeRange
 from dashboard.web.templatetags.units import duration, watts
 from planner.carbon.figures import runs_carbon
@@ -203,17 +203,20 @@ class RunTotals:
 def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
     """Totals of each run, in order, in a handful of queries whatever the number of GPUs."""
     ids = [r.pk for r in runs]
+    # Energy, time span and samples count every device; what is named after GPUs counts GPUs only.
+    gpu = Q(gpu__component=Gpu.Component.GPU)
     sums: dict[int, Mapping[str, Any]] = {
         row["run_id"]: row
         for row in RunGpu.objects.filter(run_id__in=ids).values("run_id").annotate(
             total_j=Sum("energy_j"), start_ms=Min("first_ms"), end_ms=Max("last_ms"),
-            peak_power_w=Max("peak_power_w"), gpu_ms=Sum(F("last_ms") - F("first_ms")), gpus=Count("id"),
+            peak_power_w=Max("peak_power_w", filter=gpu), gpu_ms=Sum(F("last_ms") - F("first_ms"), filter=gpu),
+            gpus=Count("id", filter=gpu),
             nodes=Count("gpu__node", distinct=True), samples=Sum("samples"),
             estimated=Count("id", filter=Q(estimated=True)),
         ).order_by()
     }
     models: dict[int, list[str]] = defaultdict(list)
-    for run_id, name in RunGpu.objects.filter(run_id__in=ids).values_list("run_id", "gpu__name").distinct().order_by(
+    for run_id, name in RunGpu.objects.filter(gpu, run_id__in=ids).values_list("run_id", "gpu__name").distinct().order_by(
         "run_id", "gpu__name"
     ):
         models[run_id].append(name or "unknown")

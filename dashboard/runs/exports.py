@@ -39,13 +39,15 @@ WINDOW_CHUNK = 500  # windows fetched per round trip: ~25,000 samples, ~600 kB o
 MINUTE_CHUNK = 5000
 RESOLUTIONS = ("raw", "minute")
 
+# ``component`` says what each device is: gpu, or cpu / dram (a CPU package or its DRAM, read through RAPL,
+# whose clock, utilisation and temperature columns are 0). In the summary, ``scope`` says it.
 SAMPLE_HEADER = [
     "time_utc", "t_ms", "node", "gpu_index", "gpu_uuid", "power_w", "energy_counter_j", "sm_clock_mhz",
-    "util_pct", "temp_c",
+    "util_pct", "temp_c", "component",
 ]
 MINUTE_HEADER = [
     "minute_utc", "minute_ms", "node", "gpu_index", "gpu_uuid", "samples", "energy_j", "mean_power_w",
-    "min_power_w", "max_power_w", "mean_sm_clock_mhz", "mean_util_pct", "max_temp_c",
+    "min_power_w", "max_power_w", "mean_sm_clock_mhz", "mean_util_pct", "max_temp_c", "component",
 ]
 SUMMARY_HEADER = [
     "scope", "project", "run", "status", "node", "gpu_index", "gpu_uuid", "gpu_name", "first_sample_utc",
@@ -127,6 +129,7 @@ def sample_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...
     """
     for rg in _run_gpus(run):
         node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
+        component = rg.gpu.component
         # first_ms alone, so the index delivers the order and a whole-run export needs no sort.
         windows = overlapping([rg.pk], span).order_by("first_ms").only(
             "first_ms", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c"
@@ -147,7 +150,7 @@ def sample_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...
                 arrays.sm_clock_mhz[keep].tolist(), arrays.util_pct[keep].tolist(), arrays.temp_c[keep].tolist(),
                 strict=True,
             ):
-                yield (row[0], row[1], node, index, uuid, *row[2:])
+                yield (row[0], row[1], node, index, uuid, *row[2:], component)
 
 
 def minute_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...]]:
@@ -157,6 +160,7 @@ def minute_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...
     """
     for rg in _run_gpus(run):
         node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
+        component = rg.gpu.component
         minutes = GpuMinute.objects.filter(
             run_gpu_id=rg.pk, minute_ms__gt=span.from_ms - MS_PER_MINUTE, minute_ms__lte=span.to_ms
         )
@@ -170,7 +174,7 @@ def minute_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...
             n = max(samples, 1)
             yield (
                 utc_text(minute_ms), minute_ms, node, index, uuid, samples, energy_j, round(power_sum_w / n, 6),
-                power_min_w, power_max_w, round(clock_sum / n, 3), round(util_sum / n, 3), temp_max,
+                power_min_w, power_max_w, round(clock_sum / n, 3), round(util_sum / n, 3), temp_max, component,
             )
 
 
@@ -191,10 +195,11 @@ def _carbon(run: Run) -> CarbonFigures | None:
 
 
 def summary_rows(run: Run) -> list[tuple[Any, ...]]:
-    """``SUMMARY_HEADER`` rows: one per GPU, then the run's total; the figures of ``summary.json``.
+    """``SUMMARY_HEADER`` rows: one per device, then the run's total; the figures of ``summary.json``.
 
-    A GPU's ``mean_power_w`` is the mean of its samples; the total's is the run's energy over its
-    wall-clock duration (the mean draw of all GPUs together), and its ``peak_power_w`` the highest GPU peak.
+    A device's ``scope`` is its component: ``gpu``, or ``cpu`` / ``dram`` (RAPL; no GPU-hours). A device's
+    ``mean_power_w`` is the mean of its samples; the total's is the run's energy (every component) over its
+    wall-clock duration (the mean draw of all devices together), and its ``peak_power_w`` the highest GPU peak.
     Offsets are quoted for the whole run only. Carbon columns hold the stored figures; ``carbon_status``
     says whether they are current (``behind`` while a streaming run's recompute is due, ``stale`` when an
     input changed, ``pending`` before the first one).
@@ -207,12 +212,12 @@ def summary_rows(run: Run) -> list[tuple[Any, ...]]:
     status = carbon_figures.state.value if carbon_figures is not None else ""
     project, name = spreadsheet_safe(run.project.name), spreadsheet_safe(run.name)
     rows: list[tuple[Any, ...]] = []
-    for g in figures.gpus:
+    for g in figures.devices:
         carbon = gpu_carbon.get(g.run_gpu_id)
         rows.append((
-            "gpu", project, name, run.status, spreadsheet_safe(g.node), g.index, spreadsheet_safe(g.uuid),
+            g.component, project, name, run.status, spreadsheet_safe(g.node), g.index, spreadsheet_safe(g.uuid),
             spreadsheet_safe(g.name), utc_text(g.first_ms), utc_text(g.last_ms), (g.last_ms - g.first_ms) / MS_PER_S,
-            (g.last_ms - g.first_ms) / MS_PER_HOUR, g.samples, g.energy_j, g.energy_j / J_PER_KWH, g.mean_power_w,
+            (g.last_ms - g.first_ms) / MS_PER_HOUR if g.is_gpu else "", g.samples, g.energy_j, g.energy_j / J_PER_KWH, g.mean_power_w,
             g.peak_power_w, g.estimated,
             carbon.emissions_g if carbon else "", carbon.market_emissions_g if carbon else "",
             "", "", "", "", "", "", status,
@@ -220,8 +225,8 @@ def summary_rows(run: Run) -> list[tuple[Any, ...]]:
     quote = offset.quote if offset else None
     rows.append((
         "total", project, name, run.status, "", "", "", "",
-        utc_text(min(g.first_ms for g in figures.gpus)) if figures.gpus else "",
-        utc_text(max(g.last_ms for g in figures.gpus)) if figures.gpus else "",
+        utc_text(min(g.first_ms for g in figures.devices)) if figures.devices else "",
+        utc_text(max(g.last_ms for g in figures.devices)) if figures.devices else "",
         figures.duration_s, figures.gpu_hours, figures.samples, figures.energy_j, figures.energy_kwh,
         figures.mean_power_w, figures.peak_gpu_power_w, figures.estimated,
         stored.emissions_g if stored else "", stored.market_emissions_g if stored else "",

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from dashboard.projects.models import Project, Visitor
 from dashboard.telemetry import columns
-from dashboard.telemetry.models import Node, Rejection, Run, RunGpu, SampleWindow
+from dashboard.telemetry.models import Gpu, Node, Rejection, Run, RunGpu, SampleWindow
 from planner.units import MILLIWATTS_PER_W, MS_PER_S
 
 GPU_LABELS = ["project", "run", "node", "gpu", "uuid"]
@@ -65,7 +65,8 @@ class WattwiseCollector(Collector):
         names = {pk: name for pk, name, _, _ in projects}
         active = GaugeMetricFamily("wattwise_active_runs", "Runs in the running state.", labels=["project"])
         project_energy = CounterMetricFamily(
-            "wattwise_project_energy_joules", "GPU energy of all the project's runs, in joules.",
+            "wattwise_project_energy_joules", "Energy of all the project's runs (GPUs, and CPU and DRAM where "
+            "measured), in joules.",
             labels=["project"], unit="joules",
         )
         for _, name, active_runs, energy_j in projects:
@@ -80,7 +81,8 @@ class WattwiseCollector(Collector):
         # Ordered by first_ms alone so the (run_gpu, first_ms) index answers it with one backward step.
         latest = SampleWindow.objects.filter(run_gpu_id=OuterRef("pk")).order_by("-first_ms")
         rows = (
-            RunGpu.objects.filter(run__status=Run.Status.RUNNING, run__project_id__in=list(names))
+            RunGpu.objects.filter(run__status=Run.Status.RUNNING, run__project_id__in=list(names),
+                                  gpu__component=Gpu.Component.GPU)
             .annotate(
                 latest_power_mw=Subquery(latest.values("power_mw")[:1]),
             )

@@ -2,6 +2,8 @@
 
 The cards always show whole-run totals (sums of counter differences). The charts show the picked time
 range; when that is not the whole run, the energy charts count only the energy inside it and say so.
+A run's CPU packages and DRAM (RAPL) are devices beside its GPUs: the GPU table, the power chart and the
+energy-per-GPU chart show GPUs only; the per-node and cumulative charts and the totals count every device.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dashboard.runs import charts, series
 from dashboard.runs.downsample import Buckets
 from dashboard.runs.ranges import ALL, CUSTOM, RangeChoice
 from dashboard.runs.summaries import RunFigures, run_figures
-from dashboard.telemetry.models import Run, RunGpu
+from dashboard.telemetry.models import Gpu, Run, RunGpu
 from dashboard.telemetry.windows import TimeRange
 from dashboard.web.figures import figure_json
 
@@ -25,7 +27,8 @@ GPU_PAGE_POINTS = 600
 
 
 def gpu_label(run_gpu: RunGpu) -> str:
-    return f"{run_gpu.gpu.node.name}/gpu{run_gpu.gpu.index}"
+    """``node/gpu0``; a CPU package or its DRAM: ``node/cpu0``, ``node/dram0``."""
+    return f"{run_gpu.gpu.node.name}/{run_gpu.gpu.component}{run_gpu.gpu.index}"
 
 
 @dataclass(frozen=True)
@@ -64,45 +67,50 @@ def _suffix(choice: RangeChoice) -> str:
 class RunPage:
     run: Run
     figures: RunFigures
-    run_gpus: list[RunGpu]
+    run_gpus: list[RunGpu]  # the GPUs
     drawn: Drawn
+    node_devices: list[RunGpu] = field(default_factory=list)  # CPU packages and DRAM, where read
 
 
 def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
-    run_gpus = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name",
-                                                                                        "gpu__index"))
-    figures = run_figures(run, run_gpus)
+    devices = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name",
+                                                                                       "gpu__index"))
+    figures = run_figures(run, devices)
+    run_gpus = [rg for rg in devices if rg.gpu.component == Gpu.Component.GPU]
+    others = [rg for rg in devices if rg.gpu.component != Gpu.Component.GPU]
     live = run.status == Run.Status.RUNNING
-    span = _drawn_span(choice, series.span_of(run_gpus), live=live, now_ms=now_ms)
+    span = _drawn_span(choice, series.span_of(devices), live=live, now_ms=now_ms)
     drawn = Drawn(choice, span)
     if span is None or span.empty:
-        return RunPage(run, figures, run_gpus, drawn)
+        return RunPage(run, figures, run_gpus, drawn, others)
     # Many GPUs overlaid read better at a coarser resolution; the GPU page draws the full detail.
-    points = max(200, settings.WATTWISE_CHART_POINTS // max(len(run_gpus), 1))
-    buckets = series.gpu_buckets([rg.pk for rg in run_gpus], span, ("power_w",), points=points)
+    points = max(200, settings.WATTWISE_CHART_POINTS // max(len(devices), 1))
+    buckets = series.gpu_buckets([rg.pk for rg in devices], span, ("power_w",), points=points)
     if not buckets:
-        return RunPage(run, figures, run_gpus, drawn)
+        return RunPage(run, figures, run_gpus, drawn, others)
     whole = choice.key == ALL
     # Over the whole run the bars show the stored totals; over a range, the energy counted inside it.
     energy_j = {rg.pk: rg.energy_j if whole else float(np.sum(buckets[rg.pk].energy_j)) if rg.pk in buckets else 0.0
-                for rg in run_gpus}
+                for rg in devices}
     suffix = _suffix(choice)
-    power = {gpu_label(rg): buckets[rg.pk].metrics["power_w"] if rg.pk in buckets else Buckets.empty()
-             for rg in run_gpus}
-    power_field = run_gpus[0].gpu.power_field
-    plots = [("chart-power", figure_json(charts.power_over_time(power, power_field=power_field)))]
-    plots.append(("chart-energy-per-gpu", figure_json(charts.energy_per_gpu(
-        [gpu_label(rg) for rg in run_gpus], [energy_j[rg.pk] for rg in run_gpus],
-        [rg.gpu.node.name for rg in run_gpus], title="Energy per GPU" + suffix,
-    ))))
+    plots = []
+    if run_gpus:
+        power = {gpu_label(rg): buckets[rg.pk].metrics["power_w"] if rg.pk in buckets else Buckets.empty()
+                 for rg in run_gpus}
+        power_field = run_gpus[0].gpu.power_field
+        plots.append(("chart-power", figure_json(charts.power_over_time(power, power_field=power_field))))
+        plots.append(("chart-energy-per-gpu", figure_json(charts.energy_per_gpu(
+            [gpu_label(rg) for rg in run_gpus], [energy_j[rg.pk] for rg in run_gpus],
+            [rg.gpu.node.name for rg in run_gpus], title="Energy per GPU" + suffix,
+        ))))
     by_node: dict[str, dict[str, float]] = {}
-    for rg in run_gpus:
-        by_node.setdefault(rg.gpu.node.name, {})[f"gpu{rg.gpu.index}"] = energy_j[rg.pk]
-    plots.append(("chart-nodes", figure_json(charts.node_breakdown(by_node, title="Energy per node, by GPU"
-                                                                           + suffix))))
+    for rg in devices:
+        by_node.setdefault(rg.gpu.node.name, {})[f"{rg.gpu.component}{rg.gpu.index}"] = energy_j[rg.pk]
+    title = "Energy per node, by " + ("device" if others else "GPU")
+    plots.append(("chart-nodes", figure_json(charts.node_breakdown(by_node, title=title + suffix))))
     times: dict[str, list[np.ndarray]] = {}
     energies: dict[str, list[np.ndarray]] = {}
-    for rg in run_gpus:
+    for rg in devices:
         if rg.pk in buckets:
             times.setdefault(rg.gpu.node.name, []).append(buckets[rg.pk].energy_t_ms)
             energies.setdefault(rg.gpu.node.name, []).append(buckets[rg.pk].energy_j)
@@ -110,7 +118,7 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
     plots.append(("chart-cumulative", figure_json(charts.cumulative_energy(
         axis, curves, title="Cumulative energy" + ("" if whole else " since the range start")))))
     in_range = None if whole else sum(energy_j.values())
-    return RunPage(run, figures, run_gpus, Drawn(choice, span, plots, in_range))
+    return RunPage(run, figures, run_gpus, Drawn(choice, span, plots, in_range), others)
 
 
 @dataclass(frozen=True)
@@ -133,16 +141,20 @@ def gpu_page(run: Run, run_gpu: RunGpu, choice: RangeChoice, *, now_ms: int) -> 
     data = found.metrics
     axis, curves = series.cumulative(span.from_ms, {"gpu": [found.energy_t_ms]}, {"gpu": [found.energy_j]})
     field_name = run_gpu.gpu.power_field
+    is_gpu = run_gpu.gpu.component == Gpu.Component.GPU
+    power_title = f"Power ({field_name} NVML power)" if is_gpu else "Power (mean between RAPL readings)"
     plots = [
-        ("chart-power", figure_json(
-            charts.metric_over_time(data["power_w"], title=f"Power ({field_name} NVML power)", unit="W"))),
+        ("chart-power", figure_json(charts.metric_over_time(data["power_w"], title=power_title, unit="W"))),
         ("chart-energy", figure_json(charts.cumulative_gpu_energy(
             axis, curves["gpu"], title="Cumulative energy" + ("" if whole else " since the range start")))),
-        ("chart-clock", figure_json(charts.metric_over_time(data["sm_clock_mhz"], title="SM clock",
-                                                                   unit="MHz"))),
-        ("chart-util", figure_json(charts.metric_over_time(data["util_pct"], title="GPU utilisation",
-                                                                  unit="%"))),
-        ("chart-temp", figure_json(charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C"))),
     ]
+    if is_gpu:  # RAPL has no clock, utilisation or temperature: the agent sends zeros
+        plots += [
+            ("chart-clock", figure_json(charts.metric_over_time(data["sm_clock_mhz"], title="SM clock",
+                                                                unit="MHz"))),
+            ("chart-util", figure_json(charts.metric_over_time(data["util_pct"], title="GPU utilisation",
+                                                               unit="%"))),
+            ("chart-temp", figure_json(charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C"))),
+        ]
     in_range = None if whole else float(np.sum(found.energy_j))
     return GpuPage(run_gpu, label, Drawn(choice, span, plots, in_range))

@@ -25,12 +25,20 @@ class NodeTotals(Schema):
     energy_j: float
 
 
+class ComponentEnergy(Schema):
+    """One component's share of a run's energy."""
+
+    component: str = Field(description="gpu, cpu (CPU packages, RAPL) or dram (their DRAM, RAPL)")
+    energy_j: float
+    devices: int = Field(description="devices that measured it: GPUs, or CPU packages")
+
+
 class RunCarbonFigures(Schema):
     """Stored emissions of a run, as last computed (``stale`` says they are due a recompute)."""
 
     emissions_g: float = Field(description="location-based emissions, g CO2e")
     market_emissions_g: float = Field(description="market-based emissions, g CO2e")
-    facility_energy_kwh: float = Field(description="GPU energy times PUE, kWh")
+    facility_energy_kwh: float = Field(description="the run's energy (every component) times PUE, kWh")
     pue: float
     computed_at: datetime
     stale: bool = Field(description="something the figures depend on changed since they were computed")
@@ -50,8 +58,9 @@ class RunOut(Schema):
     ended_at: datetime | None
     gpus: int = Field(description="GPUs that sent readings")
     samples: int
-    energy_j: float = Field(description="GPU energy, sum of counter differences over every GPU")
-    duration_s: float = Field(description="first reading of any GPU to the last reading of any GPU")
+    energy_j: float = Field(description="energy, sum of counter differences over every device: GPUs and, where "
+                                        "the agent read RAPL, CPU packages and DRAM")
+    duration_s: float = Field(description="first reading of any device to the last reading of any device")
     mean_power_w: float = Field(description="energy over duration: the run's mean total draw")
 
 
@@ -65,14 +74,17 @@ class RunDetail(RunOut):
     first_sample_at: datetime | None
     last_sample_at: datetime | None
     nodes: list[NodeTotals]
+    components: list[ComponentEnergy] = Field(description="energy by component, GPU first")
     carbon: RunCarbonFigures | None = Field(description="stored emissions, null until first computed")
 
 
 class RunGpuOut(Schema):
-    """One GPU's part in a run. ``id`` is what the samples endpoints take."""
+    """One device's part in a run: a GPU, or a CPU package or its DRAM (``component``). ``id`` is what the
+    samples endpoints take."""
 
     id: int = Field(description="the run-GPU id used in /runs/{run_id}/gpus/{gpu_id}/…")
-    uuid: str = Field(description="NVML UUID")
+    component: str = Field(description="gpu, cpu (a CPU package, RAPL) or dram (its DRAM, RAPL)")
+    uuid: str = Field(description="NVML UUID; RAPL-<node>-package-N[-dram] for a CPU package or its DRAM")
     node: str
     index: int = Field(description="NVML index on its node")
     name: str = Field(description="GPU model")

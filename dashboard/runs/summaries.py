@@ -1,8 +1,13 @@
 """Run figures as plain data: what the run page's cards, ``run_summary`` and ``summary.json`` show.
 
-Totals come from the per-GPU running totals, which are sums of counter differences; nothing here is
+Totals come from the per-device running totals, which are sums of counter differences; nothing here is
 derived from a downsampled chart series. A GPU that more than one agent stream read at once is counted
 once (``dashboard.telemetry.coverage``), and flagged (``overlapped``, ``streams``, ``overlap_s``).
+
+A run's devices are its GPUs and, where the agent read RAPL, its nodes' CPU packages and DRAM
+(``Gpu.component``). The run's energy, duration, samples and mean power count every device; what is
+named after GPUs (GPU-hours, peak GPU power, the GPU count) counts GPUs only. A run of GPUs alone has
+the figures it had before components.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from django.db.models import Count, F, FloatField, Max, Min, QuerySet, Sum
+from django.db.models import Count, F, FloatField, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, NullIf
 
-from dashboard.telemetry.models import Run, RunGpu
+from dashboard.telemetry.models import Gpu, Run, RunGpu
 from planner.units import J_PER_KWH, MS_PER_HOUR, MS_PER_S
 
 
@@ -41,7 +46,7 @@ def with_totals(runs: QuerySet[Run]) -> QuerySet[RunWithTotals]:
     duration_ms = F("last_ms") - F("first_ms")
     return runs.annotate(
         energy_j=Sum("run_gpus__energy_j"),
-        gpu_count=Count("run_gpus", distinct=True),
+        gpu_count=Count("run_gpus", filter=Q(run_gpus__gpu__component=Gpu.Component.GPU), distinct=True),
         first_ms=Min("run_gpus__first_ms"),
         last_ms=Max("run_gpus__last_ms"),
         samples=Sum("run_gpus__samples"),
@@ -69,20 +74,59 @@ class GpuFigures:
     simulated: bool
     streams: int = 1  # agent streams that read it
     overlap_ms: int = 0  # time more than one stream read it at once; its energy is counted once
+    component: str = Gpu.Component.GPU  # a GPU, or a CPU package or its DRAM (RAPL)
 
     @property
     def overlapped(self) -> bool:
         return self.overlap_ms > 0
 
+    @property
+    def is_gpu(self) -> bool:
+        return self.component == Gpu.Component.GPU
+
+
+@dataclass(frozen=True)
+class ComponentTotals:
+    """One component's share of a run: its energy and how many devices measured it."""
+
+    component: str
+    label: str
+    energy_j: float
+    devices: int
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / J_PER_KWH
+
 
 @dataclass(frozen=True)
 class RunFigures:
     run: Run
-    gpus: list[GpuFigures]
+    devices: list[GpuFigures]  # every measured device: GPUs, then what else the agents read
+
+    @property
+    def gpus(self) -> list[GpuFigures]:
+        return [d for d in self.devices if d.is_gpu]
 
     @property
     def energy_j(self) -> float:
-        return sum(g.energy_j for g in self.gpus)
+        """Every component's energy: GPUs, CPU packages and DRAM."""
+        return sum(g.energy_j for g in self.devices)
+
+    def components(self) -> list[ComponentTotals]:
+        """Energy by component, GPU first, for the components the run has."""
+        out = []
+        for component in Gpu.Component:
+            devices = [d for d in self.devices if d.component == component]
+            if devices:
+                out.append(ComponentTotals(component.value, component.label, sum(d.energy_j for d in devices),
+                                           len(devices)))
+        return out
+
+    @property
+    def has_node_components(self) -> bool:
+        """Some energy was measured besides the GPUs' (CPU packages, DRAM)."""
+        return any(not d.is_gpu for d in self.devices)
 
     @property
     def energy_kwh(self) -> float:
@@ -90,22 +134,24 @@ class RunFigures:
 
     @property
     def samples(self) -> int:
-        return sum(g.samples for g in self.gpus)
+        return sum(g.samples for g in self.devices)
 
     @property
     def duration_s(self) -> float:
-        """Wall-clock span from the first reading of any GPU to the last reading of any GPU."""
-        if not self.gpus:
+        """Wall-clock span from the first reading of any device to the last reading of any device."""
+        if not self.devices:
             return 0.0
-        return (max(g.last_ms for g in self.gpus) - min(g.first_ms for g in self.gpus)) / MS_PER_S
+        return (max(g.last_ms for g in self.devices) - min(g.first_ms for g in self.devices)) / MS_PER_S
 
     @property
     def first_at(self) -> datetime | None:
-        return datetime.fromtimestamp(min(g.first_ms for g in self.gpus) / MS_PER_S, tz=UTC) if self.gpus else None
+        devices = self.devices
+        return datetime.fromtimestamp(min(g.first_ms for g in devices) / MS_PER_S, tz=UTC) if devices else None
 
     @property
     def last_at(self) -> datetime | None:
-        return datetime.fromtimestamp(max(g.last_ms for g in self.gpus) / MS_PER_S, tz=UTC) if self.gpus else None
+        devices = self.devices
+        return datetime.fromtimestamp(max(g.last_ms for g in devices) / MS_PER_S, tz=UTC) if devices else None
 
     @property
     def gpu_hours(self) -> float:
@@ -113,7 +159,7 @@ class RunFigures:
 
     @property
     def mean_power_w(self) -> float:
-        """Mean total draw of the run's GPUs: energy over wall-clock duration."""
+        """Mean total draw of the run's devices: energy over wall-clock duration."""
         return self.energy_j / self.duration_s if self.duration_s else 0.0
 
     @property
@@ -122,21 +168,37 @@ class RunFigures:
 
     @property
     def estimated(self) -> bool:
-        return any(g.estimated for g in self.gpus)
+        return any(g.estimated for g in self.devices)
 
     @property
     def overlapped(self) -> bool:
-        """Some GPU was read by more than one agent stream at once (each is still counted once)."""
-        return any(g.overlapped for g in self.gpus)
+        """Some device was read by more than one agent stream at once (each is still counted once)."""
+        return any(g.overlapped for g in self.devices)
 
     def by_node(self) -> dict[str, dict[str, Any]]:
+        """Per node: every component's energy and samples, and how many GPUs."""
         nodes: dict[str, dict[str, Any]] = {}
-        for g in self.gpus:
+        for g in self.devices:
             entry = nodes.setdefault(g.node, {"energy_j": 0.0, "gpus": 0, "samples": 0})
             entry["energy_j"] += g.energy_j
-            entry["gpus"] += 1
+            entry["gpus"] += int(g.is_gpu)
             entry["samples"] += g.samples
         return nodes
+
+    @staticmethod
+    def _device_json(g: GpuFigures) -> dict[str, Any]:
+        return {
+            "energy_j": g.energy_j,
+            "samples": g.samples,
+            "node": g.node,
+            "index": g.index,
+            "name": g.name,
+            "mean_power_w": g.mean_power_w,
+            "peak_power_w": g.peak_power_w,
+            "estimated": g.estimated,
+            "streams": g.streams,
+            "overlap_s": g.overlap_ms / MS_PER_S,
+        }
 
     def as_json(self) -> dict[str, Any]:
         run = self.run
@@ -157,21 +219,11 @@ class RunFigures:
             "peak_gpu_power_w": self.peak_gpu_power_w,
             "estimated": self.estimated,
             "overlapped": self.overlapped,
-            "gpus": {
-                g.uuid: {
-                    "energy_j": g.energy_j,
-                    "samples": g.samples,
-                    "node": g.node,
-                    "index": g.index,
-                    "name": g.name,
-                    "mean_power_w": g.mean_power_w,
-                    "peak_power_w": g.peak_power_w,
-                    "estimated": g.estimated,
-                    "streams": g.streams,
-                    "overlap_s": g.overlap_ms / MS_PER_S,
-                }
-                for g in self.gpus
-            },
+            "gpus": {g.uuid: self._device_json(g) for g in self.gpus},
+            # Every device, GPUs included, with the component it measures; and the energy of each component.
+            "devices": {g.uuid: {**self._device_json(g), "component": g.component} for g in self.devices},
+            "components": {c.component: {"energy_j": c.energy_j, "energy_kwh": c.energy_kwh, "devices": c.devices}
+                           for c in self.components()},
             "nodes": self.by_node(),
         }
 
@@ -197,7 +249,8 @@ def run_figures(run: Run, run_gpus: list[RunGpu] | None = None) -> RunFigures:
             simulated=rg.gpu.simulated,
             streams=rg.streams,
             overlap_ms=rg.overlap_ms,
+            component=rg.gpu.component,
         )
         for rg in run_gpus
     ]
-    return RunFigures(run=run, gpus=gpus)
+    return RunFigures(run=run, devices=gpus)

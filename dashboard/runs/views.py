@@ -75,7 +75,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "runs/run.html",
-        {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "drawn": page.drawn,
+        {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "node_devices": page.node_devices,
+         "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
     )

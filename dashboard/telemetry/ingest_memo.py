@@ -181,7 +181,7 @@ def note_seen(node: Node, memo: IngestMemo | None) -> None:
 
 
 def gpu_ids(node: Node, gpus: Sequence[GpuWindow], memo: IngestMemo | None, *, simulated: bool) -> dict[str, int]:
-    """The ids of the node's GPUs by uuid, registering those seen for the first time."""
+    """The ids of the node's devices (GPUs, CPU packages, DRAM) by uuid, registering those seen for the first time."""
     if memo is not None:
         remembered = {gpu.uuid: memo.gpu_ids.get((node.pk, gpu.uuid)) for gpu in gpus}
         if all(gpu_id is not None for gpu_id in remembered.values()):
@@ -193,7 +193,7 @@ def gpu_ids(node: Node, gpus: Sequence[GpuWindow], memo: IngestMemo | None, *, s
         Gpu.objects.bulk_create(
             [
                 Gpu(node=node, uuid=gpu.uuid, index=gpu.index, name=gpu.name, energy_source=gpu.energy_source,
-                    power_field=gpu.power_field, simulated=simulated)
+                    power_field=gpu.power_field, simulated=simulated, component=gpu.component)
                 for gpu in missing
             ],
             ignore_conflicts=True,

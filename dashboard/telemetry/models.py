@@ -94,7 +94,16 @@ class Node(models.Model):
 
 
 class Gpu(models.Model):
-    """A physical GPU, known by its NVML UUID."""
+    """A measured device of a node, known by its UUID: a physical GPU (its NVML UUID), or a CPU package or
+    its DRAM read through RAPL (``component``). The table keeps its name; pages that speak of GPUs show
+    only ``component = gpu``."""
+
+    class Component(models.TextChoices):
+        """What part of the node the device is (the values the wire format defines)."""
+
+        GPU = wire.COMPONENT_GPU, "GPU"
+        CPU = wire.COMPONENT_CPU, "CPU"
+        DRAM = wire.COMPONENT_DRAM, "DRAM"
 
     class EnergySource(models.TextChoices):
         """What the GPU's energy readings are (the values the wire format defines)."""
@@ -115,6 +124,7 @@ class Gpu(models.Model):
     energy_source = models.CharField(max_length=32, choices=EnergySource.choices, default=EnergySource.COUNTER)
     power_field = models.CharField(max_length=16, choices=PowerField.choices, default=PowerField.AVERAGE)
     simulated = models.BooleanField(default=False)
+    component = models.CharField(max_length=8, choices=Component.choices, default=Component.GPU)
 
     class Meta:
         db_table = "dashboard_gpu"

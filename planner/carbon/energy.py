@@ -1,4 +1,7 @@
-"""A run's GPU energy per UTC hour, per GPU, from the per-minute rollups.
+"""A run's energy per UTC hour, per device, from the per-minute rollups.
+
+Devices are the run's GPUs and, where the agent read RAPL, its nodes' CPU packages and DRAM
+(``Gpu.component``): emissions cover every component's energy.
 
 The rollups' energies sum exactly to each GPU's run total (they are the same counter differences), so
 grouping them by UTC hour loses nothing. An interval's energy counts in the minute it ends, so an
@@ -66,5 +69,5 @@ def run_energy_by_node(run: Run) -> list[NodeEnergy]:
 
 
 def run_energy_j(run: Run) -> float:
-    """The run's total GPU energy (Σ of the per-GPU running totals)."""
+    """The run's total energy (Σ of the per-device running totals: GPUs, CPU packages, DRAM)."""
     return float(RunGpu.objects.filter(run=run).aggregate(total=Sum("energy_j"))["total"] or 0.0)

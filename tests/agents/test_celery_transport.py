@@ -22,6 +22,8 @@ def envelopes() -> list[dict[str, Any]]:
     ]
 
 
+# Celery itself (the app's package, not the agent's) is the reference for these two.
+@pytest.mark.app
 def test_celery_worker_runs_the_task_the_agent_published_with_the_identical_envelope(
     redis_server: RedisServer,
 ) -> None:
@@ -58,6 +60,7 @@ def test_celery_worker_runs_the_task_the_agent_published_with_the_identical_enve
     assert wire.open_envelope(received[1][1], "batch", KEY)["seq"] == 0
 
 
+@pytest.mark.app
 def test_the_message_has_the_shape_celery_send_task_gives_it() -> None:
     from celery import Celery
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
-from planner import perseus
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.fake_stage import FakeStage
 from wattwise_agent.backends.nvml import NvmlBackend
@@ -90,7 +87,7 @@ def test_the_helper_thread_applies_changes_in_order_and_ends_on_the_last_one() -
         client.flush()
         locks = [c[2] for c in nvml.clock_calls if c[0] == "lock"]
         assert locks[-1] == client.requested_mhz[-1] == 1980
-        assert all(a != b for a, b in itertools.pairwise(locks))
+        assert all(a != b for a, b in zip(locks, locks[1:]))
         remaining = iter(client.requested_mhz)
         assert all(value in remaining for value in locks)  # a subsequence: late values may be skipped
     assert nvml.clock_calls[-1][0] == "reset"
@@ -145,7 +142,10 @@ def test_a_plan_with_clocks_the_gpu_does_not_support_is_refused_before_training(
     assert nvml.clock_calls == []
 
 
+@pytest.mark.app
 def test_the_planners_own_plan_replays_in_a_1f1b_loop_with_energy_from_the_simulator() -> None:
+    from planner import perseus
+
     profile = perseus.parse_profile(perseus.synthetic_profile_csv(2, "a100"))
     frontier = perseus.solve_frontier(profile, perseus.PlanningProblem(2, 4, 0.001, 80.0))
     plan_json = perseus.plan_at(frontier, -1).to_json()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from planner import perseus
 from wattwise_agent import cli
 from wattwise_agent.frequency_plan import PlanError, load_plans, load_rank_plan, parse_plans
 
@@ -60,7 +59,22 @@ def test_asking_for_a_rank_the_plan_does_not_have() -> None:
         load_plans(Path("/nonexistent/plan.json"))
 
 
+def test_plan_check_summarises_every_rank_of_a_plan_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"summary": {"time_s": 1.0}, "ranks": [RANK_0, {**RANK_0, "rank": 1}]}))
+    assert cli.main(["plan-check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: valid, 2 rank(s)\n")
+    assert "rank 1: 4 instructions per iteration (2 forward, 2 backward); 2 clock(s) 1200–1410 MHz" in out
+    assert cli.main(["plan-check", str(path), "--rank", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"plan": str(path), "ranks": [{**parse_plans(RANK_0)[0].summary(), "rank": 1}]}
+
+
+@pytest.mark.app
 def test_plan_check_summarises_every_rank_of_a_planner_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from planner import perseus
+
     profile = perseus.parse_profile(perseus.synthetic_profile_csv(4, "a100"))
     frontier = perseus.solve_frontier(profile, perseus.PlanningProblem(4, 8, 0.001, 80.0))
     path = tmp_path / "plan.json"

@@ -100,7 +100,7 @@ def test_random_resets_are_detectable_and_totals_stay_exact_through_the_wire() -
     summary = streamer.close()
     assert len(backend.resets_ms) >= 2
     counted = energy_by_gpu_mj(batches(transport.envelopes))
-    for uuid, joules in (summary.energy_j or {}).items():
+    for uuid, joules in (summary.true_energy_j or {}).items():
         assert abs(counted[uuid] - joules * 1000) <= 1 + len(backend.resets_ms)
 
 
@@ -115,7 +115,7 @@ def test_gpu_without_counter_is_flagged_and_estimated_from_power() -> None:
     streamer.run(60)
     summary = streamer.close()
     counted = energy_by_gpu_mj(batches(transport.envelopes))
-    truth = summary.energy_j or {}
+    truth = summary.true_energy_j or {}
     assert abs(counted["GPU-SIM-n-0"] - truth["GPU-SIM-n-0"] * 1000) <= 1
     # Sampling power at 10 Hz misses kernel-scale swings: close, not exact (hence the flag).
     assert counted["GPU-SIM-n-1"] == pytest.approx(truth["GPU-SIM-n-1"] * 1000, rel=0.05)
@@ -175,3 +175,23 @@ def test_the_truth_between_any_two_instants_is_what_a_second_backend_reads_there
     first, last = witness.read(T0_MS + 1_000)[0], witness.read(T0_MS + 31_000)[0]
     assert first is not None and last is not None and first.energy_mj is not None and last.energy_mj is not None
     assert abs(last.energy_mj - first.energy_mj - streamed.ground_truth_energy_j()["GPU-SIM-n-0"] * 1000) <= 1
+
+
+def test_a_backend_reading_one_gpu_of_the_node_reads_what_one_reading_them_all_reads_for_it() -> None:
+    whole = read_series(SimulatedBackend(4, node="ddp-host", seed=5), 30)
+    for index in range(4):
+        one = SimulatedBackend(4, node="ddp-host", seed=5, select=[index])
+        assert [g.uuid for g in one.gpus] == [f"GPU-SIM-ddp-host-{index}"] and one.gpus[0].index == index
+        mine = read_series(one, 30)
+        for name, series in whole.items():
+            assert np.array_equal(mine[name][:, 0], series[:, index]), (index, name)
+    # Node indices throughout: GPU 3 of the node is the one without a counter, whoever reads it.
+    pair = SimulatedBackend(4, node="ddp-host", seed=5, without_counter=[3], select=[3, 1])
+    assert [(g.index, g.energy_source) for g in pair.gpus] == [(3, "power_integration"), (1, "counter")]
+    assert [r is not None and r.energy_mj is None for r in pair.read(T0_MS)] == [True, False]
+
+
+def test_a_selection_must_name_distinct_gpus_of_the_node() -> None:
+    for select in ([4], [], [1, 1], [-1]):
+        with pytest.raises(ValueError, match="select must name distinct GPU indices of the node's 4"):
+            SimulatedBackend(4, select=select)

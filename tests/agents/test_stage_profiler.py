@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 
-from planner import perseus
 from tests.agents.fake_nvml import FakeGpu, FakeNvml
 from tests.agents.fake_stage import FakeStage
 from wattwise_agent.backends.clocks import ClockControlError
 from wattwise_agent.backends.nvml import NvmlBackend
 from wattwise_agent.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockChangesRefused
-from wattwise_agent.profile_csv import merge_profile_csvs
+from wattwise_agent.profile_csv import check_profile_csv, merge_profile_csvs, parse_rows
 from wattwise_agent.profiling import ProfilerError, StageProfiler, measure_blocking_power_w
 
 ALLOWED = {ALLOW_CLOCK_CHANGES_ENV: "1"}
@@ -44,8 +43,7 @@ def tiny_stage_step(model: Any, optimizer: Any, profiler: StageProfiler, inputs:
 
     with profiler.step():
         losses = []
-        for chunk_in, chunk_out in zip(torch.chunk(inputs, microbatches), torch.chunk(targets, microbatches),
-                                       strict=True):
+        for chunk_in, chunk_out in zip(torch.chunk(inputs, microbatches), torch.chunk(targets, microbatches)):
             with profiler.instruction("forward"):
                 losses.append(torch.nn.functional.mse_loss(model(chunk_in), chunk_out))
         optimizer.zero_grad()
@@ -55,8 +53,13 @@ def tiny_stage_step(model: Any, optimizer: Any, profiler: StageProfiler, inputs:
         optimizer.step()
 
 
+@pytest.mark.app
+@pytest.mark.torch
 def test_a_real_torch_loop_on_the_simulated_backend_gives_a_profile_the_planner_parses() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
+    from planner import perseus
+
     torch.manual_seed(0)
     profiles = []
     for stage in (0, 1):
@@ -111,10 +114,10 @@ def test_with_permission_twice_over_it_sweeps_the_supported_clocks_downwards_and
     assert nvml.clock_calls[-1] == ("reset", "GPU-stage-0")
     profile = profiler.result()
     assert not profile.dry_run and profile.complete and not profile.stopped_early
-    parsed = perseus.parse_profile(profile.to_csv().replace("\n3,", "\n0,"))  # alone, stage 3 is stage 0
-    backward = parsed.get(0, "backward")
-    assert backward.freq_mhz == (1980, 1500, 1200, 1005, 900)
-    for freq, time_s, energy_j in zip(backward.freq_mhz, backward.time_s, backward.energy_j, strict=True):
+    backward = [row for row in parse_rows(profile.to_csv()) if row[1] == "backward"]  # the CSV as written
+    assert [freq for _, _, freq, _, _ in backward] == [1980, 1500, 1200, 1005, 900]
+    for stage_index, _, freq, time_s, energy_j in backward:
+        assert stage_index == 3
         assert time_s == pytest.approx(BACKWARD_MCYCLES / freq)
         assert energy_j == pytest.approx(stage.energy_j(BACKWARD_MCYCLES, freq), rel=1e-3)
 
@@ -135,7 +138,26 @@ def test_the_sweep_stops_early_once_energy_rises_five_times_in_a_row_past_half_o
     assert last_six == sorted(last_six) and len(set(last_six)) == 6
     assert [c[2] for c in nvml.clock_calls if c[0] == "lock"] == freqs
     assert nvml.clock_calls[-1][0] == "reset"
-    assert perseus.parse_profile(profile.to_csv()).frequencies_mhz == tuple(freqs)
+    assert check_profile_csv(profile.to_csv()).frequencies_mhz == tuple(freqs)
+
+
+@pytest.mark.app
+def test_the_planner_reads_a_clock_sweep_as_the_agent_measured_it() -> None:
+    from planner import perseus
+
+    _, stage, backend = fake_stage(graphics_clocks_mhz=[1980, 1500, 1200, 1005, 900])
+    with StageProfiler(3, backend=backend, allow_clock_changes=True, environ=ALLOWED, synchronize=stage.synchronize,
+                       timer=stage.timer, warmup_steps=1, measure_steps=2) as profiler:
+        run_fake_training(profiler, stage, profiler.planned_steps)
+    profile = profiler.result()
+    parsed = perseus.parse_profile(profile.to_csv().replace("\n3,", "\n0,"))  # alone, stage 3 is stage 0
+    assert parsed.frequencies_mhz == profile.frequencies_mhz == (1980, 1500, 1200, 1005, 900)
+    for instruction in ("forward", "backward"):
+        read = parsed.get(0, instruction)
+        rows = sorted((r for r in profile.rows if r.instruction == instruction), key=lambda r: -r.freq_mhz)
+        assert read.freq_mhz == tuple(r.freq_mhz for r in rows)
+        assert list(read.time_s) == [r.time_s for r in rows]
+        assert list(read.energy_j) == [r.energy_j for r in rows]
 
 
 def test_asking_for_clock_changes_without_the_environment_variable_is_refused_clearly() -> None:

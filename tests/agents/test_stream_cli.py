@@ -16,7 +16,7 @@ from wattwise_agent import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_KEYS = ["run", "node", "stream", "backend", "simulated", "batches_sent", "samples_sent", "spooled", "refused",
-             "energy_j"]
+             "energy_j", "true_energy_j"]
 
 
 def agent(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
@@ -49,7 +49,9 @@ def test_fast_replay_of_a_past_period_prints_one_exit_line_with_ground_truth(
     decoded = batches(received)
     assert decoded[0].window_start_ms == 1_767_225_600_000
     counted = energy_by_gpu_mj(decoded)
-    for uuid, joules in line["energy_j"].items():
+    # energy_j is what was measured and sent, as the app counts it; true_energy_j the simulator's truth.
+    assert line["energy_j"] == {uuid: mj / 1000 for uuid, mj in counted.items()}
+    for uuid, joules in line["true_energy_j"].items():
         assert abs(counted[uuid] - joules * 1000) <= 1.5
     assert TOKEN not in result.stdout + result.stderr
 

@@ -12,8 +12,10 @@ from wattwise_agent.torch_hooks import Tracker
 from wattwise_agent.transport import MemoryTransport
 
 
+@pytest.mark.torch
 def test_step_and_stage_markers_from_a_real_training_loop_arrive_in_the_batches() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from planner import perseus
 from tests.agents.support import KEY, TOKEN, RedisServer, queued_envelopes
 from wattwise_agent import cli, wire
 from wattwise_agent.profile_csv import ProfileCsvError, check_profile_csv, merge_profile_csvs
@@ -21,7 +20,9 @@ from wattwise_agent.transport import MemoryTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD_KEYS = ["run", "name", "csv", "gpu_name", "p_blocking_w", "recorded_ms"]
-PROFILE = perseus.synthetic_profile_csv(2, "a100", seed=1)
+# The planner's synthetic A100 profile of 2 stages (perseus.synthetic_profile_csv(2, "a100", seed=1)), kept as a
+# file so that the agent's tests need no planner; the planner still reads it (test_the_planner_reads_the_profile_…).
+PROFILE = (ROOT / "tests/agents/fixtures/a100_2_stages.csv").read_text()
 
 
 def agent(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +51,7 @@ def test_upload_profile_publishes_a_signed_envelope_the_app_can_open(redis_serve
     assert payload["csv"] == PROFILE and payload["name"] == "gpt3-xl a100" and payload["run"] == "gpt3-pretrain"
     assert payload["gpu_name"] == "NVIDIA A100-SXM4-80GB" and payload["p_blocking_w"] == 83.64
     assert isinstance(payload["recorded_ms"], int)
-    assert perseus.parse_profile(payload["csv"]).num_stages == 2
+    assert check_profile_csv(payload["csv"]).num_stages == 2
     with pytest.raises(wire.WireError, match="bad signature"):
         wire.open_envelope(envelope, "stage_profile", wire.signing_key("another node's token"))
     raw = json.loads(redis_server.client().lrange(wire.TELEMETRY_QUEUE, 0, -1)[0])
@@ -96,7 +97,7 @@ def test_per_stage_files_are_merged_on_the_clocks_every_stage_has(
     line = json.loads(captured.out)
     assert line["stages"] == 2 and line["min_mhz"] == 870 and line["run"] is None and line["p_blocking_w"] is None
     payload = wire.open_envelope(memory_broker.envelopes[0], "stage_profile", KEY)
-    assert perseus.parse_profile(payload["csv"]).frequencies_mhz[-1] == 870
+    assert check_profile_csv(payload["csv"]).frequencies_mhz[-1] == 870
 
 
 @pytest.mark.parametrize(
@@ -177,7 +178,7 @@ HEADER = "stage,instruction,frequency,time,energy\n"
 BOTH = "0,forward,1410,0.1,3\n0,backward,1410,0.2,4\n"
 
 
-@pytest.mark.parametrize("text", [
+BAD_PROFILES = [
     "",
     "stage,instruction,frequency,time\n0,forward,1410,0.1\n",
     "stage,instruction,frequency,time,energy,energy\n0,forward,1410,0.1,3,3\n0,backward,1410,0.2,4,4\n",
@@ -195,12 +196,37 @@ BOTH = "0,forward,1410,0.1,3\n0,backward,1410,0.2,4\n"
     HEADER + BOTH.replace("0,", "-1,"),
     HEADER + BOTH.replace("0,", "1024,"),
     HEADER + "0,forward,1410,0.1\n",
-])
+]
+
+
+@pytest.mark.parametrize("text", BAD_PROFILES)
 def test_the_agent_refuses_every_profile_the_planner_refuses(text: str) -> None:
-    with pytest.raises(perseus.PlannerError):
-        perseus.parse_profile(text)
     with pytest.raises(ProfileCsvError):
         check_profile_csv(text)
+
+
+@pytest.mark.app
+@pytest.mark.parametrize("text", BAD_PROFILES)
+def test_the_planner_refuses_each_of_those_profiles_too(text: str) -> None:
+    from planner import perseus
+
+    with pytest.raises(perseus.PlannerError):
+        perseus.parse_profile(text)
+
+
+@pytest.mark.app
+def test_the_planner_reads_the_profile_these_tests_send_and_what_the_agent_merges_of_it() -> None:
+    from planner import perseus
+
+    parsed = perseus.parse_profile(PROFILE)
+    check = check_profile_csv(PROFILE)
+    assert (parsed.num_stages, parsed.frequencies_mhz) == (check.num_stages, check.frequencies_mhz)
+    header, *rows = PROFILE.splitlines()
+    stage_1_stopped_early = [r for r in rows if r.startswith("1,") and ",855," not in r]
+    merged = merge_profile_csvs(["\n".join([header, *(r for r in rows if r.startswith("0,"))]) + "\n",
+                                 "\n".join([header, *stage_1_stopped_early]) + "\n"])
+    assert perseus.parse_profile(merged.csv).frequencies_mhz == check_profile_csv(merged.csv).frequencies_mhz
+    assert check_profile_csv(merged.csv).frequencies_mhz[-1] == 870
 
 
 def test_merging_refuses_a_stage_profiled_twice() -> None:

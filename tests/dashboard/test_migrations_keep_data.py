@@ -70,6 +70,8 @@ ADDED_COLUMNS |= {
     "dashboard_rungpu": {"first_stream": "", "shared": False, "streams": 1, "overlap_ms": 0, "max_window_ms": 0},
     "dashboard_samplewindow": {"prev_t_ms": None},
 }
+# Every device stored before components is a GPU (telemetry 0006_device_component).
+ADDED_COLUMNS |= {"dashboard_gpu": {"component": "gpu"}}
 NODE_TOKEN = "ww_" + "n" * 43
 NODE_KEY_HEX = hashlib.sha256(b"wattwise-hmac-v1:" + NODE_TOKEN.encode()).hexdigest()  # as create_node stored it
 

@@ -70,8 +70,9 @@ def test_raw_samples_have_units_in_the_header_and_one_row_per_ingested_sample(cl
     header, rows = download(client, "run_samples_csv", run.pk)
     assert header == exports.SAMPLE_HEADER
     assert header == ["time_utc", "t_ms", "node", "gpu_index", "gpu_uuid", "power_w", "energy_counter_j",
-                      "sm_clock_mhz", "util_pct", "temp_c"]
+                      "sm_clock_mhz", "util_pct", "temp_c", "component"]
     assert len(rows) == 2 * 4 * SAMPLES
+    assert {r["component"] for r in rows} == {"gpu"}
     for gpu in (0, 1):
         mine = [r for r in rows if r["gpu_uuid"] == f"GPU-{gpu + 1}"]
         expected = {key: [v for seq in range(4) for v in sent(seq, gpu)[key]] for key in ("t_ms", "energy_mj", "power_mw")}

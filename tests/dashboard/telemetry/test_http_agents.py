@@ -58,7 +58,7 @@ def test_agents_stream_over_http_and_the_stored_energy_is_the_simulators(postgre
     assert Run.objects.get(name="over-http").status == Run.Status.FINISHED
     stored = dict(RunGpu.objects.values_list("gpu__uuid", "energy_j"))
     for line in lines:
-        for uuid, energy_j in line["energy_j"].items():
+        for uuid, energy_j in line["true_energy_j"].items():
             tolerance = 1e-3 if uuid == "GPU-SIM-http-b-1" else 1e-7  # the one without a counter is estimated
             assert stored[uuid] == pytest.approx(energy_j, rel=tolerance), uuid
     assert not Rejection.objects.exists()

@@ -43,7 +43,7 @@ def test_streamed_energy_equals_the_simulators_ground_truth(postgres, redis_url,
     capsys.readouterr()
     call_command("run_summary", "e2e")
     summary = json.loads(capsys.readouterr().out)
-    truth = {uuid: j for line in lines for uuid, j in line["energy_j"].items()}
+    truth = {uuid: j for line in lines for uuid, j in line["true_energy_j"].items()}
     assert summary["samples"] == sum(line["samples_sent"] for line in lines)
     assert set(summary["gpus"]) == set(truth)
     for uuid, energy_j in truth.items():

@@ -159,7 +159,7 @@ def test_agents_on_two_hosts_that_know_only_the_url_and_a_token_store_what_they_
 
     assert sorted(Node.objects.values_list("name", flat=True)) == ["host-a", "host-b"]  # host-b enrolled itself
     stored = dict(RunGpu.objects.filter(run__name="two-hosts").values_list("gpu__uuid", "energy_j"))
-    truth = {uuid: energy_j for line in lines for uuid, energy_j in line["energy_j"].items()}
+    truth = {uuid: energy_j for line in lines for uuid, energy_j in line["true_energy_j"].items()}
     assert stored.keys() == truth.keys() and len(truth) == 4
     for uuid, energy_j in truth.items():  # to the counter's resolution: it counts whole millijoules
         assert stored[uuid] == pytest.approx(energy_j, abs=1e-3), uuid

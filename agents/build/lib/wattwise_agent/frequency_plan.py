@@ -18,14 +18,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 INSTRUCTIONS = ("forward", "backward")
 MAX_PLAN_BYTES = 16 * 1024 * 1024
 MAX_INSTRUCTIONS_PER_RANK = 200_000
 MAX_FREQ_MHZ = 10_000
 
-PlanSource = str | bytes | os.PathLike[str] | Mapping[str, Any] | Sequence[Any]
+PlanSource = Union[str, bytes, "os.PathLike[str]", Mapping[str, Any], Sequence[Any]]
 
 
 class PlanError(ValueError):
@@ -50,7 +50,7 @@ class RankPlan:
     def changes_per_iteration(self) -> int:
         """How many times the clock changes in one iteration, counting the wrap to the next one."""
         freqs = [f for _, f in self.frequencies]
-        return sum(a != b for a, b in zip(freqs, freqs[1:] + freqs[:1], strict=True)) if len(set(freqs)) > 1 else 0
+        return sum(a != b for a, b in zip(freqs, freqs[1:] + freqs[:1])) if len(set(freqs)) > 1 else 0
 
     def summary(self) -> dict[str, Any]:
         counts = Counter(name for name, _ in self.frequencies)
@@ -111,7 +111,7 @@ def _ranks(plans: Sequence[RankPlan]) -> str:
 
 def parse_plans(data: str | bytes | Mapping[str, Any] | Sequence[Any]) -> list[RankPlan]:
     """Validate a plan given as JSON text/bytes or parsed JSON; return its ranks' plans."""
-    if isinstance(data, str | bytes):
+    if isinstance(data, (str, bytes)):
         if len(data) > MAX_PLAN_BYTES:
             raise PlanError(f"the plan is {len(data)} bytes, the limit is {MAX_PLAN_BYTES}")
         try:
@@ -160,7 +160,7 @@ def _parse_rank(item: Any, label: str) -> RankPlan:
     entries = []
     for index, entry in enumerate(raw):
         where = f"{prefix}frequencies[{index}]"
-        if not isinstance(entry, list | tuple) or len(entry) != 2:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
             raise PlanError(f'{where}: expected ["forward" or "backward", MHz], got {entry!r}')
         name, freq = entry
         if name not in INSTRUCTIONS:

@@ -155,7 +155,7 @@ def merge_profile_csvs(texts: Sequence[str | bytes], *, sources: Sequence[str] |
     names = list(sources) if sources is not None else [f"profile {i + 1}" for i in range(len(texts))]
     rows: dict[tuple[int, str, int], tuple[float, float]] = {}
     origin: dict[tuple[int, str, int], str] = {}
-    for text, source in zip(texts, names, strict=True):
+    for text, source in zip(texts, names):
         for stage, instruction, freq, time_s, energy_j in parse_rows(text, source=source):
             key = (stage, instruction, freq)
             if key in rows:

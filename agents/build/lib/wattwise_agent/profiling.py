@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import itertools
 import logging
 import statistics
 import threading
@@ -326,7 +325,7 @@ class StageProfiler:
         means = [phase.mean_energy_j(i) for i in INSTRUCTIONS]
         label = "the current clock" if phase.freq_mhz is None else f"{phase.freq_mhz} MHz"
         if None in means:
-            missing = [i for i, m in zip(INSTRUCTIONS, means, strict=True) if m is None]
+            missing = [i for i, m in zip(INSTRUCTIONS, means) if m is None]
             log.warning("stage %d: no %s measured at %s", self.stage, " or ".join(missing), label)
         energy_j = sum(m for m in means if m is not None)
         index = self._phase_index
@@ -481,7 +480,7 @@ def measure_blocking_power_w(
             sampler.join()
     readings.append(meter.read())
     energy_j = 0.0
-    for begin, end in itertools.pairwise(readings):
+    for begin, end in zip(readings, readings[1:]):
         part = meter.energy_j(begin, end)
         if part is None:
             raise ProfilerError("an energy reading failed while measuring the blocking power: measure again")

@@ -6,7 +6,7 @@ in-process transport::
     from wattwise_agent.replay import replay_simulated_run
     from wattwise_agent.transport import CallableTransport
     summary = replay_simulated_run(CallableTransport(ingest), run="demo-llm", token=node_token,
-                                   node="demo-node-1", gpus=4, start=datetime(2026, 1, 1, tzinfo=UTC),
+                                   node="demo-node-1", gpus=4, start=datetime(2026, 1, 1, tzinfo=timezone.utc),
                                    duration_s=3600)
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from wattwise_agent.backends.simulated import SimulatedBackend
 from wattwise_agent.clock import VirtualClock
@@ -26,7 +26,7 @@ from wattwise_agent.transport import Transport
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the Unix epoch; a naive datetime is taken as UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=timezone.utc)
     return round(moment.timestamp() * 1000)
 
 

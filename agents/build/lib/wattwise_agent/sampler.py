@@ -1,4 +1,5 @@
-"""The sampler: one reading of every owned GPU per tick, with energy for GPUs that lack a counter.
+"""The sampler: one reading of every owned GPU (and, beside them, the node's CPU and DRAM) per tick, with
+energy for GPUs that lack a counter.
 
 For a GPU with the cumulative counter, ``energy_mj`` is the raw counter modulo ``wire.ENERGY_MODULUS_MJ``
 (NVML's is unsigned 64-bit, the wire's signed; see ``wattwise_agent.wire.counter_step_mj``): the app takes
@@ -45,17 +46,22 @@ class PowerIntegrator:
 
 
 class Sampler:
-    """Reads the backend and returns one Sample (or None where the GPU gave no reading) per GPU."""
+    """Reads the backend and returns one Sample (or None where the GPU gave no reading) per GPU.
 
-    def __init__(self, backend: GpuBackend) -> None:
+    ``node_energy`` (e.g. :class:`wattwise_agent.backends.rapl.RaplBackend`) is read beside the GPUs, each
+    tick, its devices after the GPUs in ``gpus``.
+    """
+
+    def __init__(self, backend: GpuBackend, node_energy: GpuBackend | None = None) -> None:
         self.backend = backend
-        self.gpus: Sequence[GpuInfo] = list(backend.gpus)
+        self._sources = [backend] if node_energy is None else [backend, node_energy]
+        self.gpus: Sequence[GpuInfo] = [gpu for source in self._sources for gpu in source.gpus]
         self._integrators = {g.uuid: PowerIntegrator() for g in self.gpus if g.energy_source == POWER_INTEGRATION}
         self.samples_read = 0
 
     def sample(self, t_ms: int) -> list[Sample | None]:
-        readings = self.backend.read(t_ms)
-        out = [self._to_sample(gpu, reading, t_ms) for gpu, reading in zip(self.gpus, readings, strict=True)]
+        readings = [reading for source in self._sources for reading in source.read(t_ms)]
+        out = [self._to_sample(gpu, reading, t_ms) for gpu, reading in zip(self.gpus, readings)]
         self.samples_read += sum(s is not None for s in out)
         return out
 

@@ -21,7 +21,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,7 +59,7 @@ class Spool(Protocol):
 
 
 def refusal_record(envelope: Envelope, status: int, reason: str) -> dict[str, Any]:
-    return {"refused_at": datetime.now(UTC).isoformat(timespec="seconds"), "status": status, "reason": reason,
+    return {"refused_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": status, "reason": reason,
             "envelope": envelope}
 
 

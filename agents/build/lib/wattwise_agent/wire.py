@@ -31,6 +31,11 @@ A ``batch`` payload carries one node's window of samples, columnar per GPU:
                "sm_clock_mhz": [...], "util_pct": [...], "temp_c": [...]}],
      "events": [{"t_ms": 1700000001234, "kind": "step_end", "step": 12}]}
 
+An entry may measure a CPU package or its DRAM rather than a GPU (Linux RAPL): it then says so with
+``"component": "cpu" | "dram"`` (absent: ``"gpu"``, as every agent before components sends), its
+``energy_mj`` is the agent's unwrapped RAPL counter, its ``power_mw`` the mean over the interval before
+each reading (``power_field: "average"``), and its clock, utilisation and temperature columns are zeros.
+
 ``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``, modulo
 ``ENERGY_MODULUS_MJ``), or, for GPUs without one, the agent's own running trapezoid integral of power
 (``energy_source`` says which). Energy is counted between readings by :func:`counter_step_mj`.
@@ -59,7 +64,9 @@ import re
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+
+# Aliases evaluated at import use Optional and Union: `X | None` needs Python 3.10 there.
+from typing import Annotated, Any, Final, Literal, Optional, Union
 
 import numpy as np
 from annotated_types import Ge, Gt, Lt, MaxLen, MinLen
@@ -111,6 +118,13 @@ ENERGY_SOURCES = (ENERGY_COUNTER, POWER_INTEGRATION)
 POWER_INSTANT: Final = "instant"
 POWER_AVERAGE: Final = "average"
 POWER_FIELDS = (POWER_INSTANT, POWER_AVERAGE)
+# What part of the node a device's entry measures: a GPU (entries without the field, from agents before
+# components), a CPU package or its DRAM (Linux RAPL, wattwise_agent.backends.rapl). A run's energy is the
+# sum over every component; pages that speak of GPUs show only GPUs.
+COMPONENT_GPU: Final = "gpu"
+COMPONENT_CPU: Final = "cpu"
+COMPONENT_DRAM: Final = "dram"
+COMPONENTS = (COMPONENT_GPU, COMPONENT_CPU, COMPONENT_DRAM)
 
 # Limits both sides agree on. The agent splits windows to stay under them; the app rejects above them.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -202,17 +216,17 @@ def _spelled(pattern: re.Pattern[str]) -> AfterValidator:
 
 _NAME = f"a non-empty string of at most {MAX_NAME_CHARS} characters"
 Name = Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS), AfterValidator(_not_blank), Expect(_NAME)]
-OptionalName = Annotated[Name | None, Expect(f"{_NAME}, or null")]
+OptionalName = Annotated[Optional[Name], Expect(f"{_NAME}, or null")]
 Text = Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS), Expect(f"a string of at most {MAX_NAME_CHARS} characters")]
 Tag = Annotated[str, Strict(), MinLen(1), MaxLen(MAX_TAG_CHARS),
                 Expect(f"a non-empty string of at most {MAX_TAG_CHARS} characters")]
 Flag = Annotated[bool, Strict(), Expect("true or false")]
 Count = Annotated[int, Strict(), Ge(0), Expect("a non-negative integer")]
-OptionalCount = Annotated[Count | None, Expect("a non-negative integer, or null")]
+OptionalCount = Annotated[Optional[Count], Expect("a non-negative integer, or null")]
 TimeMs = Annotated[int, Strict(), Ge(0), Lt(MAX_MS), Expect("a Unix time in milliseconds")]
-OptionalTimeMs = Annotated[TimeMs | None, Expect("a Unix time in milliseconds, or null")]
+OptionalTimeMs = Annotated[Optional[TimeMs], Expect("a Unix time in milliseconds, or null")]
 OptionalCounterMj = Annotated[
-    Annotated[int, Strict(), Ge(0), Lt(ENERGY_MODULUS_MJ)] | None,
+    Optional[Annotated[int, Strict(), Ge(0), Lt(ENERGY_MODULUS_MJ)]],
     Expect(f"an energy counter in mJ in [0, {ENERGY_MODULUS_MJ - 1}], or null"),
 ]
 Zone = Annotated[str, Strict(), _spelled(ZONE_PATTERN), Expect("a grid zone id such as SE-SE3")]
@@ -220,25 +234,27 @@ Zone = Annotated[str, Strict(), _spelled(ZONE_PATTERN), Expect("a grid zone id s
 Region = Annotated[str, Strict(), _spelled(REGION_PATTERN), AfterValidator(str.lower),
                    Expect("a cloud region such as aws:eu-north-1")]
 PowerW = Annotated[
-    Annotated[float, Strict(), AllowInfNan(False), Gt(0), Lt(MAX_P_BLOCKING_W)] | None,
+    Optional[Annotated[float, Strict(), AllowInfNan(False), Gt(0), Lt(MAX_P_BLOCKING_W)]],
     Expect(f"a positive power in W below {MAX_P_BLOCKING_W:,.0f} W, or null"),
 ]
 EnergySource = Annotated[Literal["counter", "power_integration"], Expect("'counter' or 'power_integration'")]
 PowerField = Annotated[Literal["instant", "average"], Expect("'instant' or 'average'")]
+Component = Annotated[Literal["gpu", "cpu", "dram"], Expect("'gpu', 'cpu' or 'dram'")]
 MessageKind = Literal["batch", "open_run", "close_run", "stage_profile"]
 # The literal types spell the values the named constants above hold: the two must agree.
 assert typing.get_args(typing.get_args(EnergySource)[0]) == ENERGY_SOURCES
 assert typing.get_args(typing.get_args(PowerField)[0]) == POWER_FIELDS
+assert typing.get_args(typing.get_args(Component)[0]) == COMPONENTS
 assert set(typing.get_args(MessageKind)) == set(TASKS_BY_KIND)
 EventValue = Annotated[
-    Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS)] | Annotated[int, Strict()]
-    | Annotated[float, Strict(), AllowInfNan(False)],
+    Union[Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS)], Annotated[int, Strict()],
+          Annotated[float, Strict(), AllowInfNan(False)]],
     Expect(f"a string of at most {MAX_NAME_CHARS} characters or a finite number"),
 ]
 CsvText = Annotated[str, Strict(), AfterValidator(_not_blank), Expect("the profile as CSV text")]
 Signature = Annotated[str, Strict(), _spelled(_SIG_PATTERN), Expect("a hex HMAC-SHA256 (64 characters)")]
 KeyId = Annotated[
-    Annotated[str, Strict(), _spelled(_KEY_ID_PATTERN)] | None,
+    Optional[Annotated[str, Strict(), _spelled(_KEY_ID_PATTERN)]],
     Expect(f"a key id ({KEY_ID_CHARS} hex digits), or absent"),
 ]
 
@@ -294,6 +310,7 @@ class GpuWindow(_Wire):
     name: Text = ""
     energy_source: EnergySource
     power_field: PowerField = POWER_AVERAGE
+    component: Component = COMPONENT_GPU  # absent (agents before components): a GPU
     t_ms: Annotated[np.ndarray, IntColumn("t_ms")]
     energy_mj: Annotated[np.ndarray, IntColumn("energy_mj")]
     power_mw: Annotated[np.ndarray, IntColumn("power_mw")]
@@ -345,13 +362,19 @@ class GpuWindow(_Wire):
         The first interval starts at the previous window's last reading, when there is one; a counter
         that steps back wrapped around or was reset (:func:`counter_step_mj`).
         """
-        readings = self.energy_mj
-        if self.prev_energy_mj is not None:
-            readings = np.concatenate(([self.prev_energy_mj], readings))
-        deltas = counter_steps_mj(readings)
-        if self.prev_energy_mj is None:
-            deltas = np.concatenate(([0], deltas))
-        return deltas
+        return window_deltas_mj(self.energy_mj, self.prev_energy_mj)
+
+
+def window_deltas_mj(energy_mj: np.ndarray, prev_energy_mj: int | None) -> np.ndarray:
+    """:meth:`GpuWindow.energy_deltas_mj` of a window's ``energy_mj`` column (int64) and its previous reading:
+    the app's totals and the agent's own summary (``wattwise_agent.run_energy``) both count energy so."""
+    readings = energy_mj
+    if prev_energy_mj is not None:
+        readings = np.concatenate(([prev_energy_mj], readings))
+    deltas = counter_steps_mj(readings)
+    if prev_energy_mj is None:
+        deltas = np.concatenate(([0], deltas))
+    return deltas
 
 
 def counter_step_mj(before: int, after: int) -> int:
@@ -432,6 +455,7 @@ class OpenRunGpu(_Wire):
     name: Text = ""
     energy_source: EnergySource
     power_field: PowerField = POWER_AVERAGE
+    component: Component = COMPONENT_GPU
 
 
 class OpenRun(_Wire):
@@ -574,8 +598,12 @@ def gpu_payload(
     power_field: str,
     prev: tuple[int, int] | None,
     columns: Mapping[str, Sequence[int]],
+    component: str = COMPONENT_GPU,
 ) -> dict[str, Any]:
-    """Build one GPU's entry of a batch payload (the JSON form of :class:`GpuWindow`)."""
+    """Build one device's entry of a batch payload (the JSON form of :class:`GpuWindow`).
+
+    ``component`` is sent only for what is not a GPU, so a GPU's entry reads as it did before components.
+    """
     entry: dict[str, Any] = {
         "uuid": uuid,
         "index": index,
@@ -585,6 +613,8 @@ def gpu_payload(
         "prev_t_ms": prev[0] if prev else None,
         "prev_energy_mj": prev[1] if prev else None,
     }
+    if component != COMPONENT_GPU:
+        entry["component"] = component
     for key in SAMPLE_COLUMNS:
         entry[key] = [int(v) for v in columns[key]]
     return entry

@@ -115,8 +115,8 @@ def _path(loc: Sequence[int | str]) -> str:
 
 
 def _shown(value: Any) -> str:
-    if isinstance(value, dict | list | tuple):
-        return f"a {'list' if isinstance(value, list | tuple) else 'object'} of {len(value)}"
+    if isinstance(value, (dict, list, tuple)):
+        return f"a {'list' if isinstance(value, (list, tuple)) else 'object'} of {len(value)}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 # Re-exported for the backends: the wire format defines what a GPU's energy and power columns hold.
+from wattwise_agent.wire import COMPONENT_GPU
 from wattwise_agent.wire import ENERGY_COUNTER as ENERGY_COUNTER
 from wattwise_agent.wire import POWER_AVERAGE as POWER_AVERAGE
 from wattwise_agent.wire import POWER_INSTANT as POWER_INSTANT
@@ -40,6 +41,8 @@ class GpuInfo:
     mig_enabled: bool = False
     # "module" on superchips (GH200/GB200) where NVML only reports CPU + GPU module power.
     power_scope: str = "gpu"
+    # What it measures (wattwise_agent.wire.COMPONENTS): a GPU, or a CPU package or its DRAM (RAPL).
+    component: str = COMPONENT_GPU
 
     def open_run_entry(self) -> dict[str, Any]:
         """This GPU's entry in an ``open_run`` payload."""
@@ -52,6 +55,7 @@ class GpuInfo:
             "architecture": self.architecture,
             "mig_enabled": self.mig_enabled,
             "power_scope": self.power_scope,
+            "component": self.component,
         }
 
 

@@ -62,7 +62,7 @@ class NvmlClocks:
 
     def supported_graphics_clocks_mhz(self) -> list[int]:
         common: set[int] | None = None
-        for handle, uuid in zip(self._handles, self._uuids, strict=True):
+        for handle, uuid in zip(self._handles, self._uuids):
             try:
                 memory = max(int(m) for m in self._nvml.nvmlDeviceGetSupportedMemoryClocks(handle))
                 clocks = {int(f) for f in self._nvml.nvmlDeviceGetSupportedGraphicsClocks(handle, memory)}
@@ -74,7 +74,7 @@ class NvmlClocks:
         return sorted(common or (), reverse=True)
 
     def lock_graphics_clock(self, freq_mhz: int) -> None:
-        for handle, uuid in zip(self._handles, self._uuids, strict=True):
+        for handle, uuid in zip(self._handles, self._uuids):
             try:
                 self._nvml.nvmlDeviceSetGpuLockedClocks(handle, freq_mhz, freq_mhz)
             except self._nvml.NVMLError as exc:
@@ -83,7 +83,7 @@ class NvmlClocks:
 
     def reset_graphics_clock(self) -> None:
         failures = []
-        for handle, uuid in zip(self._handles, self._uuids, strict=True):
+        for handle, uuid in zip(self._handles, self._uuids):
             try:
                 self._nvml.nvmlDeviceResetGpuLockedClocks(handle)
             except self._nvml.NVMLError as exc:  # try every GPU before reporting

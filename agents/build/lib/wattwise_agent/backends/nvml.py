@@ -108,7 +108,11 @@ def _text(value: Any) -> str:
 
 
 class NvmlBackend(GpuBackend):
-    """Reads the owned GPUs through NVML. ``nvml`` injects the library (tests pass a stub)."""
+    """Reads the owned GPUs through NVML. ``nvml`` injects the library (tests pass a stub).
+
+    ``local_rank``: a launcher's local rank; of the GPUs this process sees (``CUDA_VISIBLE_DEVICES``, else
+    all), read only the one it drives by the launchers' convention: the ``local_rank``-th, or the only one.
+    """
 
     name = "nvml"
     simulated = False
@@ -119,6 +123,7 @@ class NvmlBackend(GpuBackend):
         *,
         nvml: Any = None,
         environ: Mapping[str, str] | None = None,
+        local_rank: int | None = None,
     ) -> None:
         if nvml is None:
             nvml = load_nvml()
@@ -133,6 +138,12 @@ class NvmlBackend(GpuBackend):
             chosen = devices if tokens is None else resolve_owned(nvml, tokens, devices, strict=strict)
             if not chosen:
                 raise BackendUnavailable(f"no GPU selected ({source} names none of the {len(devices)} GPUs seen)")
+            if local_rank is not None and len(chosen) > 1:
+                if local_rank >= len(chosen):
+                    raise BackendUnavailable(
+                        f"local rank {local_rank} but this process sees {len(chosen)} GPUs ({source}): "
+                        "pass gpus= (the GPU this process drives)")
+                chosen = [chosen[local_rank]]
             self._devices = chosen
             self._gpus = [inspect_gpu(nvml, d) for d in chosen]
         except BaseException:
@@ -145,7 +156,7 @@ class NvmlBackend(GpuBackend):
         return self._gpus
 
     def read(self, t_ms: int) -> list[Reading | None]:
-        return [self._read_one(device, gpu) for device, gpu in zip(self._devices, self._gpus, strict=True)]
+        return [self._read_one(device, gpu) for device, gpu in zip(self._devices, self._gpus)]
 
     def _read_one(self, device: _Device, gpu: GpuInfo) -> Reading | None:
         nvml, handle = self._nvml, device.handle

@@ -6,7 +6,7 @@ simulated run can never pass for a measured one.
 What a simulated GPU reads is a function of wall-clock time, seeded by the node, the seed and the GPU's
 index (``wattwise_agent.backends.workload``): independent processes simulating the same node read the same
 counter at the same instant, as processes sharing a real GPU do. A node has ``NODE_GPUS`` GPUs (more if
-asked for more); a backend reads the first ``gpus`` of them.
+asked for more); a backend reads the first ``gpus`` of them, or those it ``select``s.
 
 The counter it reports is ``floor`` of the true energy since the Unix epoch in mJ, plus a large offset
 (the counter of a driver loaded long ago), computed in integer arithmetic, so counter differences match
@@ -65,7 +65,10 @@ def node_cycle(seed: int, node: str, gpus: int) -> TrainingCycle:
 
 
 class SimulatedBackend(GpuBackend):
-    """``gpus`` simulated GPUs on ``node``; the same seed and node give the same readings at the same instants."""
+    """``gpus`` simulated GPUs on ``node``; the same seed and node give the same readings at the same instants.
+
+    ``select``: read only these of the node's GPUs (indices), as one rank of a multi-process job does.
+    """
 
     name = "simulated"
     simulated = True
@@ -80,6 +83,7 @@ class SimulatedBackend(GpuBackend):
         reset_probability: float = 0.0,
         without_counter: Sequence[int] = (),
         step_events: bool = True,
+        select: Sequence[int] | None = None,
     ) -> None:
         if gpus < 1:
             raise ValueError("a simulated node needs at least one GPU")
@@ -88,14 +92,21 @@ class SimulatedBackend(GpuBackend):
         bad = [i for i in without_counter if not 0 <= i < gpus]
         if bad:
             raise ValueError(f"without_counter names GPU indices that do not exist: {bad}")
+        indices = list(range(gpus)) if select is None else [int(i) for i in select]
+        outside = [i for i in indices if not 0 <= i < gpus]
+        if outside or not indices or len(set(indices)) != len(indices):
+            raise ValueError(f"select must name distinct GPU indices of the node's {gpus}: got {list(indices)}")
         self._cycle = node_cycle(seed, node, max(gpus, NODE_GPUS))
-        self._count = gpus
+        # The node's GPUs this backend reads (by their index on the node): a reading depends only on the
+        # index, so one process reading GPU 2 of 4 reads what an agent reading all 4 reads for GPU 2.
+        self._idx = np.array(indices)
+        self._count = len(indices)
         self._reset_rng = np.random.default_rng(np.random.SeedSequence([seed, _stable_hash(node), 2]))
         # Counters have been counting since the driver loaded: the base makes them differ between GPUs.
         # After a reset the counter counts from the reference instant (cycle, energy into it) on.
-        self._base_mj = np.array([int(_gpu_rng(seed, node, i).integers(10**9, 5 * 10**10)) for i in range(gpus)])
-        self._ref_cycle = np.zeros(gpus, dtype=np.int64)
-        self._ref_energy_mj = np.zeros(gpus)
+        self._base_mj = np.array([int(_gpu_rng(seed, node, i).integers(10**9, 5 * 10**10)) for i in indices])
+        self._ref_cycle = np.zeros(self._count, dtype=np.int64)
+        self._ref_energy_mj = np.zeros(self._count)
         self._gpus = [
             GpuInfo(
                 index=i,
@@ -105,9 +116,9 @@ class SimulatedBackend(GpuBackend):
                 power_field=POWER_INSTANT,
                 architecture="Hopper (simulated)",
             )
-            for i in range(gpus)
+            for i in indices
         ]
-        self._has_counter = np.array([i not in without_counter for i in range(gpus)])
+        self._has_counter = np.array([i not in without_counter for i in indices])
         self._reset_at_ms = None if reset_at_s is None else reset_at_s * 1000
         self._reset_done = False
         self._reset_probability = reset_probability
@@ -131,13 +142,13 @@ class SimulatedBackend(GpuBackend):
 
     def _state(self, t_ms: int) -> Instant:
         full = self._cycle.at(t_ms)
-        n = self._count
-        return Instant(full.cycle, full.energy_mj[:n], full.busy_ms[:n], full.power_w[:n], full.util[:n],
-                       full.clock_mhz[:n], full.temp_c[:n])
+        idx = self._idx
+        return Instant(full.cycle, full.energy_mj[idx], full.busy_ms[idx], full.power_w[idx], full.util[idx],
+                       full.clock_mhz[idx], full.temp_c[idx])
 
     def _between(self, before: Instant, after: Instant, what: str) -> np.ndarray:
         """True energy (``energy_mj``) or busy time (``busy_ms``) between two instants, per GPU."""
-        per_cycle = getattr(self._cycle, what)[: self._count]
+        per_cycle = getattr(self._cycle, what)[self._idx]
         return (after.cycle - before.cycle) * per_cycle + (getattr(after, what) - getattr(before, what))
 
     def read(self, t_ms: int) -> list[Reading | None]:
@@ -151,7 +162,7 @@ class SimulatedBackend(GpuBackend):
         # fixed in time, so every reader sees the same.
         util = self._between(self._state(t_ms - UTIL_PERIOD_MS), state, "busy_ms") / UTIL_PERIOD_MS
         # Integer arithmetic: whole cycles are whole mJ; only the part into a cycle is floored.
-        counter = (self._base_mj + (state.cycle - self._ref_cycle) * self._cycle.energy_mj[: self._count]
+        counter = (self._base_mj + (state.cycle - self._ref_cycle) * self._cycle.energy_mj[self._idx]
                    + np.floor(state.energy_mj - self._ref_energy_mj).astype(np.int64))
         readings: list[Reading | None] = [
             Reading(
@@ -209,4 +220,4 @@ class SimulatedBackend(GpuBackend):
         if self._first is None or self._last is None:
             return {gpu.uuid: 0.0 for gpu in self._gpus}
         joules = self._between(self._first, self._last, "energy_mj") / 1000
-        return {gpu.uuid: float(joules[gpu.index]) for gpu in self._gpus}
+        return {gpu.uuid: float(joules[k]) for k, gpu in enumerate(self._gpus)}

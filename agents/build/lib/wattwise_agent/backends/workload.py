@@ -261,7 +261,7 @@ class TrainingCycle:
         seg_start, power, util, clock, chunk_start, chunk_end, seg_first = [], [], [], [], [], [], [0]
         start = np.zeros(g)
         step_ends = []
-        for plan, temp in zip(plans, temps[:-1], strict=False):
+        for plan, temp in zip(plans, temps[:-1]):
             ends = start[:, None] + np.cumsum(plan.length_ms, axis=1)
             seg_start.append(ends - plan.length_ms)
             p, f = self._power(plan.util, plan.activity, plan.clocks_up, temp[:, None])
