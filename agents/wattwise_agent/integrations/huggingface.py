@@ -26,7 +26,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from wattwise_agent.integrations.training_run import TrainingRun
+from wattwise_agent.integrations.training_run import TrainingRun, callback_class
 from wattwise_agent.torch_hooks import Tracker
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,7 @@ def _move_ahead_of_reporters(callback: object) -> None:
 def _callback_class() -> type:
     from transformers import TrainerCallback
 
-    return type("WattwiseCallback", (TrainerEnergy, TrainerCallback), {
-        "__module__": __name__,
-        "__qualname__": "WattwiseCallback",
-        "__doc__": "Measures a Trainer run's GPU energy with a Tracker: ``WattwiseCallback(run=None, **tracker_options)``.",
-    })
+    return callback_class(TrainerEnergy, TrainerCallback, "Trainer", __name__)
 
 
 def __getattr__(name: str) -> Any:

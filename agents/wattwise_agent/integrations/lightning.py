@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wattwise_agent.integrations.training_run import TrainingRun
+from wattwise_agent.integrations.training_run import TrainingRun, callback_class
 from wattwise_agent.torch_hooks import Tracker
 
 
@@ -73,11 +73,7 @@ def run_name(trainer: Any, pl_module: Any) -> str:
 def _callback_class() -> type:
     from lightning.pytorch.callbacks import Callback
 
-    return type("WattwiseCallback", (LightningEnergy, Callback), {
-        "__module__": __name__,
-        "__qualname__": "WattwiseCallback",
-        "__doc__": "Measures a Lightning run's GPU energy with a Tracker: ``WattwiseCallback(run=None, **tracker_options)``.",
-    })
+    return callback_class(LightningEnergy, Callback, "Lightning", __name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -78,3 +78,14 @@ class TrainingRun:
         atexit.unregister(self.end)
         self.tracker.__exit__(type(exc) if exc is not None else None, exc,
                               exc.__traceback__ if exc is not None else None)
+
+
+def callback_class(behaviour: type, framework_callback: type, framework: str, module: str) -> type:
+    """``WattwiseCallback`` of an integration: ``behaviour`` mixed into the framework's own callback base
+    (built when first asked for, so importing the integration imports no framework)."""
+    return type("WattwiseCallback", (behaviour, framework_callback), {
+        "__module__": module,
+        "__qualname__": "WattwiseCallback",
+        "__doc__": f"Measures a {framework} run's GPU energy with a Tracker: "
+                   "``WattwiseCallback(run=None, **tracker_options)``.",
+    })
