@@ -24,7 +24,7 @@ from dashboard.telemetry.admission import (
     refuse_future,
 )
 from dashboard.telemetry.ingest_memo import IngestMemo, run_for
-from dashboard.telemetry.models import Run, RunNode, RunTag
+from dashboard.telemetry.models import Node, Run, RunNode, RunTag
 from dashboard.telemetry.signals import announce, run_closed
 from dashboard.telemetry.windows import ms_to_datetime
 from wattwise_agent.wire import (
@@ -48,7 +48,7 @@ def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
         with concerning(node):
             message = parse(OpenRun, payload)
         with transaction.atomic():
-            run = run_for(node, message.run, simulated=message.simulated)
+            run = _locked_run(node, message.run, simulated=message.simulated)
             started = ms_to_datetime(message.started_ms)
             run.status = Run.Status.RUNNING
             run.started_at = min(run.started_at, started) if run.started_at else started
@@ -66,6 +66,16 @@ def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
         return record_rejection(KIND_OPEN_RUN, envelope, exc)
 
 
+def _locked_run(node: Node, name: str, *, simulated: bool) -> Run:
+    """The run, locked for this transaction.
+
+    Sessions of one run (the ranks of a torchrun job) open and close concurrently; without the lock two
+    closing sessions each still see the other open and neither finishes the run, and two opening sessions
+    each keep their own ``started_at``.
+    """
+    return Run.objects.select_for_update().get(pk=run_for(node, name, simulated=simulated).pk)
+
+
 def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
     """An agent finished: close its session; the run is finished when every session is closed."""
     try:
@@ -73,7 +83,7 @@ def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
         with concerning(node):
             message = parse(CloseRun, payload)
         with transaction.atomic():
-            run = run_for(node, message.run, simulated=False)
+            run = _locked_run(node, message.run, simulated=False)
             run_node, _ = RunNode.objects.get_or_create(run=run, node=node, stream=message.stream)
             run_node.closed_at = ms_to_datetime(message.ended_ms)
             run_node.last_seq = message.last_seq

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Rejection, Run, RunNode
@@ -51,3 +54,31 @@ def test_unsigned_open_message_changes_nothing():
     assert ingest.open_run(message).status == "rejected"
     assert not Run.objects.exists()
     assert Rejection.objects.get().kind == Rejection.Kind.OPEN_RUN
+
+
+@pytest.mark.services  # concurrent writers: PostgreSQL
+@pytest.mark.django_db(transaction=True)
+def test_sessions_closing_at_the_same_moment_finish_the_run():
+    """The ranks of one job close together; whichever commits last must see every session closed."""
+    nodes = [register(f"rank-{k}") for k in range(4)]
+    for round_ in range(8):  # bounded: enough rounds that an unlocked check lost at least one before
+        name = f"job-{round_}"
+        for k, node in enumerate(nodes):
+            assert ingest.open_run(open_message(node, f"s{k}", run=name)).status == "opened"
+        barrier = threading.Barrier(len(nodes))
+        outcomes: list[str] = []
+
+        def close(k: int, node, run: str = name, start: threading.Barrier = barrier) -> None:
+            try:
+                start.wait()
+                outcomes.append(ingest.close_run(close_message(node, f"s{k}", run=run)).status)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=close, args=(k, node)) for k, node in enumerate(nodes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert outcomes == ["closed"] * len(nodes)
+        assert Run.objects.get(name=name).status == Run.Status.FINISHED, name
