@@ -56,6 +56,26 @@ def test_unsigned_open_message_changes_nothing():
     assert Rejection.objects.get().kind == Rejection.Kind.OPEN_RUN
 
 
+def close_together(nodes, run: str) -> list[str]:
+    """Every node closes its session of ``run`` at the same moment, each in its own thread and connection."""
+    barrier = threading.Barrier(len(nodes))
+    outcomes: list[str] = []
+
+    def close(k: int, node) -> None:
+        try:
+            barrier.wait()
+            outcomes.append(ingest.close_run(close_message(node, f"s{k}", run=run)).status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=close, args=(k, node)) for k, node in enumerate(nodes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
 @pytest.mark.services  # concurrent writers: PostgreSQL
 @pytest.mark.django_db(transaction=True)
 def test_sessions_closing_at_the_same_moment_finish_the_run():
@@ -65,20 +85,5 @@ def test_sessions_closing_at_the_same_moment_finish_the_run():
         name = f"job-{round_}"
         for k, node in enumerate(nodes):
             assert ingest.open_run(open_message(node, f"s{k}", run=name)).status == "opened"
-        barrier = threading.Barrier(len(nodes))
-        outcomes: list[str] = []
-
-        def close(k: int, node, run: str = name, start: threading.Barrier = barrier) -> None:
-            try:
-                start.wait()
-                outcomes.append(ingest.close_run(close_message(node, f"s{k}", run=run)).status)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=close, args=(k, node)) for k, node in enumerate(nodes)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert outcomes == ["closed"] * len(nodes)
+        assert close_together(nodes, name) == ["closed"] * len(nodes)
         assert Run.objects.get(name=name).status == Run.Status.FINISHED, name
