@@ -213,6 +213,16 @@ def wait_for_port(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout_s} s")
 
 
+def table_bytes() -> dict[str, int]:
+    """Every table's size in the app's database, indexes and TOAST included (pg_total_relation_size)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'")
+        return dict(cursor.fetchall())
+
+
 def stop_group(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None and process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -245,6 +255,7 @@ def main() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         own_backend = int(cursor.fetchone()[0])
+    empty_bytes = table_bytes()
 
     worker_env = {**os.environ, "CELERY_WORKER_PREFETCH_MULTIPLIER": str(args.prefetch)}
     worker_command = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", "telemetry", "-P", args.pool,
@@ -394,6 +405,11 @@ def main() -> int:
     ok = stored == sent and sent > 0 and left == 0 and worst < 1e-6 and not Rejection.objects.exists()
     print(f"nothing lost: {'yes' if ok else 'NO'}")
     print(f"ingest: {stored / elapsed:,.0f} samples/s")
+    print(f"server cpu: {sum(per_million.values()):,.1f} core-s per million samples")
+    grown = {table: size - empty_bytes.get(table, 0) for table, size in table_bytes().items()}
+    biggest = sorted(grown.items(), key=lambda item: -item[1])[:3]
+    print(f"storage: {sum(grown.values()) / max(stored, 1):,.1f} bytes/sample ("
+          + ", ".join(f"{table} {size / max(stored, 1):,.1f}" for table, size in biggest) + ")")
     return 0 if ok else 1
 
 
