@@ -132,6 +132,7 @@ class Tracker:
         self._thread: threading.Thread | None = None
         self._step = 0
         self.streamer: Streamer | None = None
+        self._backend: GpuBackend | None = None
         self.summary: StreamSummary | None = None
         self.error: BaseException | None = None
 
@@ -150,6 +151,7 @@ class Tracker:
             log.info("local rank 0 measures this node's GPUs (ranks=%r): this process sends nothing", self.ranks)
             return self
         backend = self._make_backend(node)
+        self._backend = backend
         transport = self._transport
         spool: Spool
         stream = uuid.uuid4().hex
@@ -252,9 +254,14 @@ class Tracker:
             return
         cuda_synchronize()
         self._mark("stage_begin", stage=name)
+        backend = self._backend
+        if backend is not None:
+            backend.begin_computation(name)
         try:
             yield
         finally:
+            if backend is not None:
+                backend.end_computation(name)  # an emulated GPU stretches it to its profiled time here
             cuda_synchronize()
             self._mark("stage_end", stage=name)
 
