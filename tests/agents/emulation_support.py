@@ -38,6 +38,20 @@ def fastest_time_s(instruction: str, stage: int = 0) -> float:
     return min(t for (name, _), (t, _) in profile_table(stage).items() if name == instruction)
 
 
+def profile_step(limit_w: int, communication_s: float) -> tuple[float, float]:
+    """(time s, energy J) of one data-parallel step of one GPU (a forward, a backward, then ``communication_s`` at
+    blocking power) under a power limit, from the profile rows alone: each computation at the highest clock
+    whose profiled power is within the limit."""
+    table = profile_table()
+    clocks = sorted({f for _, f in table}, reverse=True)
+    time_s, energy_j = communication_s, P_BLOCKING_W * communication_s
+    for name in ("forward", "backward"):
+        freq = next((f for f in clocks if table[(name, f)][1] / table[(name, f)][0] <= limit_w), clocks[-1])
+        time_s += table[(name, freq)][0]
+        energy_j += table[(name, freq)][1]
+    return time_s, energy_j
+
+
 def emulated_gpu(time: VirtualTime, **options: object) -> EmulatedGpuBackend:
     profile = EmulationProfile.from_csv(PROFILE_CSV, p_blocking_w=P_BLOCKING_W)
     return EmulatedGpuBackend(profile, timer=time.timer, sleep=time.sleep, **options)  # type: ignore[arg-type]
