@@ -367,7 +367,9 @@ class StageProfiler:
         notes = []
         if self.dry_run:
             notes.append("dry run: profiled at the current clock only, no clock was changed")
-        if self._gpus.backend.simulated:
+        if self._gpus.backend.name == "emulated":
+            notes.append("emulated GPUs: times and energies follow the profile they emulate")
+        elif self._gpus.backend.simulated:
             notes.append("simulated GPUs: energies come from the simulator, not from the profiled code")
         if self._meter.estimated:
             notes.append("a GPU has no energy counter: energies are power × time estimates")

@@ -20,7 +20,7 @@ from tests.agents.emulation_support import (
     fastest_time_s,
     profile_table,
 )
-from wattwise_agent.backends.emulated import EmulatedGpuBackend
+from wattwise_agent.backends.emulated import EmulatedGpuBackend, EmulationProfile
 from wattwise_agent.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockActuator, ClockChangesRefused
 from wattwise_agent.plan_client import FrequencyPlanClient
 from wattwise_agent.power_guard import PowerLimitActuator
@@ -70,7 +70,12 @@ def test_a_clock_sweep_on_emulated_gpus_measures_the_profile_they_emulate() -> N
                        handle_sigterm=False) as profiler:
         train_stage(profiler, time, profiler.planned_steps + 1, ran, gpu)  # one step more, after the reset
         profile = profiler.result()
-    end_j = counter_j(gpu)
+        end_s, end_j = time.now_s, counter_j(gpu)
+        assert profiler.measure_blocking_power(0.5, block=time.compute) == pytest.approx(P_BLOCKING_W, abs=0.01)
+    # What the sweep measured can itself be emulated: the same clocks, figures and blocking power.
+    again = EmulationProfile.from_stage_profile(profiler.result())
+    assert again.clocks_mhz == tuple(SWEEP_MHZ) and again.p_blocking_w == pytest.approx(P_BLOCKING_W, abs=0.01)
+    assert "emulated GPUs: times and energies follow the profile they emulate" in profile.notes
 
     assert [(r.instruction, r.freq_mhz) for r in profile.rows] == [(i, f) for f in SWEEP_MHZ
                                                                   for i in ("forward", "backward")]
@@ -81,7 +86,7 @@ def test_a_clock_sweep_on_emulated_gpus_measures_the_profile_they_emulate() -> N
     # The counter over the whole run: each computation's profiled energy, blocking power the rest of the time.
     assert [f for _, f in ran] == [f for f in SWEEP_MHZ for _ in range(3 * 4)] + [1410] * 4
     busy_s = sum(table[c][0] for c in ran)
-    expected_j = sum(table[c][1] for c in ran) + P_BLOCKING_W * (time.now_s - start_s - busy_s)
+    expected_j = sum(table[c][1] for c in ran) + P_BLOCKING_W * (end_s - start_s - busy_s)
     assert end_j - start_j == pytest.approx(expected_j, abs=COUNTER_RESOLUTION_J)
     assert gpu.locked_mhz is None  # the sweep's last clock was reset
 

@@ -38,10 +38,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wattwise_agent.backends.base import ENERGY_COUNTER, POWER_INSTANT, GpuBackend, GpuInfo, Reading
 from wattwise_agent.backends.clocks import ClockControlError
 from wattwise_agent.profile_csv import INSTRUCTIONS, ProfileCsvError, Row, parse_rows
+
+if TYPE_CHECKING:
+    from wattwise_agent.profiling import StageProfile
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,14 @@ class EmulationProfile:
     def from_csv(cls, text: str | bytes, *, p_blocking_w: float, stage: int = 0) -> EmulationProfile:
         """From a profile CSV (a stage profiler's, or the planner's whole-pipeline one: ``stage`` picks)."""
         return cls.from_rows(parse_rows(text), p_blocking_w=p_blocking_w, stage=stage)
+
+    @classmethod
+    def from_stage_profile(cls, profile: StageProfile, *, p_blocking_w: float | None = None) -> EmulationProfile:
+        """From a :class:`~wattwise_agent.profiling.StageProfile` (its blocking power unless one is given)."""
+        blocking = p_blocking_w if p_blocking_w is not None else profile.p_blocking_w
+        if blocking is None:
+            raise ValueError("the stage profile has no blocking power (measure_blocking_power()): pass p_blocking_w")
+        return cls.from_csv(profile.to_csv(), p_blocking_w=blocking, stage=profile.stage)
 
     @classmethod
     def from_rows(cls, rows: Iterable[Row], *, p_blocking_w: float, stage: int = 0) -> EmulationProfile:
