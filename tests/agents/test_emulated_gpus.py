@@ -20,11 +20,14 @@ from tests.agents.emulation_support import (
     fastest_time_s,
     profile_table,
 )
+from tests.agents.support import TOKEN
 from wattwise_agent.backends.emulated import EmulatedGpuBackend, EmulationProfile
 from wattwise_agent.clock_guard import ALLOW_CLOCK_CHANGES_ENV, ClockActuator, ClockChangesRefused
 from wattwise_agent.plan_client import FrequencyPlanClient
 from wattwise_agent.power_guard import PowerLimitActuator
 from wattwise_agent.profiling import StageProfiler
+from wattwise_agent.torch_hooks import Tracker
+from wattwise_agent.transport import MemoryTransport
 
 ALLOWED = {ALLOW_CLOCK_CHANGES_ENV: "1"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,10 +98,18 @@ def test_the_plan_client_on_emulated_gpus_realises_the_profile_at_each_planned_c
     time = VirtualTime()
     gpu = emulated_gpu(time)
     plan = {"rank": 0, "frequencies": [["forward", 1410], ["forward", 1005], ["backward", 1200], ["backward", 1410]]}
-    with FrequencyPlanClient(plan, backend=gpu, allow_clock_changes=True, environ=ALLOWED, threaded=False,
-                             synchronize=lambda: None, timer=time.timer, handle_sigterm=False) as client:
-        train_stage(client, time, 3)
+    tracker = Tracker("planned", backend=gpu, transport=MemoryTransport(), token=TOKEN, node="n")
+    with tracker, FrequencyPlanClient(plan, backend=gpu, allow_clock_changes=True, environ=ALLOWED, threaded=False,
+                                      synchronize=lambda: None, timer=time.timer, handle_sigterm=False) as client:
+        for _ in range(3):  # the run measured by a Tracker too: its stages bracket the same computations
+            with client.step():
+                for name in ("forward", "forward", "backward", "backward"):
+                    with tracker.stage(name), client.instruction(name):
+                        time.compute(fastest_time_s(name))
+                    time.compute(0.002)
+            tracker.step()
         realised = client.realised()
+    assert len(gpu.history) == 12  # each computation once, however many brackets
     table = profile_table()
     assert {(r.instruction, r.freq_mhz) for r in realised} == {("forward", 1410), ("forward", 1005),
                                                                ("backward", 1200), ("backward", 1410)}

@@ -3,7 +3,8 @@
 The emulation method of the Perseus paper, so that the stage profiler, the planner's prediction and a
 measured run can be compared on a machine without a GPU. The training loop computes on the CPU as usual
 and brackets each computation (``begin_computation``/``end_computation``: the profiler, the plan client
-and the Tracker's ``stage`` do it). When a computation ends the emulated GPU
+and the Tracker's ``stage`` do it; nested brackets of the same computation count once, and the innermost
+end stretches it). When a computation ends the emulated GPU
 
 * stretches its wall time by the profile's time ratio at the clock it ran at against the fastest
   profiled time (``t(f) / min t``): it sleeps for the difference before returning, so the caller, and
@@ -145,6 +146,7 @@ class _Running:
     part_start_s: float
     part_mhz: int
     parts: list[tuple[int, float]]  # (clock, real seconds) of each finished part
+    depth: int = 1  # brackets around it (a Tracker stage and a plan client instruction may both say so)
 
 
 class EmulatedGpuBackend(GpuBackend):
@@ -192,6 +194,7 @@ class EmulatedGpuBackend(GpuBackend):
         self._stretch_until_s: float | None = None
         self._stretch_power_w = 0.0
         self._running: _Running | None = None
+        self._open_brackets: dict[str, int] = {}  # outer brackets still to end, of a computation already ended
         self.overruns = 0  # computations that ran longer than ``pace`` allowed
         self.changes: list[tuple[str, int | None]] = []  # ("clock" | "power_limit", value; None = reset)
         self.history: deque[EmulatedComputation] = deque(maxlen=history)
@@ -265,8 +268,12 @@ class EmulatedGpuBackend(GpuBackend):
         with self._lock:
             now_s = self._timer()
             self._advance(now_s)
+            if self._running is not None and self._running.instruction == instruction:
+                self._running.depth += 1  # bracketed twice: one computation
+                return
             if self._running is not None:
                 raise RuntimeError(f"{instruction} begins while {self._running.instruction} runs on {self._gpu.uuid}")
+            self._open_brackets.pop(instruction, None)
             mhz = self._effective_mhz(instruction)
             self._running = _Running(instruction, now_s, now_s, mhz, [])
             self._power_w = self.profile.computations[instruction].power_w(mhz)
@@ -275,6 +282,9 @@ class EmulatedGpuBackend(GpuBackend):
         if instruction not in self.profile.computations:
             return
         with self._lock:
+            if self._open_brackets.get(instruction):
+                self._open_brackets[instruction] -= 1  # an outer bracket of a computation already stretched
+                return
             now_s = self._timer()
             self._advance(now_s)
             running = self._running
@@ -282,6 +292,9 @@ class EmulatedGpuBackend(GpuBackend):
                 raise RuntimeError(f"{instruction} ends but {running.instruction if running else 'nothing'} runs "
                                    f"on {self._gpu.uuid}")
             self._running = None
+            # The innermost bracket ends first: it stretches (so whoever measures there sees the whole
+            # computation); the outer ones only close.
+            self._open_brackets[instruction] = running.depth - 1
             running.parts.append((running.part_mhz, now_s - running.part_start_s))
             until_s = self._stretch(running, now_s)
         while until_s is not None and (left_s := until_s - self._timer()) > 0:
