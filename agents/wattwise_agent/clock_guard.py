@@ -7,11 +7,13 @@ logged, and no clock-setting call is made. With the argument but without the var
 :class:`ClockChangesRefused` is raised, so a job that expects to change clocks never silently runs at
 default clocks, nor changes them on a machine whose owner did not agree.
 
-Every clock locked through a :class:`ClockActuator` is reset when it is closed (its users are context
-managers), at interpreter exit (``atexit``), and on SIGTERM when the process had no SIGTERM handler of
-its own (the handler resets, then lets SIGTERM end the process as it would have). SIGKILL, or a crash of
-the interpreter itself, cannot be caught: the lock then stays until ``nvidia-smi --reset-gpu-clocks``
-or a driver reload.
+Every clock locked through a :class:`ClockActuator` (and every power limit set through
+:class:`wattwise_agent.power_guard.PowerLimitActuator`, under the same rule) is reset when it is closed
+(its users are context managers), at interpreter exit (``atexit``), and on SIGTERM when the process had
+no SIGTERM handler of its own (one handler resets every armed actuator, then lets SIGTERM end the
+process as it would have). SIGKILL, or a crash of the interpreter itself, cannot be caught: the lock
+then stays until ``nvidia-smi --reset-gpu-clocks`` (``nvidia-smi -pl`` for a power limit) or a driver
+reload.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -52,6 +54,53 @@ def clock_changes_permitted(allow_clock_changes: bool, environ: Mapping[str, str
     return True
 
 
+class ExitResets:
+    """Resets to run at interpreter exit and on SIGTERM, for every actuator that changed a GPU setting.
+
+    One SIGTERM handler serves them all (installed with the first, removed with the last), so a process
+    holding both a clock lock and a power limit resets both before SIGTERM ends it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._resets: list[Callable[[], None]] = []
+        self._previous_sigterm: Any = None
+        self._sigterm_installed = False
+
+    def arm(self, reset: Callable[[], None], *, handle_sigterm: bool = True) -> None:
+        atexit.register(reset)
+        with self._lock:
+            self._resets.append(reset)
+        if handle_sigterm and not self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous in (signal.SIG_DFL, None):
+                self._previous_sigterm = previous
+                signal.signal(signal.SIGTERM, self._on_sigterm)
+                self._sigterm_installed = True
+
+    def disarm(self, reset: Callable[[], None]) -> None:
+        atexit.unregister(reset)
+        with self._lock:
+            if reset in self._resets:
+                self._resets.remove(reset)
+            last = not self._resets
+        if last and self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
+            self._sigterm_installed = False
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        with self._lock:
+            resets = list(reversed(self._resets))
+        for reset in resets:
+            reset()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+EXIT_RESETS = ExitResets()
+
+
 class ClockActuator:
     """Sets one SM clock on a stage's GPUs, only when it changes; records everything; resets on exit.
 
@@ -69,15 +118,13 @@ class ClockActuator:
     ) -> None:
         self.dry_run = not clock_changes_permitted(allow_clock_changes, environ)
         if not self.dry_run and clocks is None:
-            raise ClockChangesRefused("this GPU backend has no clock control (the simulator changes no clocks): "
-                                      "use the nvml backend, or a dry run")
+            raise ClockChangesRefused("this GPU backend has no clock control (the simulator changes no clocks): use "
+                                      "the nvml or emulated backend, or a dry run")
         self._clocks = clocks
         self._handle_sigterm = handle_sigterm
         self._lock = threading.RLock()
         self._current_mhz: int | None = None
         self._locked = False
-        self._previous_sigterm: Any = None
-        self._sigterm_installed = False
         self._closed = False
         self.requested_mhz: list[int] = []  # every change asked for, in order (what a dry run would have set)
         self.applied_mhz: list[int] = []  # values really locked (always empty in a dry run)
@@ -164,28 +211,13 @@ class ClockActuator:
     # Reset at exit and on SIGTERM: armed when a real (not dry) actuator is made, disarmed by close().
 
     def _arm_reset(self) -> None:
-        atexit.register(self._reset_at_exit)
-        if self._handle_sigterm and threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGTERM)
-            if previous in (signal.SIG_DFL, None):
-                self._previous_sigterm = previous
-                signal.signal(signal.SIGTERM, self._on_sigterm)
-                self._sigterm_installed = True
+        EXIT_RESETS.arm(self._reset_at_exit, handle_sigterm=self._handle_sigterm)
 
     def _disarm_reset(self) -> None:
-        atexit.unregister(self._reset_at_exit)
-        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-                signal.signal(signal.SIGTERM, self._previous_sigterm or signal.SIG_DFL)
-            self._sigterm_installed = False
+        EXIT_RESETS.disarm(self._reset_at_exit)
 
     def _reset_at_exit(self) -> None:
         try:
             self.reset()
         except (ClockControlError, OSError) as exc:
             log.error("could not reset GPU clocks at exit: %s", exc)
-
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._reset_at_exit()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)

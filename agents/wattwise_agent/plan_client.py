@@ -137,8 +137,8 @@ class FrequencyPlanClient:
     """Replays one rank's plan every iteration; see the module text.
 
     ``plan``: a path, JSON text, parsed JSON, or a RankPlan; ``rank`` picks one rank of a whole-pipeline
-    plan. ``backend``: ``"nvml"`` (default), ``"simulated"``, a GpuBackend, or None (no GPU access: a
-    dry run that times computations only). ``threaded=False`` sets clocks on the calling thread.
+    plan. ``backend``: ``"nvml"`` (default), ``"simulated"``, a GpuBackend (an emulated GPU too), or None (no
+    GPU access: a dry run that times computations only). ``threaded=False`` sets clocks on the calling thread.
     """
 
     def __init__(
@@ -257,6 +257,8 @@ class FrequencyPlanClient:
                 self._actuator.set_mhz(freq_mhz)
         reading = self._meter.read() if self._meter is not None else None
         self._open = (name, index, reading, self._timer())
+        if self._gpus is not None:
+            self._gpus.backend.begin_computation(name)
 
     def on_instruction_end(self, name: str) -> None:
         if self._open is None or self._open[0] != name:
@@ -264,6 +266,8 @@ class FrequencyPlanClient:
                                f"{self._open[0] if self._open else None!r}")
         _, index, begin, start_s = self._open
         self._open = None
+        if self._gpus is not None:
+            self._gpus.backend.end_computation(name)  # an emulated GPU stretches it to its profiled time here
         if not self._measure:
             return
         self._synchronize()

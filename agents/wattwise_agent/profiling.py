@@ -27,7 +27,8 @@ microbatch. Time between instructions (pipeline communication, waiting) is not c
 In a dry run (the default; see :mod:`wattwise_agent.clock_guard`) no clock is changed: it profiles at the
 clock the GPU runs at, one row per instruction, and says so in ``StageProfile.notes``. The simulated
 backend works too (dry run only: it has no clocks to lock); its energies come from the simulator, not
-from the code being timed.
+from the code being timed. The emulated backend (``wattwise_agent.backends.emulated``) has clocks: a sweep
+on it gives back, for each clock, the time and energy of the profile it emulates.
 
 After the sweep the clocks are reset and the remaining hooks cost nothing, so the training loop can
 just carry on. In pipeline parallelism every rank must run the same number of steps: loop for
@@ -279,10 +280,12 @@ class StageProfiler:
             measuring = self.measuring
         if not measuring:
             self._open = (name, None, 0.0)
+            self._gpus.backend.begin_computation(name)
             return
         self._synchronize()  # the computation starts with nothing else queued
         reading = self._meter.read()
         self._open = (name, reading, self._timer())
+        self._gpus.backend.begin_computation(name)
 
     def on_instruction_end(self, name: str) -> None:
         if self._open is None or self._open[0] != name:
@@ -290,6 +293,7 @@ class StageProfiler:
                                 f"{self._open[0] if self._open else None!r}")
         _, begin, start_s = self._open
         self._open = None
+        self._gpus.backend.end_computation(name)  # an emulated GPU stretches it to its profiled time here
         if begin is None:
             return
         self._synchronize()  # its kernels are done
@@ -363,7 +367,9 @@ class StageProfiler:
         notes = []
         if self.dry_run:
             notes.append("dry run: profiled at the current clock only, no clock was changed")
-        if self._gpus.backend.simulated:
+        if self._gpus.backend.name == "emulated":
+            notes.append("emulated GPUs: times and energies follow the profile they emulate")
+        elif self._gpus.backend.simulated:
             notes.append("simulated GPUs: energies come from the simulator, not from the profiled code")
         if self._meter.estimated:
             notes.append("a GPU has no energy counter: energies are power × time estimates")

@@ -33,14 +33,16 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from wattwise_agent.backends.base import GpuBackend
 from wattwise_agent.backends.rapl import node_energy
 from wattwise_agent.clock import Clock
 from wattwise_agent.launcher import RANKS_NODE, RANKS_OWN, Launch, detect_launch, ranks_mode
+from wattwise_agent.power_limit import PowerLimitOptimizer
 from wattwise_agent.run_energy import RunEnergy
 from wattwise_agent.run_file import RunFile, default_run_path
 from wattwise_agent.spool import DiskSpool, MemorySpool, Spool, default_spool_dir
@@ -63,7 +65,10 @@ class Tracker:
     ``SteppedClock`` the training loop moves on, for a replay that reads the same interval every time.
     ``cpu``: also stream the node's CPU package and DRAM energy from Linux RAPL, read from ``rapl_root``
     (default ``/sys/class/powercap``): by default beside real GPUs, not beside the simulated backend;
-    ``cpu=False`` never. Under a launcher only local rank 0 reads them.
+    ``cpu=False`` never. Under a launcher only local rank 0 reads them. ``optimize_power_limit``: ``True`` or
+    :class:`~wattwise_agent.power_limit.PowerLimitOptimizer`'s keywords: try the GPUs' power limits over the
+    first steps (each ``step`` is a boundary) and keep the cheapest (a dry run without ``allow_clock_changes``);
+    ``power_limit`` then holds its trials and ``choice``.
 
     With no ``transport``, ``url`` or ``broker_url`` (and neither variable set) the tracker records locally:
     every message goes to a run file, ``out`` or ``~/.wattwise/runs/<run>-<stream>.jsonl``
@@ -96,6 +101,7 @@ class Tracker:
         cpu: bool | None = None,
         rapl_root: Path | str | None = None,
         out: Path | str | None = None,
+        optimize_power_limit: bool | Mapping[str, Any] = False,
     ) -> None:
         if clock is not None and clock.virtual and backend == "nvml":
             raise ValueError("a virtual clock drives only the simulated backend: real GPUs read in real time")
@@ -126,12 +132,15 @@ class Tracker:
         self._seed = seed
         self._drain_timeout_s = drain_timeout_s
         self._out = out
+        self._power_limit_options = optimize_power_limit
+        self.power_limit: PowerLimitOptimizer | None = None  # with optimize_power_limit: its trials and choice
         self.run_file: Path | None = None  # where the run's messages are kept (local mode, or out=)
         self._owned: list[object] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._step = 0
         self.streamer: Streamer | None = None
+        self._backend: GpuBackend | None = None
         self.summary: StreamSummary | None = None
         self.error: BaseException | None = None
 
@@ -150,6 +159,7 @@ class Tracker:
             log.info("local rank 0 measures this node's GPUs (ranks=%r): this process sends nothing", self.ranks)
             return self
         backend = self._make_backend(node)
+        self._backend = backend
         transport = self._transport
         spool: Spool
         stream = uuid.uuid4().hex
@@ -184,7 +194,20 @@ class Tracker:
         self.streamer.tick()  # the first reading now: the measured interval starts with the with-block
         self._thread = threading.Thread(target=self._sample, name="wattwise-sampler", daemon=True)
         self._thread.start()
+        if self._power_limit_options is not False:
+            try:
+                self.power_limit = self._power_limit_optimizer(backend)
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
         return self
+
+    def _power_limit_optimizer(self, backend: GpuBackend) -> PowerLimitOptimizer:
+        options = dict(self._power_limit_options) if isinstance(self._power_limit_options, Mapping) else {}
+        if self._rank_launch is not None and self.ranks == RANKS_NODE:
+            # Only local rank 0 runs it: a collective across ranks would wait for the others forever.
+            options.setdefault("reduce", None)
+        return PowerLimitOptimizer(backend, on_event=lambda kind, fields: self._mark(kind, **fields), **options)
 
     def _make_backend(self, node: str) -> GpuBackend:
         spec = self._backend_spec
@@ -243,6 +266,8 @@ class Tracker:
             step = self._step
         self._step = step + 1
         self._mark("step_end", step=step)
+        if self.power_limit is not None:
+            self.power_limit.on_step_end()
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -252,9 +277,14 @@ class Tracker:
             return
         cuda_synchronize()
         self._mark("stage_begin", stage=name)
+        backend = self._backend
+        if backend is not None:
+            backend.begin_computation(name)
         try:
             yield
         finally:
+            if backend is not None:
+                backend.end_computation(name)  # an emulated GPU stretches it to its profiled time here
             cuda_synchronize()
             self._mark("stage_end", stage=name)
 
@@ -279,6 +309,8 @@ class Tracker:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.power_limit is not None:
+            self.power_limit.close()  # the default limit again, before the last window is read
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NVML_SUCCESS = 0
+NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
 _MESSAGES = {
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
     NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
     NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
@@ -51,6 +53,9 @@ class FakeGpu:
     memory_clocks_mhz: list[int] = field(default_factory=lambda: [2619, 1593])
     graphics_clocks_mhz: list[int] = field(default_factory=lambda: list(range(1980, 195, -15)))
     clock_permission: bool = True  # False: locking fails as without root / CAP_SYS_ADMIN
+    power_limit_mw: int = 700_000
+    power_limit_range_mw: tuple[int, int] = (200_000, 700_000)
+    default_power_limit_mw: int = 700_000
 
 
 @dataclass(frozen=True)
@@ -178,3 +183,18 @@ class FakeNvml:
         if not handle.clock_permission:
             raise NVMLError(NVML_ERROR_NO_PERMISSION)
         handle.sm_clock_mhz = 1980
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: FakeGpu) -> tuple[int, int]:
+        return handle.power_limit_range_mw
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: FakeGpu) -> int:
+        return handle.default_power_limit_mw
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: FakeGpu, limit_mw: int) -> None:
+        self.clock_calls.append(("power_limit", handle.uuid, limit_mw))
+        if not handle.clock_permission:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        low, high = handle.power_limit_range_mw
+        if not low <= limit_mw <= high:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        handle.power_limit_mw = limit_mw

@@ -66,6 +66,26 @@ def test_a_real_actuator_locks_every_gpu_of_the_stage_and_resets_once() -> None:
         actuator.set_mhz(1005)
 
 
+def test_nvml_power_limits_change_only_with_both_opt_ins_and_are_restored_to_the_default() -> None:
+    from wattwise_agent.power_guard import PowerLimitActuator
+
+    nvml = FakeNvml([FakeGpu("GPU-a"), FakeGpu("GPU-b", power_limit_range_mw=(200_500, 650_000),
+                                  default_power_limit_mw=650_000)])
+    backend = NvmlBackend(nvml=nvml, environ={})
+    dry = PowerLimitActuator(backend.power_limits(), environ={ALLOW_CLOCK_CHANGES_ENV: "1"})
+    assert dry.range_w() == (201, 650) and dry.set_w(400)  # the range every GPU accepts, in whole W
+    dry.close()
+    with pytest.raises(ClockChangesRefused):
+        PowerLimitActuator(backend.power_limits(), allow_clock_changes=True, environ={})
+    assert nvml.clock_calls == []
+    actuator = PowerLimitActuator(backend.power_limits(), allow_clock_changes=True,
+                                  environ={ALLOW_CLOCK_CHANGES_ENV: "1"}, handle_sigterm=False)
+    actuator.set_w(400)
+    actuator.close()
+    assert nvml.clock_calls == [("power_limit", "GPU-a", 400_000), ("power_limit", "GPU-b", 400_000),
+                                ("power_limit", "GPU-a", 700_000), ("power_limit", "GPU-b", 650_000)]
+
+
 def test_a_guessed_multi_gpu_selection_never_gets_its_clocks_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     from wattwise_agent.plan_client import FrequencyPlanClient
 

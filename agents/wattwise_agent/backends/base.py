@@ -21,6 +21,7 @@ from wattwise_agent.wire import POWER_INTEGRATION as POWER_INTEGRATION
 
 if TYPE_CHECKING:
     from wattwise_agent.backends.clocks import GpuClocks
+    from wattwise_agent.backends.power_limits import GpuPowerLimits
 
 
 class BackendUnavailable(RuntimeError):
@@ -98,6 +99,21 @@ class GpuBackend(ABC):
         Only :class:`wattwise_agent.clock_guard.ClockActuator` may use it to change clocks.
         """
         return None
+
+    def power_limits(self) -> GpuPowerLimits | None:
+        """Power-limit control for this backend's GPUs, or None where it has none.
+
+        Only :class:`wattwise_agent.power_guard.PowerLimitActuator` may use it to change limits.
+        """
+        return None
+
+    def begin_computation(self, instruction: str) -> None:  # noqa: B027 - only emulated GPUs need telling
+        """A computation (``forward``, ``backward``) starts on these GPUs: the profiler, the plan client and the
+        Tracker's stages say so. A real GPU needs no telling; emulated GPUs (``backends.emulated``) time it."""
+
+    def end_computation(self, instruction: str) -> None:  # noqa: B027 - only emulated GPUs need telling
+        """The computation begun by ``begin_computation`` has finished on the host (emulated GPUs stretch it
+        to the time their profile gives before returning)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release the device library."""

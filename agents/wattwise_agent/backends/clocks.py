@@ -79,7 +79,7 @@ class NvmlClocks:
                 self._nvml.nvmlDeviceSetGpuLockedClocks(handle, freq_mhz, freq_mhz)
             except self._nvml.NVMLError as exc:
                 raise ClockControlError(f"GPU {uuid}: cannot lock the SM clock to {freq_mhz} MHz "
-                                        f"({exc}){_hint(exc)}") from None
+                                        f"({exc}){change_hint(exc)}") from None
 
     def reset_graphics_clock(self) -> None:
         failures = []
@@ -87,15 +87,16 @@ class NvmlClocks:
             try:
                 self._nvml.nvmlDeviceResetGpuLockedClocks(handle)
             except self._nvml.NVMLError as exc:  # try every GPU before reporting
-                failures.append(f"GPU {uuid}: {exc}{_hint(exc)}")
+                failures.append(f"GPU {uuid}: {exc}{change_hint(exc)}")
         if failures:
             raise ClockControlError("cannot reset locked clocks: " + "; ".join(failures)
                                     + " (reset by hand: nvidia-smi --reset-gpu-clocks)")
 
 
-def _hint(exc: Any) -> str:
+def change_hint(exc: Any, what: str = "locked clocks") -> str:
+    """What to do about an NVML error from a clock or power-limit change."""
     if getattr(exc, "value", None) == ERROR_NO_PERMISSION:
-        return ": changing GPU clocks needs root or CAP_SYS_ADMIN"
+        return f": changing {what} needs root or CAP_SYS_ADMIN"
     if getattr(exc, "value", None) == ERROR_NOT_SUPPORTED:
-        return ": this GPU does not support locked clocks"
+        return f": this GPU does not support {what}"
     return ""

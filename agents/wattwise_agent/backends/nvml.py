@@ -37,6 +37,7 @@ from wattwise_agent.backends.base import (
     Reading,
 )
 from wattwise_agent.backends.clocks import NvmlClocks
+from wattwise_agent.backends.power_limits import NvmlPowerLimits
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,10 @@ class NvmlBackend(GpuBackend):
     def clocks(self) -> NvmlClocks:
         """SM clock control of the owned GPUs (used only through ``wattwise_agent.clock_guard.ClockActuator``)."""
         return NvmlClocks(self._nvml, [d.handle for d in self._devices], [g.uuid for g in self._gpus])
+
+    def power_limits(self) -> NvmlPowerLimits:
+        """Power-limit control of the owned GPUs (used only through ``wattwise_agent.power_guard``)."""
+        return NvmlPowerLimits(self._nvml, [d.handle for d in self._devices], [g.uuid for g in self._gpus])
 
     def close(self) -> None:
         with contextlib.suppress(self._nvml.NVMLError):

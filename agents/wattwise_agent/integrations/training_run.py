@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 ENERGY_J = "energy_j"
 ENERGY_PER_STEP_J = "energy_per_step_j"
 EMISSIONS_G = "emissions_g"
+# With optimize_power_limit, once it has chosen: the limit kept and its measured energy saving per step.
+POWER_LIMIT_W = "power_limit_w"
+POWER_LIMIT_SAVING_PCT = "power_limit_energy_saving_pct"
 
 
 class TrainingRun:
@@ -68,6 +71,10 @@ class TrainingRun:
             figures[ENERGY_PER_STEP_J] = measured.energy_per_step_j
         if measured.emissions_g is not None:
             figures[EMISSIONS_G] = measured.emissions_g
+        choice = self.tracker.power_limit.choice if self.tracker.power_limit is not None else None
+        if choice is not None:
+            figures[POWER_LIMIT_W] = float(choice.limit_w)
+            figures[POWER_LIMIT_SAVING_PCT] = choice.energy_saving_pct
         return figures
 
     def end(self, exc: BaseException | None = None) -> None:
