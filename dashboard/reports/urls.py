@@ -1,0 +1,9 @@
+"""The reports app's routes: a run's model-card block and a project's period report."""
+
+from django.urls import path
+
+from dashboard.reports import views
+
+urlpatterns = [
+    path("runs/<int:pk>/model-card.yaml", views.run_model_card, name="run_model_card"),
+]
