@@ -50,8 +50,7 @@ def geographical_location(figures: Sequence[RunReportCarbon]) -> str:
     places: dict[str, None] = {}
     for run in figures:
         for p in run.places:
-            detail = f"site {p.site}" if p.site else (p.zone if p.zone and p.zone != p.where else "")
-            places[f"{p.where} ({detail})" if detail else p.where] = None
+            places[f"{p.where} (site {p.site})" if p.site else p.label] = None
     return ", ".join(places) or "unknown"
 
 

@@ -32,7 +32,7 @@ def pick_runs(runs: QuerySet[Run], wanted: Sequence[str], project: str | None = 
         runs = runs.filter(project__name=project)
     found: list[Run] = []
     for key in dict.fromkeys(wanted):
-        matches = list(runs.filter(pk=int(key))) if key.isdigit() and len(key) < 19 else []
+        matches = list(runs.filter(pk=int(key))) if key.isascii() and key.isdigit() and len(key) < 19 else []
         matches = matches or list(runs.filter(name=key))
         if not matches:
             raise RunNotFound(f"no run {key!r}")

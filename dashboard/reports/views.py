@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
+from dashboard.projects.models import Project
 from dashboard.reports.model_card import NotReady, model_card_yaml
+from dashboard.reports.period import period_report
+from dashboard.reports.periods import BadPeriod, choices, period_from_query
+from dashboard.reports.render import to_csv, to_html, to_markdown
 from dashboard.telemetry.models import Run
 
 
@@ -26,3 +33,30 @@ def run_model_card(request: HttpRequest, pk: int) -> HttpResponse:
     response = _text(body, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{run.project.name}-{run.name}-model-card.yaml"'
     return response
+
+
+@login_required
+def project_report(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project's period report: a page that prints cleanly, or ``format=csv`` / ``format=md``."""
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
+    today = timezone.now().date()
+    try:
+        period = period_from_query(request.GET, today)
+    except BadPeriod as error:
+        return render(request, "runs/bad_request.html", {"message": str(error), "back": request.path}, status=400)
+    report = period_report(project, period)
+    fmt = request.GET.get("format", "html")
+    if fmt in DOWNLOADS:
+        render_as, content_type, suffix = DOWNLOADS[fmt]
+        response = _text(render_as(report), content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{project.name}-report-{period.slug}.{suffix}"'
+        return response
+    query = urlencode({"period": "custom", "from": period.first, "to": period.last} if period.kind == "custom"
+                      else {"period": period.label})
+    return HttpResponse(to_html(report, request=request, choices=choices(today), query=query))
+
+
+DOWNLOADS = {
+    "csv": (to_csv, "text/csv; charset=utf-8", "csv"),
+    "md": (to_markdown, "text/markdown; charset=utf-8", "md"),
+}

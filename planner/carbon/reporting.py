@@ -44,7 +44,10 @@ class Place:
 
     @property
     def label(self) -> str:
-        return self.site or self.zone or self.where
+        """"demo-frankfurt (DE)" for a site, "aws:eu-north-1 (SE-SE3)" for a region, "DE" for a zone."""
+        if self.site:
+            return f"{self.site} ({self.where})"
+        return f"{self.where} ({self.zone})" if self.zone and self.zone != self.where else self.where
 
 
 @dataclass(frozen=True)
