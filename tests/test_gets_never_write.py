@@ -221,6 +221,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "run_samples_csv": per_run("run_samples_csv") + per_run("run_samples_csv", resolution="minute"),
         "run_summary_csv": per_run("run_summary_csv"),
         "run_model_card": per_run("run_model_card"),
+        "run_work": per_run("run_work"),
         "metrics": plain("metrics"),
         "planner:index": plain("planner:index"),
         "planner:upload": plain("planner:upload"),
@@ -291,7 +292,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
 
 NOT_A_READ = {"logout"}  # signing out is a POST (a GET is refused with 405)
 # Asked anyway: refusing a GET must not write either.
-POST_ONLY = {"planner:upload", "planner:sample", "projects:member_add", "projects:member_role",
+POST_ONLY = {"run_work", "planner:upload", "planner:sample", "projects:member_add", "projects:member_role",
              "projects:member_remove", "api:ingest"}
 # A model card refuses (409) while a run's figures are not current, as most here are by design.
 NEEDS_CURRENT_FIGURES = {"run_model_card", "api:model_card"}

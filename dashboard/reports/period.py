@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from dashboard.projects.models import Project
 from dashboard.reports.periods import Period
 from dashboard.telemetry.models import Gpu, Run, RunGpu
+from dashboard.telemetry.work import Family, PerUnit, Work, families, per_unit, runs_work
 from planner.carbon.reporting import (
     CarbonState,
     Instrument,
@@ -51,10 +52,22 @@ class RunRow:
     gpus: int
     energy_j: float
     carbon: RunReportCarbon
+    work: Work = field(default_factory=Work)
 
     @property
     def energy_kwh(self) -> float:
         return self.energy_j / J_PER_KWH
+
+    @property
+    def emissions_g(self) -> float | None:
+        """The stored location-based figure when current (per-unit figures need a current one)."""
+        return self.carbon.emissions_g if self.current and self.carbon.stored else None
+
+    @property
+    def per_unit(self) -> PerUnit | None:
+        """Energy and emissions per unit of work, in the finest unit the run has."""
+        units = per_unit(self.work, self.energy_j, self.emissions_g)
+        return units[0] if units else None
 
     @property
     def current(self) -> bool:
@@ -135,6 +148,11 @@ class PeriodReport:
         return sorted(self.runs, key=lambda r: -r.energy_j)[:BIGGEST]
 
     @property
+    def families(self) -> list[Family]:
+        """The runs grouped by tag, with energy and emissions per unit of work."""
+        return families([(r.tags, r.energy_j, r.emissions_g, r.work) for r in self.runs])
+
+    @property
     def not_current(self) -> list[RunRow]:
         return [r for r in self.runs if not r.current]
 
@@ -184,8 +202,9 @@ def period_report(project: Project, period: Period) -> PeriodReport:
     runs = runs_in(project, period)
     carbon = runs_report_carbon(runs)
     totals = _gpu_counts(runs)
+    work = runs_work(r.pk for r in runs)
     rows = [RunRow(r.pk, r.name, r.started_at, tuple(t.name for t in r.tags.all()), totals.get(r.pk, (0.0, 0))[1],
-                   totals.get(r.pk, (0.0, 0))[0], carbon[r.pk]) for r in runs]
+                   totals.get(r.pk, (0.0, 0))[0], carbon[r.pk], work[r.pk]) for r in runs]
     used = sorted({s for c in carbon.values() for s in c.sources})
     return PeriodReport(
         project=project, period=period, runs=rows, by_gpu_model=_energy_by_gpu_model(runs),

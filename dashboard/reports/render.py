@@ -12,10 +12,18 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 
 from dashboard.reports.period import PeriodReport
+from dashboard.telemetry.work import Family, PerUnit
+from dashboard.web.templatetags.units import si
 from planner.units import J_PER_KWH
 
 CSV_HEADER = ["section", "name", "energy_kwh", "facility_energy_kwh", "emissions_g", "market_emissions_g", "pue",
-              "detail"]
+              "detail", "tokens", "samples", "steps", "energy_j_per_unit", "emissions_g_per_unit", "unit"]
+
+
+def _work_columns(counts: Any, per: Any) -> list[Any]:
+    """tokens, samples, steps, then energy and emissions per the finest of them (blank where unknown)."""
+    return [*(counts.get(u) or "" for u in ("tokens", "samples", "steps")),
+            *((per.energy_j, "" if per.emissions_g is None else per.emissions_g, per.unit) if per else ("", "", ""))]
 
 
 def _csv_rows(report: PeriodReport) -> Iterator[list[Any]]:
@@ -24,10 +32,17 @@ def _csv_rows(report: PeriodReport) -> Iterator[list[Any]]:
     for r in report.runs:
         c = r.carbon
         yield ["run", r.name, r.energy_kwh, c.facility_energy_kwh, c.emissions_g, c.market_emissions_g,
-               c.pue if c.pue is not None else "", f"carbon {c.state.label}; tags: {' '.join(r.tags)}"]
+               c.pue if c.pue is not None else "", f"carbon {c.state.label}; tags: {' '.join(r.tags)}",
+               *_work_columns(r.work.counts, r.per_unit)]
     yield ["total", f"{len(report.runs)} runs", report.energy_kwh, report.facility_energy_kwh, report.emissions_g,
            report.market_emissions_g, report.pue if report.pue is not None else "",
            f"{len(report.not_current)} runs with figures not current"]
+    for f in report.families:
+        unit = next((u for u in ("tokens", "samples", "steps") if f.counts.get(u)), None)
+        per = (f.energy_per(unit), f.emissions_per(unit)) if unit else (None, None)
+        yield ["tag", f.tag, f.energy_j / J_PER_KWH, "", "" if f.emissions_g is None else f.emissions_g, "", "",
+               f"{f.runs} runs", *(f.counts.get(u) or "" for u in ("tokens", "samples", "steps")),
+               "" if per[0] is None else per[0], "" if per[1] is None else per[1], unit or ""]
     for s in report.by_gpu_model:
         yield ["gpu_model", s.label, s.energy_kwh, "", "", "", "", f"{s.devices} devices"]
     for s in report.by_site:
@@ -61,6 +76,23 @@ def _g(grams: float | None) -> str:
     return "–" if grams is None else f"{grams:,.1f}"
 
 
+def _per(per: PerUnit | None) -> str:
+    if per is None:
+        return "–"
+    unit = per.unit.removesuffix("s")
+    grams = f", {si(per.emissions_g, 'g')} CO2e" if per.emissions_g is not None else ""
+    return f"{si(per.energy_j, 'J')}/{unit}{grams}"
+
+
+def _family_per(family: Family) -> str:
+    unit = next((u for u in ("tokens", "samples", "steps") if family.counts.get(u)), None)
+    if unit is None:
+        return "–"
+    grams = family.emissions_per(unit)
+    return (f"{si(family.energy_per(unit), 'J')}/{unit.removesuffix('s')}"
+            + (f", {si(grams, 'g')} CO2e" if grams is not None else ""))
+
+
 def to_markdown(report: PeriodReport) -> str:
     p, lines = report.period, []
     lines += [f"# {report.project.name}: energy and emissions, {p.label}", "",
@@ -75,9 +107,13 @@ def to_markdown(report: PeriodReport) -> str:
     if report.not_current:
         lines += ["Figures not current (being computed or to be recomputed): "
                   + ", ".join(r.name for r in report.not_current) + ".", ""]
-    lines += ["## Biggest runs", "", "| run | energy kWh | emissions g | market-based g | tags |", "|---|---:|---:|---:|---|"]
+    lines += ["## Biggest runs", "", "| run | energy kWh | emissions g | market-based g | per unit of work | tags |",
+              "|---|---:|---:|---:|---:|---|"]
     lines += [f"| {r.name} | {_kwh(r.energy_j)} | {_g(r.carbon.emissions_g)} | {_g(r.carbon.market_emissions_g)} | "
-              f"{' '.join(r.tags)} |" for r in report.biggest]
+              f"{_per(r.per_unit)} | {' '.join(r.tags)} |" for r in report.biggest]
+    lines += ["", "## By tag", "", "| tag | runs | energy kWh | emissions g | per unit of work |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {f.tag} | {f.runs} | {_kwh(f.energy_j)} | {_g(f.emissions_g)} | {_family_per(f)} |"
+              for f in report.families]
     lines += ["", "## Energy by GPU model", "", "| device | count | energy kWh |", "|---|---:|---:|"]
     lines += [f"| {s.label} | {s.devices} | {_kwh(s.energy_j)} |" for s in report.by_gpu_model]
     lines += ["", "## Energy by site", "", "| site | energy kWh | emissions g | market-based g |", "|---|---:|---:|---:|"]
@@ -110,7 +146,8 @@ METHODOLOGY = (
 
 def to_html(report: PeriodReport, request: HttpRequest | None = None, **context: Any) -> str:
     """The report page; without a request (a command) it has no navigation and prints alone."""
-    return render_to_string("reports/period.html", {"report": report, "methodology": METHODOLOGY, **context},
+    return render_to_string("reports/period.html", {"report": report, "methodology": METHODOLOGY,
+                                                    "work_units": ("tokens", "samples", "steps"), **context},
                             request=request)
 
 
@@ -150,7 +187,13 @@ def as_json(report: PeriodReport) -> dict[str, Any]:
         "market_cover_kwh": report.market_cover_kwh, "offsets_retired_t": report.retired_t,
         "runs": [{"id": r.pk, "name": r.name, "tags": list(r.tags), "gpus": r.gpus, "energy_kwh": r.energy_kwh,
                   "emissions_g": r.carbon.emissions_g, "market_emissions_g": r.carbon.market_emissions_g,
-                  "carbon_status": r.carbon.state.value} for r in report.runs],
+                  "carbon_status": r.carbon.state.value, "work": dict(r.work.counts),
+                  "energy_j_per_unit": r.per_unit.energy_j if r.per_unit else None,
+                  "emissions_g_per_unit": r.per_unit.emissions_g if r.per_unit else None,
+                  "unit": r.per_unit.unit if r.per_unit else None} for r in report.runs],
+        "by_tag": [{"tag": f.tag, "runs": f.runs, "energy_kwh": f.energy_j / J_PER_KWH, "emissions_g": f.emissions_g,
+                    "work": dict(f.counts), "energy_j_per": {u: f.energy_per(u) for u in f.counts},
+                    "emissions_g_per": {u: f.emissions_per(u) for u in f.counts}} for f in report.families],
         "by_gpu_model": [{"device": s.label, "count": s.devices, "energy_kwh": s.energy_kwh} for s in report.by_gpu_model],
         "by_site": [{"site": s.label, "energy_kwh": s.energy_kwh, "emissions_g": s.emissions_g,
                      "market_emissions_g": s.market_emissions_g} for s in report.by_site],

@@ -15,13 +15,18 @@ from django.urls import reverse
 from dashboard.demo import seed as demo
 from dashboard.projects.models import Project
 from dashboard.reports.periods import BadPeriod, parse_period
-from dashboard.telemetry.models import Run, RunGpu
+from dashboard.telemetry.models import Run, RunGpu, RunWork
+from dashboard.web.templatetags.units import si
 from planner.carbon.models import Certificate, OffsetRetirement, RunCarbon
 from planner.units import J_PER_KWH
 from tests.conftest import DEMO_QUARTER
 from tests.factories import member
 
 pytestmark = pytest.mark.django_db
+
+
+def energy_j(run: Run) -> float:
+    return sum(RunGpu.objects.filter(run=run).values_list("energy_j", flat=True))
 
 
 def report(*args: str) -> str:
@@ -47,6 +52,7 @@ def test_a_quarterly_csv_report_adds_up_to_its_runs_stored_figures_and_names_sou
                                     tonnes=0.25, price_per_tonne=10.0, registry="Verra", reference="VCS-1")
     OffsetRetirement.objects.create(project=project, retired_on=date(2026, 10, 1), credit_type="avoidance",
                                     tonnes=9.0, price_per_tonne=10.0)  # the next quarter's
+    RunWork.objects.create(run=Run.objects.get(name="bert-large-finetune"), unit="tokens", amount=2_000_000)
     rows = list(csv.DictReader(io.StringIO(report("--period", DEMO_QUARTER, "--format", "csv"))))
     runs = [r for r in rows if r["section"] == "run"]
     (total,) = [r for r in rows if r["section"] == "total"]
@@ -63,6 +69,13 @@ def test_a_quarterly_csv_report_adds_up_to_its_runs_stored_figures_and_names_sou
     assert "demo-frankfurt (DE)" in sites and "aws:eu-north-1 (SE-SE3)" in sites
     assert [r["detail"] for r in rows if r["section"] == "offset_retired"] == ["0.25 t avoidance; Verra VCS-1"]
     assert [r["name"] for r in rows if r["section"] == "instrument"] == ["GO wind-2026"]
+    # Energy and emissions per unit of work, per run and by tag (families of runs).
+    bert = next(r for r in runs if r["name"] == "bert-large-finetune")
+    assert bert["unit"] == "tokens" and float(bert["energy_j_per_unit"]) == pytest.approx(
+        float(bert["energy_kwh"]) * J_PER_KWH / 2_000_000)
+    assert bert["emissions_g_per_unit"] == ""  # the certificate above flagged the figures stale: not current
+    tags = {r["name"]: r for r in rows if r["section"] == "tag"}
+    assert tags["finetune"]["tokens"] == "2000000" and tags["llm"]["unit"] == ""
     licences = {r["name"]: r["detail"] for r in rows if r["section"] == "source"}
     assert licences["Electricity Maps yearly (ODbL, via co2.js)"].startswith("ODbL")
     assert all(licences.values())
@@ -70,15 +83,20 @@ def test_a_quarterly_csv_report_adds_up_to_its_runs_stored_figures_and_names_sou
 
 def test_the_markdown_report_page_and_api_say_the_same_totals(demo_in_a_quarter, client):
     oracle = stored_totals()
+    bert = Run.objects.get(name="bert-large-finetune")
+    RunWork.objects.create(run=bert, unit="tokens", amount=2_000_000)
+    per_token = (si(energy_j(bert) / 2_000_000, "J"), si(bert.carbon.emissions_g / 2_000_000, "g"))
     markdown = report("--from", "2026-07-01", "--to", "2026-09-30", "--format", "md")
     assert f"| emissions, location-based | {oracle['emissions_g']:,.1f} g CO2e |" in markdown
     assert "## Methodology and data sources" in markdown and "ODbL" in markdown
+    assert f"| {per_token[0]}/token, {per_token[1]} CO2e |" in markdown  # energy and emissions per token
 
     project = Project.objects.get(name=demo.DEMO_PROJECT)
     client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     url = reverse("project_report", args=[project.pk])
     page = client.get(url, {"period": DEMO_QUARTER}).content.decode()
     assert f"{oracle['emissions_g']:.1f} g CO2e" in page and "Methodology and data sources" in page
+    assert f"{per_token[0]}/token, {per_token[1]}" in page
     download = client.get(url, {"period": DEMO_QUARTER, "format": "md"})
     assert download["Content-Disposition"] == f'attachment; filename="demo-report-{DEMO_QUARTER}.md"'
     assert download.content.decode() == report("--period", DEMO_QUARTER)
