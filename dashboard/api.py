@@ -15,6 +15,7 @@ from ninja.errors import AuthenticationError, ValidationError
 from ninja.operation import Operation
 
 from dashboard.projects.auth import API_AUTH, unauthorized_detail
+from dashboard.reports import api as reports
 from dashboard.runs import api as runs
 from dashboard.runs.samples import BadRequest
 from dashboard.telemetry import http_ingest
@@ -56,6 +57,7 @@ api = WattwiseApi(
 )
 api.add_router("", runs.router)
 api.add_router("", carbon.router)
+api.add_router("", reports.router)
 api.add_router("/planner", planner.router)
 # Agents' signed messages: authenticated by each envelope's HMAC, not by API_AUTH (and so no CSRF).
 api.add_router("", http_ingest.router)

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "dashboard.projects",
     "dashboard.telemetry",
     "dashboard.runs",
+    "dashboard.reports",
     "planner.plans",
     "planner.carbon",
     "dashboard.demo",

@@ -11,6 +11,7 @@ from dashboard.web.views import healthz
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="runs", permanent=False)),
     path("", include("dashboard.runs.urls")),
+    path("", include("dashboard.reports.urls")),
     path("planner/", include("planner.plans.urls")),
     path("projects/", include("dashboard.projects.urls")),
     path("carbon/", include("planner.carbon.urls")),

@@ -64,3 +64,20 @@ def quick_demo(monkeypatch):
     from dashboard.demo import seed as demo
 
     monkeypatch.setattr(demo, "DEMO_RUNS", tuple(replace(d, rate_hz=0.05, window_s=600) for d in demo.DEMO_RUNS))
+
+
+# The demo seeded at a fixed time, so its runs fall in one known quarter whatever today is (reports' tests).
+DEMO_NOW_ISO, DEMO_QUARTER = "2026-08-15T12:00:00+00:00", "2026-Q3"
+
+
+@pytest.fixture
+def demo_in_a_quarter(quick_demo, django_capture_on_commit_callbacks) -> str:
+    """The quick demo, its runs ending on 2026-08-15 (in ``DEMO_QUARTER``), with their carbon figures computed."""
+    from datetime import datetime
+
+    from dashboard.demo import seed as demo
+
+    with django_capture_on_commit_callbacks(execute=True):  # the recomputes queued as the runs close
+        demo.demo_user()
+        demo.seed(now=datetime.fromisoformat(DEMO_NOW_ISO))
+    return demo.DEMO_PROJECT

@@ -16,7 +16,7 @@ import math
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,8 +310,9 @@ class Streamer:
         if progress is not None:
             progress(self.clock.now_ms())
 
-    def close(self) -> StreamSummary:
-        """Send the last window and ``close_run``, then try to empty the spool for ``drain_timeout_s``."""
+    def close(self, work: Mapping[str, int] | None = None) -> StreamSummary:
+        """Send the last window and ``close_run`` (with the run's units of work, ``work``, when there are any),
+        then try to empty the spool for ``drain_timeout_s``."""
         if self._closed:
             raise RuntimeError("stream already closed")
         if not self._opened:
@@ -334,6 +335,8 @@ class Streamer:
                 "ended_ms": self._last_t if self._last_t is not None else self.clock.now_ms(),
                 "last_seq": last_seq if last_seq >= 0 else None,
                 "samples_sent": self._samples_made,
+                # Only when reported: a close_run without it is what every agent sent before units of work.
+                **({"work": dict(work)} if work else {}),
             },
         )
         remaining = self._sender.flush(self.drain_timeout_s)

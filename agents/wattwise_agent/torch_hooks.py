@@ -139,6 +139,7 @@ class Tracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._step = 0
+        self._work: dict[str, int] = {}  # units of work reported so far (add_work, set_work)
         self.streamer: Streamer | None = None
         self._backend: GpuBackend | None = None
         self.summary: StreamSummary | None = None
@@ -269,6 +270,28 @@ class Tracker:
         if self.power_limit is not None:
             self.power_limit.on_step_end()
 
+    def add_work(self, *, steps: int = 0, samples: int = 0, tokens: int = 0) -> None:
+        """Count units of work done since the last call (e.g. the tokens of each batch). The run's totals go
+        with ``close_run``, so the app shows energy and emissions per step, sample and token."""
+        for unit, amount in (("steps", steps), ("samples", samples), ("tokens", tokens)):
+            if amount:
+                self._work[unit] = self._work.get(unit, 0) + _work_count(unit, amount)
+
+    def set_work(self, *, steps: int | None = None, samples: int | None = None, tokens: int | None = None) -> None:
+        """Say the run's totals so far (as frameworks count them: global over every process)."""
+        for unit, amount in (("steps", steps), ("samples", samples), ("tokens", tokens)):
+            if amount is not None:
+                self._work[unit] = _work_count(unit, amount)
+
+    @property
+    def work(self) -> dict[str, int]:
+        """The units of work ``close_run`` reports: what was added or set, and the steps marked when none
+        were reported otherwise."""
+        work = dict(self._work)
+        if "steps" not in work and self._step:
+            work["steps"] = self._step
+        return work
+
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Bracket a stage of the step (``forward``, ``backward``, ...) with begin/end markers."""
@@ -316,9 +339,16 @@ class Tracker:
             self._thread.join()
         try:
             if self.streamer is not None:
-                self.summary = self.streamer.close()
+                self.summary = self.streamer.close(work=self.work)
         finally:
             for owned in self._owned:
                 close = getattr(owned, "close", None)
                 if close is not None:
                     close()
+
+
+def _work_count(unit: str, amount: int) -> int:
+    """A count of work, refused here (not at close, when it is too late to tell) when it is not one."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise ValueError(f"{unit}: expected a non-negative whole number, got {amount!r}")
+    return amount

@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, Optional, Union
 
 import numpy as np
-from annotated_types import Ge, Gt, Lt, MaxLen, MinLen
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import (
     AfterValidator,
     AllowInfNan,
@@ -241,6 +241,11 @@ EnergySource = Annotated[Literal["counter", "power_integration"], Expect("'count
 PowerField = Annotated[Literal["instant", "average"], Expect("'instant' or 'average'")]
 Component = Annotated[Literal["gpu", "cpu", "dram"], Expect("'gpu', 'cpu' or 'dram'")]
 MessageKind = Literal["batch", "open_run", "close_run", "stage_profile"]
+# Units of work a run reports (close_run's ``work``): what energy per unit is figured against.
+WORK_UNITS: tuple[str, ...] = ("steps", "samples", "tokens")
+WorkUnit = Annotated[Literal["steps", "samples", "tokens"], Expect("'steps', 'samples' or 'tokens'")]
+MAX_WORK = 10**18  # a quintillion tokens: past any training run, inside the database's 64-bit integers
+WorkCount = Annotated[int, Strict(), Ge(0), Le(MAX_WORK), Expect(f"a whole number from 0 to {MAX_WORK}")]
 # The literal types spell the values the named constants above hold: the two must agree.
 assert typing.get_args(typing.get_args(EnergySource)[0]) == ENERGY_SOURCES
 assert typing.get_args(typing.get_args(PowerField)[0]) == POWER_FIELDS
@@ -483,6 +488,9 @@ class CloseRun(_Wire):
     ended_ms: TimeMs
     last_seq: OptionalCount = None  # null: the stream sent no batch
     samples_sent: OptionalCount = None
+    # The run's units of work as this process saw them (global counts, as frameworks give them); absent from
+    # older agents, and ignored by older apps (unknown keys are).
+    work: dict[WorkUnit, WorkCount] = {}
 
 
 class StageProfile(_Wire):

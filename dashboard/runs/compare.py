@@ -24,7 +24,8 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 from dashboard.projects.models import Visitor
 from dashboard.telemetry.models import Gpu, Run, RunGpu, RunNode
 from dashboard.telemetry.windows import TimeRange
-from dashboard.web.templatetags.units import duration, watts
+from dashboard.telemetry.work import Work, runs_work
+from dashboard.web.templatetags.units import duration, si, watts
 from planner.carbon.figures import runs_carbon
 from planner.units import G_PER_KG, J_PER_KWH, MS_PER_HOUR, MS_PER_S
 
@@ -172,6 +173,7 @@ class RunTotals:
     offset_cost: float | None = None
     offset_currency: str = ""
     carbon_note: str = ""
+    work: Work = field(default_factory=Work)  # units of work: reported by the agents or entered on the run page
 
     @property
     def has_samples(self) -> bool:
@@ -198,6 +200,12 @@ class RunTotals:
     @property
     def j_per_step(self) -> float | None:
         return self.energy_j / self.steps if self.steps else None
+
+    def j_per(self, unit: str) -> float | None:
+        return self.work.per(unit, self.energy_j)
+
+    def g_per(self, unit: str) -> float | None:
+        return self.work.per(unit, self.emissions_g)
 
 
 def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
@@ -226,6 +234,7 @@ def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
         place = " · ".join(p for p in (zone, region) if p)
         if place and place not in places[run_id]:
             places[run_id].append(place)
+    work = runs_work(ids)
     totals = []
     for run, label in zip(runs, labels, strict=True):
         row = sums.get(run.pk, {})
@@ -237,6 +246,7 @@ def read_totals(runs: Sequence[Run], labels: Sequence[str]) -> list[RunTotals]:
             peak_gpu_power_w=float(row.get("peak_power_w") or 0.0), gpus=int(row.get("gpus") or 0),
             nodes=int(row.get("nodes") or 0), samples=int(row.get("samples") or 0),
             estimated=bool(row.get("estimated")), gpu_models=tuple(models[run.pk]), places=tuple(places[run.pk]),
+            work=work[run.pk],
         ))
     return _with_carbon(totals)
 
@@ -326,6 +336,16 @@ MEASURES: tuple[Measure, ...] = (
             lambda v: f"{v:,.0f}", lower_is_better=None),
     Measure("j_per_step", "Energy per step", "run energy ÷ steps", lambda t: t.j_per_step,
             lambda v: f"{_plain(v)} J"),
+    Measure("tokens", "Tokens", "units of work: reported by the tracker or entered on the run page",
+            lambda t: t.work.get("tokens"), lambda v: f"{v:,.0f}", lower_is_better=None),
+    Measure("j_per_token", "Energy per token", "run energy ÷ tokens", lambda t: t.j_per("tokens"),
+            lambda v: si(v, "J")),
+    Measure("g_per_token", "Emissions per token", "location-based emissions ÷ tokens", lambda t: t.g_per("tokens"),
+            lambda v: si(v, "gCO₂e")),
+    Measure("work_samples", "Samples trained", "units of work: reported or entered", lambda t: t.work.get("samples"),
+            lambda v: f"{v:,.0f}", lower_is_better=None),
+    Measure("j_per_sample", "Energy per sample", "run energy ÷ samples trained", lambda t: t.j_per("samples"),
+            lambda v: si(v, "J")),
     Measure("emissions", "Emissions", "location-based, kg CO₂e (carbon app's stored figures)",
             lambda t: None if t.emissions_g is None else t.emissions_g / G_PER_KG, lambda v: f"{_plain(v)} kgCO₂e"),
     Measure("offset_cost", "Offset cost", "credits to retire at the project's offset policy and price",

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 
-from dashboard.runs import compare, compare_charts, compare_series
+from dashboard.runs import compare, compare_charts, compare_series, compare_work
 from dashboard.runs.compare_charts import Point, Trace, color_for
 from planner.units import MS_PER_HOUR, MS_PER_S, S_PER_HOUR
 
@@ -92,7 +92,11 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
         for i, t in enumerate(totals) if t.has_samples
     ])
     rows = compare.table(totals, baseline)
+    work_unit = compare_work.ranking_unit(totals)
     return {
+        "work_unit": work_unit,
+        "ranked": compare_work.ranked(totals, work_unit) if work_unit else [],
+        "families": compare_work.tag_families(totals) if work_unit else [],
         "totals": totals,
         "columns": [
             {"totals": t, "color": color_for(i), "baseline": i == baseline, "pareto": t.run.pk in optimal}

@@ -9,6 +9,7 @@ urlpatterns = [
     path("runs/", views.runs_list, name="runs"),
     path("runs/<int:pk>/", views.run_detail, name="run"),
     path("runs/<int:pk>/live.json", views.run_live, name="run_live"),
+    path("runs/<int:pk>/work", views.run_work, name="run_work"),
     path("runs/<int:pk>/summary.json", views.run_summary_json, name="run_summary"),
     path("runs/<int:pk>/gpus/<int:run_gpu_pk>/", views.gpu_detail, name="run_gpu"),
     path("runs/<int:pk>/gpus/<int:run_gpu_pk>/live.json", views.gpu_live, name="run_gpu_live"),

@@ -8,11 +8,13 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
 
 from dashboard.projects.membership import site_admins
 from dashboard.runs.listing import SORT_KEYS, list_runs
@@ -21,7 +23,17 @@ from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choi
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.models import Run, RunGpu
-from planner.carbon.figures import run_section
+from dashboard.telemetry.work import (
+    MAX_AMOUNT,
+    UNITS,
+    BadWork,
+    PerUnit,
+    enter_work,
+    parse_amounts,
+    per_unit,
+    runs_work,
+)
+from planner.carbon.figures import run_carbon, run_section, runs_carbon
 from planner.units import MS_PER_S
 
 
@@ -54,10 +66,24 @@ def runs_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "runs/runs.html",
-        {"listing": listing, "page": page, "sort_keys": SORT_KEYS, "refused_nodes": refused_nodes(request.user),
+        {"listing": listing, "page": page, "rows": _with_work(list(page.object_list)), "sort_keys": SORT_KEYS, "refused_nodes": refused_nodes(request.user),
          # No project: the page says who can add them instead of "No runs yet".
          "site_admins": site_admins() if not listing.projects else []},
     )
+
+
+def _with_work(runs: list[Any]) -> list[tuple[Any, PerUnit | None]]:
+    """Each listed run with its energy and emissions per unit of work, in its finest unit (tokens, samples,
+    steps), or None without any."""
+    works = runs_work(r.pk for r in runs)
+    carbon = runs_carbon(runs, {r.pk: r.energy_j or 0.0 for r in runs})
+    rows: list[tuple[Any, PerUnit | None]] = []
+    for run in runs:
+        figures = carbon[run.pk]
+        emissions_g = figures.totals.emissions_g if figures.current and figures.totals else None
+        units = per_unit(works[run.pk], run.energy_j or 0.0, emissions_g)
+        rows.append((run, units[0] if units else None))
+    return rows
 
 
 def _visible_run(request: HttpRequest, pk: int) -> Run:
@@ -75,11 +101,35 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "runs/run.html",
-        {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "node_devices": page.node_devices,
+        {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus, "node_devices": page.node_devices,
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
     )
+
+
+def _work(run: Run, energy_j: float) -> dict[str, Any]:
+    """The run page's units of work: each unit's count and the run's energy and emissions per unit."""
+    work = runs_work([run.pk])[run.pk]
+    carbon = run_carbon(run, offset=False)
+    emissions_g = carbon.totals.emissions_g if carbon.current and carbon.totals else None
+    return {"units": per_unit(work, energy_j, emissions_g), "entered": {u: work.get(u) for u in work.entered},
+            "choices": UNITS, "max_amount": MAX_AMOUNT}
+
+
+@login_required
+@require_POST
+def run_work(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enter a run's units of work (members of its project only); a blank field clears an entered count."""
+    run = _visible_run(request, pk)
+    try:
+        amounts = parse_amounts(request.POST)
+    except BadWork as error:
+        messages.error(request, f"Units of work not saved: {error}.")
+    else:
+        enter_work(run, amounts, request.user)
+        messages.success(request, "Units of work saved.")
+    return redirect(run.get_absolute_url() + "#units-of-work")
 
 
 @login_required

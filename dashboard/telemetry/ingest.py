@@ -88,6 +88,8 @@ def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
             run_node.closed_at = ms_to_datetime(message.ended_ms)
             run_node.last_seq = message.last_seq
             run_node.samples_declared = message.samples_sent
+            if message.work:  # older agents send none: keep what there is
+                run_node.work = dict(message.work)
             run_node.save()
             if not run.run_nodes.filter(closed_at__isnull=True).exists():
                 run.status = Run.Status.FINISHED

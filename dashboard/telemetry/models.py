@@ -190,10 +190,34 @@ class RunNode(models.Model):
     # Where the agent said it runs (`--zone`, `--region`); the carbon app decides what to use.
     zone = models.CharField(max_length=64, blank=True)
     region = models.CharField(max_length=64, blank=True)
+    # The run's units of work as this session's close_run reported them ({"tokens": 1000000, ...}; see work.py).
+    work = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "dashboard_runnode"
         constraints = [models.UniqueConstraint(fields=["run", "node", "stream"], name="run_node_stream_unique")]
+
+
+class RunWork(models.Model):
+    """A unit of work entered for a run on its page: beats what its agents reported (``work.py``)."""
+
+    class Unit(models.TextChoices):
+        STEPS = "steps", "steps"
+        SAMPLES = "samples", "samples"
+        TOKENS = "tokens", "tokens"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="entered_work")
+    unit = models.CharField(max_length=8, choices=Unit.choices)
+    amount = models.BigIntegerField()
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    entered_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "unit"], name="run_work_unit_unique"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="run_work_amount_positive"),
+        ]
 
 
 class RunGpu(models.Model):

@@ -72,6 +72,8 @@ ADDED_COLUMNS |= {
 }
 # Every device stored before components is a GPU (telemetry 0006_device_component).
 ADDED_COLUMNS |= {"dashboard_gpu": {"component": "gpu"}}
+# Sessions closed before units of work reported none (telemetry 0010_units_of_work; read raw, as JSON text).
+ADDED_COLUMNS |= {"dashboard_runnode": {"work": "{}"}}
 NODE_TOKEN = "ww_" + "n" * 43
 NODE_KEY_HEX = hashlib.sha256(b"wattwise-hmac-v1:" + NODE_TOKEN.encode()).hexdigest()  # as create_node stored it
 

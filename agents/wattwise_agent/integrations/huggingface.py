@@ -53,6 +53,8 @@ class TrainerEnergy:
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # The Trainer counts the step before calling on_step_end: the step just done is global_step - 1.
         self.training.step(state.global_step - 1)
+        # Tokens are counted by the Trainer (over every process) when include_num_input_tokens_seen is on.
+        self.training.work(steps=state.global_step, tokens=int(getattr(state, "num_input_tokens_seen", 0) or 0))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:

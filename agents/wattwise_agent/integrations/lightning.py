@@ -50,6 +50,7 @@ class LightningEnergy:
             pl_module.log(key, value, on_step=True, on_epoch=False, prog_bar=False, logger=to_loggers)
         if trainer.global_step > 0:
             self.training.step(trainer.global_step - 1)
+            self.training.work(steps=trainer.global_step)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.training.end()

@@ -57,6 +57,14 @@ class TrainingRun:
         self.tracker.step(number)
         self._last_step = number
 
+    def work(self, **totals: int | None) -> None:
+        """The run's units of work so far (``steps``, ``samples``, ``tokens``), as the framework counts them."""
+        if self._open and self.tracker is not None:
+            try:
+                self.tracker.set_work(**{unit: n for unit, n in totals.items() if n})
+            except ValueError:  # never take the training down with the meter
+                log.exception("units of work not recorded")
+
     def figures(self) -> dict[str, float]:
         """The energy so far, to the Tracker's last reading, counted as the app counts it: ``energy_j`` (every
         device measured), ``energy_per_step_j`` once a step is counted, ``emissions_g`` with a zone or region.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django import template
 
@@ -53,3 +54,47 @@ def ms_to_local(epoch_ms: int | None) -> str:
         return ""
     return datetime.fromtimestamp(epoch_ms / MS_PER_S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
+
+
+_PREFIXES = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+
+
+def si(value: float | None, unit: str) -> str:
+    """A small or large quantity with an SI prefix, to three significant figures: ``0.00213`` J → "2.13 mJ"."""
+    if value is None:
+        return "–"
+    size = abs(value)
+    for scale, prefix in _PREFIXES:
+        if size >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}" if size else f"0 {unit}"
+
+
+@register.filter
+def joules_si(energy_j: float | None) -> str:
+    """Energy per unit of work: "2.13 mJ" (per token), "1.2 kJ" (per step)."""
+    return si(energy_j, "J")
+
+
+@register.filter
+def grams_si(emissions_g: float | None) -> str:
+    """Emissions per unit of work: "4.1 µg" CO2e (per token)."""
+    return si(emissions_g, "g")
+
+
+@register.filter
+def get_item(mapping: Any, key: str) -> Any:
+    """``mapping[key]``, or None: a count by unit of work in a template (``counts|get_item:"tokens"``)."""
+    return mapping.get(key) if mapping else None
+
+
+@register.filter
+def energy_per(figures: Any, unit: str) -> float | None:
+    """``figures.energy_per(unit)``: a family's (or run's) energy per unit of work, in joules."""
+    return figures.energy_per(unit)
+
+
+@register.filter
+def emissions_per(figures: Any, unit: str) -> float | None:
+    """``figures.emissions_per(unit)``: grams CO2e per unit of work."""
+    return figures.emissions_per(unit)

@@ -86,6 +86,7 @@ def assert_in_the_app(app: App, client: Any, run: str, steps: int, energy_j: flo
     assert stored.status == Run.Status.FINISHED
     markers = RunEvent.objects.filter(run=stored, kind="step_end").order_by("t_ms")
     assert [e.data["step"] for e in markers] == list(range(steps))
+    assert stored.run_nodes.get().work == {"steps": steps}  # the callback reported its units of work
     totals = app.per_step_energy(client, run)
     assert totals.steps == steps
     assert totals.energy_j == pytest.approx(energy_j)  # the app counts what the agent measured
