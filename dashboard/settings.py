@@ -4,6 +4,7 @@ With nothing set, the app runs with no services: SQLite in the repository and Ce
 in-process. Set DATABASE_URL and CELERY_BROKER_URL to run on PostgreSQL and Redis with real workers.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",
+    "axes",
     # Migration history from before the apps were split; no code (see dashboard/legacy).
     "dashboard.legacy.dashboard",
     "dashboard.legacy.api",
@@ -51,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -89,6 +93,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Sign-in throttling (django-axes): after WATTWISE_LOGIN_FAILURE_LIMIT failed sign-ins, further ones are
+# refused with the lockout page (HTTP 429) for WATTWISE_LOGIN_COOLOFF_S, counted per WATTWISE_LOGIN_LOCKOUT_BY:
+# comma-separated, each a field or fields joined by "+" (username, ip_address, user_agent); the default
+# counts each username from each address, so nobody elsewhere can lock a user out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("WATTWISE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("WATTWISE_LOGIN_COOLOFF_S", 900, minimum=1))
+_LOCKOUT_FIELDS = {"username", "ip_address", "user_agent"}
+AXES_LOCKOUT_PARAMETERS = [
+    combination.split("+") for combination in env_list("WATTWISE_LOGIN_LOCKOUT_BY", ["username+ip_address"])
+]
+if not AXES_LOCKOUT_PARAMETERS or not set().union(*AXES_LOCKOUT_PARAMETERS) <= _LOCKOUT_FIELDS:
+    raise ImproperlyConfigured(f"WATTWISE_LOGIN_LOCKOUT_BY: use {', '.join(sorted(_LOCKOUT_FIELDS))}, joined by + or ,")
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs"
 LOGOUT_REDIRECT_URL = "login"
@@ -121,7 +143,11 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Behind a proxy that terminates TLS (docs/deploy.md): believe its X-Forwarded-Proto, so requests that came
 # over HTTPS are treated as secure. Only when clients can reach the app through that proxy alone: anyone
 # reaching it directly could send the header themselves.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+if BEHIND_TLS_PROXY:
+    # Sign-in throttling counts the client's address, not the proxy's.
+    AXES_CLIENT_IP_CALLABLE = "dashboard.web.security.forwarded_client_address"
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
