@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from dashboard.env import env_bool, env_float, env_int, env_list, env_str
+from dashboard.web.security import STRICT_POLICY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,16 +140,29 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Behind a proxy that terminates TLS (docs/deploy.md): believe its X-Forwarded-Proto, so requests that came
-# over HTTPS are treated as secure. Only when clients can reach the app through that proxy alone: anyone
-# reaching it directly could send the header themselves.
+# Behind a proxy that terminates TLS (docs/deploy.md), one switch turns on what HTTPS allows. The app believes
+# the proxy's X-Forwarded-Proto, so requests that came over HTTPS are treated as secure; only when clients can
+# reach the app through that proxy alone: anyone reaching it directly could send the header themselves.
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", BEHIND_TLS_PROXY)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Plain HTTP is redirected to HTTPS, except the health check (probed inside the compose network) and agents'
+# ingest: an agent's envelope carries no secret (it is signed, its token never travels), and a redirect
+# would come after the body was sent anyway; the compose file's demo agent posts to http://web:8000.
+SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/ingest$"]
+# Browsers then keep to HTTPS for this long (a year), for every subdomain, and may be preloaded with it.
+SECURE_HSTS_SECONDS = env_int("WATTWISE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if BEHIND_TLS_PROXY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WATTWISE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("WATTWISE_HSTS_PRELOAD", True)
 if BEHIND_TLS_PROXY:
     # Sign-in throttling counts the client's address, not the proxy's.
     AXES_CLIENT_IP_CALLABLE = "dashboard.web.security.forwarded_client_address"
+# dashboard.web.security: "off" sends none; a report-only policy is sent beside it (to try a stricter one).
+_CSP = env_str("CONTENT_SECURITY_POLICY", STRICT_POLICY)
+CONTENT_SECURITY_POLICY = "" if _CSP.strip().lower() == "off" else _CSP
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_str("CONTENT_SECURITY_POLICY_REPORT_ONLY", "")
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
