@@ -182,6 +182,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# On Redis, kombu's transport with a size check (dashboard/broker.py): a message above this is refused before it
+# is read, so a worker's memory never holds it, and recorded as a Rejection. Agents' batches are far smaller
+# (the wire's body limit is 4 MiB). RabbitMQ has its own limit (max_message_size; docs/deploy.md).
+WATTWISE_BROKER_MAX_MESSAGE_BYTES = env_int("WATTWISE_BROKER_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024)
+if (CELERY_BROKER_URL or "").startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:Transport"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"wattwise.*": {"queue": "telemetry"}}
 # Every queue the app uses, so a plain `celery -A dashboard worker` consumes them all (`-Q` still narrows
