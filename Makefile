@@ -22,7 +22,7 @@ PY313_REDIS_URL ?= redis://127.0.0.1:6379/11
 # there) and tests/agents (run on 3.13 by test-agent-pythons): a full second run would add ~7 minutes.
 PY313_TESTS ?= -m "not torch and not browser" --ignore=tests/agents
 
-.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages bench-wire bench-agent clean \
+.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages bench-wire bench-agent bench-broker-message clean \
 	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
@@ -99,6 +99,12 @@ bench-wire: install
 # The agent's own CPU while streaming 8 GPUs at 10 Hz in real time, for 60 s (BENCH_ARGS=--duration N).
 bench-agent: install
 	$(PY) benchmarks/bench_agent_cpu.py $(BENCH_ARGS)
+
+# A worker's peak memory when a 200 MB message arrives on Redis: refused unread, against read then refused
+# (BENCH_ARGS=--size-mb N). Empties the benchmark database and broker DB, as bench-ingest does.
+bench-broker-message: install-dev services
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+		$(PY) benchmarks/bench_broker_message.py $(BENCH_ARGS)
 
 bench-pages: install-dev services
 	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_PAGES_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)

@@ -4,6 +4,7 @@ With nothing set, the app runs with no services: SQLite in the repository and Ce
 in-process. Set DATABASE_URL and CELERY_BROKER_URL to run on PostgreSQL and Redis with real workers.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -11,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from dashboard.env import env_bool, env_float, env_int, env_list, env_str
+from dashboard.web.security import STRICT_POLICY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",
+    "axes",
     # Migration history from before the apps were split; no code (see dashboard/legacy).
     "dashboard.legacy.dashboard",
     "dashboard.legacy.api",
@@ -45,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -52,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -90,6 +96,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Sign-in throttling (django-axes): after WATTWISE_LOGIN_FAILURE_LIMIT failed sign-ins, further ones are
+# refused with the lockout page (HTTP 429) for WATTWISE_LOGIN_COOLOFF_S, counted per WATTWISE_LOGIN_LOCKOUT_BY:
+# comma-separated, each a field or fields joined by "+" (username, ip_address, user_agent); the default
+# counts each username from each address, so nobody elsewhere can lock a user out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("WATTWISE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("WATTWISE_LOGIN_COOLOFF_S", 900, minimum=1))
+_LOCKOUT_FIELDS = {"username", "ip_address", "user_agent"}
+AXES_LOCKOUT_PARAMETERS = [
+    combination.split("+") for combination in env_list("WATTWISE_LOGIN_LOCKOUT_BY", ["username+ip_address"])
+]
+if not AXES_LOCKOUT_PARAMETERS or not set().union(*AXES_LOCKOUT_PARAMETERS) <= _LOCKOUT_FIELDS:
+    raise ImproperlyConfigured(f"WATTWISE_LOGIN_LOCKOUT_BY: use {', '.join(sorted(_LOCKOUT_FIELDS))}, joined by + or ,")
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs"
 LOGOUT_REDIRECT_URL = "login"
@@ -117,12 +141,29 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+# Behind a proxy that terminates TLS (docs/deploy.md), one switch turns on what HTTPS allows. The app believes
+# the proxy's X-Forwarded-Proto, so requests that came over HTTPS are treated as secure; only when clients can
+# reach the app through that proxy alone: anyone reaching it directly could send the header themselves.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", BEHIND_TLS_PROXY)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Behind a proxy that terminates TLS (docs/deploy.md): believe its X-Forwarded-Proto, so requests that came
-# over HTTPS are treated as secure. Only when clients can reach the app through that proxy alone: anyone
-# reaching it directly could send the header themselves.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+# Plain HTTP is redirected to HTTPS, except the health check (probed inside the compose network) and agents'
+# ingest: an agent's envelope carries no secret (it is signed, its token never travels), and a redirect
+# would come after the body was sent anyway; the compose file's demo agent posts to http://web:8000.
+SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/ingest$"]
+# Browsers then keep to HTTPS for this long (a year), for every subdomain, and may be preloaded with it.
+SECURE_HSTS_SECONDS = env_int("WATTWISE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if BEHIND_TLS_PROXY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WATTWISE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("WATTWISE_HSTS_PRELOAD", True)
+if BEHIND_TLS_PROXY:
+    # Sign-in throttling counts the client's address, not the proxy's.
+    AXES_CLIENT_IP_CALLABLE = "dashboard.web.security.forwarded_client_address"
+# dashboard.web.security: "off" sends none; a report-only policy is sent beside it (to try a stricter one).
+_CSP = env_str("CONTENT_SECURITY_POLICY", STRICT_POLICY)
+CONTENT_SECURITY_POLICY = "" if _CSP.strip().lower() == "off" else _CSP
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_str("CONTENT_SECURITY_POLICY_REPORT_ONLY", "")
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -142,6 +183,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# On Redis, kombu's transport with a size check (dashboard/broker.py): a message above this is refused before it
+# is read, so a worker's memory never holds it, and recorded as a Rejection. Agents' batches are far smaller
+# (the wire's body limit is 4 MiB). RabbitMQ has its own limit (max_message_size; docs/deploy.md).
+WATTWISE_BROKER_MAX_MESSAGE_BYTES = env_int("WATTWISE_BROKER_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, minimum=1024)
+if (CELERY_BROKER_URL or "").startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:Transport"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"wattwise.*": {"queue": "telemetry"}}
 # Every queue the app uses, so a plain `celery -A dashboard worker` consumes them all (`-Q` still narrows

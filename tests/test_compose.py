@@ -101,6 +101,13 @@ def test_behind_a_tls_proxy_plain_http_can_be_kept_to_this_host():
     assert web["ALLOWED_HOSTS"] == "wattwise.example.org,web"
 
 
+def test_the_stack_runs_as_production_behind_tls_unless_told_otherwise():
+    # BEHIND_TLS_PROXY=1: HTTPS redirect, Secure cookies, HSTS (dashboard/settings.py, docs/deploy.md).
+    for profiles in PROFILES:
+        assert resolved(*profiles)["services"]["web"]["environment"]["BEHIND_TLS_PROXY"] == "1"
+    assert resolved(BEHIND_TLS_PROXY="0")["services"]["web"]["environment"]["BEHIND_TLS_PROXY"] == "0"
+
+
 def test_the_demo_agent_reaches_the_app_by_url_and_token_not_through_the_broker():
     services = resolved("--profile", "demo")["services"]
     agent = services["agent"]["environment"]

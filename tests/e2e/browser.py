@@ -72,9 +72,26 @@ def open_logged_in(page: Any, base_url: str, cookie: dict[str, str], path: str =
     page.goto(base_url + path)
 
 
+def wait_until(page: Any, condition: str, arg: Any = None, timeout_ms: float = 15_000) -> None:
+    """Wait until the JavaScript function ``condition(arg)`` returns true in the page, checked every frame.
+
+    Playwright's own ``wait_for_function`` compiles its predicate with ``new Function`` inside the page, which
+    the app's Content-Security-Policy forbids ('unsafe-eval'); ``evaluate`` is compiled by the browser's
+    debugger protocol instead, which the policy does not cover, so the loop runs there."""
+    page.evaluate(f"""([arg, timeoutMs]) => new Promise((resolve, reject) => {{
+        const condition = {condition}, deadline = performance.now() + timeoutMs;
+        const check = () => {{
+            if (condition(arg)) resolve();
+            else if (performance.now() > deadline) reject(new Error("timed out waiting for " + {condition!r}));
+            else requestAnimationFrame(check);
+        }};
+        check();
+    }})""", [arg, timeout_ms])
+
+
 def wait_for_charts(page: Any, timeout_ms: float = 15_000) -> list[str]:
     """Wait until every chart the page shipped as JSON has been drawn; return their ids, in page order."""
-    page.wait_for_function(f"({_UNDRAWN})().undrawn.length === 0", timeout=timeout_ms)
+    wait_until(page, f"() => ({_UNDRAWN})().undrawn.length === 0", timeout_ms=timeout_ms)
     ids: list[str] = page.evaluate(_UNDRAWN)["ids"]
     return ids
 

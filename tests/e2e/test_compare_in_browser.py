@@ -8,7 +8,15 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.browser import browser_page, open_logged_in, session_cookie, shot, trace_count, wait_for_charts
+from tests.e2e.browser import (
+    browser_page,
+    open_logged_in,
+    session_cookie,
+    shot,
+    trace_count,
+    wait_for_charts,
+    wait_until,
+)
 from tests.e2e.data import stream_batches
 from tests.factories import member, register
 
@@ -57,12 +65,12 @@ def test_ticking_three_runs_and_comparing_them_shows_charts_totals_and_the_scatt
         assert identical >= 1 and page.evaluate(VISIBLE_ROWS) == total
         assert f"({identical} identical row" in page.inner_text("#identical-count")
         page.check("#diff-only")
-        page.wait_for_function(f"({VISIBLE_ROWS})() === {total - identical}")
+        wait_until(page, f"() => ({VISIBLE_ROWS})() === {total - identical}")
         assert "diff=1" in page.url and "diff=1" in page.input_value("#share-link")
         assert page.is_visible("#compare-table tbody tr[data-row='energy']") or total - identical > 0
         shot(page, "compare.png")
         page.uncheck("#diff-only")
-        page.wait_for_function(f"({VISIBLE_ROWS})() === {total}")
+        wait_until(page, f"() => ({VISIBLE_ROWS})() === {total}")
         assert "diff=1" not in page.url
 
         # The shared address opens the same view.

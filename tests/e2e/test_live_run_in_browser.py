@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.browser import browser_page, open_logged_in, session_cookie, trace_count, wait_for_charts
+from tests.e2e.browser import (
+    browser_page,
+    open_logged_in,
+    session_cookie,
+    trace_count,
+    wait_for_charts,
+    wait_until,
+)
 from tests.e2e.data import close_streams, release_connections, stream_batches
 from tests.factories import member, register
 
@@ -49,7 +56,7 @@ def test_a_running_runs_page_updates_in_place_keeps_the_zoom_and_hidden_traces_a
             return Plotly.relayout(gd, {'xaxis.range': [xa.l2r(low + third), xa.l2r(high - third)]});
         }""")
         page.locator("#chart-power .legend .traces .legendtoggle").nth(1).click()  # a click on gpu1's legend entry
-        page.wait_for_function("document.getElementById('chart-power')._fullData[1].visible === 'legendonly'")
+        wait_until(page, "() => document.getElementById('chart-power')._fullData[1].visible === 'legendonly'")
         before = page.evaluate(READ_LIVE)
         assert before["autorange"] is False and before["visible"] == [True, "legendonly"]
 
@@ -57,8 +64,7 @@ def test_a_running_runs_page_updates_in_place_keeps_the_zoom_and_hidden_traces_a
         release_connections()
 
         # Polls may land while the batches are still arriving: wait for the one that has them all.
-        page.wait_for_function("document.getElementById('card-samples').textContent.includes('3,000 samples')",
-                               timeout=15_000)
+        wait_until(page, "() => document.getElementById('card-samples').textContent.includes('3,000 samples')")
         after = page.evaluate(READ_LIVE)
         assert "2,000 samples" in before["samples"] and after["updates"] > before["updates"]
         assert after["stamp"].startswith("Updated ")

@@ -13,6 +13,7 @@ from tests.e2e.browser import (
     shot,
     trace_count,
     wait_for_charts,
+    wait_until,
 )
 from tests.e2e.data import stream_batches
 from tests.factories import member, register
@@ -89,6 +90,6 @@ def test_charts_stay_inside_their_boxes_when_the_window_is_resized(live_server):
         assert page.evaluate(SPILLED) == []
         widths = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd._fullLayout.width)")
         page.set_viewport_size({"width": 1200, "height": 900})
-        page.wait_for_function("""(widths) => [...document.querySelectorAll('.js-plotly-plot')]
-            .every((gd, i) => gd._fullLayout.width !== widths[i])""", arg=widths)
+        wait_until(page, """(widths) => [...document.querySelectorAll('.js-plotly-plot')]
+            .every((gd, i) => gd._fullLayout.width !== widths[i])""", widths)
         assert page.evaluate(SPILLED) == []
