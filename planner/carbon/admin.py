@@ -84,13 +84,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(IntensityImport)
 class IntensityImportAdmin(ReadOnlyAdmin):
-    list_display = ["imported_at", "filename", "format", "zones", "rows_created", "rows_updated", "imported_by"]
+    list_display = ["imported_at", "project", "filename", "format", "zones", "rows_created", "rows_updated",
+                    "imported_by"]
 
 
 @admin.register(IntensityRow)
 class IntensityRowAdmin(ReadOnlyAdmin):
-    list_display = ["zone", "start_utc", "granularity", "intensity_g_per_kwh", "basis", "source", "is_forecast"]
-    list_filter = ["zone", "granularity", "basis", "is_forecast", "origin"]
+    list_display = ["zone", "project", "start_utc", "granularity", "intensity_g_per_kwh", "basis", "source",
+                    "is_forecast"]
+    list_filter = ["zone", "granularity", "basis", "is_forecast", "origin", "project"]
 
 
 @admin.register(RunCarbon)

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Run
-from planner.carbon.access import can_import
+from planner.carbon.access import can_import, may_import_for
 from planner.carbon.forms import ImportForm
 from planner.carbon.imports import import_file
 from planner.carbon.live import provider_statuses
@@ -30,7 +30,7 @@ def index(request: HttpRequest) -> HttpResponse:
         market_emissions_g=Sum("runs__carbon__market_emissions_g"),
         stale=Count("runs__carbon", filter=Q(runs__carbon__stale=True), distinct=True),
     )
-    return render(request, "carbon/index.html", {"projects": projects, "coverage": zones_with_data()[:12],
+    return render(request, "carbon/index.html", {"projects": projects, "coverage": zones_with_data(request.user)[:12],
                                                  "providers": provider_statuses()})
 
 
@@ -40,7 +40,7 @@ def intensity_data(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not can_import(request.user):
             raise PermissionDenied("only project members may import data")
-        form = ImportForm(request.POST, request.FILES, projects=projects)
+        form = ImportForm(request.POST, request.FILES, projects=projects, may_share=may_import_for(request.user, None))
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:
@@ -55,11 +55,11 @@ def intensity_data(request: HttpRequest) -> HttpResponse:
                 messages.success(request, result.message)
                 return redirect("carbon:data")
     else:
-        form = ImportForm(projects=projects)
+        form = ImportForm(projects=projects, may_share=may_import_for(request.user, None))
     return render(request, "carbon/data.html", {
         "form": form,
-        "coverage": zones_with_data(),
-        "imports": IntensityImport.objects.select_related("imported_by")[:50],
+        "coverage": zones_with_data(request.user),
+        "imports": IntensityImport.objects.visible_to(request.user).select_related("imported_by", "project")[:50],
         "providers": provider_statuses(),
         "can_import": can_import(request.user),
     })

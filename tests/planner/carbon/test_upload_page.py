@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 
 
 def upload(client, name: str, content: bytes, **fields: str):
-    data = {"file": SimpleUploadedFile(name, content), "basis": "lifecycle", "timezone": "UTC", **fields}
+    """Post a file as ana's project's own data (unless ``fields`` say otherwise)."""
+    vision = Project.objects.filter(name="vision").first()
+    data = {"file": SimpleUploadedFile(name, content), "basis": "lifecycle", "timezone": "UTC",
+            "project": str(vision.pk) if vision else "", **fields}
     return client.post(reverse("carbon:data"), data, follow=True)
 
 

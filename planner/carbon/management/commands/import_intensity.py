@@ -1,4 +1,6 @@
-"""``manage.py import_intensity FILE [--zone Z]``: import a grid-intensity or CodeCarbon file."""
+"""``manage.py import_intensity FILE [--zone Z] [--project P]``: import a grid-intensity or CodeCarbon file,
+as project P's own data or (without --project; whoever runs manage.py administers the server) as data
+shared by every project."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ class Command(BaseCommand):
     help = (
         "Import a file, detecting its format: Electricity Maps CSV (hourly/daily/monthly/yearly, both header "
         "generations) or API v3 JSON, UK Carbon Intensity API JSON, WattTime v3 JSON, or CodeCarbon's "
-        "emissions.csv (needs --project). All or nothing; importing the same file again changes nothing."
+        "emissions.csv (needs --project). With --project the data is that project's own (only its runs use "
+        "it); without, it is shared by every project. All or nothing; importing the same file again changes "
+        "nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,7 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--zone", help="file the data under this zone (or the zone of this cloud region)")
         parser.add_argument("--basis", choices=Basis.values, default=Basis.LIFECYCLE,
                             help="which Electricity Maps intensity to import (default lifecycle)")
-        parser.add_argument("--project", help="CodeCarbon files: the project the runs belong to")
+        parser.add_argument("--project", help="the project whose own data this is (CodeCarbon files: the "
+                            "project the runs belong to); default: shared by every project")
         parser.add_argument("--timezone", default="UTC",
                             help="CodeCarbon files: the machine's time zone (its timestamps are local time)")
 
