@@ -40,6 +40,7 @@ from planner.carbon.models import (
     Certificate,
     CreditPrice,
     CreditType,
+    ImportJob,
     NodeSite,
     OffsetPolicy,
     OffsetRetirement,
@@ -132,6 +133,11 @@ def seed_world(capture: Any) -> dict[str, Any]:
     OffsetRetirement.objects.create(project=vision, run=Run.objects.get(name="vit"), retired_on=date(2026, 2, 1),
                                     credit_type=CreditType.DURABLE_REMOVAL, tonnes=0.001, price_per_tonne=150.0)
 
+    # The user's uploads: one a worker is importing, one that failed (the data page lists both).
+    uploads = [ImportJob.objects.create(requested_by=user, project=vision, filename=f"DE_{state}.csv", path="/gone",
+                                        size_bytes=1000, bytes_read=400, rows_read=12, state=state)
+               for state in (ImportJob.State.RUNNING, ImportJob.State.FAILED)]
+
     runs = list(Run.objects.select_related("project").order_by("pk"))
     job = FrontierJob.objects.get(status=FrontierJob.Status.DONE)
     return {
@@ -142,6 +148,7 @@ def seed_world(capture: Any) -> dict[str, Any]:
         "projects": [project, vision],
         "profiles": list(StageProfile.objects.values_list("pk", flat=True)),
         "frontier": job.pk,
+        "import_jobs": [upload.pk for upload in uploads],
     }
 
 
@@ -233,6 +240,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         )},
         "carbon:index": plain("carbon:index"),
         "carbon:data": plain("carbon:data"),
+        "carbon:import_job": [(fill(routes["carbon:import_job"], pk=pk), {}) for pk in world["import_jobs"]],
         "carbon:run_hours": per_run("carbon:run_hours") + per_run("carbon:run_hours", fragment="1"),
         "carbon:project": per_project("carbon:project"),
         "carbon:sites": per_project("carbon:sites"),

@@ -130,7 +130,7 @@ def import_file(
     return _store_intensity(records, FORMAT_LABELS[found], filename, digest, user, via, project)
 
 
-def _new_import(
+def new_import(
     fmt: str, filename: str, digest: str, user: Visitor | None, via: str, project: Project | None
 ) -> IntensityImport:
     return IntensityImport.objects.create(
@@ -163,18 +163,25 @@ def _write_intensity(
 ) -> ImportResult:
     """Write the rows (inside the caller's transaction); mark the runs those hours affect."""
     project_id = project.pk if project else None
-    batch = _new_import(fmt, filename, digest, user, via, project)
+    batch = new_import(fmt, filename, digest, user, via, project)
     counts = upsert_records(records, origin=IntensityRow.Origin.FILE, imported=batch, project_id=project_id)
     result = ImportResult(fmt, filename, len(records), counts.created, counts.updated, counts.unchanged,
                           zones, first, last)
-    if not counts.changed:
+    return close_batch(batch, result, project_id)
+
+
+def close_batch(batch: IntensityImport, result: ImportResult, project_id: int | None) -> ImportResult:
+    """Record what an import changed on its batch (inside the import's transaction), or drop the batch if it
+    changed nothing; flag and queue the runs whose figures it changes."""
+    if not result.changed:
         batch.delete()  # a re-import that changed nothing leaves no trace
         return result
-    batch.zones = ", ".join(zones)[:500]
-    batch.first_utc, batch.last_utc = first, last
-    batch.rows_created, batch.rows_updated, batch.rows_unchanged = counts.created, counts.updated, counts.unchanged
+    assert result.first_utc is not None and result.last_utc is not None
+    batch.zones = ", ".join(result.zones)[:500]
+    batch.first_utc, batch.last_utc = result.first_utc, result.last_utc
+    batch.rows_created, batch.rows_updated, batch.rows_unchanged = result.created, result.updated, result.unchanged
     batch.save()
-    run_ids = mark_stale_for_intensity(zones, first, last, project_id=project_id)
+    run_ids = mark_stale_for_intensity(result.zones, result.first_utc, result.last_utc, project_id=project_id)
     queue_recompute(run_ids)
     result.import_id, result.runs_marked_stale = batch.pk, len(run_ids)
     return result
@@ -227,7 +234,7 @@ def _store_codecarbon(
     fmt = FORMAT_LABELS[ImportFormat.CODECARBON_CSV]
     created = updated = unchanged = 0
     with transaction.atomic():
-        batch = _new_import(fmt, filename, digest, user, via, project)
+        batch = new_import(fmt, filename, digest, user, via, project)
         for run in runs:
             ours_g, where, note = _our_figure(run, default_where, project.pk)
             values = {

@@ -178,6 +178,56 @@ class IntensityRow(models.Model):
         indexes = [models.Index(fields=["zone", "start_utc"], name="intensity_zone_time")]
 
 
+class ImportJob(models.Model):
+    """An uploaded file being imported by a worker (``carbon.import_job``): where it is, and how far.
+
+    The file waits under ``WATTWISE_IMPORT_DIR`` until the job ends; ``bytes_read`` of ``size_bytes`` and
+    ``rows_read`` are written as the worker streams it, so a page can show progress.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "importing"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="whose data the file is; empty: shared by every project",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=16, choices=IntensityImport.Via.choices, default=IntensityImport.Via.UPLOAD)
+    filename = models.CharField(max_length=255)
+    path = models.CharField(max_length=500, help_text="the stored upload, removed when the job ends")
+    size_bytes = models.BigIntegerField()
+    zone = models.CharField(max_length=100, blank=True)
+    basis = models.CharField(max_length=16, choices=Basis.choices, default=Basis.LIFECYCLE)
+    timezone = models.CharField(max_length=64, default="UTC")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    bytes_read = models.BigIntegerField(default=0)
+    rows_read = models.BigIntegerField(default=0)
+    message = models.TextField(blank=True, help_text="what the import did, or why nothing was imported")
+    result = models.ForeignKey(IntensityImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+    @property
+    def progress_fraction(self) -> float:
+        if self.state == self.State.DONE:
+            return 1.0
+        return min(1.0, self.bytes_read / self.size_bytes) if self.size_bytes > 0 else 0.0
+
+
 class ProviderStatus(models.Model):
     """The last poll of a live provider: shown on the data page so a silent fallback is visible."""
 

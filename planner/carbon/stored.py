@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
+from django.db import connection
+
 from dashboard.projects.models import Visitor
 from planner.carbon.models import Basis, Granularity, IntensityImport, IntensityRow, Signal
 from planner.grid_carbon import HourlyMiss, HourlyTable, IntensityRecord, records
@@ -106,9 +108,26 @@ def upsert_records(
                 setattr(row, k, getattr(record, k))
             row.origin, row.imported = origin, imported
             update.append(row)
-    IntensityRow.objects.bulk_create(create, batch_size=2000)
+    insert_rows(create)
     IntensityRow.objects.bulk_update(update, [*_VALUES, "origin", "imported", "updated_at"], batch_size=2000)
     return UpsertCounts(len(create), len(update), unchanged)
+
+
+def insert_rows(rows: Sequence[IntensityRow]) -> None:
+    """Insert new rows: on PostgreSQL with COPY (building 5,000 INSERT rows costs the ORM more than the
+    database's work, and a 60 MB import is ~900,000 rows); elsewhere with ``bulk_create``."""
+    if connection.vendor != "postgresql":
+        IntensityRow.objects.bulk_create(rows, batch_size=2000)
+        return
+    fields = [f for f in IntensityRow._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.attname if f.column is None else f.column) for f in fields)
+    table = connection.ops.quote_name(IntensityRow._meta.db_table)
+    # wrap_database_errors: a unique violation raises Django's IntegrityError, as bulk_create's would.
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(
+        f"COPY {table} ({columns}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row([f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields])
 
 
 def _preference(row: IntensityRow) -> tuple[bool, bool, bool, bool]:

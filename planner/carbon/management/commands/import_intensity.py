@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.projects.models import Project
-from planner.carbon.imports import import_file
 from planner.carbon.models import Basis, IntensityImport
+from planner.carbon.streaming import import_path
 from planner.grid_carbon.importers import CarbonImportError
 
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
         try:
-            data = path.read_bytes()
+            size = path.stat().st_size
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         project = None
@@ -45,11 +45,36 @@ class Command(BaseCommand):
             project = Project.objects.filter(name=options["project"]).first()
             if project is None:
                 raise CommandError(f"no project named {options['project']!r}")
+        bar = ProgressBar(self.stderr, size)
         try:
-            result = import_file(
-                data, path.name, zone=options["zone"], basis=options["basis"], project=project,
-                timezone_name=options["timezone"], via=IntensityImport.Via.COMMAND,
+            result = import_path(
+                path, path.name, zone=options["zone"], basis=options["basis"], project=project,
+                timezone_name=options["timezone"], via=IntensityImport.Via.COMMAND, progress=bar,
             )
         except CarbonImportError as exc:
             raise CommandError(f"{path.name}: {exc} (nothing was imported)") from None
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        finally:
+            bar.close()
         self.stdout.write(result.message)
+
+
+class ProgressBar:
+    """``[#####-----]  50 %  451,000 rows`` on one line of stderr, redrawn as the import goes."""
+
+    WIDTH = 30
+
+    def __init__(self, out: Any, size_bytes: int) -> None:
+        self.out, self.size_bytes, self.drawn = out, max(size_bytes, 1), False
+
+    def __call__(self, rows: int, bytes_read: int) -> None:
+        fraction = min(1.0, bytes_read / self.size_bytes)
+        filled = round(fraction * self.WIDTH)
+        self.out.write(f"\r[{'#' * filled}{'-' * (self.WIDTH - filled)}] {fraction:4.0%} {rows:>11,} rows", ending="")
+        self.out.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.out.write("")
