@@ -241,6 +241,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "carbon:index": plain("carbon:index"),
         "carbon:data": plain("carbon:data"),
         "carbon:import_job": [(fill(routes["carbon:import_job"], pk=pk), {}) for pk in world["import_jobs"]],
+        "api:get_import_job": [(fill(routes["api:get_import_job"], job_id=pk), {}) for pk in world["import_jobs"]],
         "carbon:run_hours": per_run("carbon:run_hours") + per_run("carbon:run_hours", fragment="1"),
         "carbon:project": per_project("carbon:project"),
         "carbon:sites": per_project("carbon:sites"),
@@ -274,6 +275,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "api:list_datasets": plain("api:list_datasets"),
         "api:list_intensity": plain("api:list_intensity", zone="DE"),
         "api:list_imports": plain("api:list_imports"),
+        "api:upload_import": plain("api:upload_import"),  # the same path: its GET is the list
         "api:list_profiles": plain("api:list_profiles"),
         "api:ingest": plain("api:ingest"),
         "api:get_profile": [(fill(routes["api:get_profile"], profile_id=pk), {}) for pk in world["profiles"]],

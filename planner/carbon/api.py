@@ -23,8 +23,8 @@ from dashboard.telemetry.models import Run
 from dashboard.web.api_params import ERRORS, SAFE_TEXT, Pages, ProjectId, RunId
 from planner.carbon.advising import parse_allowed, preference_for
 from planner.carbon.energy import run_energy_j
+from planner.carbon.import_api import router as import_router
 from planner.carbon.models import (
-    IntensityImport,
     IntensityRow,
     OffsetRetirement,
     RunCarbon,
@@ -237,22 +237,6 @@ class IntensityOut(Schema):
     is_estimated: bool
     origin: str = Field(description="file (imported) or live (polled from a provider)")
     project_id: int | None = Field(description="the project whose own value this is; null: shared")
-
-
-class ImportOut(Schema):
-    id: int
-    filename: str
-    format: str
-    sha256: str
-    zones: str
-    first_utc: datetime | None
-    last_utc: datetime | None
-    rows_created: int
-    rows_updated: int
-    rows_unchanged: int
-    imported_at: datetime
-    via: str
-    project_id: int | None = Field(description="the project whose own data it imported; null: shared (by staff)")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -482,9 +466,5 @@ def list_intensity(request: ApiRequest, zone: ZoneParam, from_utc: FromUtc = Non
     return rows.order_by("start_utc", "granularity", "source", "basis", "signal", "is_forecast", "project_id")
 
 
-@router.get("/carbon/imports", response={200: list[ImportOut], **ERRORS}, summary="Intensity imports")
-@paginate(Pages)
-def list_imports(request: ApiRequest) -> Any:
-    """Imported files that changed something, newest first: the shared imports and those of the caller's
-    projects (never another project's files)."""
-    return IntensityImport.objects.visible_to(request.auth).order_by("-imported_at", "-pk")
+# Imports (listed, uploaded) and their jobs live in their own module; the carbon router serves them.
+router.add_router("", import_router)

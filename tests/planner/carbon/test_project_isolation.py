@@ -18,7 +18,7 @@ from django.urls import reverse
 from dashboard.projects.models import Project
 from dashboard.projects.tokens import issue_token
 from dashboard.telemetry.models import Run
-from planner.carbon.models import IntensityImport, IntensityRow, RunCarbon
+from planner.carbon.models import ImportJob, IntensityImport, IntensityRow, RunCarbon
 from tests.api_world import Api
 from tests.factories import member, register
 from tests.planner.carbon.support import T0, em_hourly_csv, fixture, recompute_figures, snapshot, stream_hours
@@ -97,6 +97,35 @@ def test_a_member_cannot_import_for_another_project_or_for_everyone(client, worl
     assert snapshot() == before and emissions_g("beta-run") == beta_before
 
 
+def api_upload(client, token: str, content: bytes, **fields: str):
+    """``POST /api/carbon/imports`` with a bearer token; the job runs as the request commits (eager here)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post("/api/carbon/imports", {"file": SimpleUploadedFile(SECRET_FILE, content), **fields},
+                           headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_api_takes_a_members_upload_for_their_project_only(client, world):
+    ana, bob = world
+    token = issue_token(ana)
+    aurora, beta = Project.objects.get(name="aurora"), Project.objects.get(name="beta")
+    before, beta_before = snapshot(), emissions_g("beta-run")
+    assert api_upload(client, token, forged_csv(), project_id=str(beta.pk)).status_code == 404
+    refused = api_upload(client, token, forged_csv())
+    assert refused.status_code == 403 and "only staff" in refused.json()["detail"]
+    assert api_upload(client, token, b"not a file", project_id=str(aurora.pk), timezone="Mars/Olympus").status_code == 400
+    recompute_figures()
+    assert snapshot() == before and emissions_g("beta-run") == beta_before
+
+    accepted = api_upload(client, token, forged_csv(), project_id=str(aurora.pk))
+    assert accepted.status_code == 202
+    job = Api(client, token).get(f"/carbon/imports/jobs/{accepted.json()['id']}").json()
+    assert job["state"] == "done" and job["project_id"] == aurora.pk and "4 rows added" in job["message"]
+    recompute_figures()
+    assert emissions_g("beta-run") == beta_before
+    # Another project's member cannot follow it.
+    assert Api(client, issue_token(bob)).get(f"/carbon/imports/jobs/{job['id']}").status_code == 404
+
+
 def test_no_page_of_another_project_takes_a_post_from_a_member(client, world):
     ana, _ = world
     beta = Project.objects.get(name="beta")
@@ -158,3 +187,15 @@ def test_another_projects_names_users_files_and_values_are_never_shown(client, w
     own = Api(client, issue_token(ana)).get("/carbon/intensity", zone="DE").json()["items"]
     assert sorted(v["intensity_g_per_kwh"] for v in own) == sorted(SHARED_G_PER_KWH + FORGED)
     assert Run.objects.get(name="aurora-run").project.name == "aurora"
+
+
+def test_an_uploads_progress_is_shown_to_its_uploader_only(client, world):
+    ana, bob = world
+    client.force_login(ana)
+    post_upload(client, forged_csv(), project=str(Project.objects.get(name="aurora").pk))
+    job = ImportJob.objects.get(filename=SECRET_FILE)
+    progress = client.get(reverse("carbon:import_job", args=[job.pk])).json()
+    assert progress["state"] == "done" and progress["rows_read"] == 4 and progress["fraction"] == 1.0
+    client.force_login(bob)
+    assert client.get(reverse("carbon:import_job", args=[job.pk])).status_code == 404
+    assert SECRET_FILE not in client.get(reverse("carbon:data")).content.decode()
