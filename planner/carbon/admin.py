@@ -7,6 +7,7 @@ from planner.carbon.models import (
     Certificate,
     CreditPrice,
     ImportedRun,
+    ImportJob,
     IntensityImport,
     IntensityRow,
     NodeSite,
@@ -86,6 +87,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class IntensityImportAdmin(ReadOnlyAdmin):
     list_display = ["imported_at", "project", "filename", "format", "zones", "rows_created", "rows_updated",
                     "imported_by"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "filename", "project", "requested_by", "state", "rows_read", "message"]
+    list_filter = ["state"]
 
 
 @admin.register(IntensityRow)
