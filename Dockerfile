@@ -8,7 +8,10 @@ COPY agents agents
 COPY planner planner
 COPY templates templates
 COPY manage.py ./
-RUN pip install --no-cache-dir './agents[broker]' . && useradd --create-home wattwise
+# /var/lib/wattwise/imports: uploaded intensity files wait there for the worker (a volume shared by web and
+# worker in docker-compose.yml; a new volume takes this directory's owner).
+RUN pip install --no-cache-dir './agents[broker]' . && useradd --create-home wattwise \
+    && mkdir -p /var/lib/wattwise/imports && chown -R wattwise /var/lib/wattwise
 USER wattwise
 EXPOSE 8000
 CMD ["gunicorn", "dashboard.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -22,7 +22,7 @@ PY313_REDIS_URL ?= redis://127.0.0.1:6379/11
 # there) and tests/agents (run on 3.13 by test-agent-pythons): a full second run would add ~7 minutes.
 PY313_TESTS ?= -m "not torch and not browser" --ignore=tests/agents
 
-.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-planner bench-pages bench-wire bench-agent bench-broker-message clean \
+.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-wire bench-agent bench-broker-message clean \
 	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
@@ -93,6 +93,10 @@ bench-planner: install-dev
 	$(PY) benchmarks/bench_planner.py
 
 # The wire format's CPU cost per batch (decode, open+decode, seal); no services needed.
+# A ~60 MB, ~900,000-row Electricity Maps CSV imported as a background job does: rows, seconds, peak memory growth.
+bench-import: install-dev services
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) benchmarks/bench_import.py $(BENCH_ARGS)
+
 bench-wire: install
 	$(PY) benchmarks/bench_wire.py $(BENCH_ARGS)
 

@@ -23,9 +23,9 @@ from planner.carbon import api as carbon
 from planner.plans import api as planner
 
 DESCRIPTION = """
-Energy and carbon of your training runs, read-only: projects, runs, per-GPU readings (raw, paginated
-by cursor, or downsampled), the planner's profiles, frontiers and frequency plans, and emissions,
-offsets and grid-intensity data. You see exactly what the pages show you: your projects' data.
+Energy and carbon of your training runs, read-only but for intensity file uploads: projects, runs,
+per-GPU readings (raw, paginated by cursor, or downsampled), the planner's profiles, frontiers and
+frequency plans, and emissions, offsets and grid-intensity data. You see exactly what the pages show you: your projects' data.
 
 **Authenticate** with `Authorization: Bearer TOKEN` (`python manage.py create_api_token USER`
 prints a token), or sign in to the site and use this page.

@@ -231,6 +231,8 @@ WATTWISE_CARBON_POLL_S = env_int("WATTWISE_CARBON_POLL_S", 3600, minimum=60)
 # While a run streams, its carbon figures are recomputed at most this often (seconds); a run that closes is
 # recomputed at once. 0: after every stored batch (costly for long runs).
 WATTWISE_CARBON_RECOMPUTE_S = env_float("WATTWISE_CARBON_RECOMPUTE_S", 60.0, minimum=0.0)
+# Where uploaded intensity files wait for the worker that imports them (the web and worker containers share it).
+WATTWISE_IMPORT_DIR = Path(env_str("WATTWISE_IMPORT_DIR", str(BASE_DIR / "var" / "imports")))
 
 CELERY_BEAT_SCHEDULE = {
     "carbon-poll-providers": {"task": "carbon.poll_providers", "schedule": float(WATTWISE_CARBON_POLL_S)},

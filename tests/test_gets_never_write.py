@@ -40,6 +40,7 @@ from planner.carbon.models import (
     Certificate,
     CreditPrice,
     CreditType,
+    ImportJob,
     NodeSite,
     OffsetPolicy,
     OffsetRetirement,
@@ -132,6 +133,11 @@ def seed_world(capture: Any) -> dict[str, Any]:
     OffsetRetirement.objects.create(project=vision, run=Run.objects.get(name="vit"), retired_on=date(2026, 2, 1),
                                     credit_type=CreditType.DURABLE_REMOVAL, tonnes=0.001, price_per_tonne=150.0)
 
+    # The user's uploads: one a worker is importing, one that failed (the data page lists both).
+    uploads = [ImportJob.objects.create(requested_by=user, project=vision, filename=f"DE_{state}.csv", path="/gone",
+                                        size_bytes=1000, bytes_read=400, rows_read=12, state=state)
+               for state in (ImportJob.State.RUNNING, ImportJob.State.FAILED)]
+
     runs = list(Run.objects.select_related("project").order_by("pk"))
     job = FrontierJob.objects.get(status=FrontierJob.Status.DONE)
     return {
@@ -142,6 +148,7 @@ def seed_world(capture: Any) -> dict[str, Any]:
         "projects": [project, vision],
         "profiles": list(StageProfile.objects.values_list("pk", flat=True)),
         "frontier": job.pk,
+        "import_jobs": [upload.pk for upload in uploads],
     }
 
 
@@ -235,6 +242,8 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         )},
         "carbon:index": plain("carbon:index"),
         "carbon:data": plain("carbon:data"),
+        "carbon:import_job": [(fill(routes["carbon:import_job"], pk=pk), {}) for pk in world["import_jobs"]],
+        "api:get_import_job": [(fill(routes["api:get_import_job"], job_id=pk), {}) for pk in world["import_jobs"]],
         "carbon:run_hours": per_run("carbon:run_hours") + per_run("carbon:run_hours", fragment="1"),
         "carbon:project": per_project("carbon:project"),
         "carbon:sites": per_project("carbon:sites"),
@@ -272,6 +281,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "api:list_datasets": plain("api:list_datasets"),
         "api:list_intensity": plain("api:list_intensity", zone="DE"),
         "api:list_imports": plain("api:list_imports"),
+        "api:upload_import": plain("api:upload_import"),  # the same path: its GET is the list
         "api:list_profiles": plain("api:list_profiles"),
         "api:ingest": plain("api:ingest"),
         "api:get_profile": [(fill(routes["api:get_profile"], profile_id=pk), {}) for pk in world["profiles"]],

@@ -13,5 +13,13 @@ def can_manage(user: Visitor, project: Project) -> bool:
 
 
 def can_import(user: Visitor) -> bool:
-    """Intensity data is shared by all projects: any project member (or staff) may import it."""
+    """Any project member may import intensity data for their project; staff may import shared data."""
     return bool(user.is_staff or Project.objects.for_user(user).exists())
+
+
+def may_import_for(user: Visitor, project: Project | None) -> bool:
+    """Whether ``user`` may import data owned by ``project``: their own project's, or (staff only) the
+    shared data every project's figures use (``project`` None)."""
+    if project is None:
+        return bool(user.is_active and user.is_staff)
+    return Project.objects.for_user(user).filter(pk=project.pk).exists()

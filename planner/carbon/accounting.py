@@ -81,7 +81,7 @@ def compute_run_carbon(run: Run) -> RunResult:
     zones = {p.location.zone for p in placements.values() if p.location.zone}
     first = min(min(e.energy_j_by_hour) for e in energies)
     last = max(max(e.energy_j_by_hour) for e in energies)
-    resolver = IntensityResolver(StoredHourly(zones, first, last))
+    resolver = IntensityResolver(StoredHourly(zones, first, last, project_id=run.project_id))
     reports = {
         e.node_id: compute_emissions(
             e.energy_j_by_hour, where=placements[e.node_id].location, pue=placements[e.node_id].pue,

@@ -7,6 +7,7 @@ from planner.carbon.models import (
     Certificate,
     CreditPrice,
     ImportedRun,
+    ImportJob,
     IntensityImport,
     IntensityRow,
     NodeSite,
@@ -84,13 +85,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(IntensityImport)
 class IntensityImportAdmin(ReadOnlyAdmin):
-    list_display = ["imported_at", "filename", "format", "zones", "rows_created", "rows_updated", "imported_by"]
+    list_display = ["imported_at", "project", "filename", "format", "zones", "rows_created", "rows_updated",
+                    "imported_by"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "filename", "project", "requested_by", "state", "rows_read", "message"]
+    list_filter = ["state"]
 
 
 @admin.register(IntensityRow)
 class IntensityRowAdmin(ReadOnlyAdmin):
-    list_display = ["zone", "start_utc", "granularity", "intensity_g_per_kwh", "basis", "source", "is_forecast"]
-    list_filter = ["zone", "granularity", "basis", "is_forecast", "origin"]
+    list_display = ["zone", "project", "start_utc", "granularity", "intensity_g_per_kwh", "basis", "source",
+                    "is_forecast"]
+    list_filter = ["zone", "granularity", "basis", "is_forecast", "origin", "project"]
 
 
 @admin.register(RunCarbon)

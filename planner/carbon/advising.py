@@ -162,9 +162,11 @@ def get_advice(
         if zone:
             zones.add(zone)
     deadline = latest_start_utc + timedelta(hours=duration_h + 1)
-    forecasts = stored_records(zones, earliest_start_utc, deadline, hourly_only=True, forecasts=True)
+    forecasts = stored_records(
+        zones, earliest_start_utc, deadline, project_id=project.pk, hourly_only=True, forecasts=True
+    )
     history = stored_records(
-        zones, earliest_start_utc - timedelta(days=HISTORY_DAYS), earliest_start_utc, hourly_only=True,
-        forecasts=False,
+        zones, earliest_start_utc - timedelta(days=HISTORY_DAYS), earliest_start_utc, project_id=project.pk,
+        hourly_only=True, forecasts=False,
     )
     return advise(planned, candidates, constraints_for(project), forecasts=forecasts, history=history), origin

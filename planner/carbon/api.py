@@ -10,7 +10,7 @@ stored ones, with their ``state`` (tasks recompute them; see planner.carbon.reco
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
@@ -23,8 +23,8 @@ from dashboard.telemetry.models import Run
 from dashboard.web.api_params import ERRORS, SAFE_TEXT, Pages, ProjectId, RunId
 from planner.carbon.advising import parse_allowed, preference_for
 from planner.carbon.energy import run_energy_j
+from planner.carbon.import_api import router as import_router
 from planner.carbon.models import (
-    IntensityImport,
     IntensityRow,
     OffsetRetirement,
     RunCarbon,
@@ -213,6 +213,7 @@ class PreferencesOut(Schema):
 
 class DataSetOut(Schema):
     zone: str
+    owner: str | None = Field(description="the project whose own data this is; null: shared by every project")
     source: str
     granularity: str = Field(description="hour, day, month or year")
     basis: str
@@ -235,21 +236,7 @@ class IntensityOut(Schema):
     cfe_pct: float | None
     is_estimated: bool
     origin: str = Field(description="file (imported) or live (polled from a provider)")
-
-
-class ImportOut(Schema):
-    id: int
-    filename: str
-    format: str
-    sha256: str
-    zones: str
-    first_utc: datetime | None
-    last_utc: datetime | None
-    rows_created: int
-    rows_updated: int
-    rows_unchanged: int
-    imported_at: datetime
-    via: str
+    project_id: int | None = Field(description="the project whose own value this is; null: shared")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -440,18 +427,19 @@ def get_preferences(request: ApiRequest, project_id: ProjectId) -> Any:
     }
 
 
-# --- grid intensity (shared by every project) ------------------------------------------------------------
+# --- grid intensity (shared, or a project's own) ----------------------------------------------------------
 
 
 @router.get("/carbon/datasets", response={200: list[DataSetOut], **ERRORS}, summary="Stored grid-intensity data sets")
 @paginate(Pages)
 def list_datasets(request: ApiRequest) -> Any:
     """Per zone, source, granularity and basis: how many intensity values are stored and the span
-    they cover (the data page's coverage table). Grid data is shared by every project."""
+    they cover (the data page's coverage table): the shared data and that of the caller's projects."""
     return (
-        IntensityRow.objects.values("zone", "source", "granularity", "basis", "is_forecast")
+        IntensityRow.objects.visible_to(request.auth)
+        .values("zone", "source", "granularity", "basis", "is_forecast", owner=F("project__name"))
         .annotate(rows=Count("id"), first_utc=Min("start_utc"), last_utc=Max("start_utc"))
-        .order_by("zone", "source", "granularity", "basis", "is_forecast")
+        .order_by("zone", "source", "granularity", "basis", "is_forecast", "owner")
     )
 
 
@@ -465,20 +453,18 @@ ToUtc = Annotated[datetime | None, QueryParam(None, description="periods startin
 @router.get("/carbon/intensity", response={200: list[IntensityOut], **ERRORS}, summary="Stored intensity values of a zone")
 @paginate(Pages)
 def list_intensity(request: ApiRequest, zone: ZoneParam, from_utc: FromUtc = None, to_utc: ToUtc = None) -> Any:
-    """Imported and polled grid-intensity values of one zone, oldest first. An inverted range is a 400."""
+    """Imported and polled grid-intensity values of one zone, oldest first: the shared ones and those of
+    the caller's projects. An inverted range is a 400."""
     start, end = _utc(from_utc), _utc(to_utc)
     if start is not None and end is not None and start > end:
         raise HttpError(400, f"from_utc ({start.isoformat()}) is after to_utc ({end.isoformat()})")
-    rows: QuerySet[IntensityRow] = IntensityRow.objects.filter(zone=zone)
+    rows: QuerySet[IntensityRow] = IntensityRow.objects.visible_to(request.auth).filter(zone=zone)
     if start is not None:
         rows = rows.filter(start_utc__gte=start)
     if end is not None:
         rows = rows.filter(start_utc__lte=end)
-    return rows.order_by("start_utc", "granularity", "source", "basis", "signal", "is_forecast")
+    return rows.order_by("start_utc", "granularity", "source", "basis", "signal", "is_forecast", "project_id")
 
 
-@router.get("/carbon/imports", response={200: list[ImportOut], **ERRORS}, summary="Intensity imports")
-@paginate(Pages)
-def list_imports(request: ApiRequest) -> Any:
-    """Imported intensity files that changed something, newest first."""
-    return IntensityImport.objects.order_by("-imported_at", "-pk")
+# Imports (listed, uploaded) and their jobs live in their own module; the carbon router serves them.
+router.add_router("", import_router)

@@ -33,7 +33,7 @@ from planner.grid_carbon.importers.text import MAX_IMPORT_BYTES
 from planner.grid_carbon.regions import enclosing_zone
 
 
-def _where(value: str, *, required: bool = True, known_only: bool = True) -> str:
+def _where(value: str, *, required: bool = True, known_only: bool = True, project_id: int | None = None) -> str:
     value = (value or "").strip()
     if not value:
         if required:
@@ -44,10 +44,10 @@ def _where(value: str, *, required: bool = True, known_only: bool = True) -> str
     except UnknownLocationError as exc:
         raise ValidationError(str(exc)) from None
     # Any well-formed zone id parses; a typo ("Germany") would silently mean the world average, so an
-    # id must be known to the embedded data or have imported rows (e.g. a WattTime region).
+    # id must be known to the embedded data or have imported rows the project may use (e.g. a WattTime region).
     known = location.region is not None or location.country_iso3 is not None or (
         location.zone is not None
-        and (enclosing_zone(location.zone) is not None or IntensityRow.objects.filter(zone=location.zone).exists())
+        and (enclosing_zone(location.zone) is not None or IntensityRow.objects.for_project(project_id).filter(zone=location.zone).exists())
     )
     if known_only and not known:
         raise ValidationError(
@@ -77,15 +77,28 @@ class ImportForm(forms.Form):
                            help_text="optional: file the data under this zone (or this cloud region's zone)")
     basis = forms.ChoiceField(choices=[(Basis.LIFECYCLE, "lifecycle (default)"), (Basis.DIRECT, "direct")],
                               initial=Basis.LIFECYCLE, help_text="which Electricity Maps intensity to import")
-    project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False,
-                                     help_text="CodeCarbon files only: the project the runs belong to")
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(), required=False, empty_label="— shared by every project (staff) —",
+        help_text="whose data: a project's own data changes only its runs' figures (CodeCarbon runs go "
+                  "into it); only staff may import shared data, used by every project")
     timezone = forms.CharField(initial="UTC", max_length=64,
                                help_text="CodeCarbon files only: the machine's time zone (its timestamps are local)")
 
-    def __init__(self, *args: Any, projects: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, projects: Any = None, may_share: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.may_share = may_share
         if projects is not None:
             _offer(self, "project", projects)
+        if not may_share:  # offer only the user's projects; clean_project says why an empty choice fails
+            field = self.fields["project"]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.empty_label = None
+
+    def clean_project(self) -> Project | None:
+        project = self.cleaned_data.get("project")
+        if project is None and not self.may_share:
+            raise ValidationError("Choose your project: only staff may import data shared by every project.")
+        return project
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
@@ -117,7 +130,7 @@ class SiteForm(forms.ModelForm):
         self.project = project
 
     def clean_where(self) -> str:
-        return _where(self.cleaned_data.get("where", ""))
+        return _where(self.cleaned_data.get("where", ""), project_id=self.project.pk)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -152,7 +165,7 @@ class ProjectCarbonForm(forms.ModelForm):
                   "residual_mix_g_per_kwh": "Residual mix (g/kWh)", "residual_mix_source": "Its source"}
 
     def clean_default_where(self) -> str:
-        return _where(self.cleaned_data.get("default_where", ""), required=False)
+        return _where(self.cleaned_data.get("default_where", ""), required=False, project_id=self.instance.project_id)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -236,13 +249,14 @@ class AdviceForm(forms.Form):
                                     help_text="default: where the past run ran, else the project default")
     current_pue = forms.FloatField(required=False, min_value=1.0, max_value=5.0, label="Current PUE")
 
-    def __init__(self, *args: Any, runs: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, runs: Any = None, project_id: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.project_id = project_id
         if runs is not None:
             _offer(self, "run", runs)
 
     def clean_current_where(self) -> str:
-        return _where(self.cleaned_data.get("current_where", ""), required=False)
+        return _where(self.cleaned_data.get("current_where", ""), required=False, project_id=self.project_id)
 
     def clean_earliest_start(self) -> datetime:
         value = self.cleaned_data.get("earliest_start")

@@ -6,8 +6,10 @@ stored with the same values are left alone, so importing the same file twice cha
 time — not even the import history, which only records imports that changed something.
 
 Grid-intensity formats (Electricity Maps CSV and API JSON, UK Carbon Intensity JSON, WattTime JSON)
-become :class:`IntensityRow` rows; CodeCarbon's ``emissions.csv`` becomes :class:`ImportedRun` rows
-(needs a project), each with CodeCarbon's own figure next to ours.
+become :class:`IntensityRow` rows, a project's own when a project is given (its runs alone use them)
+or shared by every project when none is (the callers let only staff do that: :mod:`planner.carbon.access`);
+CodeCarbon's ``emissions.csv`` becomes :class:`ImportedRun` rows (needs a project), each with CodeCarbon's
+own figure next to ours.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def import_file(
     user: Visitor | None = None,
     via: str = IntensityImport.Via.UPLOAD,
 ) -> ImportResult:
-    """Detect, parse and store one file; raise ``CarbonImportError`` (nothing written) if it is bad."""
+    """Detect, parse and store one file as ``project``'s (``None``: shared); raise ``CarbonImportError``
+    (nothing written) if it is bad."""
     found = detect_format(data, filename)
     digest = hashlib.sha256(data).hexdigest()
     if found is ImportFormat.CODECARBON_CSV:
@@ -124,27 +127,31 @@ def import_file(
         runs = parse_codecarbon_csv(data, timezone=timezone_name)
         return _store_codecarbon(runs, project, filename, digest, user, via)
     records = parse_intensity(data, filename, found, zone=zone, basis=basis)
-    return _store_intensity(records, FORMAT_LABELS[found], filename, digest, user, via)
+    return _store_intensity(records, FORMAT_LABELS[found], filename, digest, user, via, project)
 
 
-def _new_import(fmt: str, filename: str, digest: str, user: Visitor | None, via: str) -> IntensityImport:
+def new_import(
+    fmt: str, filename: str, digest: str, user: Visitor | None, via: str, project: Project | None
+) -> IntensityImport:
     return IntensityImport.objects.create(
         filename=filename[:255],
         format=fmt,
         sha256=digest,
         imported_by=signed_in(user),
         via=via,
+        project=project,
     )
 
 
 def _store_intensity(
-    records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: Visitor | None, via: str
+    records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: Visitor | None, via: str,
+    project: Project | None,
 ) -> ImportResult:
     zones = sorted({r.zone for r in records})
     first, last = min(r.start_utc for r in records), max(r.start_utc for r in records)
     try:
         with transaction.atomic():
-            return _write_intensity(records, fmt, filename, digest, user, via, zones, first, last)
+            return _write_intensity(records, fmt, filename, digest, user, via, project, zones, first, last)
     except IntegrityError:
         # Another import stored some of the same rows between our read and our write.
         raise CarbonImportError(fmt, "another import wrote the same rows at the same moment; import again") from None
@@ -152,21 +159,29 @@ def _store_intensity(
 
 def _write_intensity(
     records: list[IntensityRecord], fmt: str, filename: str, digest: str, user: Visitor | None, via: str,
-    zones: list[str], first: datetime, last: datetime,
+    project: Project | None, zones: list[str], first: datetime, last: datetime,
 ) -> ImportResult:
     """Write the rows (inside the caller's transaction); mark the runs those hours affect."""
-    batch = _new_import(fmt, filename, digest, user, via)
-    counts = upsert_records(records, origin=IntensityRow.Origin.FILE, imported=batch)
+    project_id = project.pk if project else None
+    batch = new_import(fmt, filename, digest, user, via, project)
+    counts = upsert_records(records, origin=IntensityRow.Origin.FILE, imported=batch, project_id=project_id)
     result = ImportResult(fmt, filename, len(records), counts.created, counts.updated, counts.unchanged,
                           zones, first, last)
-    if not counts.changed:
+    return close_batch(batch, result, project_id)
+
+
+def close_batch(batch: IntensityImport, result: ImportResult, project_id: int | None) -> ImportResult:
+    """Record what an import changed on its batch (inside the import's transaction), or drop the batch if it
+    changed nothing; flag and queue the runs whose figures it changes."""
+    if not result.changed:
         batch.delete()  # a re-import that changed nothing leaves no trace
         return result
-    batch.zones = ", ".join(zones)[:500]
-    batch.first_utc, batch.last_utc = first, last
-    batch.rows_created, batch.rows_updated, batch.rows_unchanged = counts.created, counts.updated, counts.unchanged
+    assert result.first_utc is not None and result.last_utc is not None
+    batch.zones = ", ".join(result.zones)[:500]
+    batch.first_utc, batch.last_utc = result.first_utc, result.last_utc
+    batch.rows_created, batch.rows_updated, batch.rows_unchanged = result.created, result.updated, result.unchanged
     batch.save()
-    run_ids = mark_stale_for_intensity(zones, first, last)
+    run_ids = mark_stale_for_intensity(result.zones, result.first_utc, result.last_utc, project_id=project_id)
     queue_recompute(run_ids)
     result.import_id, result.runs_marked_stale = batch.pk, len(run_ids)
     return result
@@ -193,7 +208,7 @@ def energy_by_hour(start_utc: datetime, end_utc: datetime, energy_kwh: float) ->
     return out
 
 
-def _our_figure(run: CodeCarbonRun, default_where: str) -> tuple[float, str, str]:
+def _our_figure(run: CodeCarbonRun, default_where: str, project_id: int) -> tuple[float, str, str]:
     """Our emissions for a CodeCarbon run: its energy (already × its PUE) through our fallback chain."""
     where, note = run.where or default_where, ""
     if not where:
@@ -204,7 +219,7 @@ def _our_figure(run: CodeCarbonRun, default_where: str) -> tuple[float, str, str
         location, note = None, f"{exc}; world average used"
     hours = energy_by_hour(run.start_utc, run.end_utc, run.energy_kwh)
     zone = location.zone if location else None
-    resolver = IntensityResolver(StoredHourly([zone] if zone else [], min(hours), max(hours)))
+    resolver = IntensityResolver(StoredHourly([zone] if zone else [], min(hours), max(hours), project_id=project_id))
     report = compute_emissions(hours, where=location or WORLD, pue=1.0, resolver=resolver)
     if report.fallback_hours:
         steps = ", ".join(f"{k} {v} h" for k, v in sorted(report.steps.items()))
@@ -219,9 +234,9 @@ def _store_codecarbon(
     fmt = FORMAT_LABELS[ImportFormat.CODECARBON_CSV]
     created = updated = unchanged = 0
     with transaction.atomic():
-        batch = _new_import(fmt, filename, digest, user, via)
+        batch = new_import(fmt, filename, digest, user, via, project)
         for run in runs:
-            ours_g, where, note = _our_figure(run, default_where)
+            ours_g, where, note = _our_figure(run, default_where, project.pk)
             values = {
                 "project_name": run.project_name[:200],
                 "experiment_id": run.experiment_id[:200],

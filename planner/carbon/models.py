@@ -1,22 +1,28 @@
 """The carbon side's data: grid-intensity rows, sites, per-run emissions, market instruments, offsets,
 region preferences.
 
-Intensity rows are global (a grid zone is the same for every project); everything else belongs to a
+Intensity rows and imports have an owner: a project (its own data, for its runs alone) or none (shared
+data for every project, managed by staff; live providers' rows are shared); everything else belongs to a
 project. Per-run figures are stored with the provenance of every hour (source, year, basis, fallback
 step and reason) so a figure shown today can be explained and reproduced later.
 """
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 
-from dashboard.projects.models import Project
+from dashboard.projects.models import Project, Visitor
 from dashboard.telemetry.models import Node, Run, RunGpu
 from planner.grid_carbon.offsets import CreditType as LibraryCreditType
 from planner.units import J_PER_KWH
+
+M = TypeVar("M", bound=models.Model)
 
 PCT = [MinValueValidator(0.0), MaxValueValidator(100.0)]
 NON_NEGATIVE = [MinValueValidator(0.0)]
@@ -72,6 +78,24 @@ class CreditType(models.TextChoices):
 # --- grid intensity --------------------------------------------------------------------------------
 
 
+class OwnedQuerySet(models.QuerySet[M]):
+    """Intensity data is shared (no project) or a project's own: who sees and who uses which."""
+
+    def visible_to(self, user: Visitor | None) -> OwnedQuerySet[M]:
+        """Shared rows and those of the projects ``user`` may see (the projects app's access rule)."""
+        return self.filter(Q(project__isnull=True) | Q(project__in=Project.objects.for_user(user)))
+
+    def for_project(self, project_id: int | None) -> OwnedQuerySet[M]:
+        """What a project's figures may use: shared rows and its own (only shared ones for ``None``)."""
+        if project_id is None:
+            return self.filter(project__isnull=True)
+        return self.filter(Q(project__isnull=True) | Q(project_id=project_id))
+
+    def owned_by(self, project_id: int | None) -> OwnedQuerySet[M]:
+        """Exactly one owner's rows: a project's own, or the shared ones for ``None``."""
+        return self.filter(project__isnull=True) if project_id is None else self.filter(project_id=project_id)
+
+
 class IntensityImport(models.Model):
     """One imported file (or CodeCarbon file) that changed something; re-imports that change nothing
     leave no row, so the list reads as the history of the data."""
@@ -94,6 +118,12 @@ class IntensityImport(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     via = models.CharField(max_length=16, choices=Via.choices, default=Via.UPLOAD)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="intensity_imports",
+        help_text="whose data this is; empty: shared by every project (staff only)",
+    )
+
+    objects = OwnedQuerySet["IntensityImport"].as_manager()
 
     class Meta:
         ordering = ["-imported_at"]
@@ -125,15 +155,77 @@ class IntensityRow(models.Model):
         IntensityImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="rows"
     )
     updated_at = models.DateTimeField(auto_now=True)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="intensity_rows",
+        help_text="the project whose runs use this row; empty: shared by every project",
+    )
+
+    objects = OwnedQuerySet["IntensityRow"].as_manager()
 
     class Meta:
+        # Two partial constraints, because NULLs are distinct in a unique constraint: one set of shared
+        # rows, and one per project.
         constraints = [
             models.UniqueConstraint(
                 fields=["zone", "granularity", "start_utc", "basis", "signal", "source", "is_forecast"],
-                name="intensity_row_unique",
-            )
+                condition=Q(project__isnull=True), name="intensity_row_unique_shared",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "zone", "granularity", "start_utc", "basis", "signal", "source", "is_forecast"],
+                condition=Q(project__isnull=False), name="intensity_row_unique_per_project",
+            ),
         ]
         indexes = [models.Index(fields=["zone", "start_utc"], name="intensity_zone_time")]
+
+
+class ImportJob(models.Model):
+    """An uploaded file being imported by a worker (``carbon.import_job``): where it is, and how far.
+
+    The file waits under ``WATTWISE_IMPORT_DIR`` until the job ends; ``bytes_read`` of ``size_bytes`` and
+    ``rows_read`` are written as the worker streams it, so a page can show progress.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "importing"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="whose data the file is; empty: shared by every project",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=16, choices=IntensityImport.Via.choices, default=IntensityImport.Via.UPLOAD)
+    filename = models.CharField(max_length=255)
+    path = models.CharField(max_length=500, help_text="the stored upload, removed when the job ends")
+    size_bytes = models.BigIntegerField()
+    zone = models.CharField(max_length=100, blank=True)
+    basis = models.CharField(max_length=16, choices=Basis.choices, default=Basis.LIFECYCLE)
+    timezone = models.CharField(max_length=64, default="UTC")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    bytes_read = models.BigIntegerField(default=0)
+    rows_read = models.BigIntegerField(default=0)
+    message = models.TextField(blank=True, help_text="what the import did, or why nothing was imported")
+    result = models.ForeignKey(IntensityImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+    @property
+    def progress_fraction(self) -> float:
+        if self.state == self.State.DONE:
+            return 1.0
+        return min(1.0, self.bytes_read / self.size_bytes) if self.size_bytes > 0 else 0.0
 
 
 class ProviderStatus(models.Model):

@@ -188,7 +188,7 @@ def preferences(request: HttpRequest, pk: int) -> HttpResponse:
 def advice(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     runs = project.runs.order_by("-started_at")
-    form = AdviceForm(request.GET or None, runs=runs)
+    form = AdviceForm(request.GET or None, runs=runs, project_id=project.pk)
     context: dict[str, Any] = {"project": project, "form": form, "tab": "advice",
                                "preference": preference_for(project.pk)}
     if form.is_bound and form.is_valid():

@@ -34,11 +34,17 @@ from planner.carbon.models import RecomputeClaim, RunCarbon
 log = logging.getLogger(__name__)
 
 
-def mark_stale_for_intensity(zones: Iterable[str], first_utc: datetime, last_utc: datetime) -> list[int]:
+def mark_stale_for_intensity(
+    zones: Iterable[str], first_utc: datetime, last_utc: datetime, *, project_id: int | None = None
+) -> list[int]:
     """Flag runs with hours in ``zones`` between ``first_utc`` and ``last_utc`` (coarse rows cover a
-    period after their start: the span reaches a year past ``last_utc``); return their run ids."""
+    period after their start: the span reaches a year past ``last_utc``); return their run ids.
+
+    Shared data (``project_id`` None) may change any project's runs; a project's own only its runs.
+    """
+    runs = RunCarbon.objects.all() if project_id is None else RunCarbon.objects.filter(run__project_id=project_id)
     run_ids = list(
-        RunCarbon.objects.filter(
+        runs.filter(
             nodes__zone__in=list(zones),
             nodes__hours__hour_utc__gte=first_utc,
             nodes__hours__hour_utc__lt=last_utc + timedelta(days=366),

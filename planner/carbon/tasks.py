@@ -54,6 +54,14 @@ def recompute_stale() -> dict[str, Any]:
     return {"recomputed": len(run_ids)}
 
 
+@shared_task(name="carbon.import_job")
+def import_job(job_id: int) -> dict[str, Any]:
+    """Import an uploaded file in the background, streaming it (see planner.carbon.import_jobs)."""
+    from planner.carbon import import_jobs
+
+    return import_jobs.run_job(job_id)
+
+
 @shared_task(name="carbon.poll_providers")
 def poll_providers() -> dict[str, Any]:
     """Poll the live providers for the zones in use; never raises (see planner.carbon.live)."""

@@ -6,6 +6,7 @@ app_name = "carbon"
 urlpatterns = [
     path("", views.index, name="index"),
     path("data/", views.intensity_data, name="data"),
+    path("data/jobs/<int:pk>/", views.import_job, name="import_job"),
     path("runs/<int:pk>/hours/", views.run_hours, name="run_hours"),
     path("projects/<int:pk>/", project_views.overview, name="project"),
     path("projects/<int:pk>/sites/", project_views.sites, name="sites"),

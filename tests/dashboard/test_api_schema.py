@@ -16,7 +16,7 @@ OPERATIONS = [
     "/api/runs/{run_id}/gpus/{gpu_id}/samples/buckets", "/api/runs/{run_id}/carbon",
     "/api/projects/{project_id}/carbon", "/api/projects/{project_id}/carbon/offsets",
     "/api/projects/{project_id}/carbon/preferences", "/api/carbon/datasets", "/api/carbon/intensity",
-    "/api/carbon/imports", "/api/planner/profiles", "/api/planner/profiles/{profile_id}", "/api/planner/frontiers",
+    "/api/carbon/imports", "/api/carbon/imports/jobs/{job_id}", "/api/planner/profiles", "/api/planner/profiles/{profile_id}", "/api/planner/frontiers",
     "/api/planner/frontiers/{frontier_id}", "/api/planner/frontiers/{frontier_id}/points",
     "/api/planner/frontiers/{frontier_id}/choice", "/api/planner/frontiers/{frontier_id}/plans/{point}",
     "/api/model-card", "/api/projects/{project_id}/report",

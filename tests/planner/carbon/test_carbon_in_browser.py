@@ -42,8 +42,8 @@ def test_import_stream_see_hourly_emissions_set_preferences_and_get_advice(live_
         page.click("nav >> text=Intensity data")
         page.set_input_files("#id_file", str(csv_path))
         page.click("#import-form button[type=submit]")
-        page.wait_for_selector("ul.messages")
-        assert "24 rows added" in page.inner_text("ul.messages")
+        page.wait_for_selector("#import-jobs")  # the upload's job: with eager tasks, done before the redirect
+        assert "24 rows added" in page.inner_text("#import-jobs")
         assert "DE" in page.inner_text("#coverage-table")
         page.screenshot(path=str(SHOTS / "carbon-data.png"), full_page=True)
 

@@ -4,6 +4,7 @@ with nothing half-imported, and importing the same file twice changes nothing th
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -110,7 +111,12 @@ BROKEN = {
     "gap": ("DE_2026_hourly.csv", em_hourly_csv("DE", T0, [300, 310, 320]).replace("2026-01-01 01:00:00", "2026-01-01 05:00:00"),
             "gap in a series that must be continuous"),
     "conflicting duplicate": ("DE_2026_hourly.csv", em_hourly_csv("DE", T0, [300, 310]) +
-                              em_hourly_csv("DE", T0, [305], header="").lstrip("\n"), "duplicate hour for DE"),
+                              em_hourly_csv("DE", T0 + timedelta(hours=1), [305], header="").lstrip("\n"),
+                              "duplicate hour for DE"),
+    # Files are read as a stream (constant memory): a zone's rows must come in time order.
+    "a row out of time order": ("DE_2026_hourly.csv", em_hourly_csv("DE", T0, [300, 310]) +
+                                em_hourly_csv("DE", T0, [305], header="").lstrip("\n"),
+                                "rows of DE are not in time order: line 4"),
     "negative value on the last line": ("DE_2026_hourly.csv", em_hourly_csv("DE", T0, [300, 310, -5]),
                                         "negative value"),
     "percentage above 100": ("SE_2026_hourly.csv", em_hourly_csv("SE", T0, [20, 21], renewable_pct=120),
