@@ -162,6 +162,23 @@ def frontier_figure(solved: Solved, choice: perseus.StragglerChoice | None = Non
     )
 
 
+@dataclass(frozen=True)
+class IterationSpan:
+    """The iteration times a frontier's plans cover: a straggler time in it gets a plan that fits."""
+
+    fastest_s: float  # every stage at its highest frequency: a straggler can only be slower
+    slowest_s: float  # the frontier's slowest plan, realised: beyond it the cheapest plan just waits longer
+
+    def contains(self, time_s: float) -> bool:
+        # The tolerances of perseus.choose_for_straggler's own checks.
+        return self.fastest_s * (1 - 1e-9) <= time_s <= self.slowest_s * (1 + 1e-12)
+
+
+def iteration_span(solved: Solved) -> IterationSpan:
+    fastest = solved.baseline.time_s
+    return IterationSpan(fastest, max(fastest, float(np.max(solved.realised[0]))))
+
+
 def choose(solved: Solved, straggler_time_s: float | None) -> perseus.StragglerChoice:
     """The plan for a straggler time (None: no straggler). Raises ``PlannerError`` (StragglerError)."""
     return perseus.choose_for_straggler(solved.frontier, solved.profile, straggler_time_s, realised=solved.realised)
