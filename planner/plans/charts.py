@@ -199,27 +199,43 @@ def timeline_chart(
 
 @dataclass(frozen=True)
 class ProfileSeries:
-    """One (stage, instruction) of a profile: time and energy at each frequency."""
+    """One instruction of one stage, or of several stages profiled identically: time and energy at each frequency."""
 
-    stage: int
+    stages: Sequence[int]
     instruction: str
     freq_mhz: Sequence[int]
     time_s: Sequence[float]
     energy_j: Sequence[float]
 
 
+def stages_label(stages: Sequence[int]) -> str:
+    """"stage 3"; several identical stages: "stages 0–6 (identical)", runs of consecutive ones as ranges."""
+    if len(stages) == 1:
+        return f"stage {stages[0]}"
+    runs: list[list[int]] = []
+    for stage in sorted(stages):
+        if runs and stage == runs[-1][-1] + 1:
+            runs[-1].append(stage)
+        else:
+            runs.append([stage])
+    text = ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+    return f"stages {text} (identical)"
+
+
 def profile_chart(series: Sequence[ProfileSeries], *, title: str = "The profile, per stage") -> go.Figure:
-    """Energy against time of every (stage, instruction), one colour per stage, backward dashed."""
+    """Energy against time of every (stage, instruction), one colour per stage, backward dashed; stages profiled
+    identically share one line (they would hide each other), which the legend names."""
     palette = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#1098ad", "#f08c00", "#c2255c", "#5c940d"]
     figure = go.Figure()
     for s in series:
-        color = palette[s.stage % len(palette)]
+        color = palette[s.stages[0] % len(palette)]
+        label = stages_label(s.stages)
         figure.add_trace(go.Scatter(
             x=np.asarray(s.time_s) * 1000.0, y=s.energy_j, mode="lines+markers",
-            name=f"stage {s.stage}", legendgroup=f"stage {s.stage}", showlegend=s.instruction == "forward",
+            name=label, legendgroup=label, showlegend=s.instruction == "forward",
             line=dict(color=color, width=1.5, dash="solid" if s.instruction == "forward" else "dot"),
             marker=dict(size=4, color=color), customdata=list(s.freq_mhz),
-            hovertemplate=f"stage {s.stage} {s.instruction}<br>%{{customdata}} MHz: %{{x:.2f}} ms · %{{y:.2f}} J<extra></extra>",
+            hovertemplate=f"{label} {s.instruction}<br>%{{customdata}} MHz: %{{x:.2f}} ms · %{{y:.2f}} J<extra></extra>",
         ))
     figure.update_layout(
         title=dict(text=title + "<br><sup>energy against time at each frequency; forward solid, backward dotted</sup>"),

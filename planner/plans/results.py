@@ -316,11 +316,17 @@ def timeline_figure(solved: Solved, k: int, basis: str) -> Any | None:
 
 
 def profile_series(profile: perseus.Profile) -> list[charts.ProfileSeries]:
-    out = []
+    """Each stage's forward and backward figures; stages whose figures are all equal come as one series each."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for stage in range(profile.num_stages):
+        key = tuple(tuple(np.asarray(getattr(profile.get(stage, instruction), field)).tolist())
+                    for instruction in ("forward", "backward") for field in ("freq_mhz", "time_s", "energy_j"))
+        groups.setdefault(key, []).append(stage)
+    out = []
+    for stages in groups.values():
         for instruction in ("forward", "backward"):
-            e = profile.get(stage, instruction)
-            out.append(charts.ProfileSeries(stage, instruction, e.freq_mhz, e.time_s, e.energy_j))
+            e = profile.get(stages[0], instruction)
+            out.append(charts.ProfileSeries(tuple(stages), instruction, e.freq_mhz, e.time_s, e.energy_j))
     return out
 
 
