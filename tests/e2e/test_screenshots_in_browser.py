@@ -154,4 +154,5 @@ def test_the_demos_main_pages_draw_readable_charts(live_server, seeded_demo):
         problems += readable(page, "carbon-advice")
         docs_shot(page, "carbon-advice.png")
         assert page.console_errors == []
+        assert page.console_messages == [], "\n".join(page.console_messages)
     assert problems == [], "\n".join(problems)

@@ -33,7 +33,11 @@ def test_the_timeline_draws_one_bar_per_computation_from_its_start():
     trace = figure.data[0]
     assert list(trace.base) == [0.0, 0.05] and np.allclose(trace.x, [0.05, 0.06])
     assert list(trace.y) == ["stage 0", "stage 1"] and list(trace.text) == ["F0", "F0"]
-    assert list(trace.marker.color) == [1410, 1200] and (trace.marker.cmin, trace.marker.cmax) == (855, 1410)
+    # Colour strings (plotly.js warns about numbers where it derives label colours), and the scale's ends.
+    assert list(trace.marker.color) == charts.frequency_colors([1410, 1200], 855, 1410)
+    assert charts.frequency_colors([855, 1410], 855, 1410) == ["rgb(68, 1, 84)", "rgb(253, 231, 37)"]
+    scale = next(t for t in figure.data if t.marker.showscale)
+    assert (scale.marker.cmin, scale.marker.cmax) == (855, 1410) and scale.marker.colorbar.title.text == "MHz"
     assert list(trace.marker.line.color) == [charts.CRITICAL, "rgba(255,255,255,0.9)"]
 
 
