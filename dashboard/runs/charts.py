@@ -15,7 +15,7 @@ import numpy as np
 
 from dashboard.runs.downsample import Buckets
 from dashboard.web.figures import Figure, base_layout, typed_array
-from planner.units import J_PER_KWH
+from planner.units import J_PER_KWH, MS_PER_MINUTE, MS_PER_S
 
 # Time charts: the legend goes under the date line Plotly writes below the first tick.
 _TIME_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
@@ -119,19 +119,29 @@ def cumulative_energy(
     return {"data": data, "layout": _time_layout(title, "kWh")}
 
 
-def metric_over_time(buckets: Buckets, *, title: str, unit: str, band: bool = True) -> Figure:
-    """One GPU's metric: bucket mean as a line, with the min–max band behind it."""
+def per_bucket(width_ms: int) -> str:
+    """What one bucket of a chart spans, for its legend: "per minute", "per 5 min", "per 1.5 s"."""
+    if width_ms == MS_PER_MINUTE:
+        return "per minute"
+    if width_ms > MS_PER_MINUTE and width_ms % MS_PER_MINUTE == 0:
+        return f"per {width_ms // MS_PER_MINUTE} min"
+    return f"per {width_ms / MS_PER_S:.2g} s"
+
+
+def metric_over_time(buckets: Buckets, *, title: str, unit: str, width_ms: int, band: bool = True) -> Figure:
+    """One GPU's metric: bucket mean as a line, with the bucket's min–max band behind it; the legend says which."""
     x = _times(buckets.t_ms)
+    per = per_bucket(width_ms)
     data: list[dict[str, Any]] = []
     if band and buckets.mean.size:
         data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.high), "f4"),
                      "line": {"width": 0}, "name": "max", "hoverinfo": "skip", "showlegend": False})
         data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.low), "f4"),
-                     "line": {"width": 0}, "name": "min–max", "fill": "tonexty",
+                     "line": {"width": 0}, "name": f"min–max {per}", "fill": "tonexty",
                      "fillcolor": "rgba(99,110,250,0.18)", "hoverinfo": "skip"})
     data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.mean), "f4"),
-                 "name": "mean", "hovertemplate": "%{y:.1f} " + unit, "line": {"color": "#636efa"}})
-    return {"data": data, "layout": _time_layout(title, unit)}
+                 "name": f"mean {per}", "hovertemplate": "%{y:.1f} " + unit, "line": {"color": "#636efa"}})
+    return {"data": data, "layout": _time_layout(title, unit, showlegend=True)}
 
 
 def cumulative_gpu_energy(

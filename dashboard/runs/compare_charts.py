@@ -6,6 +6,7 @@ thicker, and every axis title carries its unit.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from dashboard.runs import scatter_labels
 from planner.units import J_PER_KWH, S_PER_HOUR, S_PER_MINUTE
 
 # Plotly's default qualitative palette: ten colours for at most ten runs.
@@ -103,12 +105,20 @@ class Point:
     pareto: bool
 
 
+# The scatter's plot area is the figure's height less its margins; the legend below may take a little more.
+_SCATTER_PLOT_HEIGHT_PX = _LAYOUT["height"] - _LAYOUT["margin"]["t"] - _LAYOUT["margin"]["b"] - 24
+
+
 def time_energy_scatter(points: Sequence[Point]) -> go.Figure:
-    """Duration against energy, one marker per run; runs no other run beats on both are stars on the front."""
+    """Duration against energy, one marker per run; runs no other run beats on both are stars on the front.
+
+    Both axes are fitted to the runs, with room for their labels: similar runs would otherwise sit in one
+    corner of axes that start at 0. Labels are annotations placed clear of each other (``scatter_labels``).
+    """
     data: list[dict[str, Any]] = [
         {
-            "type": "scatter", "x": [p.duration_h], "y": [p.energy_kwh], "mode": "markers+text", "name": p.label,
-            "text": [p.label], "textposition": "top center",
+            "type": "scatter", "x": [p.duration_h], "y": [p.energy_kwh], "mode": "markers", "name": p.label,
+            "text": [p.label],
             "marker": {"color": p.color, "size": 16 if p.pareto else 11,
                        "symbol": "star" if p.pareto else "circle-open", "line": {"width": 2, "color": p.color}},
             # The name goes in through %{text}: a run name is data, never part of a format string.
@@ -124,8 +134,26 @@ def time_energy_scatter(points: Sequence[Point]) -> go.Figure:
             "mode": "lines", "name": "Pareto front", "line": {"color": "#868e96", "dash": "dot", "width": 1.5},
             "hoverinfo": "skip",
         })
-    figure = _figure(data, "Time against energy (★ Pareto-optimal)", "Duration (h)", "Energy (kWh)",
-                     hovermode="closest")
-    # From zero: how far apart runs are reads truer against the whole, not only against each other.
-    figure.layout.xaxis.rangemode = figure.layout.yaxis.rangemode = "tozero"
+    layout: dict[str, Any] = {"hovermode": "closest"}
+    if points:
+        layout |= _fitted_axes_and_labels(points)
+    figure = _figure(data, "Time against energy (★ Pareto-optimal)", "Duration (h)", "Energy (kWh)", **layout)
     return figure
+
+
+def _fitted_axes_and_labels(points: Sequence[Point]) -> dict[str, Any]:
+    xs, ys, labels = [p.duration_h for p in points], [p.energy_kwh for p in points], [p.label for p in points]
+    widest_px = max(scatter_labels.label_width_px(label) for label in labels)
+    x_axis = scatter_labels.fitted_axis(xs, min(0.3, (widest_px / 2 + 4) / scatter_labels.PLOT_WIDTH_MIN_PX))
+    label_room_px = scatter_labels.MARKER_RADIUS_PX + scatter_labels.LABEL_HEIGHT_PX + 2 * scatter_labels.GAP_PX
+    y_axis = scatter_labels.fitted_axis(ys, min(0.3, label_room_px / _SCATTER_PLOT_HEIGHT_PX))
+    label_ys = scatter_labels.place_labels(xs, ys, labels, x_axis, y_axis, _SCATTER_PLOT_HEIGHT_PX)
+    annotations = [
+        {"x": p.duration_h, "y": p.energy_kwh, "ax": p.duration_h, "ay": label_y, "axref": "x", "ayref": "y",
+         "text": html.escape(p.label), "showarrow": True, "arrowhead": 0, "arrowwidth": 1, "arrowcolor": p.color,
+         "standoff": scatter_labels.MARKER_RADIUS_PX, "font": {"size": 12, "color": "#2a3f5f"}}
+        for p, label_y in zip(points, label_ys, strict=True)
+    ]
+    return {"xaxis": {**_AXIS, "title": {"text": "Duration (h)"}, "range": [x_axis.low, x_axis.high]},
+            "yaxis": {**_AXIS, "title": {"text": "Energy (kWh)"}, "range": [y_axis.low, y_axis.high]},
+            "annotations": annotations}

@@ -143,18 +143,21 @@ def gpu_page(run: Run, run_gpu: RunGpu, choice: RangeChoice, *, now_ms: int) -> 
     field_name = run_gpu.gpu.power_field
     is_gpu = run_gpu.gpu.component == Gpu.Component.GPU
     power_title = f"Power ({field_name} NVML power)" if is_gpu else "Power (mean between RAPL readings)"
+    width = found.width_ms
     plots = [
-        ("chart-power", figure_json(charts.metric_over_time(data["power_w"], title=power_title, unit="W"))),
+        ("chart-power", figure_json(charts.metric_over_time(data["power_w"], title=power_title, unit="W",
+                                                            width_ms=width))),
         ("chart-energy", figure_json(charts.cumulative_gpu_energy(
             axis, curves["gpu"], title="Cumulative energy" + ("" if whole else " since the range start")))),
     ]
     if is_gpu:  # RAPL has no clock, utilisation or temperature: the agent sends zeros
         plots += [
             ("chart-clock", figure_json(charts.metric_over_time(data["sm_clock_mhz"], title="SM clock",
-                                                                unit="MHz"))),
+                                                                unit="MHz", width_ms=width))),
             ("chart-util", figure_json(charts.metric_over_time(data["util_pct"], title="GPU utilisation",
-                                                               unit="%"))),
-            ("chart-temp", figure_json(charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C"))),
+                                                               unit="%", width_ms=width))),
+            ("chart-temp", figure_json(charts.metric_over_time(data["temp_c"], title="Temperature", unit="°C",
+                                                               width_ms=width))),
         ]
     in_range = None if whole else float(np.sum(found.energy_j))
     return GpuPage(run_gpu, label, Drawn(choice, span, plots, in_range))

@@ -95,19 +95,25 @@ class GpuBuckets:
     metrics: dict[str, Buckets]
     energy_t_ms: np.ndarray  # end of each bucket that holds energy
     energy_j: np.ndarray
+    width_ms: int  # each bucket's width: what a min–max band spans
 
 
 def _in_list(ids: Sequence[int]) -> str:
     return ", ".join(str(int(i)) for i in ids)
 
 
-# What each metric needs from the minute rollups, in SQL.
+def _extremes(column: str, low: str, high: str, mean: str) -> tuple[str, str, str]:
+    # Minutes stored before their extremes were kept, and whose windows were gone by then, have them null:
+    # those draw their mean (temperature: their hottest reading) instead.
+    return f"SUM({column})", f"MIN(COALESCE({low}, {mean}))", f"MAX(COALESCE({high}, {mean}))"
+
+
+# What each metric needs from the minute rollups, in SQL: its sum over the bucket's samples, minimum, maximum.
 _MINUTE_AGGREGATES = {
     "power_w": ("SUM(power_sum_w)", "MIN(power_min_w)", "MAX(power_max_w)"),
-    "sm_clock_mhz": ("SUM(sm_clock_sum_mhz)",),
-    "util_pct": ("SUM(util_sum_pct)",),
-    # Minute rollups keep only the hottest reading of each minute.
-    "temp_c": ("MAX(temp_max_c)",),
+    "sm_clock_mhz": _extremes("sm_clock_sum_mhz", "sm_clock_min_mhz", "sm_clock_max_mhz", "sm_clock_sum_mhz / samples"),
+    "util_pct": _extremes("util_sum_pct", "util_min_pct", "util_max_pct", "util_sum_pct / samples"),
+    "temp_c": _extremes("COALESCE(temp_sum_c, temp_max_c * samples)", "temp_min_c", "temp_max_c", "temp_max_c"),
 }
 
 
@@ -137,16 +143,10 @@ def _minute_buckets(
         column = 3
         per_metric: dict[str, Buckets] = {}
         for metric in metrics:
-            if metric == "power_w":
-                per_metric[metric] = Buckets(t_ms, part[:, column] / count, part[:, column + 1], part[:, column + 2])
-            elif metric == "temp_c":
-                per_metric[metric] = Buckets(t_ms, part[:, column], part[:, column], part[:, column])
-            else:
-                mean = part[:, column] / count
-                per_metric[metric] = Buckets(t_ms, mean, mean, mean)
+            per_metric[metric] = Buckets(t_ms, part[:, column] / count, part[:, column + 1], part[:, column + 2])
             column += len(_MINUTE_AGGREGATES[metric])
         found[int(run_gpu_id)] = GpuBuckets(
-            per_metric, np.minimum(t_ms + res.width_ms, span.to_ms), part[:, 2]
+            per_metric, np.minimum(t_ms + res.width_ms, span.to_ms), part[:, 2], res.width_ms
         )
     return found
 
@@ -234,6 +234,7 @@ def _raw_buckets(
             per_metric,
             np.minimum(res.start_ms + (nonzero + 1) * res.width_ms, span.to_ms),
             energy[nonzero] if energy.size else np.zeros(0),
+            res.width_ms,
         )
     return found
 

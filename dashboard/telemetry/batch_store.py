@@ -232,6 +232,25 @@ def _insert_windows(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, 
         )
 
 
+# How a minute's readings fold into its rollup: (rollup column, reading column, numpy fold). A later batch
+# reaching the same minute merges in the same way: sums add up, extremes take LEAST/GREATEST.
+MINUTE_FOLDS: tuple[tuple[str, str, np.ufunc], ...] = (
+    ("sm_clock_sum_mhz", "sm_clock_mhz", np.add), ("sm_clock_min_mhz", "sm_clock_mhz", np.minimum),
+    ("sm_clock_max_mhz", "sm_clock_mhz", np.maximum), ("util_sum_pct", "util_pct", np.add),
+    ("util_min_pct", "util_pct", np.minimum), ("util_max_pct", "util_pct", np.maximum),
+    ("temp_sum_c", "temp_c", np.add), ("temp_min_c", "temp_c", np.minimum), ("temp_max_c", "temp_c", np.maximum),
+)
+MINUTE_COLUMNS = ("run_gpu_id", "minute_ms", "samples", "energy_j", "power_sum_w", "power_min_w", "power_max_w",
+                  *(column for column, _, _ in MINUTE_FOLDS))
+
+
+def _merge_minute(table: str, column: str, fold: np.ufunc) -> str:
+    if fold is np.add:
+        return f"{column} = {table}.{column} + excluded.{column}"
+    merge = _least() if fold is np.minimum else _greatest()
+    return f"{column} = {merge}({table}.{column}, excluded.{column})"
+
+
 def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]) -> None:
     """Fold the batch into per-minute rollups. Each interval's energy counts in the minute it ends."""
     rows: list[list[float | int]] = []
@@ -244,31 +263,24 @@ def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, 
         power_sum = np.add.reduceat(s.power_w, starts)
         power_min = np.minimum.reduceat(s.power_w, starts)
         power_max = np.maximum.reduceat(s.power_w, starts)
-        clock_sum = np.add.reduceat(gpu.sm_clock_mhz, starts)
-        util_sum = np.add.reduceat(gpu.util_pct, starts)
-        temp_max = np.maximum.reduceat(gpu.temp_c, starts)
+        folded = [fold.reduceat(getattr(gpu, reading), starts) for _, reading, fold in MINUTE_FOLDS]
         run_gpu_id = run_gpu_ids[gpu.uuid]
         for i, key in enumerate(keys):
             rows.append(
                 [run_gpu_id, int(key), int(counts[i]), float(energy_j[i]), float(power_sum[i]),
-                 float(power_min[i]), float(power_max[i]), float(clock_sum[i]), float(util_sum[i]),
-                 float(temp_max[i])]
+                 float(power_min[i]), float(power_max[i]), *(float(values[i]) for values in folded)]
             )
     table = GpuMinute._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    greatest, least = _greatest(), _least()
+    values = ", ".join(["(" + ", ".join(["%s"] * len(MINUTE_COLUMNS)) + ")"] * len(rows))
+    merges = [
+        f"samples = {table}.samples + excluded.samples", f"energy_j = {table}.energy_j + excluded.energy_j",
+        f"power_sum_w = {table}.power_sum_w + excluded.power_sum_w",
+        _merge_minute(table, "power_min_w", np.minimum), _merge_minute(table, "power_max_w", np.maximum),
+        *(_merge_minute(table, column, fold) for column, _, fold in MINUTE_FOLDS),
+    ]
     sql = (
-        f"INSERT INTO {table} (run_gpu_id, minute_ms, samples, energy_j, power_sum_w, power_min_w, "
-        f"power_max_w, sm_clock_sum_mhz, util_sum_pct, temp_max_c) VALUES {values} "
-        f"ON CONFLICT (run_gpu_id, minute_ms) DO UPDATE SET "
-        f"samples = {table}.samples + excluded.samples, "
-        f"energy_j = {table}.energy_j + excluded.energy_j, "
-        f"power_sum_w = {table}.power_sum_w + excluded.power_sum_w, "
-        f"power_min_w = {least}({table}.power_min_w, excluded.power_min_w), "
-        f"power_max_w = {greatest}({table}.power_max_w, excluded.power_max_w), "
-        f"sm_clock_sum_mhz = {table}.sm_clock_sum_mhz + excluded.sm_clock_sum_mhz, "
-        f"util_sum_pct = {table}.util_sum_pct + excluded.util_sum_pct, "
-        f"temp_max_c = {greatest}({table}.temp_max_c, excluded.temp_max_c)"
+        f"INSERT INTO {table} ({', '.join(MINUTE_COLUMNS)}) VALUES {values} "
+        f"ON CONFLICT (run_gpu_id, minute_ms) DO UPDATE SET {', '.join(merges)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for row in rows for value in row])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from dashboard.telemetry import columns
+from dashboard.telemetry.batch_store import MINUTE_FOLDS
 from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
 from wattwise_agent import wire
 
@@ -120,8 +121,8 @@ def _minutes(
     parts = {
         "minute_ms": first_minute, "window": np.arange(starts.size), "samples": ends - starts,
         "energy_j": energy_j, "power_sum_w": power["reduced"], "power_min_w": power["low"],
-        "power_max_w": power["high"], "sm_clock_sum_mhz": np.add.reduceat(r.sm_clock_mhz, starts),
-        "util_sum_pct": np.add.reduceat(r.util_pct, starts), "temp_max_c": np.maximum.reduceat(r.temp_c, starts),
+        "power_max_w": power["high"],
+        **{column: fold.reduceat(getattr(r, reading), starts) for column, reading, fold in MINUTE_FOLDS},
     }
     spanning = np.flatnonzero(r.t_ms[ends - 1] // MS_PER_MINUTE * MS_PER_MINUTE != first_minute)
     if spanning.size:
@@ -145,9 +146,7 @@ def _split(j: int, r: GpuSamples, start: int, end: int, deltas: np.ndarray, powe
         "minute_ms": keys, "window": np.full(keys.size, j), "samples": np.diff(np.append(starts, minute.size)),
         "energy_j": np.add.reduceat(d, starts) / MILLIJOULES_PER_J, "power_sum_w": np.add.reduceat(p, starts),
         "power_min_w": np.minimum.reduceat(p, starts), "power_max_w": np.maximum.reduceat(p, starts),
-        "sm_clock_sum_mhz": np.add.reduceat(r.sm_clock_mhz[start:end], starts),
-        "util_sum_pct": np.add.reduceat(r.util_pct[start:end], starts),
-        "temp_max_c": np.maximum.reduceat(r.temp_c[start:end], starts),
+        **{column: fold.reduceat(getattr(r, reading)[start:end], starts) for column, reading, fold in MINUTE_FOLDS},
     }
 
 
@@ -165,10 +164,8 @@ def _fold(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "minute_ms": keys, "samples": np.add.reduceat(parts["samples"], first), "energy_j": energy,
         "power_sum_w": power_sum, "power_min_w": np.minimum.reduceat(parts["power_min_w"], first),
         "power_max_w": np.maximum.reduceat(parts["power_max_w"], first),
-        # Sums of whole numbers are exact in any order; ingest stores them as floats.
-        "sm_clock_sum_mhz": np.add.reduceat(parts["sm_clock_sum_mhz"], first).astype(np.float64),
-        "util_sum_pct": np.add.reduceat(parts["util_sum_pct"], first).astype(np.float64),
-        "temp_max_c": np.maximum.reduceat(parts["temp_max_c"], first).astype(np.float64),
+        # Sums of whole numbers are exact in any order, as extremes are; ingest stores them as floats.
+        **{column: fold.reduceat(parts[column], first).astype(np.float64) for column, _, fold in MINUTE_FOLDS},
     }
 
 

@@ -41,6 +41,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from dashboard.projects.models import Project
+from dashboard.telemetry.batch_store import MINUTE_COLUMNS
 from dashboard.telemetry.bulk_windows import (
     BodyText,
     GpuSamples,
@@ -241,10 +242,10 @@ class _Loader:
         minute_rows = [
             [p.gpu.run_gpu_id, *row]
             for p in parts
-            for row in zip(*(p.windows.minutes[c].tolist() for c in _MINUTE_COLUMNS[1:]), strict=True)
+            for row in zip(*(p.windows.minutes[c].tolist() for c in MINUTE_COLUMNS[1:]), strict=True)
         ]
         _write_windows(parts)
-        _write_rows(GpuMinute, _MINUTE_COLUMNS, _MINUTE_TYPES, sorted(minute_rows, key=lambda r: r[1]))
+        _write_rows(GpuMinute, MINUTE_COLUMNS, _MINUTE_TYPES, sorted(minute_rows, key=lambda r: r[1]))
         receipts.sort(key=lambda r: r[0])
         _write_rows(BatchReceipt, _RECEIPT_COLUMNS, _RECEIPT_TYPES, [row for _, row in receipts])
         self.samples += chunk.samples
@@ -410,9 +411,7 @@ def _checked(r: GpuSamples, where: str, start_ms: int | None, end_ms: int | None
 _WINDOW_COLUMNS = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
                    "prev_energy_mj", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
 _WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", "int8", *["bytea"] * 6)
-_MINUTE_COLUMNS = ("run_gpu_id", "minute_ms", "samples", "energy_j", "power_sum_w", "power_min_w", "power_max_w",
-                   "sm_clock_sum_mhz", "util_sum_pct", "temp_max_c")
-_MINUTE_TYPES = ("int8", "int8", "int4", *["float8"] * 7)
+_MINUTE_TYPES = ("int8", "int8", "int4", *["float8"] * (len(MINUTE_COLUMNS) - 3))
 _RECEIPT_COLUMNS = ("node_id", "stream", "seq", "run_id", "body_sha256", "samples", "received_at")
 _RECEIPT_TYPES = ("int8", "text", "int8", "int8", "text", "int4", "timestamptz")
 

@@ -306,6 +306,15 @@ class GpuMinute(models.Model):
     sm_clock_sum_mhz = models.FloatField()
     util_sum_pct = models.FloatField()
     temp_max_c = models.FloatField()
+    # The minute's extremes and the temperature sum, so charts over long spans draw real min–max bands and
+    # a true mean temperature. Null only on minutes stored before they were kept whose windows were gone
+    # when migration 0007 filled them in; readers then fall back to the minute's mean (or its maximum).
+    sm_clock_min_mhz = models.FloatField(null=True)
+    sm_clock_max_mhz = models.FloatField(null=True)
+    util_min_pct = models.FloatField(null=True)
+    util_max_pct = models.FloatField(null=True)
+    temp_min_c = models.FloatField(null=True)
+    temp_sum_c = models.FloatField(null=True)
 
     class Meta:
         db_table = "dashboard_gpuminute"

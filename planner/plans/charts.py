@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale, sample_colorscale
 
 PLANNED = "#3b5bdb"
 REALISED = "#e8590c"
@@ -15,7 +16,8 @@ BASELINE = "#1d2330"
 CHOSEN = "#2b8a3e"
 STRAGGLER = "#9c36b5"
 CRITICAL = "#e03131"
-FREQ_SCALE = "Viridis"
+# Written out as stops, so the bars (coloured here) and the colour bar (drawn by plotly.js) use the same scale.
+FREQ_SCALE = get_colorscale("Viridis")
 
 _LAYOUT = dict(
     template="plotly_white",
@@ -140,6 +142,15 @@ class Bar:
     critical: bool
 
 
+def frequency_colors(freqs_mhz: Sequence[int], lo: int, hi: int) -> list[str]:
+    """Each frequency's colour on FREQ_SCALE between ``lo`` and ``hi`` MHz."""
+    span = hi - lo if hi > lo else 1
+    distinct = sorted(set(freqs_mhz))  # a profile has a few dozen frequencies; a plan up to 20,000 bars
+    colors = sample_colorscale(FREQ_SCALE, [min(max((f - lo) / span, 0.0), 1.0) for f in distinct])
+    by_freq = dict(zip(distinct, colors, strict=True))
+    return [by_freq[f] for f in freqs_mhz]
+
+
 def timeline_chart(
     bars: Sequence[Bar],
     *,
@@ -168,9 +179,10 @@ def timeline_chart(
         insidetextanchor="middle",
         textfont=dict(size=10),
         constraintext="both",
+        # Colours as colour strings, not frequencies on a colour scale: plotly.js picks each label's contrasting
+        # colour, and the hover box's, from the bar's colour, and warns once per bar about a number there.
         marker=dict(
-            color=[b.freq_mhz for b in bars], colorscale=FREQ_SCALE, cmin=lo, cmax=hi if hi > lo else lo + 1,
-            colorbar=dict(title=dict(text="MHz"), thickness=14),
+            color=frequency_colors([b.freq_mhz for b in bars], lo, hi),
             line=dict(color=[CRITICAL if b.critical else "rgba(255,255,255,0.9)" for b in bars],
                       width=[2.5 if b.critical else 0.6 for b in bars]),
         ),
@@ -187,6 +199,12 @@ def timeline_chart(
         x=[None], y=[None], mode="markers", name="critical path (red outline)",
         marker=dict(symbol="square-open", size=12, color=CRITICAL, line=dict(width=2.5)),
     ))
+    # The colour bar, from a trace that draws nothing.
+    figure.add_trace(go.Scatter(
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker=dict(color=[lo, hi], colorscale=FREQ_SCALE, cmin=lo, cmax=hi if hi > lo else lo + 1, showscale=True,
+                    colorbar=dict(title=dict(text="MHz"), thickness=14)),
+    ))
     end_s = max((b.end_s for b in bars), default=0.0)
     order = [f"stage {s}" for s in range(num_stages)]
     figure.update_yaxes(categoryorder="array", categoryarray=order[::-1], title=None)
@@ -199,27 +217,43 @@ def timeline_chart(
 
 @dataclass(frozen=True)
 class ProfileSeries:
-    """One (stage, instruction) of a profile: time and energy at each frequency."""
+    """One instruction of one stage, or of several stages profiled identically: time and energy at each frequency."""
 
-    stage: int
+    stages: Sequence[int]
     instruction: str
     freq_mhz: Sequence[int]
     time_s: Sequence[float]
     energy_j: Sequence[float]
 
 
+def stages_label(stages: Sequence[int]) -> str:
+    """"stage 3"; several identical stages: "stages 0–6 (identical)", runs of consecutive ones as ranges."""
+    if len(stages) == 1:
+        return f"stage {stages[0]}"
+    runs: list[list[int]] = []
+    for stage in sorted(stages):
+        if runs and stage == runs[-1][-1] + 1:
+            runs[-1].append(stage)
+        else:
+            runs.append([stage])
+    text = ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+    return f"stages {text} (identical)"
+
+
 def profile_chart(series: Sequence[ProfileSeries], *, title: str = "The profile, per stage") -> go.Figure:
-    """Energy against time of every (stage, instruction), one colour per stage, backward dashed."""
+    """Energy against time of every (stage, instruction), one colour per stage, backward dashed; stages profiled
+    identically share one line (they would hide each other), which the legend names."""
     palette = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#1098ad", "#f08c00", "#c2255c", "#5c940d"]
     figure = go.Figure()
     for s in series:
-        color = palette[s.stage % len(palette)]
+        color = palette[s.stages[0] % len(palette)]
+        label = stages_label(s.stages)
         figure.add_trace(go.Scatter(
             x=np.asarray(s.time_s) * 1000.0, y=s.energy_j, mode="lines+markers",
-            name=f"stage {s.stage}", legendgroup=f"stage {s.stage}", showlegend=s.instruction == "forward",
+            name=label, legendgroup=label, showlegend=s.instruction == "forward",
             line=dict(color=color, width=1.5, dash="solid" if s.instruction == "forward" else "dot"),
             marker=dict(size=4, color=color), customdata=list(s.freq_mhz),
-            hovertemplate=f"stage {s.stage} {s.instruction}<br>%{{customdata}} MHz: %{{x:.2f}} ms · %{{y:.2f}} J<extra></extra>",
+            hovertemplate=f"{label} {s.instruction}<br>%{{customdata}} MHz: %{{x:.2f}} ms · %{{y:.2f}} J<extra></extra>",
         ))
     figure.update_layout(
         title=dict(text=title + "<br><sup>energy against time at each frequency; forward solid, backward dotted</sup>"),

@@ -89,3 +89,14 @@ def runs_with_steps(runs: QuerySet[Run], limit: int = 100) -> list[Run]:
     """The most recent runs (of a queryset) that have step markers."""
     has_steps = Exists(RunEvent.objects.filter(run=OuterRef("pk"), kind=STEP_END))
     return list(runs.filter(has_steps).select_related("project").order_by("-created_at")[:limit])
+
+
+def measure_runs(runs: list[Run], limit: int = 20) -> list[MeasuredIterations]:
+    """The measured iteration times of the first ``limit`` of ``runs``; runs too few markers leave out."""
+    measured = []
+    for run in runs[:limit]:
+        try:
+            measured.append(measure(run))
+        except NoSteps:
+            continue
+    return measured

@@ -162,6 +162,23 @@ def frontier_figure(solved: Solved, choice: perseus.StragglerChoice | None = Non
     )
 
 
+@dataclass(frozen=True)
+class IterationSpan:
+    """The iteration times a frontier's plans cover: a straggler time in it gets a plan that fits."""
+
+    fastest_s: float  # every stage at its highest frequency: a straggler can only be slower
+    slowest_s: float  # the frontier's slowest plan, realised: beyond it the cheapest plan just waits longer
+
+    def contains(self, time_s: float) -> bool:
+        # The tolerances of perseus.choose_for_straggler's own checks.
+        return self.fastest_s * (1 - 1e-9) <= time_s <= self.slowest_s * (1 + 1e-12)
+
+
+def iteration_span(solved: Solved) -> IterationSpan:
+    fastest = solved.baseline.time_s
+    return IterationSpan(fastest, max(fastest, float(np.max(solved.realised[0]))))
+
+
 def choose(solved: Solved, straggler_time_s: float | None) -> perseus.StragglerChoice:
     """The plan for a straggler time (None: no straggler). Raises ``PlannerError`` (StragglerError)."""
     return perseus.choose_for_straggler(solved.frontier, solved.profile, straggler_time_s, realised=solved.realised)
@@ -299,11 +316,17 @@ def timeline_figure(solved: Solved, k: int, basis: str) -> Any | None:
 
 
 def profile_series(profile: perseus.Profile) -> list[charts.ProfileSeries]:
-    out = []
+    """Each stage's forward and backward figures; stages whose figures are all equal come as one series each."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for stage in range(profile.num_stages):
+        key = tuple(tuple(np.asarray(getattr(profile.get(stage, instruction), field)).tolist())
+                    for instruction in ("forward", "backward") for field in ("freq_mhz", "time_s", "energy_j"))
+        groups.setdefault(key, []).append(stage)
+    out = []
+    for stages in groups.values():
         for instruction in ("forward", "backward"):
-            e = profile.get(stage, instruction)
-            out.append(charts.ProfileSeries(stage, instruction, e.freq_mhz, e.time_s, e.energy_j))
+            e = profile.get(stages[0], instruction)
+            out.append(charts.ProfileSeries(tuple(stages), instruction, e.freq_mhz, e.time_s, e.energy_j))
     return out
 
 

@@ -154,7 +154,8 @@ def _straggler(request: HttpRequest, solved: planning.Solved) -> dict[str, Any]:
     """The straggler box: its form, and the chosen plan when asked."""
     runs = iterations.runs_with_steps(Run.objects.for_user(request.user))
     form = StragglerForm(request.GET if "straggler_s" in request.GET or "run" in request.GET else None, runs=runs)
-    out: dict[str, Any] = {"form": form, "choice": None, "measured": None, "error": None}
+    span = results.iteration_span(solved)
+    out: dict[str, Any] = {"form": form, "choice": None, "measured": None, "error": None, "span": span}
     if form.is_bound and form.asked and form.is_valid():
         straggler_s = form.cleaned_data.get("straggler_s")
         run = form.chosen_run()
@@ -162,12 +163,20 @@ def _straggler(request: HttpRequest, solved: planning.Solved) -> dict[str, Any]:
             if run is not None:
                 out["measured"] = measured = iterations.measure(run)
                 straggler_s = measured.iteration_time_s
-            if straggler_s is not None:
+                if not span.contains(straggler_s):
+                    out |= _runs_inside(span, straggler_s, [r for r in runs if r != run])
+            if straggler_s is not None and not out.get("shorter"):
                 out["choice"] = results.choose(solved, straggler_s)
                 out["view"] = results.ChoiceView(out["choice"])
         except (perseus.PlannerError, iterations.NoSteps) as exc:
             out["error"] = str(exc)
     return out
+
+
+def _runs_inside(span: results.IterationSpan, straggler_s: float, others: list[Run]) -> dict[str, Any]:
+    """A run's step time outside the frontier's span: which side, and the other runs whose step times fit."""
+    inside = [m for m in iterations.measure_runs(others) if span.contains(m.iteration_time_s)]
+    return {"outside": True, "shorter": straggler_s < span.fastest_s, "runs_inside": inside}
 
 
 @login_required

@@ -74,6 +74,12 @@ ADDED_COLUMNS |= {
 ADDED_COLUMNS |= {"dashboard_gpu": {"component": "gpu"}}
 # Sessions closed before units of work reported none (telemetry 0010_units_of_work; read raw, as JSON text).
 ADDED_COLUMNS |= {"dashboard_runnode": {"work": "{}"}}
+# A minute gets its extremes and temperature sum from the window that holds its samples (telemetry
+# 0007_minute_extremes): WINDOW's clock, utilisation and temperature.
+ADDED_COLUMNS |= {"dashboard_gpuminute": {
+    "sm_clock_min_mhz": 1410.0, "sm_clock_max_mhz": 1980.0, "util_min_pct": 12.0, "util_max_pct": 98.0,
+    "temp_min_c": 61.0, "temp_sum_c": 185.0,
+}}
 NODE_TOKEN = "ww_" + "n" * 43
 NODE_KEY_HEX = hashlib.sha256(b"wattwise-hmac-v1:" + NODE_TOKEN.encode()).hexdigest()  # as create_node stored it
 

@@ -14,6 +14,8 @@ from tests.conftest import need_service
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+# What headless Chromium itself logs when WebGL charts are read back in software: no page's doing.
+BROWSER_NOISE = ("GPU stall due to ReadPixels",)
 # Where tests leave the screenshots they take along the way (not the docs' ones: see test_screenshots_in_browser).
 SHOTS = Path(os.environ.get("WATTWISE_SCREENSHOTS", "/tmp/wattwise-screenshots"))
 
@@ -38,6 +40,11 @@ def browser_page() -> Iterator[Any]:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.console_errors = errors
+        messages: list[str] = []  # everything the page logs, of any kind, but the browser's own noise
+        page.on("console", lambda m: None if any(n in m.text for n in BROWSER_NOISE) else messages.append(
+            f"{m.type} on {page.url}: {m.text}"))
+        page.on("pageerror", lambda e: messages.append(f"uncaught on {page.url}: {e}"))
+        page.console_messages = messages
         try:
             yield page
         finally:

@@ -78,3 +78,42 @@ def test_ticking_three_runs_and_comparing_them_shows_charts_totals_and_the_scatt
         wait_for_charts(page)
         assert page.is_checked("#diff-only") and page.evaluate(VISIBLE_ROWS) == total - identical
         assert page.console_errors == []
+
+
+# The browser's boxes of each run's label and marker in the scatter, and of its plot area.
+SCATTER_BOXES = """() => {
+    const gd = document.getElementById('chart-scatter');
+    const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.right, r.top, r.bottom]; };
+    const labels = [...gd.querySelectorAll('g.annotation-text-g, g.textpoint')].map(box);
+    const points = [...gd.querySelectorAll('.scatterlayer .point')].map(box);
+    return {labels, points, plot: box(gd.querySelector('.nsewdrag'))};
+}"""
+
+
+def test_the_scatter_of_similar_runs_fills_its_axes_and_no_two_labels_overlap(live_server):
+    node = register("node-a", "vision")
+    # Two runs alike in time and energy, and a third a little longer: one cluster of points.
+    for name, batches in (("twin-a", 20), ("twin-b", 20), ("longer", 22)):
+        stream_batches(node, name, range(batches), gpus=2)
+    member("ana", "vision")
+    cookie = session_cookie(live_server.url, "ana")
+    with browser_page() as page:
+        open_logged_in(page, live_server.url, cookie, "/compare/?runs=twin-a,twin-b,longer")
+        wait_for_charts(page)
+        boxes = page.evaluate(SCATTER_BOXES)
+        labels, points, (left, right, top, bottom) = boxes["labels"], boxes["points"], boxes["plot"]
+        assert len(labels) == 3 and len(points) == 3
+        for i, a in enumerate(labels):
+            for b in labels[i + 1:]:
+                assert not (a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]), f"labels overlap: {a} {b}"
+        for x0, x1, y0, y1 in points:
+            assert left <= x0 and x1 <= right and top <= y0 and y1 <= bottom
+        # Fitted to the runs: the cluster spreads over the plot instead of sitting in a corner near 0.
+        x_range, y_range = page.evaluate(
+            "['xaxis', 'yaxis'].map(a => document.getElementById('chart-scatter')._fullLayout[a].range)")
+        assert x_range[0] > 0 and y_range[0] > 0
+        centres = [(x0 + x1) / 2 for x0, x1, _, _ in points]
+        assert max(centres) - min(centres) > (right - left) / 2
+        page.locator("#chart-scatter").screenshot(path=str(shot(page, "compare-scatter.png").with_name(
+            "compare-scatter-chart.png")))
+        assert page.console_errors == []

@@ -74,7 +74,8 @@ def seeded_demo(monkeypatch):
     demo.seed()
     main = Run.objects.get(name=MAIN_RUN.name)
     return {"run": main.pk, "gpu": main.run_gpus.order_by("gpu__node__name", "gpu__index").first().pk,
-            "frontier": FrontierJob.objects.get(status=FrontierJob.Status.DONE).pk}
+            "frontier": FrontierJob.objects.get(status=FrontierJob.Status.DONE).pk,
+            "profile": FrontierJob.objects.get(status=FrontierJob.Status.DONE).profile_id}
 
 
 # Problems seen and reported, not yet fixed (drawn by files outside this test's reach); remove a line once fixed.
@@ -153,5 +154,13 @@ def test_the_demos_main_pages_draw_readable_charts(live_server, seeded_demo):
         page.wait_for_selector("#advice-best")
         problems += readable(page, "carbon-advice")
         docs_shot(page, "carbon-advice.png")
+
+        # The rest of what the header reaches, and the profile's chart: nothing in the console either.
+        for link in ("Nodes", "Planner", "Carbon", "Intensity data", "Projects"):
+            page.click(f"header nav >> text={link}")
+            page.wait_for_load_state("load")
+        page.goto(f"{live_server.url}/planner/profiles/{seeded_demo['profile']}/")
+        wait_for_charts(page)
         assert page.console_errors == []
+        assert page.console_messages == [], "\n".join(page.console_messages)
     assert problems == [], "\n".join(problems)

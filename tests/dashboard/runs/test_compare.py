@@ -250,7 +250,7 @@ def test_pareto_marks_the_runs_no_other_run_beats_on_both(client, three_runs):
     html = response.content.decode()
     assert re.search(r"Pareto-optimal</strong>.*: frugal, hungry\.", html, re.S)
     scatter = figures_in(html)["chart-scatter"]
-    symbols = {t["name"]: t["marker"]["symbol"] for t in scatter["data"] if t.get("mode") == "markers+text"}
+    symbols = {t["name"]: t["marker"]["symbol"] for t in scatter["data"] if t.get("mode") == "markers"}
     assert symbols == {"frugal": "star", "hungry": "star", "beaten": "circle-open"}
 
 

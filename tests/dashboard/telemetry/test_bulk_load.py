@@ -16,6 +16,7 @@ from django.core.management import call_command
 
 from dashboard.demo.fleet_trace import TraceSpec
 from dashboard.telemetry import ingest
+from dashboard.telemetry.batch_store import MINUTE_COLUMNS
 from dashboard.telemetry.bulkload import BulkLoadError, RunSpec, load_run
 from dashboard.telemetry.models import BatchReceipt, Gpu, GpuMinute, Node, Run, RunGpu, RunNode, SampleWindow
 from tests.factories import envelope, register
@@ -83,8 +84,7 @@ def stored(project: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
         "run_gpus": {rg.gpu.uuid: (rg.energy_j, rg.samples, rg.power_sum_w, rg.peak_power_w, rg.first_ms, rg.last_ms,
                                    rg.estimated, rg.first_stream, rg.shared, rg.streams, rg.overlap_ms, rg.max_window_ms)
                      for rg in RunGpu.objects.filter(run__in=runs).select_related("gpu")},
-        "minutes": {(m.run_gpu.gpu.uuid, m.minute_ms): (m.samples, m.energy_j, m.power_sum_w, m.power_min_w,
-                                                         m.power_max_w, m.sm_clock_sum_mhz, m.util_sum_pct, m.temp_max_c)
+        "minutes": {(m.run_gpu.gpu.uuid, m.minute_ms): tuple(getattr(m, column) for column in MINUTE_COLUMNS[2:])
                     for m in GpuMinute.objects.filter(run_gpu__run__in=runs).select_related("run_gpu__gpu")},
         "windows": {(w.run_gpu.gpu.uuid, w.stream, w.seq): (
                         w.first_ms, w.last_ms, w.samples, w.energy_j, w.prev_t_ms, w.prev_energy_mj, bytes(w.t_offset_ms),

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from planner import perseus
-from planner.plans import planning
+from planner.plans import charts, planning
 from planner.plans.models import FrontierJob
 from tests.planner.plans.conftest import solve_now
 from tests.planner.plans.figures import figures_in, values
@@ -77,14 +77,16 @@ def test_the_plan_page_draws_one_iteration_coloured_by_frequency_with_the_critic
     bars = timeline["data"][0]
     assert bars["type"] == "bar" and bars["orientation"] == "h"
     assert len(bars["y"]) == 8 * 12 * 2
-    colours = list(values(bars["marker"]["color"]))
-    assert min(colours) < 1410 and max(colours) == 1410 and bars["marker"]["colorbar"]["title"]["text"] == "MHz"
+    entries = perseus.timeline(planning.load(gpt3_job).frontier, planning.load(gpt3_job).profile, fastest)
+    freqs = planning.load(gpt3_job).profile.frequencies_mhz
+    assert min(e.freq_mhz for e in entries) < 1410 == max(e.freq_mhz for e in entries)
+    assert bars["marker"]["color"] == charts.frequency_colors([e.freq_mhz for e in entries], min(freqs), max(freqs))
     outlines = bars["marker"]["line"]["color"]
     critical = [c == "#e03131" for c in outlines]
     assert 0 < sum(critical) < len(critical)
-    entries = perseus.timeline(planning.load(gpt3_job).frontier, planning.load(gpt3_job).profile, fastest)
     assert critical == [e.critical for e in entries]
     assert timeline["data"][1]["name"] == "critical path (red outline)"
+    assert timeline["data"][2]["marker"]["colorbar"]["title"]["text"] == "MHz"
     assert "Plan 1409 of 1410" in html and "fastest" in html
     assert response.context["figures"].realised.time_s == pytest.approx(2.8502, abs=1e-4)
 

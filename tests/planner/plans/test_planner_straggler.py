@@ -3,6 +3,7 @@ and what it saves."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.urls import reverse
 
@@ -116,3 +117,43 @@ def test_a_run_without_step_markers_cannot_give_a_time(db):
     run = run_with_steps("gpu", "vision", "no-steps", {"a": [0]})
     with pytest.raises(iterations.NoSteps, match="no consecutive step_end markers"):
         iterations.measure(run)
+
+
+def steps_every(seconds: float, count: int = 5) -> list[int]:
+    return [round(1000 * seconds * k) for k in range(count)]
+
+
+def test_a_run_stepping_faster_than_the_frontier_says_why_and_offers_the_runs_that_fit(client, gpt3_job):
+    fast = run_with_steps("fast", "vision", "demo-llama", {"a": steps_every(1.0)})
+    run_with_steps("gpu", "vision", "gpt3-pretrain", {"a": steps_every(3.0)})
+    run_with_steps("slow", "vision", "long-steps", {"a": steps_every(100.0)})
+    client.force_login(gpt3_job.profile.project.members.get())
+    response = client.get(gpt3_job.get_absolute_url(), {"run": fast.pk})
+    assert response.context["straggler"]["choice"] is None
+    html = response.content.decode()
+    assert "No plan for that run." in html
+    assert "Its step time, 1.000 s,\n      is shorter than this frontier's fastest iteration, 2.837 s" in html
+    offered = html[html.index('id="runs-inside"'):].split("</span>")[0]
+    assert "gpt3-pretrain</a>\n        (3.000 s)" in offered
+    assert "demo-llama" not in offered and "long-steps" not in offered
+
+
+def test_a_run_stepping_slower_than_the_frontier_gets_the_cheapest_plan_and_is_told_so(client, gpt3_job):
+    slow = run_with_steps("slow", "vision", "long-steps", {"a": steps_every(100.0)})
+    run_with_steps("gpu", "vision", "gpt3-pretrain", {"a": steps_every(3.0)})
+    client.force_login(gpt3_job.profile.project.members.get())
+    response = client.get(gpt3_job.get_absolute_url(), {"run": slow.pk})
+    solved = planning.load(gpt3_job)
+    choice = response.context["straggler"]["choice"]
+    assert choice == perseus.choose_for_straggler(solved.frontier, solved.profile, 100.0)
+    html = response.content.decode()
+    slowest = f"{np.max(solved.realised[0]):.3f}"
+    assert f"Run long-steps's step time, 100.000 s, is longer than this frontier's\n      slowest plan, {slowest} s" in html
+    assert 'id="runs-inside"' in html and "gpt3-pretrain</a>" in html
+
+
+def test_the_straggler_box_names_the_iteration_times_the_frontier_covers(client, gpt3_job):
+    client.force_login(gpt3_job.profile.project.members.get())
+    html = client.get(gpt3_job.get_absolute_url()).content.decode()
+    slowest = np.max(planning.load(gpt3_job).realised[0])
+    assert f'<span id="straggler-span">2.837–{slowest:.3f} s</span>' in html
