@@ -23,11 +23,13 @@ from planner.grid_carbon import (
     Advice,
     Candidate,
     Constraints,
+    Exclusion,
     PlannedRun,
     UnknownLocationError,
     advise,
     cloud_regions,
     locate,
+    screen,
 )
 from planner.grid_carbon.hours import floor_to_hour
 from planner.units import J_PER_KWH, S_PER_HOUR
@@ -71,11 +73,11 @@ def parse_allowed(text: str) -> tuple[list[tuple[str, float | None]], list[str]]
     return entries, problems
 
 
-def candidates_for(project: Project) -> tuple[list[Candidate], str]:
-    """The candidates and a sentence saying where they come from."""
+def candidates_for(project: Project, preference: RegionPreference | None = None) -> tuple[list[Candidate], str]:
+    """The candidates and a sentence saying where they come from (``preference``: the saved one by default)."""
     settings = project_settings(project.pk)
     site_pue = {s.where.lower(): s.pue for s in Site.objects.filter(project=project)}
-    preference = preference_for(project.pk)
+    preference = preference or preference_for(project.pk)
     entries, _ = parse_allowed(preference.allowed)
     if entries:
         found = [
@@ -90,14 +92,30 @@ def candidates_for(project: Project) -> tuple[list[Candidate], str]:
     )
 
 
-def constraints_for(project: Project) -> Constraints:
-    p = preference_for(project.pk)
+def constraints_for(project: Project, preference: RegionPreference | None = None) -> Constraints:
+    p = preference or preference_for(project.pk)
     return Constraints(
         max_intensity_g_per_kwh=p.max_intensity_g_per_kwh,
         min_renewable_pct=p.min_renewable_pct,
         min_cfe_pct=p.min_cfe_pct,
         residency_group=p.residency_group or None,
     )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Which candidate regions pass a project's preferences, and why the others do not."""
+
+    passing: list[str]
+    excluded: list[Exclusion]
+    origin: str
+
+
+def preview(project: Project, preference: RegionPreference) -> Preview:
+    """What ``preference`` (saved or not) lets advice consider, checked as advice checks it."""
+    candidates, origin = candidates_for(project, preference)
+    passing, excluded = screen(candidates, constraints_for(project, preference))
+    return Preview([location.label for _, location, _ in passing], excluded, origin)
 
 
 @dataclass(frozen=True)

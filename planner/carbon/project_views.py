@@ -27,7 +27,7 @@ from dashboard.web.figures import figure_json
 from planner.carbon import charts
 from planner.carbon.access import can_manage
 from planner.carbon.accounting import store_run_carbon
-from planner.carbon.advising import from_past_run, get_advice, preference_for
+from planner.carbon.advising import from_past_run, get_advice, preference_for, preview
 from planner.carbon.forms import (
     AdviceForm,
     AssignForm,
@@ -173,15 +173,21 @@ def _sites_post(request: HttpRequest, project: Project, forms: dict[str, Any]) -
 def preferences(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     preference = preference_for(project.pk)
+    previewing = False
     if request.method == "POST":
         form = PreferenceForm(request.POST, instance=preference)
-        if form.is_valid():
+        previewing = request.POST.get("action") == "preview"
+        if form.is_valid() and not previewing:
             form.save()
             messages.success(request, "Region preferences saved; advice now ranks only regions that pass them.")
             return redirect("carbon:advice", pk=project.pk)
     else:
         form = PreferenceForm(instance=preference)
-    return render(request, "carbon/preferences.html", {"project": project, "form": form, "tab": "preferences"})
+    # The saved preferences, or (on "Preview") the ones typed, unsaved; none while the form has errors.
+    shown = None if form.is_bound and not form.is_valid() else preview(project, form.instance)
+    return render(request, "carbon/preferences.html", {
+        "project": project, "form": form, "tab": "preferences", "preview": shown, "previewing": previewing,
+    })
 
 
 @login_required

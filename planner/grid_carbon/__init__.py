@@ -17,7 +17,16 @@ Main entry points:
 See ``docs/carbon.md`` for the method and the data licences.
 """
 
-from planner.grid_carbon.advice import Advice, Candidate, Constraints, Exclusion, Option, PlannedRun, advise
+from planner.grid_carbon.advice import (
+    Advice,
+    Candidate,
+    Constraints,
+    Exclusion,
+    Option,
+    PlannedRun,
+    advise,
+    screen,
+)
 from planner.grid_carbon.emissions import EmissionsReport, HourEmissions, compute_emissions
 from planner.grid_carbon.equivalents import Equivalent, car_km, equivalents
 from planner.grid_carbon.hourly import HourlyLookup, HourlyMiss, HourlyTable
@@ -85,6 +94,7 @@ __all__ = [
     "google_region_yearly",
     "locate",
     "quote_offsets",
+    "screen",
     "typical_profile",
     "world_yearly",
     "yearly_figure",

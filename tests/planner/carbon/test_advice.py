@@ -134,3 +134,34 @@ def test_the_preferences_page_refuses_unknown_regions_and_bad_thresholds(client,
     response = client.post(reverse("carbon:preferences", args=[project.pk]), {"allowed": "", "min_renewable_pct": "80"})
     assert response.status_code == 302
     assert RegionPreference.objects.get(project=project).min_renewable_pct == 80
+
+
+def test_the_preferences_page_previews_which_regions_pass_without_saving(client, project):
+    client.force_login(member("ana", "nlp"))
+    url = reverse("carbon:preferences", args=[project.pk])
+    html = client.get(url).content.decode()
+    assert "2 region(s) pass</strong>: DE, ES" in html  # the saved preferences
+    response = client.post(url, {"allowed": "DE\nSE-SE3\nFR", "max_intensity_g_per_kwh": "100", "action": "preview"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "Preview (not saved)" in html
+    assert "2 region(s) pass</strong>: SE-SE3, FR" in html
+    assert "342 g/kWh &gt; max 100" in html  # the reason, shown, not folded away
+    assert RegionPreference.objects.get(project=project).allowed == "DE\nES"
+
+
+def test_the_advice_page_shows_why_regions_were_excluded_unfolded(client, project):
+    RegionPreference.objects.filter(project=project).update(max_intensity_g_per_kwh=200)
+    client.force_login(member("ana", "nlp"))
+    html = client.get(reverse("carbon:advice", args=[project.pk]), {
+        "energy_kwh": "10", "duration_h": "2", "current_where": "ES", "earliest_start": "2026-03-10 08:00", "window_h": "4",
+    }).content.decode()
+    excluded = html[html.index('id="advice-excluded"'):]
+    assert "342 g/kWh &gt; max 200" in excluded
+    assert "<details" not in html[html.index('id="advice-table"'):]
+
+
+def test_the_carbon_index_says_the_uk_provider_needs_no_key(client, project):
+    client.force_login(member("ana", "nlp"))
+    html = client.get(reverse("carbon:index")).content.decode()
+    assert "UK Carbon Intensity: off (no key needed: set WATTWISE_UK_CARBON_INTENSITY=1" in html
+    assert "no credentials configured" not in html
