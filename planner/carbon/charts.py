@@ -105,9 +105,10 @@ def emissions_by_gpu(
 
 
 def advice_by_start(
-    starts: Mapping[str, tuple[Sequence[datetime], Sequence[float]]], baseline_g: float
+    starts: Mapping[str, tuple[Sequence[datetime], Sequence[float]]], baseline_g: float, *,
+    baseline_label: str = "now, current region",
 ) -> go.Figure:
-    """Predicted emissions against start time for the best regions, with running now where it runs today."""
+    """Predicted emissions against start time for the best regions, with the baseline (``baseline_label``)."""
     figure = go.Figure()
     for label, (times, emissions_g) in starts.items():
         figure.add_trace(go.Scatter(x=list(times), y=[g / G_PER_KG for g in emissions_g], name=label, mode="lines",
@@ -115,11 +116,11 @@ def advice_by_start(
                                     hovertemplate="%{y:,.2f} kg<extra>" + label + "</extra>"))
     highest_kg = max((g / G_PER_KG for _, emissions_g in starts.values() for g in emissions_g), default=0.0)
     if baseline_g / G_PER_KG <= 2 * highest_kg:
-        figure.add_hline(y=baseline_g / G_PER_KG, line_dash="dot", annotation_text="now, current region",
+        figure.add_hline(y=baseline_g / G_PER_KG, line_dash="dot", annotation_text=baseline_label,
                          annotation_position="top left")
     else:
         # Far above the alternatives, a line for "now" would squash them into one: say it in words instead.
-        figure.add_annotation(text=f"Now, in the current region: {baseline_g / G_PER_KG:,.2f} kg CO₂e (off the scale)",
+        figure.add_annotation(text=f"Baseline, {baseline_label}: {baseline_g / G_PER_KG:,.2f} kg CO₂e (off the scale)",
                               xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
                               showarrow=False, font=dict(size=12, color="#a61e1e"))
     figure.update_layout(title="Predicted emissions by start time (UTC)", yaxis=dict(title="kg CO₂e",

@@ -208,6 +208,9 @@ def advice(request: HttpRequest, pk: int) -> HttpResponse:
                 form.add_error(None, str(exc))
             else:
                 context.update(_advice_context(result, origin, planned))
+                shown = request.GET.copy()  # show the PUE the candidates got, for the user to change
+                shown["candidate_pue"] = f"{planned['candidate_pue']:g}"
+                form.data = shown
     return render(request, "carbon/advice.html", context)
 
 
@@ -225,7 +228,11 @@ def _planned(data: dict[str, Any], project: Project) -> dict[str, Any] | str:
         return "Say where the run would run today (current region), or set a project default zone."
     pue = data.get("current_pue") or (past.pue if past else settings.default_pue)
     start = data["earliest_start"]
+    # The run as it was (nothing about it retyped): compare with what it emitted, per node and hour.
+    as_it_ran = past is not None and not any(data.get(k) for k in ("energy_kwh", "current_where", "current_pue"))
     return {
+        "candidate_pue": data.get("candidate_pue") or (past.pue if past else settings.default_pue),
+        "measured": past if as_it_ran else None,
         "energy_kwh": energy_kwh,
         "duration_h": duration_h,
         "interruptible": data.get("interruptible", False),
@@ -241,7 +248,10 @@ def _advice_context(result: Any, origin: str, planned: dict[str, Any]) -> dict[s
     # A pausable run's chosen hours may not be contiguous: say so rather than show only a start.
     paused = [o.where for o in top if any(b - a > timedelta(hours=1) for a, b in pairwise(o.hours_utc))]
     starts = {o.where: ([p.start_utc for p in o.per_start], [p.emissions_g for p in o.per_start]) for o in top[:5]}
-    plots = [("chart-advice", figure_json(charts.advice_by_start(starts, result.baseline.predicted_emissions_g)))]
+    baseline_label = "as it ran" if planned.get("measured") else "now, current region"
+    plots = [("chart-advice", figure_json(
+        charts.advice_by_start(starts, result.baseline.predicted_emissions_g, baseline_label=baseline_label)
+    ))]
     best = top[0] if top else None
     return {
         "advice": result, "options": top, "best": best, "origin": origin, "planned": planned, "plots": plots,

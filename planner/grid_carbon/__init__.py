@@ -25,6 +25,7 @@ from planner.grid_carbon.advice import (
     Option,
     PlannedRun,
     advise,
+    rebase,
     screen,
 )
 from planner.grid_carbon.emissions import EmissionsReport, HourEmissions, compute_emissions
@@ -94,6 +95,7 @@ __all__ = [
     "google_region_yearly",
     "locate",
     "quote_offsets",
+    "rebase",
     "screen",
     "typical_profile",
     "world_yearly",

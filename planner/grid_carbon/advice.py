@@ -226,6 +226,17 @@ def advise(
     return Advice(tuple(options), baseline, tuple(excluded), tuple(_notes(options, baseline)))
 
 
+def rebase(advice: Advice, baseline: Option) -> Advice:
+    """``advice`` with its savings measured against ``baseline`` (e.g. what a past run really emitted)."""
+    base_g = baseline.predicted_emissions_g
+    options = tuple(
+        replace(o, saving_g=base_g - o.predicted_emissions_g,
+                saving_pct=100.0 * (base_g - o.predicted_emissions_g) / base_g if base_g > 0 else 0.0)
+        for o in advice.options
+    )
+    return replace(advice, options=options, baseline=baseline, notes=tuple(_notes(options, baseline)))
+
+
 def screen(
     candidates: Sequence[Candidate], constraints: Constraints, year: int | None = None
 ) -> tuple[list[tuple[Candidate, GridLocation, IntensityFigure]], list[Exclusion]]:

@@ -105,6 +105,7 @@ def test_the_advice_page_names_a_region_a_start_time_and_the_emissions_saved(cli
     run = Run.objects.get(name="bert-base")
     response = client.get(reverse("carbon:advice", args=[project.pk]), {
         "run": run.pk, "interruptible": "on", "earliest_start": "2026-03-10 08:00", "window_h": "23",
+        "current_where": "DE",  # against running it again now in DE, not as it ran (in January)
     })
     html = response.content.decode()
     assert 'id="advice-best"' in html
