@@ -418,6 +418,10 @@ class OffsetRetirement(models.Model):
     class Meta:
         ordering = ["-retired_on", "-recorded_at"]
 
+    @property
+    def cost(self) -> float:
+        return self.tonnes * self.price_per_tonne
+
 
 # --- region preferences ----------------------------------------------------------------------------------
 

@@ -298,14 +298,14 @@ def offsets(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Retirement recorded in the ledger (emissions stay as reported).")
                 return redirect("carbon:offsets", pk=project.pk)
             forms["retire_form"] = retire_form
-    lines, totals = project_ledger(project)
+    ledger = project_ledger(project)
     stored = {rc.run_id: rc for rc in RunCarbon.objects.filter(run__project=project)}
     energies = run_energies_j(stored)
     states = {run_id: state_of(rc, energies.get(run_id, 0.0)) for run_id, rc in stored.items()}
     return render(request, "carbon/offsets.html", {
         "project": project, "policy": policy,
-        "lines": [(line, states.get(line.run.pk)) for line in lines], "totals": totals,
-        "prices": prices_table(project.pk), "retirements": project.offset_retirements.select_related("run"),
+        "lines": [(line, states.get(line.run.pk)) for line in ledger.lines], "ledger": ledger,
+        "prices": prices_table(project.pk), "retirements": ledger.retirements,
         "can_manage": can_manage(request.user, project), "tab": "offsets", **forms,
     })
 

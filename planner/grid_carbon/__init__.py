@@ -38,7 +38,15 @@ from planner.grid_carbon.market import (
     MarketInstruments,
     PowerPurchaseAgreement,
 )
-from planner.grid_carbon.offsets import DEFAULT_PRICES, CreditPrice, CreditType, OffsetQuote, quote_offsets
+from planner.grid_carbon.offsets import (
+    DEFAULT_PRICES,
+    CreditPrice,
+    CreditType,
+    OffsetBalance,
+    OffsetQuote,
+    balance,
+    quote_offsets,
+)
 from planner.grid_carbon.profiles import HourOfDayProfile, typical_profile
 from planner.grid_carbon.records import Basis, Granularity, IntensityFigure, IntensityRecord, Signal
 from planner.grid_carbon.reference import (
@@ -78,6 +86,7 @@ __all__ = [
     "IntensityResolver",
     "MarketBasedResult",
     "MarketInstruments",
+    "OffsetBalance",
     "OffsetQuote",
     "Option",
     "PlannedRun",
@@ -87,6 +96,7 @@ __all__ = [
     "UnknownLocationError",
     "advise",
     "all_yearly_figures",
+    "balance",
     "car_km",
     "cloud_regions",
     "compute_emissions",

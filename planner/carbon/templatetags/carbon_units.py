@@ -53,3 +53,11 @@ def signed_co2(emissions_g: float | None) -> str:
     if emissions_g is None:
         return "–"
     return ("−" if emissions_g < 0 else "") + co2(abs(emissions_g))
+
+
+@register.filter
+def tonnes(value_t: float | None) -> str:
+    """Tonnes (of CO₂e or of credits, one credit a tonne), to three significant figures."""
+    if value_t is None:
+        return "–"
+    return "0 t" if value_t == 0 else f"{value_t:#.3g}".rstrip(".") + " t"
