@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dashboard.runs.downsample import Buckets
-from dashboard.web.figures import Figure, base_layout, typed_array
+from dashboard.web.figures import Figure, base_layout, time_axis, typed_array
 from planner.units import J_PER_KWH
 
 # Time charts: the legend goes under the date line Plotly writes below the first tick.
@@ -24,8 +24,11 @@ _TIME_MARGIN = {"l": 60, "r": 20, "t": 56, "b": 72}
 MAX_LEGEND_TRACES = 16
 
 
-def _time_layout(title: str, unit: str, **overrides: Any) -> dict[str, Any]:
-    layout: dict[str, Any] = {"title": {"text": title}, "yaxis": {"title": {"text": unit}}, "xaxis": {"type": "date"},
+def _time_layout(title: str, unit: str, *times_ms: np.ndarray, **overrides: Any) -> dict[str, Any]:
+    """The layout of a chart over time; ``times_ms``: the x values of its traces (for a readable axis)."""
+    spans = [(float(t.min()), float(t.max())) for t in times_ms if len(t)]
+    layout: dict[str, Any] = {"title": {"text": title}, "yaxis": {"title": {"text": unit}},
+                              "xaxis": time_axis([t for span in spans for t in span]),
                               "legend": _TIME_LEGEND, "margin": _TIME_MARGIN}
     return base_layout(**{**layout, **overrides})
 
@@ -63,6 +66,7 @@ def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figur
     return {"data": data, "layout": _time_layout(
         f"Power per GPU ({power_field} NVML power, bucket means)"
         + (f": {len(data)} GPUs, hover a line for its name" if many else ""), "W",
+        *(np.asarray(b.t_ms) for b in traces.values()),
         **({"showlegend": False, "hovermode": "closest", "margin": {**_TIME_MARGIN, "b": 40}} if many else {}),
     )}
 
@@ -116,7 +120,7 @@ def cumulative_energy(
         }
         for group, cumulative_j in cumulative_j_by_group.items()
     ]
-    return {"data": data, "layout": _time_layout(title, "kWh")}
+    return {"data": data, "layout": _time_layout(title, "kWh", np.asarray(minutes_ms))}
 
 
 def metric_over_time(buckets: Buckets, *, title: str, unit: str, band: bool = True) -> Figure:
@@ -131,7 +135,7 @@ def metric_over_time(buckets: Buckets, *, title: str, unit: str, band: bool = Tr
                      "fillcolor": "rgba(99,110,250,0.18)", "hoverinfo": "skip"})
     data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.mean), "f4"),
                  "name": "mean", "hovertemplate": "%{y:.1f} " + unit, "line": {"color": "#636efa"}})
-    return {"data": data, "layout": _time_layout(title, unit)}
+    return {"data": data, "layout": _time_layout(title, unit, np.asarray(buckets.t_ms))}
 
 
 def cumulative_gpu_energy(
@@ -139,4 +143,4 @@ def cumulative_gpu_energy(
 ) -> Figure:
     data = [{"type": "scatter", "mode": "lines", "name": "energy", "x": _times(minutes_ms),
              "y": typed_array(np.asarray(cumulative_j) / J_PER_KWH), "hovertemplate": "%{y:.4f} kWh"}]
-    return {"data": data, "layout": _time_layout(title, "kWh")}
+    return {"data": data, "layout": _time_layout(title, "kWh", np.asarray(minutes_ms))}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.web.figures import Figure, base_layout, typed_array
+from dashboard.web.figures import Figure, base_layout, time_axis, typed_array
 from planner.units import G_PER_KG, MS_PER_HOUR, MS_PER_S
 
 ATTRIBUTION = (
@@ -48,6 +48,15 @@ def _source_note() -> dict[str, object]:
     )
 
 
+# An hourly chart of one or two hours still shows a few hours around them, in whole-hour ticks.
+HOURLY_MIN_SPAN_MS = 4 * MS_PER_HOUR
+
+
+def _hour_edges_ms(hours: Iterable[datetime]) -> list[float]:
+    """The start and end of each hour, in epoch ms: what an hourly bar covers."""
+    return [t for h in hours for t in (h.timestamp() * MS_PER_S, h.timestamp() * MS_PER_S + MS_PER_HOUR)]
+
+
 def _epoch_ms(hours: Sequence[datetime]) -> dict[str, str]:
     return typed_array([h.timestamp() * MS_PER_S for h in hours])
 
@@ -78,7 +87,7 @@ def emissions_by_hour(series: Sequence[NodeHours]) -> Figure:
         title={"text": "Emissions by UTC hour, with the grid intensity behind them (hollow: fallback figure)"},
         barmode="stack", height=400, margin={"l": 60, "r": 60, "t": 56, "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        xaxis={"type": "date"},
+        xaxis=time_axis(_hour_edges_ms(h for s in series for h in s.hours), min_span_ms=HOURLY_MIN_SPAN_MS),
         yaxis={"title": {"text": "g CO₂e"}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "g/kWh"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
                 "showgrid": False, "tickformat": ",.0f", "nticks": 6},
@@ -123,6 +132,7 @@ def advice_by_start(
         figure.add_annotation(text=f"Baseline, {baseline_label}: {baseline_g / G_PER_KG:,.2f} kg CO₂e (off the scale)",
                               xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
                               showarrow=False, font=dict(size=12, color="#a61e1e"))
+    starts_ms = [t.timestamp() * MS_PER_S for times, _ in starts.values() for t in times]
     figure.update_layout(title="Predicted emissions by start time (UTC)", yaxis=dict(title="kg CO₂e",
-                         rangemode="tozero"), **_LAYOUT)
+                         rangemode="tozero"), xaxis=time_axis(starts_ms, min_span_ms=HOURLY_MIN_SPAN_MS), **_LAYOUT)
     return figure

@@ -110,7 +110,7 @@ def test_the_advice_page_names_a_region_a_start_time_and_the_emissions_saved(cli
     html = response.content.decode()
     assert 'id="advice-best"' in html
     assert "run in <strong>ES</strong>" in html and "starting <strong>2026-03-11 00:00 UTC</strong>" in html
-    assert "800.0 g CO₂e saved (80 %)" in html
+    assert "800 g CO₂e saved (80 %)" in html
     assert 'data-plot="chart-advice"' in html
 
 

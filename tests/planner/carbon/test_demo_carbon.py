@@ -31,7 +31,7 @@ def test_the_demo_run_page_shows_emissions_by_hour_for_nodes_on_a_site_and_in_a_
 def test_advice_for_the_demos_two_node_run_compares_with_what_it_emitted_at_its_own_pue(
     client, django_capture_on_commit_callbacks
 ):
-    from planner.carbon.templatetags.carbon_units import co2
+    from dashboard.web.templatetags.units import co2
     from planner.units import J_PER_KWH
 
     with django_capture_on_commit_callbacks(execute=True):
