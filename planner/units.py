@@ -101,6 +101,16 @@ def scaled(value: float, units: tuple[tuple[float, str], ...]) -> str:
     return f"{significant(value / factor)} {name}"
 
 
+def energy_unit(largest_energy_j: float) -> tuple[float, str]:
+    """Joules per unit, and the unit (mWh … GWh), for an axis whose largest value is ``largest_energy_j``:
+    a few seconds' energy reads "636 mWh", not "0.000636 kWh" or "636µ kWh"."""
+    factor, name = ENERGY_UNITS_WH[0]
+    for unit_factor, unit_name in ENERGY_UNITS_WH:
+        if abs(largest_energy_j) / J_PER_WH >= unit_factor:
+            factor, name = unit_factor, unit_name
+    return factor * J_PER_WH, name
+
+
 def format_mass_g(mass_g: float) -> str:
     """Grams (of CO₂e) as mg, g, kg or t: ``"13.0 mg"``, ``"2.98 kg"``."""
     return scaled(mass_g, MASS_UNITS_G)

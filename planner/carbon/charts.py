@@ -26,7 +26,9 @@ _LAYOUT = dict(
 
 
 # Values are keyed by the hour's start; drawing them in the middle of the hour shows which hour they cover.
+# A bar's width on a date axis is in ms: without one, a lone hour's bar is 1 ms wide and the axis fits it.
 _HOUR_PERIOD = dict(xperiod=MS_PER_HOUR, xperiodalignment="middle")
+_HOUR_BAR_WIDTH_MS = 0.9 * MS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ def emissions_by_hour(series: Sequence[NodeHours]) -> Figure:
     """
     data: list[dict[str, Any]] = [
         {"type": "bar", "x": _epoch_ms(s.hours), "y": typed_array(s.emissions_g), "name": f"{s.node} emissions",
-         "customdata": list(s.source), "hovertemplate": "%{y:,.1f} g CO₂e<extra>" + s.node + "</extra>",
-         **_HOUR_PERIOD}
+         "customdata": list(s.source), "hovertemplate": "%{y:,.3g} g CO₂e<extra>" + s.node + "</extra>",
+         "width": _HOUR_BAR_WIDTH_MS, **_HOUR_PERIOD}
         for s in series
     ]
     data += [

@@ -79,3 +79,19 @@ def test_the_template_filters_print_a_tiny_run_readably():
     assert kwh(12.5) == "3.47 mWh" and kwh_value(0.0001) == "100 mWh"
     assert gkwh(20.4) == "20.4 g/kWh" and sig(0.0421) == "0.0421"
     assert co2(None) == kwh(None) == money(None) == "–"
+
+
+@pytest.mark.parametrize(("largest_j", "unit"), [(2163.0, "mWh"), (90_000.0, "Wh"), (4.6e7, "kWh"), (3.6e10, "MWh")])
+def test_an_energy_axis_takes_the_unit_of_its_largest_value(largest_j, unit):
+    from planner.units import energy_unit
+
+    per_unit, name = energy_unit(largest_j)
+    assert name == unit and 1 <= largest_j / per_unit < 1000
+
+
+def test_a_time_axis_of_a_few_seconds_is_widened_and_a_long_one_left_to_plotly():
+    from dashboard.web.figures import time_axis
+
+    short = time_axis([1_700_000_000_000.0, 1_700_000_004_000.0])
+    assert short["autorange"] is False and short["range"] == ["2023-11-14 22:12:52.000", "2023-11-14 22:13:52.000"]
+    assert time_axis([0.0, 3_600_000.0])["autorange"] is True and "range" not in time_axis([0.0, 3_600_000.0])

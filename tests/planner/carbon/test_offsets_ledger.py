@@ -75,7 +75,8 @@ def test_every_amount_on_the_offsets_page_shows_its_currency(project, client):
     client.force_login(member("ana", "speech"))
     html = client.get(reverse("carbon:offsets", args=[project.pk])).content.decode()
     cards = html[html.index('id="card-offset-required"'):html.index("</section>")]
-    assert "0 t" in cards.split('id="card-offset-cost"')[0]  # 2 g, netted by the tonne retired
+    # 2 kg to retire, netted by the tonne retired: nothing left.
+    assert '<div class="value">0 g</div>' in cards.split('id="card-offset-cost"')[0] and "less 1.00 t retired" in cards
     assert "0.00 USD" in cards and "7.50 EUR" in cards
     retired = html[html.index('id="retirements-table"'):]
     assert "7.50 EUR/t" in retired and ">7.50 EUR<" in retired
