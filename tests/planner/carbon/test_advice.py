@@ -166,3 +166,18 @@ def test_the_carbon_index_says_the_uk_provider_needs_no_key(client, project):
     html = client.get(reverse("carbon:index")).content.decode()
     assert "UK Carbon Intensity: off (no key needed: set WATTWISE_UK_CARBON_INTENSITY=1" in html
     assert "no credentials configured" not in html
+
+
+def test_the_pue_typed_for_candidates_prices_every_region_without_one_of_its_own(client, project):
+    RegionPreference.objects.filter(project=project).update(allowed="DE\nES 1.2")
+    client.force_login(member("ana", "nlp"))
+    response = client.get(reverse("carbon:advice", args=[project.pk]), {
+        "energy_kwh": "10", "duration_h": "2", "current_where": "DE", "earliest_start": "2026-03-10 08:00",
+        "window_h": "0", "candidate_pue": "1.5",
+    })
+    pues = {o.where: o.pue for o in response.context["advice"].options}
+    assert pues == {"DE": 1.5, "ES": 1.2}  # the allowed list's own PUE still wins
+    assert response.context["form"]["candidate_pue"].value() == "1.5"
+    de = next(o for o in response.context["advice"].options if o.where == "DE")
+    assert de.predicted_emissions_g == pytest.approx(10.0 * 1.5 * 100.0)  # flat 100 g/kWh history
+    assert "10.0 kWh × 1.50 × 100 g/kWh" in response.content.decode()
