@@ -21,6 +21,8 @@ _DEV_SECRET = "wattwise-dev-only-secret-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY") or (_DEV_SECRET if DEBUG else None)
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+# DEBUG answers 404s with the app's page too; 1 brings back Django's technical 404 (every URL pattern).
+WATTWISE_TECHNICAL_404 = env_bool("WATTWISE_TECHNICAL_404", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -56,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dashboard.web.not_found.AppNotFoundPage",  # the app's 404 page while DEBUG is on, too
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -75,11 +75,18 @@ def _deliver(envelope: dict[str, Any]) -> None:
 
 
 def demo_user() -> User:
-    """The demo login, admin of the demo project, allowed into the Django admin; its password is reset."""
+    """The demo login, admin of the demo project, allowed into the Django admin.
+
+    Its password is set only when the user is created: setting it again (even to the same text) changes
+    the hash every session is tied to, and so would sign every browser out at each `make run`.
+    """
     user_model = get_user_model()
-    user, _ = user_model.objects.get_or_create(username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True})
-    user.set_password(DEMO_PASSWORD)
-    user.save()
+    user, created = user_model.objects.get_or_create(
+        username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save()
     project, _ = Project.objects.get_or_create(name=DEMO_PROJECT)
     membership.add_member(project, user, membership.Role.ADMIN)
     return user

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from dashboard.runs.downsample import Buckets
-from dashboard.web.figures import Figure, base_layout, typed_array
-from planner.units import J_PER_KWH, MS_PER_MINUTE, MS_PER_S
+from dashboard.web.figures import Figure, base_layout, time_axis, typed_array
+from planner.units import J_PER_KWH, MS_PER_MINUTE, MS_PER_S, energy_unit
 
 # Time charts: the legend goes under the date line Plotly writes below the first tick.
 _TIME_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
@@ -24,8 +24,11 @@ _TIME_MARGIN = {"l": 60, "r": 20, "t": 56, "b": 72}
 MAX_LEGEND_TRACES = 16
 
 
-def _time_layout(title: str, unit: str, **overrides: Any) -> dict[str, Any]:
-    layout: dict[str, Any] = {"title": {"text": title}, "yaxis": {"title": {"text": unit}}, "xaxis": {"type": "date"},
+def _time_layout(title: str, unit: str, *times_ms: np.ndarray, **overrides: Any) -> dict[str, Any]:
+    """The layout of a chart over time; ``times_ms``: the x values of its traces (for a readable axis)."""
+    spans = [(float(t.min()), float(t.max())) for t in times_ms if len(t)]
+    layout: dict[str, Any] = {"title": {"text": title}, "yaxis": {"title": {"text": unit}},
+                              "xaxis": time_axis([t for span in spans for t in span]),
                               "legend": _TIME_LEGEND, "margin": _TIME_MARGIN}
     return base_layout(**{**layout, **overrides})
 
@@ -63,12 +66,19 @@ def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figur
     return {"data": data, "layout": _time_layout(
         f"Power per GPU ({power_field} NVML power, bucket means)"
         + (f": {len(data)} GPUs, hover a line for its name" if many else ""), "W",
+        *(np.asarray(b.t_ms) for b in traces.values()),
         **({"showlegend": False, "hovermode": "closest", "margin": {**_TIME_MARGIN, "b": 40}} if many else {}),
     )}
 
 
-def _bars_layout(title: str, **extra: Any) -> dict[str, Any]:
-    return base_layout(title=_title(title), yaxis={"title": {"text": "kWh"}}, hovermode="closest",
+def _energy_unit(*energies_j: Any) -> tuple[float, str]:
+    """The energy unit that fits the largest of these values (J): mWh for seconds, kWh or MWh for days."""
+    largest = max((float(np.max(np.abs(e))) for e in energies_j if np.size(e)), default=J_PER_KWH)
+    return energy_unit(largest)
+
+
+def _bars_layout(title: str, unit: str = "kWh", **extra: Any) -> dict[str, Any]:
+    return base_layout(title=_title(title), yaxis={"title": {"text": unit}}, hovermode="closest",
                    legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"}, **extra)
 
 
@@ -76,15 +86,16 @@ def energy_per_gpu(
     labels: Sequence[str], energy_j: Sequence[float], nodes: Sequence[str], *, title: str = "Energy per GPU"
 ) -> Figure:
     data = []
+    per_unit, unit = _energy_unit(list(energy_j))
     for node in dict.fromkeys(nodes):
         picked = [i for i, n in enumerate(nodes) if n == node]
         data.append({
             "type": "bar", "name": node,
             "x": [labels[i] for i in picked],
-            "y": typed_array([energy_j[i] / J_PER_KWH for i in picked]),
-            "hovertemplate": "%{x}: %{y:.4f} kWh<extra></extra>",
+            "y": typed_array([energy_j[i] / per_unit for i in picked]),
+            "hovertemplate": "%{x}: %{y:.3g} " + unit + "<extra></extra>",
         })
-    return {"data": data, "layout": _bars_layout(title, xaxis={"tickangle": -30, "automargin": True})}
+    return {"data": data, "layout": _bars_layout(title, unit, xaxis={"tickangle": -30, "automargin": True})}
 
 
 def node_breakdown(
@@ -93,30 +104,33 @@ def node_breakdown(
     """Stacked bars: each node's energy, split by its GPUs."""
     nodes = list(energy_by_node_gpu)
     gpu_labels = sorted({gpu for gpus in energy_by_node_gpu.values() for gpu in gpus})
+    per_unit, unit = _energy_unit([sum(gpus.values()) for gpus in energy_by_node_gpu.values()])
     data = [
         {
             "type": "bar", "name": gpu, "x": nodes,
-            "y": typed_array([energy_by_node_gpu[node].get(gpu, 0.0) / J_PER_KWH for node in nodes]),
-            "hovertemplate": "%{x} " + gpu + ": %{y:.4f} kWh<extra></extra>",
+            "y": typed_array([energy_by_node_gpu[node].get(gpu, 0.0) / per_unit for node in nodes]),
+            "hovertemplate": "%{x} " + gpu + ": %{y:.3g} " + unit + "<extra></extra>",
         }
         for gpu in gpu_labels
     ]
-    return {"data": data, "layout": _bars_layout(title, barmode="stack")}
+    return {"data": data, "layout": _bars_layout(title, unit, barmode="stack")}
 
 
 def cumulative_energy(
     minutes_ms: np.ndarray, cumulative_j_by_group: Mapping[str, np.ndarray], *, title: str = "Cumulative energy"
 ) -> Figure:
     """Stacked areas of cumulative energy per group (node); the top edge is the run's running total."""
+    groups = [np.asarray(c) for c in cumulative_j_by_group.values()]
+    per_unit, unit = _energy_unit(sum(groups) if groups else np.zeros(0))
     data = [
         {
             "type": "scatter", "mode": "lines", "name": group, "stackgroup": "energy",
-            "x": _times(minutes_ms), "y": typed_array(np.asarray(cumulative_j) / J_PER_KWH),
-            "hovertemplate": "%{y:.3f} kWh",
+            "x": _times(minutes_ms), "y": typed_array(np.asarray(cumulative_j) / per_unit),
+            "hovertemplate": "%{y:.3g} " + unit,
         }
         for group, cumulative_j in cumulative_j_by_group.items()
     ]
-    return {"data": data, "layout": _time_layout(title, "kWh")}
+    return {"data": data, "layout": _time_layout(title, unit, np.asarray(minutes_ms))}
 
 
 def per_bucket(width_ms: int) -> str:
@@ -141,12 +155,13 @@ def metric_over_time(buckets: Buckets, *, title: str, unit: str, width_ms: int, 
                      "fillcolor": "rgba(99,110,250,0.18)", "hoverinfo": "skip"})
     data.append({"type": "scatter", "mode": "lines", "x": x, "y": typed_array(_finite(buckets.mean), "f4"),
                  "name": f"mean {per}", "hovertemplate": "%{y:.1f} " + unit, "line": {"color": "#636efa"}})
-    return {"data": data, "layout": _time_layout(title, unit, showlegend=True)}
+    return {"data": data, "layout": _time_layout(title, unit, np.asarray(buckets.t_ms), showlegend=True)}
 
 
 def cumulative_gpu_energy(
     minutes_ms: np.ndarray, cumulative_j: np.ndarray, *, title: str = "Cumulative energy"
 ) -> Figure:
+    per_unit, unit = _energy_unit(np.asarray(cumulative_j))
     data = [{"type": "scatter", "mode": "lines", "name": "energy", "x": _times(minutes_ms),
-             "y": typed_array(np.asarray(cumulative_j) / J_PER_KWH), "hovertemplate": "%{y:.4f} kWh"}]
-    return {"data": data, "layout": _time_layout(title, "kWh")}
+             "y": typed_array(np.asarray(cumulative_j) / per_unit), "hovertemplate": "%{y:.3g} " + unit}]
+    return {"data": data, "layout": _time_layout(title, unit, np.asarray(minutes_ms))}

@@ -27,7 +27,7 @@ from dashboard.telemetry.windows import TimeRange
 from dashboard.telemetry.work import Work, runs_work
 from dashboard.web.templatetags.units import duration, si, watts
 from planner.carbon.figures import runs_carbon
-from planner.units import G_PER_KG, J_PER_KWH, MS_PER_HOUR, MS_PER_S
+from planner.units import J_PER_KWH, MS_PER_HOUR, MS_PER_S, format_energy_kwh, format_mass_g, format_money
 
 MIN_RUNS = 2
 MAX_RUNS = 10
@@ -324,7 +324,7 @@ class Measure:
 
 MEASURES: tuple[Measure, ...] = (
     Measure("energy", "Energy", "GPU energy from the NVML counters, all GPUs", lambda t: t.energy_kwh,
-            lambda v: f"{_plain(v)} kWh"),
+            format_energy_kwh),
     Measure("duration", "Duration", "first to last reading of any GPU", lambda t: t.duration_s, _duration),
     Measure("mean_power", "Mean power", "all GPUs together: energy ÷ duration", lambda t: t.mean_power_w, watts,
             lower_is_better=None),
@@ -346,10 +346,10 @@ MEASURES: tuple[Measure, ...] = (
             lambda v: f"{v:,.0f}", lower_is_better=None),
     Measure("j_per_sample", "Energy per sample", "run energy ÷ samples trained", lambda t: t.j_per("samples"),
             lambda v: si(v, "J")),
-    Measure("emissions", "Emissions", "location-based, kg CO₂e (carbon app's stored figures)",
-            lambda t: None if t.emissions_g is None else t.emissions_g / G_PER_KG, lambda v: f"{_plain(v)} kgCO₂e"),
+    Measure("emissions", "Emissions", "location-based, CO₂e (carbon app's stored figures)",
+            lambda t: t.emissions_g, lambda v: f"{format_mass_g(v)} CO₂e"),
     Measure("offset_cost", "Offset cost", "credits to retire at the project's offset policy and price",
-            lambda t: t.offset_cost, lambda v: f"{v:,.2f}", unit_of=lambda t: t.offset_currency),
+            lambda t: t.offset_cost, lambda v: format_money(v, ""), unit_of=lambda t: t.offset_currency),
 )
 
 

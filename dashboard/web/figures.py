@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -16,6 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from django.utils.safestring import SafeString, mark_safe
+
+from planner.units import MS_PER_MINUTE, MS_PER_S
 
 Figure = dict[str, Any]
 
@@ -37,6 +41,31 @@ def base_layout(**overrides: Any) -> dict[str, Any]:
     }
     layout.update(overrides)
     return layout
+
+
+MIN_TIME_SPAN_MS = MS_PER_MINUTE
+
+
+def time_axis(times_ms: Iterable[float] = (), *, min_span_ms: float = MIN_TIME_SPAN_MS, **overrides: Any) -> dict[str, Any]:
+    """A date x axis for data at ``times_ms`` (epoch ms) whose ticks stay readable.
+
+    Plotly fits a date axis to its data: one point, or points a few ms apart, get ticks at fractions of a
+    millisecond ("15:29:59.9996 … 15:30:00.0004"). A span shorter than ``min_span_ms`` is widened around
+    its middle instead; longer ones keep Plotly's own range and ticks. Every time chart builds its x axis
+    here.
+    """
+    axis: dict[str, Any] = {"type": "date", "hoverformat": "%Y-%m-%d %H:%M:%S", "autorange": True}
+    finite = [float(t) for t in times_ms if np.isfinite(t)]
+    if finite and max(finite) - min(finite) < min_span_ms:
+        middle = (max(finite) + min(finite)) / 2
+        axis["range"] = [_plotly_date(middle - min_span_ms / 2), _plotly_date(middle + min_span_ms / 2)]
+        axis["autorange"] = False
+    axis.update(overrides)
+    return axis
+
+
+def _plotly_date(epoch_ms: float) -> str:
+    return datetime.fromtimestamp(epoch_ms / MS_PER_S, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def typed_array(values: Any, dtype: str = "f8") -> dict[str, str]:

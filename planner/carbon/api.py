@@ -26,14 +26,13 @@ from planner.carbon.energy import run_energy_j
 from planner.carbon.import_api import router as import_router
 from planner.carbon.models import (
     IntensityRow,
-    OffsetRetirement,
     RunCarbon,
     RunCarbonHour,
     RunGpuCarbon,
     RunNodeCarbon,
     Site,
 )
-from planner.carbon.offsetting import RunOffset, policy_for, prices_table, quote_run
+from planner.carbon.offsetting import RunOffset, policy_for, prices_table, project_ledger, quote_run
 from planner.carbon.placing import project_settings
 from planner.carbon.state import CarbonState, state_of
 
@@ -189,9 +188,12 @@ class OffsetsOut(Schema):
     prices: list[PriceOut]
     lines: list[LedgerLineOut] = Field(description="one per run with stored emissions: what offsetting it takes")
     retirements: list[RetirementOut] = Field(description="credits actually retired")
-    tonnes_to_retire: float
-    cost: float
+    tonnes_to_retire: float = Field(description="every run's tonnes with the policy's buffer, gross")
     retired_tonnes: float
+    required_tonnes: float = Field(description="still to retire: tonnes_to_retire less retired_tonnes, ≥ 0")
+    credits: float = Field(description="required_tonnes, rounded up once on this total if whole credits")
+    currency: str | None = Field(description="of cost; null without a price (custom credits)")
+    cost: float | None = Field(description="credits × the policy's price per tonne; null when unknown")
 
 
 class AllowedRegion(Schema):
@@ -378,9 +380,8 @@ def get_offsets(request: ApiRequest, project_id: ProjectId) -> Any:
     and the credits actually retired (the offsets page and its CSV)."""
     project = _project(request, project_id)
     policy = policy_for(project.pk)
-    stored = RunCarbon.objects.filter(run__project=project).select_related("run").order_by("run__started_at", "pk")
-    lines = [quote_run(rc, policy) for rc in stored]
-    retired = list(OffsetRetirement.objects.filter(project=project))
+    ledger = project_ledger(project)
+    lines, retired, owed = ledger.lines, ledger.retirements, ledger.balance
     return {
         "project_id": project.pk,
         "policy": {"credit_type": policy.credit_type, "emissions_basis": policy.emissions_basis,
@@ -400,9 +401,12 @@ def get_offsets(request: ApiRequest, project_id: ProjectId) -> Any:
              "reference": r.reference}
             for r in retired
         ],
-        "tonnes_to_retire": sum(line.quote.tonnes_to_retire for line in lines if line.quote),
-        "cost": sum(line.quote.cost for line in lines if line.quote),
-        "retired_tonnes": sum(r.tonnes for r in retired),
+        "tonnes_to_retire": owed.tonnes_to_retire,
+        "retired_tonnes": owed.retired_tonnes,
+        "required_tonnes": owed.required_tonnes,
+        "credits": owed.credits,
+        "currency": owed.currency,
+        "cost": owed.cost,
     }
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.web.figures import Figure, base_layout, typed_array
+from dashboard.web.figures import Figure, base_layout, time_axis, typed_array
 from planner.units import G_PER_KG, MS_PER_HOUR, MS_PER_S
 
 ATTRIBUTION = (
@@ -26,7 +26,9 @@ _LAYOUT = dict(
 
 
 # Values are keyed by the hour's start; drawing them in the middle of the hour shows which hour they cover.
+# A bar's width on a date axis is in ms: without one, a lone hour's bar is 1 ms wide and the axis fits it.
 _HOUR_PERIOD = dict(xperiod=MS_PER_HOUR, xperiodalignment="middle")
+_HOUR_BAR_WIDTH_MS = 0.9 * MS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,15 @@ def _source_note() -> dict[str, object]:
     )
 
 
+# An hourly chart of one or two hours still shows a few hours around them, in whole-hour ticks.
+HOURLY_MIN_SPAN_MS = 4 * MS_PER_HOUR
+
+
+def _hour_edges_ms(hours: Iterable[datetime]) -> list[float]:
+    """The start and end of each hour, in epoch ms: what an hourly bar covers."""
+    return [t for h in hours for t in (h.timestamp() * MS_PER_S, h.timestamp() * MS_PER_S + MS_PER_HOUR)]
+
+
 def _epoch_ms(hours: Sequence[datetime]) -> dict[str, str]:
     return typed_array([h.timestamp() * MS_PER_S for h in hours])
 
@@ -62,8 +73,8 @@ def emissions_by_hour(series: Sequence[NodeHours]) -> Figure:
     """
     data: list[dict[str, Any]] = [
         {"type": "bar", "x": _epoch_ms(s.hours), "y": typed_array(s.emissions_g), "name": f"{s.node} emissions",
-         "customdata": list(s.source), "hovertemplate": "%{y:,.1f} g CO₂e<extra>" + s.node + "</extra>",
-         **_HOUR_PERIOD}
+         "customdata": list(s.source), "hovertemplate": "%{y:,.3g} g CO₂e<extra>" + s.node + "</extra>",
+         "width": _HOUR_BAR_WIDTH_MS, **_HOUR_PERIOD}
         for s in series
     ]
     data += [
@@ -78,7 +89,7 @@ def emissions_by_hour(series: Sequence[NodeHours]) -> Figure:
         title={"text": "Emissions by UTC hour, with the grid intensity behind them (hollow: fallback figure)"},
         barmode="stack", height=400, margin={"l": 60, "r": 60, "t": 56, "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        xaxis={"type": "date"},
+        xaxis=time_axis(_hour_edges_ms(h for s in series for h in s.hours), min_span_ms=HOURLY_MIN_SPAN_MS),
         yaxis={"title": {"text": "g CO₂e"}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "g/kWh"}, "overlaying": "y", "side": "right", "rangemode": "tozero",
                 "showgrid": False, "tickformat": ",.0f", "nticks": 6},
@@ -105,9 +116,10 @@ def emissions_by_gpu(
 
 
 def advice_by_start(
-    starts: Mapping[str, tuple[Sequence[datetime], Sequence[float]]], baseline_g: float
+    starts: Mapping[str, tuple[Sequence[datetime], Sequence[float]]], baseline_g: float, *,
+    baseline_label: str = "now, current region",
 ) -> go.Figure:
-    """Predicted emissions against start time for the best regions, with running now where it runs today."""
+    """Predicted emissions against start time for the best regions, with the baseline (``baseline_label``)."""
     figure = go.Figure()
     for label, (times, emissions_g) in starts.items():
         figure.add_trace(go.Scatter(x=list(times), y=[g / G_PER_KG for g in emissions_g], name=label, mode="lines",
@@ -115,13 +127,14 @@ def advice_by_start(
                                     hovertemplate="%{y:,.2f} kg<extra>" + label + "</extra>"))
     highest_kg = max((g / G_PER_KG for _, emissions_g in starts.values() for g in emissions_g), default=0.0)
     if baseline_g / G_PER_KG <= 2 * highest_kg:
-        figure.add_hline(y=baseline_g / G_PER_KG, line_dash="dot", annotation_text="now, current region",
+        figure.add_hline(y=baseline_g / G_PER_KG, line_dash="dot", annotation_text=baseline_label,
                          annotation_position="top left")
     else:
         # Far above the alternatives, a line for "now" would squash them into one: say it in words instead.
-        figure.add_annotation(text=f"Now, in the current region: {baseline_g / G_PER_KG:,.2f} kg CO₂e (off the scale)",
+        figure.add_annotation(text=f"Baseline, {baseline_label}: {baseline_g / G_PER_KG:,.2f} kg CO₂e (off the scale)",
                               xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
                               showarrow=False, font=dict(size=12, color="#a61e1e"))
+    starts_ms = [t.timestamp() * MS_PER_S for times, _ in starts.values() for t in times]
     figure.update_layout(title="Predicted emissions by start time (UTC)", yaxis=dict(title="kg CO₂e",
-                         rangemode="tozero"), **_LAYOUT)
+                         rangemode="tozero"), xaxis=time_axis(starts_ms, min_span_ms=HOURLY_MIN_SPAN_MS), **_LAYOUT)
     return figure

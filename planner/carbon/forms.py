@@ -248,6 +248,10 @@ class AdviceForm(forms.Form):
     current_where = forms.CharField(required=False, max_length=100, label="Current region or zone",
                                     help_text="default: where the past run ran, else the project default")
     current_pue = forms.FloatField(required=False, min_value=1.0, max_value=5.0, label="Current PUE")
+    candidate_pue = forms.FloatField(
+        required=False, min_value=1.0, max_value=5.0, label="PUE of candidate regions",
+        help_text="for regions without their own (allowed list, a site); default: the past run's, else the project's",
+    )
 
     def __init__(self, *args: Any, runs: Any = None, project_id: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -242,6 +242,19 @@ class ProviderStatus(models.Model):
     class Meta:
         ordering = ["provider"]
 
+    @property
+    def how_to_enable(self) -> str:
+        """What turns this provider on, for the pages that show it off (the settings are in .env.example)."""
+        return HOW_TO_ENABLE.get(self.provider, "not configured")
+
+
+# The UK provider is a free public API: it needs no key, only to be switched on.
+HOW_TO_ENABLE = {
+    "Electricity Maps": "set WATTWISE_ELECTRICITYMAPS_TOKEN to an API token",
+    "WattTime": "set WATTWISE_WATTTIME_USERNAME and WATTWISE_WATTTIME_PASSWORD",
+    "UK Carbon Intensity": "no key needed: set WATTWISE_UK_CARBON_INTENSITY=1 to poll it",
+}
+
 
 # --- where nodes run ----------------------------------------------------------------------------------
 
@@ -496,6 +509,10 @@ class OffsetRetirement(models.Model):
 
     class Meta:
         ordering = ["-retired_on", "-recorded_at"]
+
+    @property
+    def cost(self) -> float:
+        return self.tonnes * self.price_per_tonne
 
 
 # --- region preferences ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Run
 from planner.carbon.models import CreditPrice, OffsetPolicy, OffsetRetirement, RunCarbon
-from planner.grid_carbon import DEFAULT_PRICES, CreditType, OffsetQuote, quote_offsets
+from planner.grid_carbon import DEFAULT_PRICES, CreditType, OffsetBalance, OffsetQuote, balance, quote_offsets
 from planner.grid_carbon import CreditPrice as CorePrice
 from planner.units import J_PER_KWH
 
@@ -55,35 +55,50 @@ class RunOffset:
 
 
 def quote_run(run_carbon: RunCarbon, policy: OffsetPolicy) -> RunOffset:
+    """What offsetting one run takes, in fractional tonnes: whole credits are rounded on the project total."""
     emissions_g = run_carbon.market_emissions_g if policy.emissions_basis == OffsetPolicy.EmissionsBasis.MARKET else run_carbon.emissions_g
     price = price_for(policy.project_id, policy.credit_type)
     if price is None:
         return RunOffset(run_carbon.run, emissions_g, policy.emissions_basis, None,
                          f"no price set for {policy.credit_type} credits: add one on the offsets page")
-    quote = quote_offsets(
-        emissions_g, policy.credit_type, buffer_pct=policy.buffer_pct, price=price,
-        whole_credits=policy.whole_credits,
-    )
+    quote = quote_offsets(emissions_g, policy.credit_type, buffer_pct=policy.buffer_pct, price=price)
     return RunOffset(run_carbon.run, emissions_g, policy.emissions_basis, quote)
 
 
-def project_ledger(project: Project) -> tuple[list[RunOffset], dict[str, float]]:
-    """One line per run with stored figures, and the project's totals (required and retired)."""
+@dataclass(frozen=True)
+class Ledger:
+    """A project's offsets: one line per run, the retirements, and the balance netting the two."""
+
+    lines: list[RunOffset]
+    retirements: list[OffsetRetirement]
+    emissions_g: float
+    balance: OffsetBalance
+    retired_cost_by_currency: dict[str, float]
+
+
+def project_ledger(project: Project) -> Ledger:
+    """One line per run with stored figures; what is still to retire (net of retirements) and its cost."""
     policy = policy_for(project.pk)
     lines = [
         quote_run(rc, policy)
-        for rc in RunCarbon.objects.filter(run__project=project).select_related("run").order_by("run__started_at")
+        for rc in RunCarbon.objects.filter(run__project=project).select_related("run").order_by("run__started_at", "pk")
     ]
-    retired = list(OffsetRetirement.objects.filter(project=project))
-    totals = {
-        "emissions_g": sum(line.emissions_g for line in lines),
-        "tonnes_to_retire": sum(line.quote.tonnes_to_retire for line in lines if line.quote),
-        "credits": sum(line.quote.credits for line in lines if line.quote),
-        "cost": sum(line.quote.cost for line in lines if line.quote),
-        "retired_tonnes": sum(r.tonnes for r in retired),
-        "retired_cost": sum(r.tonnes * r.price_per_tonne for r in retired),
-    }
-    return lines, totals
+    retired = list(OffsetRetirement.objects.filter(project=project).select_related("run"))
+    retired_cost: dict[str, float] = {}
+    for r in retired:
+        retired_cost[r.currency] = retired_cost.get(r.currency, 0.0) + r.tonnes * r.price_per_tonne
+    return Ledger(
+        lines=lines,
+        retirements=retired,
+        emissions_g=sum(line.emissions_g for line in lines),
+        balance=balance(
+            sum(line.quote.tonnes_to_retire for line in lines if line.quote),
+            sum(r.tonnes for r in retired),
+            price_for(project.pk, policy.credit_type),
+            whole_credits=policy.whole_credits,
+        ),
+        retired_cost_by_currency=retired_cost,
+    )
 
 
 TEXT_COLUMNS = ("run", "price_source", "registry", "reference", "note")
@@ -103,7 +118,7 @@ CSV_COLUMNS = [
 
 def ledger_csv(project: Project) -> str:
     """The ledger as CSV: ``required`` lines per run (never netted), then ``retired`` lines."""
-    lines, _ = project_ledger(project)
+    lines = project_ledger(project).lines
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()

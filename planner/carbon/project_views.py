@@ -27,7 +27,7 @@ from dashboard.web.figures import figure_json
 from planner.carbon import charts
 from planner.carbon.access import can_manage
 from planner.carbon.accounting import store_run_carbon
-from planner.carbon.advising import from_past_run, get_advice, preference_for
+from planner.carbon.advising import from_past_run, get_advice, preference_for, preview
 from planner.carbon.forms import (
     AdviceForm,
     AssignForm,
@@ -173,15 +173,21 @@ def _sites_post(request: HttpRequest, project: Project, forms: dict[str, Any]) -
 def preferences(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.for_user(request.user), pk=pk)
     preference = preference_for(project.pk)
+    previewing = False
     if request.method == "POST":
         form = PreferenceForm(request.POST, instance=preference)
-        if form.is_valid():
+        previewing = request.POST.get("action") == "preview"
+        if form.is_valid() and not previewing:
             form.save()
             messages.success(request, "Region preferences saved; advice now ranks only regions that pass them.")
             return redirect("carbon:advice", pk=project.pk)
     else:
         form = PreferenceForm(instance=preference)
-    return render(request, "carbon/preferences.html", {"project": project, "form": form, "tab": "preferences"})
+    # The saved preferences, or (on "Preview") the ones typed, unsaved; none while the form has errors.
+    shown = None if form.is_bound and not form.is_valid() else preview(project, form.instance)
+    return render(request, "carbon/preferences.html", {
+        "project": project, "form": form, "tab": "preferences", "preview": shown, "previewing": previewing,
+    })
 
 
 @login_required
@@ -202,6 +208,9 @@ def advice(request: HttpRequest, pk: int) -> HttpResponse:
                 form.add_error(None, str(exc))
             else:
                 context.update(_advice_context(result, origin, planned))
+                shown = request.GET.copy()  # show the PUE the candidates got, for the user to change
+                shown["candidate_pue"] = f"{planned['candidate_pue']:g}"
+                form.data = shown
     return render(request, "carbon/advice.html", context)
 
 
@@ -219,7 +228,11 @@ def _planned(data: dict[str, Any], project: Project) -> dict[str, Any] | str:
         return "Say where the run would run today (current region), or set a project default zone."
     pue = data.get("current_pue") or (past.pue if past else settings.default_pue)
     start = data["earliest_start"]
+    # The run as it was (nothing about it retyped): compare with what it emitted, per node and hour.
+    as_it_ran = past is not None and not any(data.get(k) for k in ("energy_kwh", "current_where", "current_pue"))
     return {
+        "candidate_pue": data.get("candidate_pue") or (past.pue if past else settings.default_pue),
+        "measured": past if as_it_ran else None,
         "energy_kwh": energy_kwh,
         "duration_h": duration_h,
         "interruptible": data.get("interruptible", False),
@@ -235,7 +248,10 @@ def _advice_context(result: Any, origin: str, planned: dict[str, Any]) -> dict[s
     # A pausable run's chosen hours may not be contiguous: say so rather than show only a start.
     paused = [o.where for o in top if any(b - a > timedelta(hours=1) for a, b in pairwise(o.hours_utc))]
     starts = {o.where: ([p.start_utc for p in o.per_start], [p.emissions_g for p in o.per_start]) for o in top[:5]}
-    plots = [("chart-advice", figure_json(charts.advice_by_start(starts, result.baseline.predicted_emissions_g)))]
+    baseline_label = "as it ran" if planned.get("measured") else "now, current region"
+    plots = [("chart-advice", figure_json(
+        charts.advice_by_start(starts, result.baseline.predicted_emissions_g, baseline_label=baseline_label)
+    ))]
     best = top[0] if top else None
     return {
         "advice": result, "options": top, "best": best, "origin": origin, "planned": planned, "plots": plots,
@@ -282,14 +298,14 @@ def offsets(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Retirement recorded in the ledger (emissions stay as reported).")
                 return redirect("carbon:offsets", pk=project.pk)
             forms["retire_form"] = retire_form
-    lines, totals = project_ledger(project)
+    ledger = project_ledger(project)
     stored = {rc.run_id: rc for rc in RunCarbon.objects.filter(run__project=project)}
     energies = run_energies_j(stored)
     states = {run_id: state_of(rc, energies.get(run_id, 0.0)) for run_id, rc in stored.items()}
     return render(request, "carbon/offsets.html", {
         "project": project, "policy": policy,
-        "lines": [(line, states.get(line.run.pk)) for line in lines], "totals": totals,
-        "prices": prices_table(project.pk), "retirements": project.offset_retirements.select_related("run"),
+        "lines": [(line, states.get(line.run.pk)) for line in ledger.lines], "ledger": ledger,
+        "prices": prices_table(project.pk), "retirements": ledger.retirements,
         "can_manage": can_manage(request.user, project), "tab": "offsets", **forms,
     })
 

@@ -17,7 +17,17 @@ Main entry points:
 See ``docs/carbon.md`` for the method and the data licences.
 """
 
-from planner.grid_carbon.advice import Advice, Candidate, Constraints, Exclusion, Option, PlannedRun, advise
+from planner.grid_carbon.advice import (
+    Advice,
+    Candidate,
+    Constraints,
+    Exclusion,
+    Option,
+    PlannedRun,
+    advise,
+    rebase,
+    screen,
+)
 from planner.grid_carbon.emissions import EmissionsReport, HourEmissions, compute_emissions
 from planner.grid_carbon.equivalents import Equivalent, car_km, equivalents
 from planner.grid_carbon.hourly import HourlyLookup, HourlyMiss, HourlyTable
@@ -28,7 +38,15 @@ from planner.grid_carbon.market import (
     MarketInstruments,
     PowerPurchaseAgreement,
 )
-from planner.grid_carbon.offsets import DEFAULT_PRICES, CreditPrice, CreditType, OffsetQuote, quote_offsets
+from planner.grid_carbon.offsets import (
+    DEFAULT_PRICES,
+    CreditPrice,
+    CreditType,
+    OffsetBalance,
+    OffsetQuote,
+    balance,
+    quote_offsets,
+)
 from planner.grid_carbon.profiles import HourOfDayProfile, typical_profile
 from planner.grid_carbon.records import Basis, Granularity, IntensityFigure, IntensityRecord, Signal
 from planner.grid_carbon.reference import (
@@ -68,6 +86,7 @@ __all__ = [
     "IntensityResolver",
     "MarketBasedResult",
     "MarketInstruments",
+    "OffsetBalance",
     "OffsetQuote",
     "Option",
     "PlannedRun",
@@ -77,6 +96,7 @@ __all__ = [
     "UnknownLocationError",
     "advise",
     "all_yearly_figures",
+    "balance",
     "car_km",
     "cloud_regions",
     "compute_emissions",
@@ -85,6 +105,8 @@ __all__ = [
     "google_region_yearly",
     "locate",
     "quote_offsets",
+    "rebase",
+    "screen",
     "typical_profile",
     "world_yearly",
     "yearly_figure",

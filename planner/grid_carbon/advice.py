@@ -206,22 +206,8 @@ def advise(
     baseline = replace(baseline, is_current_region=True)
 
     options: list[Option] = []
-    excluded: list[Exclusion] = []
-    seen: set[str] = set()
-    for candidate in candidates:
-        try:
-            location = locate(candidate.where)
-        except UnknownLocationError as exc:
-            excluded.append(Exclusion(candidate.where, str(exc)))
-            continue
-        if location.label in seen:
-            continue
-        seen.add(location.label)
-        figure = yearly_figure(location, year)
-        problem = check_constraints(location, figure, constraints)
-        if problem is not None:
-            excluded.append(Exclusion(location.label, problem))
-            continue
+    passing, excluded = screen(candidates, constraints, year)
+    for candidate, location, figure in passing:
         option = plan(location, check_pue(candidate.pue), figure, baseline=False)
         saving_g = baseline.predicted_emissions_g - option.predicted_emissions_g
         saving_pct = (
@@ -238,6 +224,42 @@ def advise(
 
     options.sort(key=lambda o: (o.predicted_emissions_g, not o.is_current_region, o.start_utc))
     return Advice(tuple(options), baseline, tuple(excluded), tuple(_notes(options, baseline)))
+
+
+def rebase(advice: Advice, baseline: Option) -> Advice:
+    """``advice`` with its savings measured against ``baseline`` (e.g. what a past run really emitted)."""
+    base_g = baseline.predicted_emissions_g
+    options = tuple(
+        replace(o, saving_g=base_g - o.predicted_emissions_g,
+                saving_pct=100.0 * (base_g - o.predicted_emissions_g) / base_g if base_g > 0 else 0.0)
+        for o in advice.options
+    )
+    return replace(advice, options=options, baseline=baseline, notes=tuple(_notes(options, baseline)))
+
+
+def screen(
+    candidates: Sequence[Candidate], constraints: Constraints, year: int | None = None
+) -> tuple[list[tuple[Candidate, GridLocation, IntensityFigure]], list[Exclusion]]:
+    """The candidates that pass ``constraints`` (once per place, with its yearly figure), and the rest with why."""
+    passing: list[tuple[Candidate, GridLocation, IntensityFigure]] = []
+    excluded: list[Exclusion] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        try:
+            location = locate(candidate.where)
+        except UnknownLocationError as exc:
+            excluded.append(Exclusion(candidate.where, str(exc)))
+            continue
+        if location.label in seen:
+            continue
+        seen.add(location.label)
+        figure = yearly_figure(location, year)
+        problem = check_constraints(location, figure, constraints)
+        if problem is None:
+            passing.append((candidate, location, figure))
+        else:
+            excluded.append(Exclusion(location.label, problem))
+    return passing, excluded
 
 
 def _check_run(run: PlannedRun) -> None:

@@ -8,6 +8,10 @@ as "beyond value chain mitigation". This module only prices a separate ledger en
     tonnes_to_retire = emissions_t × (1 + buffer_pct / 100)
     cost             = credits × price_per_tonne
 
+A project's :func:`balance` nets the tonnes already retired against what its runs need, and rounds up to
+whole credits (when registries sell only whole tonnes) once, on that total: rounding each run would buy
+a tonne per run.
+
 The buffer covers reversal risk (forests burn) and uncertainty. Credit types differ by what they buy
 and by price, so the type and the price's source and date travel with every quote. The default price
 table is *indicative* (public market reports from 2024–2026, each named with its date below; see
@@ -154,4 +158,40 @@ def quote_offsets(
         cost=credits * price.price_per_tonne,
         price_source=price.source,
         price_as_of=price.as_of,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetBalance:
+    """A project's offsets: what its runs need, what was retired, what is left to buy and its cost."""
+
+    tonnes_to_retire: float
+    """Every run's tonnes with the buffer, gross."""
+    retired_tonnes: float
+    required_tonnes: float
+    """Still to retire: ``tonnes_to_retire`` less ``retired_tonnes``, never below zero."""
+    credits: float
+    """``required_tonnes``, rounded up once when registries sell whole tonnes."""
+    price_per_tonne: float | None
+    currency: str | None
+    cost: float | None
+    """``credits × price_per_tonne``; ``None`` without a price."""
+
+
+def balance(
+    tonnes_to_retire: float, retired_tonnes: float, price: CreditPrice | None, *, whole_credits: bool = False
+) -> OffsetBalance:
+    """Net ``retired_tonnes`` against ``tonnes_to_retire`` and price what is left at ``price``."""
+    check_intensity(tonnes_to_retire, what="tonnes_to_retire")
+    check_intensity(retired_tonnes, what="retired_tonnes")
+    required = max(tonnes_to_retire - retired_tonnes, 0.0)
+    credits = float(math.ceil(required - 1e-9)) if whole_credits else required
+    return OffsetBalance(
+        tonnes_to_retire=tonnes_to_retire,
+        retired_tonnes=retired_tonnes,
+        required_tonnes=required,
+        credits=credits,
+        price_per_tonne=price.price_per_tonne if price else None,
+        currency=price.currency if price else None,
+        cost=credits * price.price_per_tonne if price else None,
     )

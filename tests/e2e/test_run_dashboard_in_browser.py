@@ -38,13 +38,13 @@ def test_login_open_run_and_see_its_charts(live_server, streamed_runs):
         names = page.locator("#runs-table tbody a[href^='/runs/']").all_text_contents()
         assert sorted(names) == ["bert-large", "vit-base"]  # another project's run is not listed
         row = page.inner_text("#runs-table tbody tr:has-text('bert-large')")
-        assert "vision" in row and "running" in row and "kWh" in row
+        assert "vision" in row and "running" in row and "Wh" in row
 
         page.click("text=bert-large")
         assert wait_for_charts(page) == RUN_CHARTS
         assert trace_count(page, "chart-power") == 2  # one power trace per GPU
         assert page.evaluate("document.getElementById('chart-power').data.map(t => t.name)") == ["node-a/gpu0", "node-a/gpu1"]
-        assert "kWh" in page.inner_text("#card-energy")
+        assert "Wh" in page.inner_text("#card-energy")  # 25 Wh: printed in the unit that fits
         assert "3,000 samples" in page.inner_text("#card-samples")
         shot(page, "run.png")
 

@@ -43,3 +43,18 @@ def test_seed_demo_is_idempotent():
     assert "already seeded" in seed()
     assert BatchReceipt.objects.count() == receipts
 
+
+
+def test_seeding_again_keeps_a_signed_in_browser_signed_in_and_a_changed_password(client, monkeypatch):
+    monkeypatch.setattr(demo, "is_seeded", lambda: True)  # the runs are not what this is about
+    seed()
+    assert client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    assert client.get("/runs/").status_code == 200
+    seed()  # `make run` again
+    assert client.get("/runs/").status_code == 200  # not redirected to the login page
+    user = authenticate(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    user.set_password("mine now")
+    user.save()
+    output = seed()
+    assert authenticate(username=demo.DEMO_USER, password="mine now") is not None
+    assert "with the password you gave it" in output and demo.DEMO_PASSWORD not in output

@@ -42,6 +42,14 @@ def test_run_page_shows_cards_and_four_charts(client, run):
     assert len(figures["chart-power"]["data"]) == 2  # one trace per GPU
 
 
+# Energy charts print in the unit that fits their largest value; their y axis title names it.
+J_PER_UNIT = {"mWh": 3.6, "Wh": 3600.0, "kWh": 3.6e6, "MWh": 3.6e9, "GWh": 3.6e12}
+
+
+def j_per_unit(figure: dict) -> float:
+    return J_PER_UNIT[figure["layout"]["yaxis"]["title"]["text"]]
+
+
 def values(array) -> np.ndarray:
     """Plotly writes numpy arrays as base64 typed arrays in figure JSON."""
     if isinstance(array, dict):
@@ -53,8 +61,8 @@ def test_cumulative_chart_ends_at_the_run_total(client, run):
     figures = figures_in(client.get(reverse("run", args=[run.pk])).content.decode())
     # One stacked area per node; with one node its top edge is the run's running total.
     top = values(figures["chart-cumulative"]["data"][-1]["y"])
-    total_kwh = sum(RunGpu.objects.values_list("energy_j", flat=True)) / 3.6e6
-    assert top[-1] == pytest.approx(total_kwh)
+    total_j = sum(RunGpu.objects.values_list("energy_j", flat=True))
+    assert top[-1] * j_per_unit(figures["chart-cumulative"]) == pytest.approx(total_j)
 
 
 def test_plotly_is_served_from_static_files_never_a_cdn(client, run):

@@ -11,7 +11,7 @@ from dashboard.runs.ranges import ALL, CUSTOM, BadRange, RangeChoice, parse_choi
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import Run, RunGpu, SampleWindow
 from dashboard.telemetry.windows import ALL_TIME, TimeRange
-from tests.dashboard.runs.test_run_pages import figures_in, values
+from tests.dashboard.runs.test_run_pages import figures_in, j_per_unit, values
 from tests.factories import T0_MS, member, register, simple_batch
 
 MINUTE_MS = 60_000
@@ -124,7 +124,7 @@ def test_energy_in_range_counts_the_windows_that_end_inside_it(client, long_run)
                      .values_list("energy_j", flat=True))
     figures = figures_in(html)
     bars = figures["chart-energy-per-gpu"]["data"][0]["y"]
-    assert values(bars)[0] * 3.6e6 == pytest.approx(expected_j)
+    assert values(bars)[0] * j_per_unit(figures["chart-energy-per-gpu"]) == pytest.approx(expected_j)
     assert 'id="card-range-energy"' in html
     # The whole-run card still shows the whole run.
     assert expected_j < run_gpu.energy_j
@@ -133,7 +133,7 @@ def test_energy_in_range_counts_the_windows_that_end_inside_it(client, long_run)
 def test_the_whole_run_range_shows_the_stored_totals(client, long_run):
     figures = figures_in(client.get(reverse("run", args=[long_run.pk])).content.decode())
     top = values(figures["chart-cumulative"]["data"][-1]["y"])
-    assert top[-1] * 3.6e6 == pytest.approx(RunGpu.objects.get().energy_j)
+    assert top[-1] * j_per_unit(figures["chart-cumulative"]) == pytest.approx(RunGpu.objects.get().energy_j)
 
 
 def test_an_inverted_range_is_a_400_with_the_reason(client, long_run):

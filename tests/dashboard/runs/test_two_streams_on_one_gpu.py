@@ -15,7 +15,7 @@ from dashboard.projects.tokens import issue_token
 from dashboard.telemetry import ingest
 from dashboard.telemetry.models import GpuMinute, Run, RunGpu, SampleWindow
 from tests.api_world import Api
-from tests.dashboard.runs.test_run_pages import figures_in, values
+from tests.dashboard.runs.test_run_pages import figures_in, j_per_unit, values
 from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, member, register
 
 pytestmark = pytest.mark.django_db
@@ -115,8 +115,8 @@ def test_every_figure_derived_from_a_gpu_read_twice_agrees_with_its_total(client
     assert float(csv_rows(client, "run_summary_csv", run.pk)[0]["energy_j"]) == pytest.approx(total_j, rel=1e-9)
     # The raw-window charts: a range over the whole run (short, so drawn from the windows) sums to the total.
     html = client.get(reverse("run", args=[run.pk]), {"from": str(T0_MS - 1_000), "to": str(T0_MS + 10_000)})
-    bars = figures_in(html.content.decode())["chart-energy-per-gpu"]["data"][0]["y"]
-    assert values(bars)[0] * 3.6e6 == pytest.approx(total_j, rel=1e-9)
+    chart = figures_in(html.content.decode())["chart-energy-per-gpu"]
+    assert values(chart["data"][0]["y"])[0] * j_per_unit(chart) == pytest.approx(total_j, rel=1e-9)
     # /metrics, for a run still streaming.
     api_token = issue_token(run.project.members.get())
     metrics = client.get(reverse("metrics"), headers={"Authorization": f"Bearer {api_token}"}).content.decode()

@@ -47,3 +47,10 @@ def test_node_names_with_spaces_are_refused():
     with pytest.raises(CommandError, match="invalid node name"):
         create("gpu 01", "--project", "vision")
     assert not Node.objects.exists() and not Project.objects.exists()
+
+
+def test_without_a_name_the_node_is_named_after_this_host():
+    import socket
+
+    create("--project", "vision")
+    assert Node.objects.get().name == socket.gethostname()

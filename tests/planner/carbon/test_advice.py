@@ -105,11 +105,12 @@ def test_the_advice_page_names_a_region_a_start_time_and_the_emissions_saved(cli
     run = Run.objects.get(name="bert-base")
     response = client.get(reverse("carbon:advice", args=[project.pk]), {
         "run": run.pk, "interruptible": "on", "earliest_start": "2026-03-10 08:00", "window_h": "23",
+        "current_where": "DE",  # against running it again now in DE, not as it ran (in January)
     })
     html = response.content.decode()
     assert 'id="advice-best"' in html
     assert "run in <strong>ES</strong>" in html and "starting <strong>2026-03-11 00:00 UTC</strong>" in html
-    assert "800.0 g CO₂e saved (80 %)" in html
+    assert "800 g CO₂e saved (80 %)" in html
     assert 'data-plot="chart-advice"' in html
 
 
@@ -134,3 +135,49 @@ def test_the_preferences_page_refuses_unknown_regions_and_bad_thresholds(client,
     response = client.post(reverse("carbon:preferences", args=[project.pk]), {"allowed": "", "min_renewable_pct": "80"})
     assert response.status_code == 302
     assert RegionPreference.objects.get(project=project).min_renewable_pct == 80
+
+
+def test_the_preferences_page_previews_which_regions_pass_without_saving(client, project):
+    client.force_login(member("ana", "nlp"))
+    url = reverse("carbon:preferences", args=[project.pk])
+    html = client.get(url).content.decode()
+    assert "2 region(s) pass</strong>: DE, ES" in html  # the saved preferences
+    response = client.post(url, {"allowed": "DE\nSE-SE3\nFR", "max_intensity_g_per_kwh": "100", "action": "preview"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "Preview (not saved)" in html
+    assert "2 region(s) pass</strong>: SE-SE3, FR" in html
+    assert "342 g/kWh &gt; max 100" in html  # the reason, shown, not folded away
+    assert RegionPreference.objects.get(project=project).allowed == "DE\nES"
+
+
+def test_the_advice_page_shows_why_regions_were_excluded_unfolded(client, project):
+    RegionPreference.objects.filter(project=project).update(max_intensity_g_per_kwh=200)
+    client.force_login(member("ana", "nlp"))
+    html = client.get(reverse("carbon:advice", args=[project.pk]), {
+        "energy_kwh": "10", "duration_h": "2", "current_where": "ES", "earliest_start": "2026-03-10 08:00", "window_h": "4",
+    }).content.decode()
+    excluded = html[html.index('id="advice-excluded"'):]
+    assert "342 g/kWh &gt; max 200" in excluded
+    assert "<details" not in html[html.index('id="advice-table"'):]
+
+
+def test_the_carbon_index_says_the_uk_provider_needs_no_key(client, project):
+    client.force_login(member("ana", "nlp"))
+    html = client.get(reverse("carbon:index")).content.decode()
+    assert "UK Carbon Intensity: off (no key needed: set WATTWISE_UK_CARBON_INTENSITY=1" in html
+    assert "no credentials configured" not in html
+
+
+def test_the_pue_typed_for_candidates_prices_every_region_without_one_of_its_own(client, project):
+    RegionPreference.objects.filter(project=project).update(allowed="DE\nES 1.2")
+    client.force_login(member("ana", "nlp"))
+    response = client.get(reverse("carbon:advice", args=[project.pk]), {
+        "energy_kwh": "10", "duration_h": "2", "current_where": "DE", "earliest_start": "2026-03-10 08:00",
+        "window_h": "0", "candidate_pue": "1.5",
+    })
+    pues = {o.where: o.pue for o in response.context["advice"].options}
+    assert pues == {"DE": 1.5, "ES": 1.2}  # the allowed list's own PUE still wins
+    assert response.context["form"]["candidate_pue"].value() == "1.5"
+    de = next(o for o in response.context["advice"].options if o.where == "DE")
+    assert de.predicted_emissions_g == pytest.approx(10.0 * 1.5 * 100.0)  # flat 100 g/kWh history
+    assert "10.0 kWh × 1.50 × 100 g/kWh" in response.content.decode()

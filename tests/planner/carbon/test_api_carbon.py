@@ -107,6 +107,10 @@ def test_the_offsets_ledger_uses_the_projects_price_and_lists_retirements(api_wo
     assert body["policy"]["credit_type"] == "avoidance"
     assert (body["prices"][0]["credit_type"], body["prices"][0]["own"]) == ("avoidance", True)
     assert body["retired_tonnes"] == 0.5 and body["retirements"][0]["registry"] == "Verra"
+    # The retired half tonne is netted against what the run needs; the cost says its currency.
+    assert body["required_tonnes"] == pytest.approx(max(body["tonnes_to_retire"] - 0.5, 0.0))
+    assert body["credits"] == body["required_tonnes"] and body["currency"] == "EUR"
+    assert body["cost"] == pytest.approx(body["credits"] * 12.0)
 
 
 def test_region_preferences_read_back_parsed_and_reading_creates_nothing(api_world):

@@ -33,40 +33,68 @@ def project():
 
 
 def test_each_run_and_the_project_get_tonnes_and_cost_at_the_default_price(project):
-    lines, totals = project_ledger(project)
-    assert [line.emissions_g for line in lines] == pytest.approx([1000.0, 1000.0])
-    quote = lines[0].quote
+    ledger = project_ledger(project)
+    assert [line.emissions_g for line in ledger.lines] == pytest.approx([1000.0, 1000.0])
+    quote = ledger.lines[0].quote
     assert quote.credit_type == "avoidance" and quote.price_per_tonne == 6.0
     assert quote.tonnes_to_retire == pytest.approx(0.001) and quote.cost == pytest.approx(0.006)
     assert quote.price_source.startswith("broad voluntary-market average") and quote.price_as_of == date(2025, 1, 1)
-    assert totals["tonnes_to_retire"] == pytest.approx(0.002) and totals["cost"] == pytest.approx(0.012)
+    assert ledger.balance.tonnes_to_retire == pytest.approx(0.002) and ledger.balance.cost == pytest.approx(0.012)
+    assert ledger.balance.currency == "USD"
 
 
-def test_the_project_price_buffer_and_whole_credits_are_applied(project):
+def test_whole_credits_round_the_projects_total_once_not_each_run(project):
     OffsetPolicy.objects.update_or_create(project=project, defaults={
         "credit_type": "durable_removal", "buffer_pct": 20.0, "whole_credits": True})
     CreditPrice.objects.create(project=project, credit_type=CreditType.DURABLE_REMOVAL, price_per_tonne=180.0, currency="EUR",
                                source="biochar offer, supplier X", as_of=date(2026, 5, 1))
-    lines, totals = project_ledger(project)
-    quote = lines[0].quote
-    assert quote.tonnes_to_retire == pytest.approx(0.0012)
-    assert quote.credits == 1.0 and quote.cost == 180.0 and quote.currency == "EUR"
+    ledger = project_ledger(project)
+    quote = ledger.lines[0].quote
+    assert quote.tonnes_to_retire == pytest.approx(0.0012) and quote.credits == pytest.approx(0.0012)
+    assert quote.cost == pytest.approx(0.216) and quote.currency == "EUR"
     assert quote.price_source == "biochar offer, supplier X" and quote.price_as_of == date(2026, 5, 1)
-    assert totals["cost"] == 360.0
+    # 2.4 kg with the buffer, over two runs: one whole credit, not one per run.
+    assert ledger.balance.credits == 1.0 and ledger.balance.cost == 180.0 and ledger.balance.currency == "EUR"
+
+
+def test_retired_credits_are_netted_against_what_is_still_to_retire(project, client):
+    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type=CreditType.AVOIDANCE,
+                                    tonnes=0.0015, price_per_tonne=6.0)
+    owed = project_ledger(project).balance
+    assert owed.tonnes_to_retire == pytest.approx(0.002) and owed.retired_tonnes == pytest.approx(0.0015)
+    assert owed.required_tonnes == pytest.approx(0.0005) and owed.cost == pytest.approx(0.003)
+    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 2), credit_type=CreditType.AVOIDANCE,
+                                    tonnes=1.0, price_per_tonne=6.0)
+    assert project_ledger(project).balance.required_tonnes == 0.0  # more retired than needed: nothing left
+
+
+def test_every_amount_on_the_offsets_page_shows_its_currency(project, client):
+    OffsetPolicy.objects.update_or_create(project=project, defaults={"whole_credits": True})
+    OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type=CreditType.AVOIDANCE,
+                                    tonnes=1.0, price_per_tonne=7.5, currency="EUR")
+    client.force_login(member("ana", "speech"))
+    html = client.get(reverse("carbon:offsets", args=[project.pk])).content.decode()
+    cards = html[html.index('id="card-offset-required"'):html.index("</section>")]
+    # 2 kg to retire, netted by the tonne retired: nothing left.
+    assert '<div class="value">0 g</div>' in cards.split('id="card-offset-cost"')[0] and "less 1.00 t retired" in cards
+    assert "0.00 USD" in cards and "7.50 EUR" in cards
+    retired = html[html.index('id="retirements-table"'):]
+    assert "7.50 EUR/t" in retired and ">7.50 EUR<" in retired
 
 
 def test_offsets_are_never_subtracted_from_the_emissions(project):
     OffsetRetirement.objects.create(project=project, retired_on=date(2026, 6, 1), credit_type=CreditType.AVOIDANCE,
                                     tonnes=5.0, price_per_tonne=6.0)
     assert sum(RunCarbon.objects.values_list("emissions_g", flat=True)) == pytest.approx(2000.0)
-    _, totals = project_ledger(project)
-    assert totals["emissions_g"] == pytest.approx(2000.0) and totals["retired_tonnes"] == 5.0
+    ledger = project_ledger(project)
+    assert ledger.emissions_g == pytest.approx(2000.0) and ledger.balance.retired_tonnes == 5.0
 
 
 def test_custom_credits_need_a_price(project, client):
     OffsetPolicy.objects.update_or_create(project=project, defaults={"credit_type": "custom"})
-    lines, _ = project_ledger(project)
-    assert lines[0].quote is None and "no price set for custom credits" in lines[0].problem
+    ledger = project_ledger(project)
+    assert ledger.lines[0].quote is None and "no price set for custom credits" in ledger.lines[0].problem
+    assert ledger.balance.cost is None and ledger.balance.currency is None
 
 
 def test_the_ledger_exports_as_csv(project, client):

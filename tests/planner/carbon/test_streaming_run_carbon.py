@@ -60,12 +60,12 @@ def test_a_streaming_runs_figures_follow_its_energy_within_one_recompute_interva
         live.hour(1.0)  # the first batch: recomputed at once (eager)
     run = Run.objects.get()
     shown = pages(client, run)
-    assert {shown[k] for k in ("run", "project", "offsets")} == {"342.0 g CO₂e"}
+    assert {shown[k] for k in ("run", "project", "offsets")} == {"342 g CO₂e"}
 
     with django_capture_on_commit_callbacks(execute=True):
         live.hour(2.0)  # inside the interval: no recompute yet, and the pages say so
     shown = pages(client, run)
-    assert {shown[k] for k in ("run", "project", "offsets")} == {"342.0 g CO₂e"}
+    assert {shown[k] for k in ("run", "project", "offsets")} == {"342 g CO₂e"}
     assert "cover 1.000 kWh of the run&#x27;s 3.000 kWh so far" in shown["run_page"]
     assert "being recomputed" in shown["project_page"]
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from planner.grid_carbon import DEFAULT_PRICES, CreditPrice, CreditType, compute_emissions, quote_offsets
+from planner.grid_carbon import (
+    DEFAULT_PRICES,
+    CreditPrice,
+    CreditType,
+    balance,
+    compute_emissions,
+    quote_offsets,
+)
 
 
 def test_quote_adds_the_buffer_and_prices_by_credit_type() -> None:
@@ -58,3 +68,21 @@ def test_negative_emissions_or_buffers_are_rejected() -> None:
         quote_offsets(-1.0, CreditType.AVOIDANCE)
     with pytest.raises(ValueError):
         quote_offsets(1.0, CreditType.AVOIDANCE, buffer_pct=-5)
+
+
+tonnes = st.floats(min_value=0.0, max_value=50.0, allow_nan=False)
+
+
+@given(runs=st.lists(tonnes, max_size=8), retired=st.lists(tonnes, max_size=3))
+def test_whole_credits_round_the_netted_total_once(runs: list[float], retired: list[float]) -> None:
+    price = DEFAULT_PRICES[CreditType.AVOIDANCE]
+    owed = balance(sum(runs), sum(retired), price, whole_credits=True)
+    left = max(sum(runs) - sum(retired), 0.0)  # the oracle: net first, then round up once
+    assert owed.required_tonnes == pytest.approx(left)
+    assert owed.credits == math.ceil(left - 1e-9) and owed.credits < left + 1
+    assert owed.cost == pytest.approx(owed.credits * price.price_per_tonne) and owed.currency == "USD"
+
+
+def test_a_balance_without_a_price_has_no_cost_rather_than_zero() -> None:
+    owed = balance(2.0, 0.5, None)
+    assert (owed.required_tonnes, owed.credits, owed.cost, owed.currency) == (1.5, 1.5, None, None)

@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["reset"]:
             demo.reset()
-        demo.demo_user()
+        user = demo.demo_user()
         if demo.is_seeded():
             self.stdout.write("The demo is already seeded (use --reset to stream it again).")
         else:
@@ -27,6 +27,12 @@ class Command(BaseCommand):
                 stored = demo.seed(progress=bar.update)
             for name, samples in stored.items():
                 self.stdout.write(f"  {name}: {samples:,} samples (simulated)")
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo login: user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}"
-        ))
+        if user.check_password(demo.DEMO_PASSWORD):
+            self.stdout.write(self.style.SUCCESS(
+                f"Demo login: user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}"
+            ))
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"Demo login: user {demo.DEMO_USER!r}, with the password you gave it "
+                f"(manage.py changepassword {demo.DEMO_USER} sets another)"
+            ))
