@@ -7,6 +7,7 @@ import io
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.http import HttpRequest
 
 from dashboard.demo import seed as demo
 from dashboard.projects.models import Membership
@@ -48,7 +49,7 @@ def test_seed_demo_is_idempotent():
 def test_seeding_again_keeps_a_signed_in_browser_signed_in_and_a_changed_password(client, monkeypatch):
     monkeypatch.setattr(demo, "is_seeded", lambda: True)  # the runs are not what this is about
     seed()
-    assert client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    assert client.login(request=HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     assert client.get("/runs/").status_code == 200
     seed()  # `make run` again
     assert client.get("/runs/").status_code == 200  # not redirected to the login page

@@ -9,6 +9,7 @@ import json
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.http import HttpRequest
 from django.urls import reverse
 from huggingface_hub import ModelCard, ModelCardData
 
@@ -54,7 +55,7 @@ def test_the_model_card_of_a_demo_run_is_hub_metadata_whose_emissions_are_run_su
     assert "Electricity Maps" in block["source"]
 
     # The run page offers the same YAML as a download; the API answers the same block.
-    client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    client.login(request=HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     run = Run.objects.get(name=name)
     assert 'id="download-model-card"' in client.get(reverse("run", args=[run.pk])).content.decode()
     download = client.get(reverse("run_model_card", args=[run.pk]))
@@ -71,7 +72,7 @@ def test_runs_that_trained_one_model_add_up_and_name_every_place_and_training_ty
     assert block["emissions"] == pytest.approx(sum(emissions))
     assert block["training_type"] == "pre-training and fine-tuning"
     assert "aws:eu-north-1 (SE-SE3)" in block["geographical_location"]  # llama's second node: a region
-    client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    client.login(request=HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     assert client.get("/api/model-card", {"runs": ",".join(names)}).json()["co2_eq_emissions"] == block
 
 
@@ -81,7 +82,7 @@ def test_a_run_whose_figures_are_being_computed_gets_no_model_card_and_is_told_w
     with pytest.raises(CommandError, match="being computed"):
         command("model_card", "bert")
     member("ana", "vision")
-    client.login(username="ana", password="pw-ana")
+    client.login(request=HttpRequest(), username="ana", password="pw-ana")
     response = client.get(reverse("run_model_card", args=[run.pk]))
     assert response.status_code == 409 and "being computed" in response.content.decode()
     assert client.get("/api/model-card", {"runs": "bert"}).status_code == 409
@@ -90,7 +91,7 @@ def test_a_run_whose_figures_are_being_computed_gets_no_model_card_and_is_told_w
 def test_another_projects_run_has_no_model_card_for_you(client):
     stream_batches(register("node-a", "vision"), "bert", range(1))
     member("eve", "other")
-    client.login(username="eve", password="pw-eve")
+    client.login(request=HttpRequest(), username="eve", password="pw-eve")
     run = Run.objects.get(name="bert")
     assert client.get(reverse("run_model_card", args=[run.pk])).status_code == 404
     assert client.get("/api/model-card", {"runs": str(run.pk)}).status_code == 404

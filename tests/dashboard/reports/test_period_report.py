@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
+from django.http import HttpRequest
 from django.urls import reverse
 
 from dashboard.demo import seed as demo
@@ -92,7 +93,7 @@ def test_the_markdown_report_page_and_api_say_the_same_totals(demo_in_a_quarter,
     assert f"| {per_token[0]}/token, {per_token[1]} CO2e |" in markdown  # energy and emissions per token
 
     project = Project.objects.get(name=demo.DEMO_PROJECT)
-    client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    client.login(request=HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     url = reverse("project_report", args=[project.pk])
     page = client.get(url, {"period": DEMO_QUARTER}).content.decode()
     assert f"{oracle['emissions_g']:.1f} g CO2e" in page and "Methodology and data sources" in page
@@ -109,7 +110,7 @@ def test_the_markdown_report_page_and_api_say_the_same_totals(demo_in_a_quarter,
 def test_a_bad_period_is_refused_with_what_was_expected(client):
     member("ana", "vision")
     project = Project.objects.get(name="vision")
-    client.login(username="ana", password="pw-ana")
+    client.login(request=HttpRequest(), username="ana", password="pw-ana")
     url = reverse("project_report", args=[project.pk])
     response = client.get(url, {"period": "2026-Q5"})
     assert response.status_code == 400 and "a quarter (2026-Q4)" in response.content.decode()
@@ -122,7 +123,7 @@ def test_a_bad_period_is_refused_with_what_was_expected(client):
 def test_another_projects_report_is_not_found(client):
     member("eve", "other")
     Project.objects.create(name="vision")
-    client.login(username="eve", password="pw-eve")
+    client.login(request=HttpRequest(), username="eve", password="pw-eve")
     pk = Project.objects.get(name="vision").pk
     assert client.get(reverse("project_report", args=[pk])).status_code == 404
     assert client.get(f"/api/projects/{pk}/report").status_code == 404

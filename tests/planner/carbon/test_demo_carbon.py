@@ -38,7 +38,7 @@ def test_advice_for_the_demos_two_node_run_compares_with_what_it_emitted_at_its_
 
     with django_capture_on_commit_callbacks(execute=True):
         call_command("seed_demo", "--quiet", stdout=io.StringIO())
-    client.login(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    client.login(request=HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     run = Run.objects.get(name=demo.DEMO_RUNS[0].name)
     stored = run.carbon
     own_pue = stored.facility_energy_kwh / (stored.energy_j / J_PER_KWH)  # DE at 1.3 and SE-SE3 at 1.0
