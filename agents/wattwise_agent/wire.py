@@ -28,6 +28,7 @@ A ``batch`` payload carries one node's window of samples, columnar per GPU:
      "gpus": [{"uuid": "GPU-…", "index": 0, "name": "NVIDIA H100 80GB HBM3",
                "energy_source": "counter" | "power_integration", "power_field": "instant" | "average",
                "prev_t_ms": 1699999999900 | null, "prev_energy_mj": 123456 | null,
+               "power_limit_mw": 700000 (optional),
                "t_ms": [...], "energy_mj": [...], "power_mw": [...],
                "sm_clock_mhz": [...], "util_pct": [...], "temp_c": [...]}],
      "events": [{"t_ms": 1700000001234, "kind": "step_end", "step": 12}]}
@@ -39,7 +40,9 @@ each reading (``power_field: "average"``), and its clock, utilisation and temper
 
 ``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``, modulo
 ``ENERGY_MODULUS_MJ``), or, for GPUs without one, the agent's own running trapezoid integral of power
-(``energy_source`` says which). Energy is counted between readings by :func:`counter_step_mj`.
+(``energy_source`` says which). Energy is counted between readings by :func:`counter_step_mj`, and an
+interval no device could draw (above twice its ``power_limit_mw``, when the entry gives it, or a configured
+ceiling, over the interval plus a second) counts 0 J and is reported (:func:`count_window_mj`).
 ``prev_energy_mj`` / ``prev_t_ms`` repeat the last reading of the stream's previous window, so every
 window's energy is a self-contained counter difference: totals are exact sums of windows, whatever
 order windows arrive in. ``(node, stream, seq)`` identifies a batch; delivering it twice is harmless.
@@ -155,6 +158,9 @@ class GpuWindow(_Wire):
     # The last reading of this GPU in the stream's previous window (both or neither).
     prev_t_ms: OptionalTimeMs = None
     prev_energy_mj: OptionalCounterMj = None
+    # The most this device may draw (a GPU's highest settable power limit), when the agent knows it: what
+    # bounds a plausible interval (wire_energy); absent, the receiver's configured ceiling does.
+    power_limit_mw: OptionalPowerLimitMw = None
 
     @field_validator("t_ms")
     @classmethod
@@ -191,14 +197,19 @@ class GpuWindow(_Wire):
     def samples(self) -> int:
         return int(self.t_ms.size)
 
-    def energy_deltas_mj(self) -> np.ndarray:
-        """Energy of each interval ending at a sample in this window, in mJ.
+    def counted_energy(self, ceiling_w: float = DEFAULT_MAX_POWER_W) -> WindowEnergy:
+        """Energy of each interval ending at a sample in this window, and those counted 0 J as implausible.
 
         The first interval starts at the previous window's last reading, when there is one; a counter
-        that steps back wrapped around or was reset (:func:`counter_step_mj`).
+        that steps back wrapped around or was reset (:func:`counter_step_mj`); no interval counts more than
+        the device's power limit (``power_limit_mw``, else ``ceiling_w``) allows (:func:`count_window_mj`).
         """
-        return window_deltas_mj(self.energy_mj, self.prev_energy_mj)
+        prev = None if self.prev_t_ms is None or self.prev_energy_mj is None else (self.prev_t_ms, self.prev_energy_mj)
+        return count_window_mj(self.energy_mj, self.t_ms, prev, power_limit_w(self.power_limit_mw, ceiling_w))
 
+    def energy_deltas_mj(self, ceiling_w: float = DEFAULT_MAX_POWER_W) -> np.ndarray:
+        """The energy of each interval :meth:`counted_energy` counts, in mJ."""
+        return self.counted_energy(ceiling_w).deltas_mj
 
 
 class Batch(_Wire):
@@ -400,10 +411,12 @@ def gpu_payload(
     prev: tuple[int, int] | None,
     columns: Mapping[str, Sequence[int]],
     component: str = COMPONENT_GPU,
+    power_limit_mw: int | None = None,
 ) -> dict[str, Any]:
     """Build one device's entry of a batch payload (the JSON form of :class:`GpuWindow`).
 
-    ``component`` is sent only for what is not a GPU, so a GPU's entry reads as it did before components.
+    ``component`` is sent only for what is not a GPU, and ``power_limit_mw`` only when known, so a GPU's entry
+    reads as it did before them.
     """
     entry: dict[str, Any] = {
         "uuid": uuid,
@@ -416,6 +429,8 @@ def gpu_payload(
     }
     if component != COMPONENT_GPU:
         entry["component"] = component
+    if power_limit_mw is not None:
+        entry["power_limit_mw"] = power_limit_mw
     for key in SAMPLE_COLUMNS:
         entry[key] = [int(v) for v in columns[key]]
     return entry

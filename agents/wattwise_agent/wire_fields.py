@@ -78,6 +78,7 @@ __all__ = [  # re-exported by wattwise_agent.wire
     "OptionalCount",
     "OptionalCounterMj",
     "OptionalName",
+    "OptionalPowerLimitMw",
     "OptionalTimeMs",
     "PowerField",
     "PowerW",
@@ -247,6 +248,10 @@ OptionalCount = Annotated[Optional[Count], Expect("a non-negative integer below 
 DeviceIndex = Annotated[int, Strict(), Ge(0), Le(MAX_INDEX), Expect("a device index below 2**31")]
 TimeMs = Annotated[int, Strict(), Ge(0), Lt(MAX_MS), Expect("a Unix time in milliseconds before the year 10000")]
 OptionalTimeMs = Annotated[Optional[TimeMs], Expect("a Unix time in milliseconds before the year 10000, or null")]
+OptionalPowerLimitMw = Annotated[
+    Optional[Annotated[int, Strict(), Ge(1), Le(MAX_POWER_MW)]],
+    Expect(f"a power limit in mW in [1, {MAX_POWER_MW}], or absent"),
+]
 OptionalCounterMj = Annotated[
     Optional[Annotated[int, Strict(), Ge(0), Lt(ENERGY_MODULUS_MJ)]],
     Expect(f"an energy counter in mJ in [0, {ENERGY_MODULUS_MJ - 1}], or null"),

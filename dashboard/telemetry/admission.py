@@ -202,6 +202,7 @@ def record_rejection(
     if node is None and node_name:
         named = list(Node.objects.filter(name=node_name)[:2])
         node = named[0] if len(named) == 1 else None
+    node_name = node_name or (node.name if node is not None else "")
     body = envelope.get("body") if isinstance(envelope, dict) else None
     Rejection.objects.create(
         kind=kind,

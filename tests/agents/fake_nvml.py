@@ -51,6 +51,7 @@ class FakeGpu:
     memory_clocks_mhz: list[int] = field(default_factory=lambda: [2619, 1593])
     graphics_clocks_mhz: list[int] = field(default_factory=lambda: list(range(1980, 195, -15)))
     clock_permission: bool = True  # False: locking fails as without root / CAP_SYS_ADMIN
+    power_limit_constraints_mw: tuple[int, int] | None = (200_000, 700_000)  # None: NVML cannot say
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,11 @@ class FakeNvml:
             else:
                 out.append(_FieldValue(field_id, scope, NVML_ERROR_NOT_SUPPORTED, 0, 0))
         return out
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: FakeGpu) -> tuple[int, int]:
+        if handle.power_limit_constraints_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return handle.power_limit_constraints_mw
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
         self._check_read(handle)
