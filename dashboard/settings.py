@@ -206,6 +206,9 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # --- Wattwise -----------------------------------------------------------------------------------
 # Batches whose samples lie further than this in the future are rejected (a clock gone wrong).
 WATTWISE_MAX_FUTURE_S = env_float("WATTWISE_MAX_FUTURE_S", 300.0, minimum=0.0)
+# A counter interval above twice this power (over the interval plus 1 s) counts 0 J and is recorded as
+# implausible, for devices whose agent sends no power limit of their own (wattwise_agent.wire_energy).
+WATTWISE_MAX_GPU_POWER_W = env_float("WATTWISE_MAX_GPU_POWER_W", 2000.0, minimum=1.0)
 # POST /api/ingest answers 429 (agents back off and keep their data) while more messages than this wait on
 # the telemetry queue: about 200 MB of Redis at 8-GPU, 5 s batches, a few minutes of a large fleet's data.
 WATTWISE_INGEST_MAX_QUEUE = env_int("WATTWISE_INGEST_MAX_QUEUE", 10000, minimum=1)

@@ -212,6 +212,7 @@ class Batcher:
                     prev=self._prev.get(gpu.uuid),
                     columns={name: columns[name][lo:hi] for name in _COLUMNS},
                     component=gpu.component,
+                    power_limit_mw=gpu.power_limit_mw,
                 )
             )
         return {

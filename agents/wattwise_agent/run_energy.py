@@ -1,7 +1,7 @@
 """What a stream measured, counted from the batches it made exactly as the app counts them.
 
 The app's totals are sums, over a run's batches, of each device's counter differences
-(``wattwise_agent.wire.window_deltas_mj``, the one rule); the agent's summary is the same sum over the
+(``wattwise_agent.wire.count_window_mj``, the one rule, implausible intervals counting 0 J); the agent's summary is the same sum over the
 same batches, in whole mJ, so after an upload the app's ``run_summary`` gives the same energy per device
 (to float rounding), the same duration (first to last reading) and, for a run placed by ``zone``/``region``
 with no hourly intensity in the app, the same emissions (``wattwise_agent.grid_intensity``).
@@ -179,7 +179,9 @@ def _count(payload: Mapping[str, Any], devices: dict[str, _Device], by_year: dic
         t_ms = np.asarray(entry["t_ms"], dtype=np.int64)
         if t_ms.size == 0:
             continue
-        deltas = wire.window_deltas_mj(np.asarray(entry["energy_mj"], dtype=np.int64), entry.get("prev_energy_mj"))
+        prev = None if entry.get("prev_t_ms") is None else (entry["prev_t_ms"], entry["prev_energy_mj"])
+        limit_w = wire.power_limit_w(entry.get("power_limit_mw"), wire.DEFAULT_MAX_POWER_W)
+        deltas = wire.count_window_mj(np.asarray(entry["energy_mj"], dtype=np.int64), t_ms, prev, limit_w).deltas_mj
         device = devices.get(entry["uuid"])
         if device is None:
             device = devices[entry["uuid"]] = _Device(

@@ -1,3 +1,4 @@
+# ruff: noqa: F405 (names from the star imports of wire_fields and wire_energy, re-exported)
 """The agent ↔ app wire format, version 1: the one module both sides share.
 
 Every message the agent sends is declared here once, as a pydantic model: :class:`Envelope`, and the
@@ -27,6 +28,7 @@ A ``batch`` payload carries one node's window of samples, columnar per GPU:
      "gpus": [{"uuid": "GPU-…", "index": 0, "name": "NVIDIA H100 80GB HBM3",
                "energy_source": "counter" | "power_integration", "power_field": "instant" | "average",
                "prev_t_ms": 1699999999900 | null, "prev_energy_mj": 123456 | null,
+               "power_limit_mw": 700000 (optional),
                "t_ms": [...], "energy_mj": [...], "power_mw": [...],
                "sm_clock_mhz": [...], "util_pct": [...], "temp_c": [...]}],
      "events": [{"t_ms": 1700000001234, "kind": "step_end", "step": 12}]}
@@ -38,7 +40,9 @@ each reading (``power_field: "average"``), and its clock, utilisation and temper
 
 ``energy_mj`` is the GPU's raw cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``, modulo
 ``ENERGY_MODULUS_MJ``), or, for GPUs without one, the agent's own running trapezoid integral of power
-(``energy_source`` says which). Energy is counted between readings by :func:`counter_step_mj`.
+(``energy_source`` says which). Energy is counted between readings by :func:`counter_step_mj`, and an
+interval no device could draw (above twice its ``power_limit_mw``, when the entry gives it, or a configured
+ceiling, over the interval plus a second) counts 0 J and is reported (:func:`count_window_mj`).
 ``prev_energy_mj`` / ``prev_t_ms`` repeat the last reading of the stream's previous window, so every
 window's energy is a self-contained counter difference: totals are exact sums of windows, whatever
 order windows arrive in. ``(node, stream, seq)`` identifies a batch; delivering it twice is harmless.
@@ -48,6 +52,10 @@ A ``stage_profile`` payload carries a per-stage profile recorded by the torch ho
     {"run": "gpt3-pretrain" | null, "name": "<profile name>", "csv": "<Perseus CSV text:
      stage,instruction,frequency,time,energy>", "gpu_name": "NVIDIA A100-SXM4-80GB",
      "p_blocking_w": 83.6 | null, "recorded_ms": 1700000000000}
+
+The vocabulary and field types (each limit once, as the app's columns hold it) are in
+:mod:`wattwise_agent.wire_fields`, the energy counting rule in :mod:`wattwise_agent.wire_energy`; both are
+re-exported here, so both sides import everything from this module.
 
 Sample columns stay cheap to check (ingest sees tens of thousands of samples a second): each column is
 validated in pydantic's compiled core, element types and ranges at once, then held as an ``int64``
@@ -60,28 +68,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
-# Aliases evaluated at import use Optional and Union: `X | None` needs Python 3.10 there.
-from typing import Annotated, Any, Final, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import (
-    AfterValidator,
-    AllowInfNan,
-    BaseModel,
-    ConfigDict,
-    GetCoreSchemaHandler,
-    Strict,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import core_schema
+from annotated_types import MaxLen, MinLen
+from pydantic import BaseModel, ConfigDict, Strict, ValidationInfo, field_validator, model_validator
+
+# The vocabulary, field types and counting rule are re-exported: both sides import everything from here.
+from wattwise_agent.wire_energy import *  # noqa: F403
 
 # Both sides import these from here, with the models.
 from wattwise_agent.wire_errors import Expect as Expect
@@ -89,179 +84,8 @@ from wattwise_agent.wire_errors import WireError as WireError
 from wattwise_agent.wire_errors import check_field as check_field
 from wattwise_agent.wire_errors import parse as parse
 from wattwise_agent.wire_errors import rule
-
-WIRE_VERSION = 1
-
-# The kinds of message, each published as its own task. The app records refusals by these kinds.
-KIND_BATCH: Final = "batch"
-KIND_OPEN_RUN: Final = "open_run"
-KIND_CLOSE_RUN: Final = "close_run"
-KIND_STAGE_PROFILE: Final = "stage_profile"
-TASK_INGEST_BATCH = "wattwise.ingest_batch"
-TASK_OPEN_RUN = "wattwise.open_run"
-TASK_CLOSE_RUN = "wattwise.close_run"
-TASK_STAGE_PROFILE = "wattwise.stage_profile"
-TASKS_BY_KIND = {
-    KIND_BATCH: TASK_INGEST_BATCH,
-    KIND_OPEN_RUN: TASK_OPEN_RUN,
-    KIND_CLOSE_RUN: TASK_CLOSE_RUN,
-    KIND_STAGE_PROFILE: TASK_STAGE_PROFILE,
-}
-TELEMETRY_QUEUE = "telemetry"
-
-# What a GPU's energy_mj column holds: its own cumulative counter, or (for GPUs without one) the agent's
-# running integral of power, which the app flags as estimated.
-ENERGY_COUNTER: Final = "counter"
-POWER_INTEGRATION: Final = "power_integration"
-ENERGY_SOURCES = (ENERGY_COUNTER, POWER_INTEGRATION)
-# Which NVML power reading a GPU's power_mw column holds.
-POWER_INSTANT: Final = "instant"
-POWER_AVERAGE: Final = "average"
-POWER_FIELDS = (POWER_INSTANT, POWER_AVERAGE)
-# What part of the node a device's entry measures: a GPU (entries without the field, from agents before
-# components), a CPU package or its DRAM (Linux RAPL, wattwise_agent.backends.rapl). A run's energy is the
-# sum over every component; pages that speak of GPUs show only GPUs.
-COMPONENT_GPU: Final = "gpu"
-COMPONENT_CPU: Final = "cpu"
-COMPONENT_DRAM: Final = "dram"
-COMPONENTS = (COMPONENT_GPU, COMPONENT_CPU, COMPONENT_DRAM)
-
-# Limits both sides agree on. The agent splits windows to stay under them; the app rejects above them.
-MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_SAMPLES_PER_BATCH = 200_000
-MAX_GPUS_PER_BATCH = 64
-MAX_EVENTS_PER_BATCH = 10_000
-MAX_NAME_CHARS = 200
-MAX_TAG_CHARS = 64
-MAX_TAGS = 100
-MAX_P_BLOCKING_W = 10_000.0
-"""Exclusive upper bound on P_blocking in W (a GPU waiting on communication draws far less)."""
-MAX_MS = 2**53
-"""Timestamps are Unix milliseconds below 2**53, exact as JSON numbers in any language."""
-ENERGY_MODULUS_MJ = 2**63
-"""Energy counters travel modulo 2**63. NVML's counter is an unsigned 64-bit count of mJ, but the wire's
-columns and the app's are signed 64-bit integers, so the agent sends ``counter % 2**63`` (a counter that
-passes 2**63, or wraps at 2**64, wraps at 2**63 on the wire: the same rule covers both)."""
-MAX_WRAP_STEP_MJ = 2**32
-"""A counter that steps back wrapped around only if, counted forwards modulo ``ENERGY_MODULUS_MJ``, it moved
-at most this far (4.3 MJ: over an hour of a 1 kW GPU, more than any sampling interval holds), that is
-from within this distance of the top to a small value. Any other step back is a reset (driver reload)."""
-
-# Columns sent per GPU, with the integer range each must fit (they are stored as fixed-width ints).
-SAMPLE_COLUMNS: dict[str, tuple[int, int]] = {
-    "t_ms": (0, MAX_MS),
-    "energy_mj": (0, ENERGY_MODULUS_MJ - 1),
-    "power_mw": (0, 2**31 - 1),
-    "sm_clock_mhz": (0, 2**15 - 1),
-    "util_pct": (0, 100),
-    "temp_c": (-2**15, 2**15 - 1),
-}
-# Where the agent says it runs: a grid zone id (``SE-SE3``) and/or a cloud region (``aws:eu-north-1``).
-# Only the spelling is checked here; the app's carbon accounting resolves them and says when one is unknown.
-ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-REGION_PATTERN = re.compile(r"^(aws|gcp|azure):[A-Za-z0-9][A-Za-z0-9\-]{0,54}$", re.IGNORECASE)
-_SIG_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-KEY_ID_CHARS = 16
-_KEY_ID_PATTERN = re.compile(rf"^[0-9a-f]{{{KEY_ID_CHARS}}}$")
-
-
-# --- field types: each limit declared once ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IntColumn:
-    """A sample column: a list of whole numbers in the column's range, held as an int64 array once read.
-
-    Element types and ranges are checked in pydantic's compiled core; the array is made once, at the end.
-    """
-
-    name: str
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        low, high = SAMPLE_COLUMNS[self.name]
-        value = core_schema.custom_error_schema(
-            core_schema.int_schema(strict=True, ge=low, le=high),
-            custom_error_type="expected",
-            custom_error_message=f"expected whole numbers in [{low}, {high}] (wrong units?)",
-        )
-        return core_schema.no_info_after_validator_function(
-            _int64,
-            core_schema.list_schema(value, max_length=MAX_SAMPLES_PER_BATCH, strict=True),
-            serialization=core_schema.plain_serializer_function_ser_schema(_as_list),
-        )
-
-
-def _int64(values: list[int]) -> np.ndarray:
-    return np.array(values, dtype=np.int64)
-
-
-def _as_list(array: np.ndarray) -> list[int]:
-    return [int(v) for v in array]
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("blank")
-    return value
-
-
-def _spelled(pattern: re.Pattern[str]) -> AfterValidator:
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError("misspelled")
-        return value
-
-    return AfterValidator(check)
-
-
-_NAME = f"a non-empty string of at most {MAX_NAME_CHARS} characters"
-Name = Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS), AfterValidator(_not_blank), Expect(_NAME)]
-OptionalName = Annotated[Optional[Name], Expect(f"{_NAME}, or null")]
-Text = Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS), Expect(f"a string of at most {MAX_NAME_CHARS} characters")]
-Tag = Annotated[str, Strict(), MinLen(1), MaxLen(MAX_TAG_CHARS),
-                Expect(f"a non-empty string of at most {MAX_TAG_CHARS} characters")]
-Flag = Annotated[bool, Strict(), Expect("true or false")]
-Count = Annotated[int, Strict(), Ge(0), Expect("a non-negative integer")]
-OptionalCount = Annotated[Optional[Count], Expect("a non-negative integer, or null")]
-TimeMs = Annotated[int, Strict(), Ge(0), Lt(MAX_MS), Expect("a Unix time in milliseconds")]
-OptionalTimeMs = Annotated[Optional[TimeMs], Expect("a Unix time in milliseconds, or null")]
-OptionalCounterMj = Annotated[
-    Optional[Annotated[int, Strict(), Ge(0), Lt(ENERGY_MODULUS_MJ)]],
-    Expect(f"an energy counter in mJ in [0, {ENERGY_MODULUS_MJ - 1}], or null"),
-]
-Zone = Annotated[str, Strict(), _spelled(ZONE_PATTERN), Expect("a grid zone id such as SE-SE3")]
-# A region's provider is read case-insensitively and kept in lower case.
-Region = Annotated[str, Strict(), _spelled(REGION_PATTERN), AfterValidator(str.lower),
-                   Expect("a cloud region such as aws:eu-north-1")]
-PowerW = Annotated[
-    Optional[Annotated[float, Strict(), AllowInfNan(False), Gt(0), Lt(MAX_P_BLOCKING_W)]],
-    Expect(f"a positive power in W below {MAX_P_BLOCKING_W:,.0f} W, or null"),
-]
-EnergySource = Annotated[Literal["counter", "power_integration"], Expect("'counter' or 'power_integration'")]
-PowerField = Annotated[Literal["instant", "average"], Expect("'instant' or 'average'")]
-Component = Annotated[Literal["gpu", "cpu", "dram"], Expect("'gpu', 'cpu' or 'dram'")]
-MessageKind = Literal["batch", "open_run", "close_run", "stage_profile"]
-# Units of work a run reports (close_run's ``work``): what energy per unit is figured against.
-WORK_UNITS: tuple[str, ...] = ("steps", "samples", "tokens")
-WorkUnit = Annotated[Literal["steps", "samples", "tokens"], Expect("'steps', 'samples' or 'tokens'")]
-MAX_WORK = 10**18  # a quintillion tokens: past any training run, inside the database's 64-bit integers
-WorkCount = Annotated[int, Strict(), Ge(0), Le(MAX_WORK), Expect(f"a whole number from 0 to {MAX_WORK}")]
-# The literal types spell the values the named constants above hold: the two must agree.
-assert typing.get_args(typing.get_args(EnergySource)[0]) == ENERGY_SOURCES
-assert typing.get_args(typing.get_args(PowerField)[0]) == POWER_FIELDS
-assert typing.get_args(typing.get_args(Component)[0]) == COMPONENTS
-assert set(typing.get_args(MessageKind)) == set(TASKS_BY_KIND)
-EventValue = Annotated[
-    Union[Annotated[str, Strict(), MaxLen(MAX_NAME_CHARS)], Annotated[int, Strict()],
-          Annotated[float, Strict(), AllowInfNan(False)]],
-    Expect(f"a string of at most {MAX_NAME_CHARS} characters or a finite number"),
-]
-CsvText = Annotated[str, Strict(), AfterValidator(_not_blank), Expect("the profile as CSV text")]
-Signature = Annotated[str, Strict(), _spelled(_SIG_PATTERN), Expect("a hex HMAC-SHA256 (64 characters)")]
-KeyId = Annotated[
-    Optional[Annotated[str, Strict(), _spelled(_KEY_ID_PATTERN)]],
-    Expect(f"a key id ({KEY_ID_CHARS} hex digits), or absent"),
-]
+from wattwise_agent.wire_fields import *  # noqa: F403
+from wattwise_agent.wire_fields import _storable
 
 
 class _Wire(BaseModel):
@@ -287,7 +111,7 @@ class Envelope(_Wire):
     def _not_too_large(cls, body: str) -> str:
         if len(body) > MAX_BODY_BYTES:
             raise rule(f"message too large: {len(body)} bytes, limit {MAX_BODY_BYTES}")
-        return body
+        return _storable(body)
 
 
 # --- batch ----------------------------------------------------------------------------------------
@@ -302,6 +126,15 @@ class Event(_Wire):
     t_ms: TimeMs
     kind: Name
 
+    @model_validator(mode="after")
+    def _field_names_storable(self) -> Event:
+        for name in self.model_extra or {}:
+            try:
+                _storable(name)
+            except ValueError as exc:
+                raise rule(f"a field name {exc}") from None
+        return self
+
     @property
     def fields(self) -> dict[str, str | int | float]:
         return dict(self.model_extra or {})
@@ -311,7 +144,7 @@ class GpuWindow(_Wire):
     """One GPU's samples within one batch window; the columns are int64 numpy arrays once read."""
 
     uuid: Name
-    index: Count
+    index: DeviceIndex
     name: Text = ""
     energy_source: EnergySource
     power_field: PowerField = POWER_AVERAGE
@@ -325,6 +158,9 @@ class GpuWindow(_Wire):
     # The last reading of this GPU in the stream's previous window (both or neither).
     prev_t_ms: OptionalTimeMs = None
     prev_energy_mj: OptionalCounterMj = None
+    # The most this device may draw (a GPU's highest settable power limit), when the agent knows it: what
+    # bounds a plausible interval (wire_energy); absent, the receiver's configured ceiling does.
+    power_limit_mw: OptionalPowerLimitMw = None
 
     @field_validator("t_ms")
     @classmethod
@@ -361,57 +197,26 @@ class GpuWindow(_Wire):
     def samples(self) -> int:
         return int(self.t_ms.size)
 
-    def energy_deltas_mj(self) -> np.ndarray:
-        """Energy of each interval ending at a sample in this window, in mJ.
+    def counted_energy(self, ceiling_w: float = DEFAULT_MAX_POWER_W) -> WindowEnergy:
+        """Energy of each interval ending at a sample in this window, and those counted 0 J as implausible.
 
         The first interval starts at the previous window's last reading, when there is one; a counter
-        that steps back wrapped around or was reset (:func:`counter_step_mj`).
+        that steps back wrapped around or was reset (:func:`counter_step_mj`); no interval counts more than
+        the device's power limit (``power_limit_mw``, else ``ceiling_w``) allows (:func:`count_window_mj`).
         """
-        return window_deltas_mj(self.energy_mj, self.prev_energy_mj)
+        prev = None if self.prev_t_ms is None or self.prev_energy_mj is None else (self.prev_t_ms, self.prev_energy_mj)
+        return count_window_mj(self.energy_mj, self.t_ms, prev, power_limit_w(self.power_limit_mw, ceiling_w))
 
-
-def window_deltas_mj(energy_mj: np.ndarray, prev_energy_mj: int | None) -> np.ndarray:
-    """:meth:`GpuWindow.energy_deltas_mj` of a window's ``energy_mj`` column (int64) and its previous reading:
-    the app's totals and the agent's own summary (``wattwise_agent.run_energy``) both count energy so."""
-    readings = energy_mj
-    if prev_energy_mj is not None:
-        readings = np.concatenate(([prev_energy_mj], readings))
-    deltas = counter_steps_mj(readings)
-    if prev_energy_mj is None:
-        deltas = np.concatenate(([0], deltas))
-    return deltas
-
-
-def counter_step_mj(before: int, after: int) -> int:
-    """The energy between two readings of a cumulative energy counter, in mJ: THE rule, on both sides.
-
-    Readings are taken modulo ``ENERGY_MODULUS_MJ`` (the agent sends them so; a raw NVML value may be
-    larger). Forwards, the difference. Backwards, the counter either wrapped around, when it went from
-    near the top to a small value (counted forwards, modulo, it moved at most ``MAX_WRAP_STEP_MJ``): the
-    distance counted forwards; or it was reset (driver reload): the new value, counted from zero, never a
-    negative energy.
-    """
-    before, after = before % ENERGY_MODULUS_MJ, after % ENERGY_MODULUS_MJ
-    if after >= before:
-        return after - before
-    forwards = after + ENERGY_MODULUS_MJ - before
-    return forwards if forwards <= MAX_WRAP_STEP_MJ else after
-
-
-def counter_steps_mj(readings: np.ndarray) -> np.ndarray:
-    """:func:`counter_step_mj` between consecutive readings (an int64 array of wire values, each in
-    ``[0, ENERGY_MODULUS_MJ)``): one value fewer than readings."""
-    steps = np.diff(readings)
-    for i in np.flatnonzero(steps < 0).tolist():  # rare: a reset or a wrap
-        steps[i] = counter_step_mj(int(readings[i]), int(readings[i + 1]))
-    return steps
+    def energy_deltas_mj(self, ceiling_w: float = DEFAULT_MAX_POWER_W) -> np.ndarray:
+        """The energy of each interval :meth:`counted_energy` counts, in mJ."""
+        return self.counted_energy(ceiling_w).deltas_mj
 
 
 class Batch(_Wire):
     """One node's window of samples: the ``batch`` payload."""
 
     run: Name
-    stream: Name
+    stream: StreamId
     seq: Count
     simulated: Flag = False
     window_start_ms: TimeMs
@@ -456,7 +261,7 @@ class OpenRunGpu(_Wire):
     """A GPU as ``open_run`` describes it (the agent sends more about it: architecture, MIG, power scope)."""
 
     uuid: Name
-    index: Count
+    index: DeviceIndex
     name: Text = ""
     energy_source: EnergySource
     power_field: PowerField = POWER_AVERAGE
@@ -467,10 +272,10 @@ class OpenRun(_Wire):
     """An agent starts streaming a run: the ``open_run`` payload."""
 
     run: Name
-    stream: Name
+    stream: StreamId
     started_ms: TimeMs
     simulated: Flag = False
-    backend: Text = ""
+    backend: BackendName = ""
     host: Text = ""
     agent_version: Text = ""
     tags: Annotated[list[Tag], MaxLen(MAX_TAGS)] = []
@@ -484,7 +289,7 @@ class CloseRun(_Wire):
     """An agent finished its stream: the ``close_run`` payload."""
 
     run: Name
-    stream: Name
+    stream: StreamId
     ended_ms: TimeMs
     last_seq: OptionalCount = None  # null: the stream sent no batch
     samples_sent: OptionalCount = None
@@ -585,6 +390,8 @@ def open_envelope(envelope: Envelope | Mapping[str, Any], kind: str, key: bytes)
         payload = json.loads(envelope.body, parse_constant=_reject_constant)
     except ValueError as exc:
         raise WireError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise WireError("body nests deeper than a JSON reader can follow (a payload nests 4 levels)") from None
     if not isinstance(payload, dict):
         raise WireError("body is not a JSON object")
     return payload
@@ -607,10 +414,12 @@ def gpu_payload(
     prev: tuple[int, int] | None,
     columns: Mapping[str, Sequence[int]],
     component: str = COMPONENT_GPU,
+    power_limit_mw: int | None = None,
 ) -> dict[str, Any]:
     """Build one device's entry of a batch payload (the JSON form of :class:`GpuWindow`).
 
-    ``component`` is sent only for what is not a GPU, so a GPU's entry reads as it did before components.
+    ``component`` is sent only for what is not a GPU, and ``power_limit_mw`` only when known, so a GPU's entry
+    reads as it did before them.
     """
     entry: dict[str, Any] = {
         "uuid": uuid,
@@ -623,6 +432,8 @@ def gpu_payload(
     }
     if component != COMPONENT_GPU:
         entry["component"] = component
+    if power_limit_mw is not None:
+        entry["power_limit_mw"] = power_limit_mw
     for key in SAMPLE_COLUMNS:
         entry[key] = [int(v) for v in columns[key]]
     return entry

@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from dashboard.telemetry import columns, coverage, ingest_memo
-from dashboard.telemetry.admission import Outcome, Rejected, Status
+from dashboard.telemetry.admission import Outcome, Rejected, Status, record_rejection
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import (
     BatchReceipt,
@@ -34,7 +35,7 @@ from dashboard.telemetry.models import (
 from dashboard.telemetry.signals import announce, samples_stored
 from dashboard.telemetry.windows import TimeRange
 from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
-from wattwise_agent.wire import Batch, GpuWindow
+from wattwise_agent.wire import KIND_BATCH, Batch, GpuWindow, Implausible
 
 
 def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
@@ -75,7 +76,21 @@ def store_batch(node: Node, batch: Batch, digest: str, memo: IngestMemo | None) 
         )
     ingest_memo.note_seen(node, memo)
     announce(samples_stored, run_id)
-    return Outcome(Status.STORED, f"batch {batch.seq} of stream {batch.stream}", batch.samples, run_id)
+    detail = f"batch {batch.seq} of stream {batch.stream}"
+    implausible = {gpu.uuid: stats[gpu.uuid].implausible for gpu in batch.gpus if stats[gpu.uuid].implausible}
+    if implausible:
+        detail += "; " + _record_implausible(node, detail, implausible)
+    return Outcome(Status.STORED, detail, batch.samples, run_id)
+
+
+def _record_implausible(node: Node, batch: str, implausible: dict[str, tuple[Implausible, ...]]) -> str:
+    """Record, with the batch, the intervals it stored that count 0 J; return what was recorded."""
+    described = [f"device {uuid}: {'; '.join(i.describe() for i in found[:3])}"
+                 + (f" (and {len(found) - 3} more)" if len(found) > 3 else "") for uuid, found in implausible.items()]
+    count = sum(len(found) for found in implausible.values())
+    reason = f"{batch}: stored, but {count} implausible interval(s) count 0 J: " + " | ".join(described)
+    record_rejection(KIND_BATCH, None, reason, Rejection.Code.IMPLAUSIBLE, node=node)
+    return f"{count} implausible interval(s) counted 0 J"
 
 
 @dataclass(frozen=True)
@@ -85,12 +100,15 @@ class _WindowStats:
     energy_j: float
     power_sum_w: float
     peak_power_w: float
+    implausible: tuple[Implausible, ...]  # intervals counted 0 J (in deltas_mj)
 
 
 def _window_stats(gpu: GpuWindow) -> _WindowStats:
-    deltas = gpu.energy_deltas_mj()
+    counted = gpu.counted_energy(settings.WATTWISE_MAX_GPU_POWER_W)
+    deltas = counted.deltas_mj
     power_w = gpu.power_mw / MILLIWATTS_PER_W
-    return _WindowStats(deltas, power_w, float(deltas.sum()) / MILLIJOULES_PER_J, float(power_w.sum()), float(power_w.max()))
+    return _WindowStats(deltas, power_w, float(deltas.sum()) / MILLIJOULES_PER_J, float(power_w.sum()),
+                        float(power_w.max()), counted.implausible)
 
 
 def _count_once(
@@ -111,8 +129,10 @@ def _count_once(
         s = stats[gpu.uuid]
         once = coverage.count_once(gpu, s.deltas_mj, others.get(run_gpu_id, []),
                                    exact=gpu.energy_source == Gpu.EnergySource.COUNTER)
-        energy_j = float(once.deltas_mj.sum()) / MILLIJOULES_PER_J
-        counted[gpu.uuid] = replace(s, deltas_mj=once.deltas_mj, energy_j=energy_j)
+        # Counting once only takes away; an interval counted 0 J as implausible stays 0 J.
+        deltas_mj = np.minimum(once.deltas_mj, s.deltas_mj)
+        energy_j = float(deltas_mj.sum()) / MILLIJOULES_PER_J
+        counted[gpu.uuid] = replace(s, deltas_mj=deltas_mj, energy_j=energy_j)
         if energy_j != s.energy_j or once.overlap_ms or run_gpu_id in new:
             corrections.append([s.energy_j - energy_j, once.overlap_ms, int(run_gpu_id in new), run_gpu_id])
     if corrections:

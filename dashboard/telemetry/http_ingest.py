@@ -173,6 +173,8 @@ def parse_envelopes(data: bytes) -> list[Any]:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refused(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Refused(400, "body nests deeper than a JSON reader can follow (an envelope nests 2 levels)") from None
     envelopes = parsed if isinstance(parsed, list) else [parsed]
     if not envelopes or not all(isinstance(e, dict) for e in envelopes):
         raise Refused(400, "body must be one envelope (a JSON object) or a non-empty list of envelopes")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from dashboard.telemetry import batch_store
 from dashboard.telemetry.admission import (
@@ -20,6 +20,7 @@ from dashboard.telemetry.admission import (
     Status,
     authenticate,
     concerning,
+    out_of_range,
     record_rejection,
     refuse_future,
 )
@@ -64,6 +65,8 @@ def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
         return Outcome(Status.OPENED, f"run {message.run!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
         return record_rejection(KIND_OPEN_RUN, envelope, exc)
+    except DataError as exc:
+        return record_rejection(KIND_OPEN_RUN, envelope, out_of_range(exc))
 
 
 def _locked_run(node: Node, name: str, *, simulated: bool) -> Run:
@@ -99,6 +102,8 @@ def close_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
         return Outcome(Status.CLOSED, f"run {message.run!r} on {node.name}", run_id=run.pk)
     except (Rejected, WireError) as exc:
         return record_rejection(KIND_CLOSE_RUN, envelope, exc)
+    except DataError as exc:
+        return record_rejection(KIND_CLOSE_RUN, envelope, out_of_range(exc))
 
 
 def ingest_batch(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
@@ -117,6 +122,8 @@ def ingest_batch(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
             return _receive_batch(envelope, memo)
     except (Rejected, WireError) as exc:
         return record_rejection(KIND_BATCH, envelope, exc)
+    except DataError as exc:
+        return record_rejection(KIND_BATCH, envelope, out_of_range(exc))
 
 
 def _receive_batch(envelope: Any, memo: IngestMemo | None) -> Outcome:

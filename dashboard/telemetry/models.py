@@ -352,7 +352,8 @@ class RunEvent(models.Model):
 
 
 class Rejection(models.Model):
-    """A message the app refused, with the reason. Nothing else from it is stored."""
+    """A message the app refused, with the reason: nothing else from it is stored. Or, code ``implausible``, the
+    intervals of a stored batch that count 0 J because no device could draw what their counter says."""
 
     class Kind(models.TextChoices):
         """The kind of message refused (the kinds the wire format defines)."""
@@ -376,6 +377,7 @@ class Rejection(models.Model):
         CLOCK = "clock", "clock in the future"
         CONTINUITY = "continuity", "window does not continue the previous one"
         PROFILE = "profile", "profile refused by the planner"
+        IMPLAUSIBLE = "implausible", "implausible energy reading (counted 0 J)"
 
     received_at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from dashboard.projects.models import Project, Visitor, signed_in
 from dashboard.telemetry.admission import (
@@ -22,6 +22,7 @@ from dashboard.telemetry.admission import (
     Status,
     authenticate,
     concerning,
+    out_of_range,
     record_rejection,
     refuse_future,
 )
@@ -158,6 +159,8 @@ def receive_stage_profile(envelope: Any) -> Outcome:
                                  body_digest=body_digest)
     except (Rejected, WireError) as exc:
         return record_rejection(KIND_STAGE_PROFILE, envelope, exc)
+    except DataError as exc:
+        return record_rejection(KIND_STAGE_PROFILE, envelope, out_of_range(exc))
 
 
 def _store_from_agent(

@@ -54,7 +54,7 @@ class FakeGpu:
     graphics_clocks_mhz: list[int] = field(default_factory=lambda: list(range(1980, 195, -15)))
     clock_permission: bool = True  # False: locking fails as without root / CAP_SYS_ADMIN
     power_limit_mw: int = 700_000
-    power_limit_range_mw: tuple[int, int] = (200_000, 700_000)
+    power_limit_range_mw: tuple[int, int] | None = (200_000, 700_000)  # None: NVML cannot say
     default_power_limit_mw: int = 700_000
 
 
@@ -149,6 +149,11 @@ class FakeNvml:
                 out.append(_FieldValue(field_id, scope, NVML_ERROR_NOT_SUPPORTED, 0, 0))
         return out
 
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: FakeGpu) -> tuple[int, int]:
+        if handle.power_limit_range_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return handle.power_limit_range_mw
+
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
         self._check_read(handle)
         return handle.power_mw
@@ -184,9 +189,6 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_NO_PERMISSION)
         handle.sm_clock_mhz = 1980
 
-    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: FakeGpu) -> tuple[int, int]:
-        return handle.power_limit_range_mw
-
     def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: FakeGpu) -> int:
         return handle.default_power_limit_mw
 
@@ -194,6 +196,8 @@ class FakeNvml:
         self.clock_calls.append(("power_limit", handle.uuid, limit_mw))
         if not handle.clock_permission:
             raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        if handle.power_limit_range_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         low, high = handle.power_limit_range_mw
         if not low <= limit_mw <= high:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)

@@ -72,7 +72,7 @@ def batch(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"run": ""}, "run: expected a non-empty string of at most 200 characters, got ''"),
-    ({"seq": -1}, "seq: expected a non-negative integer, got -1"),
+    ({"seq": -1}, "seq: expected a non-negative integer below 2**63, got -1"),
     ({"simulated": "no"}, "simulated: expected true or false, got 'no'"),
     ({"gpus": []}, "gpus: expected at least 1 item(s)"),
     ({"gpus__0__energy_source": "guess"}, "gpus[0].energy_source: expected 'counter' or 'power_integration', got 'guess'"),
@@ -96,9 +96,9 @@ def test_a_refusal_lists_the_first_problems_and_counts_the_rest() -> None:
     with pytest.raises(wire.WireError) as refused:
         wire.decode_batch({"run": "r"})
     assert str(refused.value) == (
-        "stream: missing; expected a non-empty string of at most 200 characters; "
-        "seq: missing; expected a non-negative integer; "
-        "window_start_ms: missing; expected a Unix time in milliseconds; and 2 more problem(s)"
+        "stream: missing; expected a non-empty string of at most 64 characters; "
+        "seq: missing; expected a non-negative integer below 2**63; "
+        "window_start_ms: missing; expected a Unix time in milliseconds before the year 10000; and 2 more problem(s)"
     )
 
 

@@ -44,6 +44,8 @@ class GpuInfo:
     power_scope: str = "gpu"
     # What it measures (wattwise_agent.wire.COMPONENTS): a GPU, or a CPU package or its DRAM (RAPL).
     component: str = COMPONENT_GPU
+    # The highest power limit it may be set to, in mW, when known: sent with its samples (``power_limit_mw``).
+    power_limit_mw: int | None = None
 
     def open_run_entry(self) -> dict[str, Any]:
         """This GPU's entry in an ``open_run`` payload."""

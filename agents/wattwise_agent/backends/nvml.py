@@ -312,7 +312,19 @@ def inspect_gpu(nvml: Any, device: _Device) -> GpuInfo:
         architecture=architecture,
         mig_enabled=mig_enabled,
         power_scope=power_scope,
+        power_limit_mw=_highest_power_limit_mw(nvml, handle) if power_scope == "gpu" else None,
     )
+
+
+def _highest_power_limit_mw(nvml: Any, handle: Any) -> int | None:
+    """The highest power limit the GPU may be set to, in mW: what bounds a plausible interval of its counter
+    (``wattwise_agent.wire_energy``). None where NVML cannot say, or for module power (GH200), which the GPU's
+    limit does not cover: the app's ceiling then applies."""
+    try:
+        _, highest_mw = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+    except nvml.NVMLError:
+        return None
+    return int(highest_mw) if 0 < int(highest_mw) < 2**31 else None
 
 
 def probe(*, nvml: Any = None, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:

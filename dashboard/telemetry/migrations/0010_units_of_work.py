@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('telemetry', '0007_minute_extremes'),
+        ('telemetry', '0008_implausible_interval'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -78,6 +78,10 @@ def test_malformed_json_is_refused_with_400(client):
     refused(post(client, b'{"v": 1, "kind": "batch", '), 400, "body is not valid JSON")
 
 
+def test_json_nested_beyond_reading_is_refused_with_400(client):
+    refused(post(client, b"[" * 100_000 + b"]" * 100_000), 400, "body nests deeper than a JSON reader can follow")
+
+
 def test_json_that_is_not_an_envelope_is_refused_with_400(client):
     refused(post(client, b'"hello"'), 400, "body must be one envelope (a JSON object) or a non-empty list")
     refused(post(client, b"[]"), 400, "non-empty list of envelopes")

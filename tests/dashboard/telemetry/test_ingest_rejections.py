@@ -74,8 +74,8 @@ def test_replayed_sequence_number_with_different_content_is_rejected():
 def test_malformed_body_is_rejected_naming_each_missing_field():
     node = register("node-a")
     message = envelope(node, {"run": "r"})
-    rejected_with(ingest.ingest_batch(message), "stream: missing; expected a non-empty string of at most 200 characters; "
-                                                "seq: missing; expected a non-negative integer")
+    rejected_with(ingest.ingest_batch(message), "stream: missing; expected a non-empty string of at most 64 characters; "
+                                                "seq: missing; expected a non-negative integer below 2**63")
 
 
 @pytest.mark.parametrize(("kind", "payload", "words"), [
@@ -83,7 +83,7 @@ def test_malformed_body_is_rejected_naming_each_missing_field():
      "tags[1]: expected a non-empty string of at most 64 characters, got ''"),
     ("open_run", {"run": "r", "stream": "s", "started_ms": -1}, "started_ms: expected a Unix time in milliseconds"),
     ("close_run", {"run": "r", "stream": "s", "ended_ms": T0_MS, "last_seq": "7"},
-     "last_seq: expected a non-negative integer, or null, got '7'"),
+     "last_seq: expected a non-negative integer below 2**63, or null, got '7'"),
     ("batch", {**batch_payload([gpu_entry("GPU-1", [T0_MS], [1])]), "events": [{"t_ms": T0_MS, "kind": "x", "a": [1]}]},
      "events[0].a: expected a string of at most 200 characters or a finite number"),
 ])

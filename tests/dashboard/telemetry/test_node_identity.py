@@ -258,6 +258,12 @@ def test_every_refusal_is_recorded_with_its_reason_code():
         assert ingest.ingest_batch(message).status == "rejected", code
         assert Rejection.objects.order_by("-pk").first().reason_code == code, code
         assert Rejection.objects.count() == before + 1
+    # An impossible counter step is recorded too, with the batch it came in stored.
+    jump = seal("batch", node.name, batch_payload(
+        [gpu_entry("GPU-1", [T0_MS + 1000, T0_MS + 1100], [1_300_000, 10**15], prev=(T0_MS + 900, 1_270_000))],
+        seq=1), node.token)
+    assert ingest.ingest_batch(jump).status == "stored"
+    assert Rejection.objects.order_by("-pk").first().reason_code == Code.IMPLAUSIBLE
     revoke_enrolment_token(EnrolmentToken.objects.get())
     ingest.ingest_batch(simple_batch(as_host(enrol, "gpu-09")))
     assert Rejection.objects.order_by("-pk").first().reason_code == Code.REVOKED

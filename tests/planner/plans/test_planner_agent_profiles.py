@@ -107,6 +107,8 @@ def test_a_tampered_profile_is_rejected():
     ({"gpu_name": "x" * 201}, "gpu_name: expected a non-empty string of at most 200 characters, or null"),
     ({"recorded_ms": "yesterday"}, "recorded_ms: expected a Unix time in milliseconds"),
     ({"recorded_ms": T0_MS * 10}, "recorded_ms lies in the future"),
+    ({"csv": GPT3_CSV + "\x00"}, "csv: contains a NUL character"),  # no text column holds one
+    ({"name": "profile\x00"}, "name: contains a NUL character"),
 ])
 def test_a_bad_profile_message_is_rejected_naming_the_problem(changes, words):
     node = register("gpu-node-01", "vision")
