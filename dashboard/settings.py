@@ -117,6 +117,8 @@ if not AXES_LOCKOUT_PARAMETERS or not set().union(*AXES_LOCKOUT_PARAMETERS) <= _
     raise ImproperlyConfigured(f"WATTWISE_LOGIN_LOCKOUT_BY: use {', '.join(sorted(_LOCKOUT_FIELDS))}, joined by + or ,")
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
+# No "AXES: BEGIN …" line on every manage.py command and worker start; lockouts are still logged.
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "runs"
 LOGOUT_REDIRECT_URL = "login"

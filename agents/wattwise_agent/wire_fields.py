@@ -67,8 +67,6 @@ __all__ = [  # re-exported by wattwise_agent.wire
     "ZONE_PATTERN",
     "BackendName",
     "Component",
-    "WorkCount",
-    "WorkUnit",
     "Count",
     "CsvText",
     "DeviceIndex",
@@ -93,6 +91,8 @@ __all__ = [  # re-exported by wattwise_agent.wire
     "Tag",
     "Text",
     "TimeMs",
+    "WorkCount",
+    "WorkUnit",
     "Zone",
 ]
 
