@@ -16,10 +16,11 @@ from django.template.loader import render_to_string
 
 from dashboard.projects.membership import site_admins
 from dashboard.runs.listing import SORT_KEYS, list_runs
-from dashboard.runs.nodes_page import nodes_page, refused_nodes
+from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_nodes
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
+from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
 from planner.carbon.figures import run_section
 from planner.units import MS_PER_S
@@ -55,6 +56,7 @@ def runs_list(request: HttpRequest) -> HttpResponse:
         request,
         "runs/runs.html",
         {"listing": listing, "page": page, "sort_keys": SORT_KEYS, "refused_nodes": refused_nodes(request.user),
+         "dead_letters": dead_letters_waiting(request.user),
          # No project: the page says who can add them instead of "No runs yet".
          "site_admins": site_admins() if not listing.projects else []},
     )
@@ -78,7 +80,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {"run": run, "figures": page.figures, "run_gpus": page.run_gpus, "node_devices": page.node_devices,
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
-         "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+         "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
+         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S},
     )
 
 
