@@ -136,11 +136,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
+_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # How long an unacknowledged message waits before Redis hands it to another worker: what a worker killed
     # mid-stream delays its prefetched batches by. Longer than a task's database retries
     # (WATTWISE_DB_RETRY_S), so a task still retrying is not handed out twice.
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1),
+    "visibility_timeout": _VISIBILITY_TIMEOUT_S,
+    # kombu looks for such messages every interval × throttle seconds (by default 10 × 10 s): every tenth of the
+    # timeout instead (1 to 10 s), so a dead worker's messages come back within about 1.1 timeouts.
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT_S // 10)),
+    "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"

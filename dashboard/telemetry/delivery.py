@@ -54,7 +54,10 @@ def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]
     Raises ``Reject`` (requeue) when not even the dead letter could be written.
     """
     receive = RECEIVERS[task]
-    close_old_connections()  # a connection that failed in an earlier task is closed here, not reused
+    try:
+        close_old_connections()  # a connection that failed in an earlier task is closed here, not reused
+    except DatabaseError:
+        _close_connections()
     give_up_at = time.monotonic() + settings.WATTWISE_DB_RETRY_S
     wait_s = FIRST_WAIT_S
     while True:
