@@ -9,7 +9,9 @@ reason, or keep it as a dead letter. It is never acknowledged and dropped.
   ``DeadLetter`` with the error, for an admin to see and replay (``replay``).
 * Not even that can be written: the message is rejected back onto the queue, to be tried again.
 
-Tasks a worker runs come here; a task applied eagerly (no broker, or a test) runs as a plain call.
+Tasks a worker runs come here (``run_task``); a task applied eagerly (no broker, or a test) runs as a plain
+call. Each task's receiver is registered by name: telemetry's here, the planner's stage profiles by its app
+(``receives``), so that a dead letter of either kind can be replayed from any process.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from celery import Task
 from celery.exceptions import Reject
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
 from django.utils import timezone
 
-from dashboard.telemetry import ingest
+from dashboard.telemetry import ingest, ingest_memo
 from dashboard.telemetry.admission import Outcome
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import DeadLetter
@@ -46,6 +49,18 @@ RECEIVERS: dict[str, Receive] = {
     TASK_INGEST_BATCH: ingest.ingest_batch,
     TASK_CLOSE_RUN: ingest.close_run,
 }
+
+
+def receives(task: str, receive: Receive) -> None:
+    """Register ``receive`` as what stores (or refuses) the messages of ``task``."""
+    RECEIVERS[task] = receive
+
+
+def run_task(task: Task, name: str, envelope: Any) -> dict[str, Any]:
+    """What a Celery task of agent messages does: ``deliver`` in a worker; a plain call when eager."""
+    if task.request.called_directly or task.request.is_eager:
+        return RECEIVERS[name](envelope, None).as_dict()
+    return deliver(name, envelope, ingest_memo.for_this_worker())
 
 
 def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]:

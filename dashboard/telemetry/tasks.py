@@ -11,29 +11,23 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from dashboard.telemetry import delivery, ingest_memo, liveness
+from dashboard.telemetry import delivery, liveness
 from wattwise_agent.wire import TASK_CLOSE_RUN, TASK_INGEST_BATCH, TASK_OPEN_RUN
-
-
-def _run(task: Task, name: str, envelope: Any) -> dict[str, Any]:
-    if task.request.called_directly or task.request.is_eager:
-        return delivery.RECEIVERS[name](envelope, None).as_dict()
-    return delivery.deliver(name, envelope, ingest_memo.for_this_worker())
 
 
 @shared_task(name=TASK_INGEST_BATCH, bind=True)
 def ingest_batch(self: Task, envelope: Any) -> dict[str, Any]:
-    return _run(self, TASK_INGEST_BATCH, envelope)
+    return delivery.run_task(self, TASK_INGEST_BATCH, envelope)
 
 
 @shared_task(name=TASK_OPEN_RUN, bind=True)
 def open_run(self: Task, envelope: Any) -> dict[str, Any]:
-    return _run(self, TASK_OPEN_RUN, envelope)
+    return delivery.run_task(self, TASK_OPEN_RUN, envelope)
 
 
 @shared_task(name=TASK_CLOSE_RUN, bind=True)
 def close_run(self: Task, envelope: Any) -> dict[str, Any]:
-    return _run(self, TASK_CLOSE_RUN, envelope)
+    return delivery.run_task(self, TASK_CLOSE_RUN, envelope)
 
 
 @shared_task(name="telemetry.mark_silent_runs")
