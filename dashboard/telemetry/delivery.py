@@ -26,7 +26,8 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from dashboard.telemetry import ingest, ingest_memo
@@ -69,10 +70,7 @@ def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]
     Raises ``Reject`` (requeue) when not even the dead letter could be written.
     """
     receive = RECEIVERS[task]
-    try:
-        close_old_connections()  # a connection that failed in an earlier task is closed here, not reused
-    except DatabaseError:
-        _close_connections()
+    _close_failed_connections()
     give_up_at = time.monotonic() + settings.WATTWISE_DB_RETRY_S
     wait_s = FIRST_WAIT_S
     while True:
@@ -126,11 +124,26 @@ def replay(letter: DeadLetter) -> str:
     return said
 
 
+def _close_failed_connections() -> None:
+    """Close this thread's connections that failed in an earlier task (or outlived CONN_MAX_AGE), not reused."""
+    for connection in _outside_transactions():
+        try:
+            connection.close_if_unusable_or_obsolete()
+        except DatabaseError:
+            connection.close()
+
+
 def _close_connections() -> None:
     """Close this thread's database connections, dead or alive: the next query opens a fresh one."""
-    for connection in connections.all(initialized_only=True):
+    for connection in _outside_transactions():
         with contextlib.suppress(DatabaseError):  # it was dead already
             connection.close()
+
+
+def _outside_transactions() -> list[BaseDatabaseWrapper]:
+    """This thread's open connections, less any inside a transaction (a caller's, e.g. a test's), which
+    only that caller may end."""
+    return [c for c in connections.all(initialized_only=True) if not c.in_atomic_block]
 
 
 def _storable(text: str) -> str:

@@ -1,7 +1,7 @@
 """Faults under a live agent: a PostgreSQL and a Redis of the test's own are restarted, the worker and the agent
 are killed with SIGKILL, while a simulated agent streams in real time to a supervised worker. After each, the
-run holds exactly what the simulator measured (samples and per-GPU energy within 1e-6 of its truth), or it
-says exactly what is missing: only what the killed agent had not yet sent.
+run holds exactly what the simulator measured (samples, and per-GPU energy within 1e-6 of its truth or the
+counter's 1 mJ resolution), or it says exactly what is missing: only what the killed agent had not yet sent.
 
 kombu 5.7 (the Redis transport) can end the worker when Redis restarts: closing the lost connection, the
 consumer restores unacknowledged messages on a connection whose client is already gone and raises
@@ -58,6 +58,10 @@ GPUS = 2
 WINDOW_S = 1
 SILENT_AFTER_S = 3
 CATCH_UP_S = 120  # the most any scenario waits for the worker to store what was sent
+# Within 1e-6 of the simulator's truth, or of the counter's resolution where that is coarser: its readings are
+# whole mJ (each difference within 1 mJ of the truth) and the agent's exit line rounds the truth to 1 mJ; a
+# GPU's few hundred joules over a short run put 1e-6 below that.
+ENERGY_J = {"rel": 1e-6, "abs": 2e-3}
 
 
 @dataclass
@@ -147,7 +151,7 @@ def assert_stored_exactly(line: dict[str, Any]) -> None:
     stored = dict(RunGpu.objects.filter(run=run).values_list("gpu__uuid", "energy_j"))
     assert set(stored) == set(line["true_energy_j"])
     for uuid, truth_j in line["true_energy_j"].items():
-        assert stored[uuid] == pytest.approx(truth_j, rel=1e-6), uuid
+        assert stored[uuid] == pytest.approx(truth_j, **ENERGY_J), uuid
     assert not Rejection.objects.exists()
     assert not DeadLetter.objects.exists()
 
@@ -232,7 +236,7 @@ def test_an_agent_killed_with_sigkill_leaves_an_interrupted_run_missing_only_its
     assert stream.batches_stored == stream.last_seq + 1
     for run_gpu in RunGpu.objects.filter(run=run).select_related("gpu"):
         expected = simulator_energy_j(node.name, 5, run_gpu.gpu.uuid, run_gpu.first_ms, run_gpu.last_ms)
-        assert run_gpu.energy_j == pytest.approx(expected, rel=1e-6), run_gpu.gpu.uuid
+        assert run_gpu.energy_j == pytest.approx(expected, **ENERGY_J), run_gpu.gpu.uuid
         # What is missing lies after its last stored reading: the window it was filling and any batch not yet
         # published (a generous bound: the point is that nothing before is missing).
         assert killed_ms - run_gpu.last_ms < 10 * WINDOW_S * 1000
