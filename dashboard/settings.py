@@ -183,9 +183,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
+_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # How long an unacknowledged message waits before Redis hands it to another worker.
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    # How long an unacknowledged message waits before Redis hands it to another worker: what a worker killed
+    # mid-stream delays its prefetched batches by. Longer than a task's database retries
+    # (WATTWISE_DB_RETRY_S), so a task still retrying is not handed out twice.
+    "visibility_timeout": _VISIBILITY_TIMEOUT_S,
+    # kombu looks for such messages every interval × throttle seconds (by default 10 × 10 s): every tenth of the
+    # timeout instead (1 to 10 s), so a dead worker's messages come back within about 1.1 timeouts.
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT_S // 10)),
+    "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # On Redis, kombu's transport with a size check (dashboard/broker.py): a message above this is refused before it
@@ -203,9 +210,18 @@ CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=nam
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the database connection after every task unless told to reuse it; a new
 # PostgreSQL connection per batch costs more than writing the batch. Reuse it for this many tasks.
+# A connection the database dropped (a restart) is closed and reopened by the ingest tasks themselves
+# (dashboard.telemetry.delivery), which Celery's reuse would otherwise keep for good.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 
 # --- Wattwise -----------------------------------------------------------------------------------
+# How long an ingest task keeps retrying while the database is unreachable (0.5 s doubling to 8 s between
+# tries) before it keeps the message as a dead letter; if even that cannot be written, the message goes back
+# on the queue. Keep it under CELERY_VISIBILITY_TIMEOUT.
+WATTWISE_DB_RETRY_S = env_float("WATTWISE_DB_RETRY_S", 90.0, minimum=0.0)
+# A running run none of whose agents has sent anything for this long is marked interrupted (a killed agent,
+# a lost node); it runs again when a batch arrives. Checked by the beat task telemetry.mark_silent_runs.
+WATTWISE_SILENT_AFTER_S = env_float("WATTWISE_SILENT_AFTER_S", 600.0, minimum=1.0)
 # Batches whose samples lie further than this in the future are rejected (a clock gone wrong).
 WATTWISE_MAX_FUTURE_S = env_float("WATTWISE_MAX_FUTURE_S", 300.0, minimum=0.0)
 # A counter interval above twice this power (over the interval plus 1 s) counts 0 J and is recorded as
@@ -246,6 +262,8 @@ CELERY_BEAT_SCHEDULE = {
     "carbon-poll-providers": {"task": "carbon.poll_providers", "schedule": float(WATTWISE_CARBON_POLL_S)},
     # Catches up on figures flagged stale whose queued recompute was lost (broker down at the time).
     "carbon-recompute-stale": {"task": "carbon.recompute_stale", "schedule": 900.0},
+    "telemetry-mark-silent-runs": {"task": "telemetry.mark_silent_runs",
+                                   "schedule": min(60.0, WATTWISE_SILENT_AFTER_S / 2)},
 }
 
 LOGGING = {

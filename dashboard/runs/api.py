@@ -28,6 +28,7 @@ from dashboard.runs.schemas import (
     SamplePageOut,
 )
 from dashboard.runs.summaries import run_figures, with_totals
+from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
 from dashboard.web.api_params import (
     ERRORS,
@@ -82,7 +83,7 @@ def get_project(request: ApiRequest, project_id: ProjectId) -> Any:
 
 class RunFilters(FilterSchema):
     project_id: int | None = Field(None, ge=1, le=MAX_ID, description="only runs of this project")
-    status: Annotated[Run.Status, one_of(Run.Status)] | None = Field(None, description="only running or finished runs")
+    status: Annotated[Run.Status, one_of(Run.Status)] | None = Field(None, description="only runs of this status (running, finished, interrupted)")
     tag: Annotated[str | None, FilterLookup("tags__name")] = Field(
         None, max_length=64, pattern=SAFE_TEXT, description="only runs carrying this tag"
     )
@@ -151,6 +152,7 @@ def get_run(request: ApiRequest, run_id: RunId) -> Any:
             facility_energy_kwh=carbon.totals.facility_energy_kwh, pue=carbon.totals.pue,
             computed_at=carbon.totals.computed_at, stale=not carbon.current,
         ),
+        "completeness": run_completeness(run).as_json(),
     }
 
 

@@ -17,7 +17,7 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from dashboard.projects.models import Project, Visitor
-from dashboard.telemetry.models import EnrolmentToken, Node, Rejection
+from dashboard.telemetry.models import DeadLetter, EnrolmentToken, Node, Rejection
 
 RECENT = timedelta(hours=1)
 """How far back refused messages count as recent (the nodes page, the runs list's warning)."""
@@ -125,3 +125,10 @@ def refused_nodes(user: Visitor, *, now: datetime | None = None) -> int:
         Rejection.objects.filter(received_at__gte=since, node__in=Node.objects.for_user(user))
         .order_by().values("node_id").distinct().count()
     )
+
+
+def dead_letters_waiting(user: Visitor) -> int:
+    """Messages kept as dead letters and not replayed, for staff (the admin replays them); 0 for others."""
+    if not getattr(user, "is_staff", False):
+        return 0
+    return DeadLetter.objects.filter(replayed_at__isnull=True).count()

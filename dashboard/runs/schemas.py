@@ -51,7 +51,7 @@ class RunOut(Schema):
     name: str
     project_id: int
     project: str
-    status: str = Field(description="running or finished")
+    status: str = Field(description="running, finished, or interrupted (its agents went silent without closing)")
     simulated: bool
     tags: list[str]
     started_at: datetime | None
@@ -62,6 +62,30 @@ class RunOut(Schema):
                                         "the agent read RAPL, CPU packages and DRAM")
     duration_s: float = Field(description="first reading of any device to the last reading of any device")
     mean_power_w: float = Field(description="energy over duration: the run's mean total draw")
+
+
+class StreamCompletenessOut(Schema):
+    """One agent session's part of a run: what it declared when it closed against what is stored."""
+
+    node: str
+    stream: str = Field(description="the agent session's id")
+    closed: bool = Field(description="the session sent close_run")
+    complete: bool = Field(description="closed, every batch stored and as many samples as it declared")
+    samples_declared: int | None = Field(description="samples the session said it sent; null until it closed")
+    samples_stored: int
+    batches_stored: int
+    last_seq: int | None = Field(description="its last batch number: declared when closed, else the highest stored")
+    missing_seqs: list[list[int]] = Field(description="inclusive [first, last] ranges of batch numbers not stored")
+
+
+class CompletenessOut(Schema):
+    """Whether the run holds every sample its agents sent."""
+
+    complete: bool = Field(description="every session closed and nothing it sent is missing")
+    samples_declared: int | None = Field(description="samples every session declared; null while one is open")
+    samples_stored: int
+    batches_missing: int
+    streams: list[StreamCompletenessOut]
 
 
 class RunDetail(RunOut):
@@ -76,6 +100,7 @@ class RunDetail(RunOut):
     nodes: list[NodeTotals]
     components: list[ComponentEnergy] = Field(description="energy by component, GPU first")
     carbon: RunCarbonFigures | None = Field(description="stored emissions, null until first computed")
+    completeness: CompletenessOut = Field(description="samples declared by the agents against those stored")
 
 
 class RunGpuOut(Schema):

@@ -18,10 +18,11 @@ from django.views.decorators.http import require_POST
 
 from dashboard.projects.membership import site_admins
 from dashboard.runs.listing import SORT_KEYS, list_runs
-from dashboard.runs.nodes_page import nodes_page, refused_nodes
+from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_nodes
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
+from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
 from dashboard.telemetry.work import (
     MAX_AMOUNT,
@@ -66,7 +67,8 @@ def runs_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "runs/runs.html",
-        {"listing": listing, "page": page, "rows": _with_work(list(page.object_list)), "sort_keys": SORT_KEYS, "refused_nodes": refused_nodes(request.user),
+        {"listing": listing, "page": page, "rows": _with_work(list(page.object_list)), "sort_keys": SORT_KEYS,
+         "refused_nodes": refused_nodes(request.user), "dead_letters": dead_letters_waiting(request.user),
          # No project: the page says who can add them instead of "No runs yet".
          "site_admins": site_admins() if not listing.projects else []},
     )
@@ -101,10 +103,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "runs/run.html",
-        {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus, "node_devices": page.node_devices,
+        {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus,
+         "node_devices": page.node_devices,
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
-         "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+         "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
+         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S},
     )
 
 

@@ -2,7 +2,18 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from dashboard.telemetry.models import EnrolmentToken, Gpu, Node, Rejection, Run, RunGpu, RunNode, RunTag
+from dashboard.telemetry.delivery import replay
+from dashboard.telemetry.models import (
+    DeadLetter,
+    EnrolmentToken,
+    Gpu,
+    Node,
+    Rejection,
+    Run,
+    RunGpu,
+    RunNode,
+    RunTag,
+)
 from dashboard.telemetry.nodes import revoke_enrolment_token
 
 
@@ -85,3 +96,22 @@ class RejectionAdmin(admin.ModelAdmin):
     list_filter = ["reason_code", "kind"]
     search_fields = ["node_name", "key_id", "reason"]
     readonly_fields = ["received_at", "kind", "reason_code", "node_name", "key_id", "node", "reason", "size_bytes"]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """Messages a worker could neither store nor refuse, kept whole; replay them once the cause is fixed."""
+
+    list_display = ["created_at", "task", "node_name", "error", "replayed_at", "replay_outcome"]
+    list_filter = ["task", ("replayed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["node_name", "error"]
+    readonly_fields = ["created_at", "task", "node_name", "envelope_json", "error", "replayed_at", "replay_outcome"]
+    actions = ["replay_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Replay the selected messages (store them now, or record why not)")
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        said = [f"{letter.pk}: {replay(letter)}" for letter in queryset.order_by("created_at")]
+        self.message_user(request, f"replayed {len(said)} message(s): " + "; ".join(said), messages.INFO)

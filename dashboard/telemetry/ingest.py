@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import DataError, IntegrityError, transaction
 
-from dashboard.telemetry import batch_store
+from dashboard.telemetry import batch_store, liveness
 from dashboard.telemetry.admission import (
     Outcome,
     Rejected,
@@ -50,6 +50,11 @@ def open_run(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
             message = parse(OpenRun, payload)
         with transaction.atomic():
             run = _locked_run(node, message.run, simulated=message.simulated)
+            if RunNode.objects.filter(run=run, node=node, stream=message.stream, closed_at__isnull=False).exists():
+                # A late redelivery (a worker killed before acknowledging it): the session is over, and
+                # opening it again would leave the run running forever.
+                return Outcome(Status.DUPLICATE, f"session {message.stream} of run {message.run!r} already closed",
+                               run_id=run.pk)
             started = ms_to_datetime(message.started_ms)
             run.status = Run.Status.RUNNING
             run.started_at = min(run.started_at, started) if run.started_at else started
@@ -114,12 +119,15 @@ def ingest_batch(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
     """
     try:
         try:
-            return _receive_batch(envelope, memo)
+            outcome = _receive_batch(envelope, memo)
         except IntegrityError:
             # Most likely an id this process remembered whose row is gone: forget everything, once more afresh.
             if memo is not None:
                 memo.forget()
-            return _receive_batch(envelope, memo)
+            outcome = _receive_batch(envelope, memo)
+        if outcome.status == Status.STORED and outcome.run_id is not None:
+            liveness.resume(outcome.run_id)
+        return outcome
     except (Rejected, WireError) as exc:
         return record_rejection(KIND_BATCH, envelope, exc)
     except DataError as exc:

@@ -139,6 +139,9 @@ class Run(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", "running"
         FINISHED = "finished", "finished"
+        # Its agents went silent for WATTWISE_SILENT_AFTER_S without closing (killed, node lost); a batch
+        # that arrives later makes it running again.
+        INTERRUPTED = "interrupted", "interrupted"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
     name = models.CharField(max_length=200)
@@ -394,3 +397,25 @@ class Rejection(models.Model):
         ordering = ["-received_at"]
         # Pages and the runs list ask for the last hour's rejections.
         indexes = [models.Index(fields=["received_at"], name="rejection_received")]
+
+
+class DeadLetter(models.Model):
+    """An agent message a worker could neither store nor refuse (the database stayed unreachable past the
+    retries, or an error no check foresaw), kept whole so an admin can replay it once the cause is fixed
+    (the admin's Replay action, ``manage.py replay_dead_letters``). See ``dashboard.telemetry.delivery``."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    task = models.CharField(max_length=64)  # the task that took it, e.g. wattwise.ingest_batch
+    node_name = models.CharField(max_length=200, blank=True)  # the name the envelope claimed, if any
+    # The envelope as JSON text with every non-ASCII character escaped: whatever it holds (a NUL, a lone
+    # surrogate) can be stored, and json.loads gives back exactly what the worker received.
+    envelope_json = models.TextField()
+    error = models.TextField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replay_outcome = models.TextField(blank=True)  # what the last replay did (stored, rejected, failed again)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task} from {self.node_name or '?'} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -4,16 +4,18 @@
   (:func:`planner.plans.planning.solve_job`); a job already solved is left alone, so a repeated delivery is
   harmless, and a worker killed mid-solve leaves the message on the broker (late ack) for another one.
 * ``wattwise.stage_profile`` (queue ``telemetry``, published by agents): store a recorded stage profile
-  in the node's project (:func:`planner.plans.profiles.receive_stage_profile`).
+  in the node's project (:func:`planner.plans.profiles.receive_stage_profile`), through telemetry's delivery
+  (database retries, dead letters).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
-from planner.plans import planning, profiles
+from dashboard.telemetry import delivery
+from planner.plans import planning
 from wattwise_agent.wire import TASK_STAGE_PROFILE
 
 TASK_SOLVE_FRONTIER = "planner.solve_frontier"
@@ -24,6 +26,7 @@ def solve_frontier(job_id: int) -> dict[str, Any]:
     return {"job": job_id, "status": planning.solve_job(job_id)}
 
 
-@shared_task(name=TASK_STAGE_PROFILE)
-def stage_profile(envelope: Any) -> dict[str, Any]:
-    return profiles.receive_stage_profile(envelope).as_dict()
+@shared_task(name=TASK_STAGE_PROFILE, bind=True)
+def stage_profile(self: Task, envelope: Any) -> dict[str, Any]:
+    # In a worker: database retries and dead letters (dashboard.telemetry.delivery; the app registers the receiver).
+    return delivery.run_task(self, TASK_STAGE_PROFILE, envelope)

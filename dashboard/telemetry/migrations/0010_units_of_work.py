@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('telemetry', '0008_implausible_interval'),
+        ('telemetry', '0009_dead_letter_run_interrupted'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

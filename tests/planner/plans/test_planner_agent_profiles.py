@@ -3,6 +3,7 @@ exactly once; anything bad is refused with the reason recorded and nothing store
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -157,3 +158,18 @@ def test_a_refused_profile_is_recorded_with_its_reason_code_and_node(changes, co
     receive_stage_profile(envelope(node, payload(**changes), kind="stage_profile"))
     rejection = Rejection.objects.get()
     assert (rejection.reason_code, rejection.node.name) == (code, "gpu-node-01")
+
+
+def test_a_profile_kept_as_a_dead_letter_is_stored_when_replayed():
+    """A worker that could not store a profile keeps it (dashboard.telemetry.delivery); the planner's app says
+    what receives it, so the replay command stores it like the task would have."""
+    from django.core.management import call_command
+
+    from dashboard.telemetry.models import DeadLetter
+
+    node = register("gpu-node-01", "vision")
+    DeadLetter.objects.create(task=TASK_STAGE_PROFILE, node_name=node.name, error="OperationalError: test",
+                              envelope_json=json.dumps(envelope(node, payload(), kind="stage_profile")))
+    call_command("replay_dead_letters", stdout=io.StringIO(), stderr=io.StringIO())
+    assert StageProfile.objects.get().name == "gpt3 8-stage"
+    assert DeadLetter.objects.get().replay_outcome.startswith("stored")

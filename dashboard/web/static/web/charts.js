@@ -70,7 +70,9 @@
           if (empty) { empty.hidden = !payload.empty; }
           if (stamp) { stamp.textContent = "Updated " + new Date().toISOString().slice(11, 19) + " UTC"; }
           live.dataset.updates = String((parseInt(live.dataset.updates, 10) || 0) + 1);
-          if (payload.status !== "running") { stop("The run has finished: these are its final figures."); }
+          if (payload.status === "interrupted") {
+            stop("Its agents went silent without closing: the run is interrupted. Reload to see whether it resumed.");
+          } else if (payload.status !== "running") { stop("The run has finished: these are its final figures."); }
         })
         .catch(function () { /* a dropped poll is retried on the next tick */ })
         .then(function () { busy = false; });
