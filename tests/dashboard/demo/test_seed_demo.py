@@ -25,7 +25,7 @@ def seed() -> str:
 def test_seed_demo_streams_every_run_with_an_estimated_gpu_and_a_counter_reset_and_prints_a_working_login():
     output = seed()
     assert f"user {demo.DEMO_USER!r}, password {demo.DEMO_PASSWORD!r}" in output
-    assert authenticate(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD) is not None
+    assert authenticate(HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD) is not None
     # The demo login manages the demo project's members (its members page), as its admin.
     assert Membership.objects.get(user__username=demo.DEMO_USER, project__name=demo.DEMO_PROJECT).role == "admin"
     assert set(Run.objects.values_list("name", flat=True)) == {d.name for d in demo.DEMO_RUNS}
@@ -53,9 +53,9 @@ def test_seeding_again_keeps_a_signed_in_browser_signed_in_and_a_changed_passwor
     assert client.get("/runs/").status_code == 200
     seed()  # `make run` again
     assert client.get("/runs/").status_code == 200  # not redirected to the login page
-    user = authenticate(username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
+    user = authenticate(HttpRequest(), username=demo.DEMO_USER, password=demo.DEMO_PASSWORD)
     user.set_password("mine now")
     user.save()
     output = seed()
-    assert authenticate(username=demo.DEMO_USER, password="mine now") is not None
+    assert authenticate(HttpRequest(), username=demo.DEMO_USER, password="mine now") is not None
     assert "with the password you gave it" in output and demo.DEMO_PASSWORD not in output

@@ -202,9 +202,12 @@ def totals() -> tuple[Any, ...]:
     per_gpu = RunGpu.objects.values("run__name").annotate(energy_j=Sum("energy_j"), samples=Sum("samples"))
     per_minute = GpuMinute.objects.values("run_gpu__run__name").annotate(energy_j=Sum("energy_j"),
                                                                          samples=Sum("samples"))
+    # SUM over float rows depends on the order PostgreSQL reads them in (833.626 or 833.6260000000001):
+    # compared to a microjoule, far below the counters' millijoule.
     return (
-        sorted(per_gpu.values_list("run__name", "energy_j", "samples")),
-        sorted(per_minute.values_list("run_gpu__run__name", "energy_j", "samples")),
+        sorted((run, round(energy_j, 6), n) for run, energy_j, n in per_gpu.values_list("run__name", "energy_j", "samples")),
+        sorted((run, round(energy_j, 6), n)
+               for run, energy_j, n in per_minute.values_list("run_gpu__run__name", "energy_j", "samples")),
         BatchReceipt.objects.count(), RunEvent.objects.count(),
     )
 
