@@ -153,11 +153,14 @@ BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", BEHIND_TLS_PROXY)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Plain HTTP is redirected to HTTPS, except the health check (probed inside the compose network) and agents'
-# ingest: an agent's envelope carries no secret (it is signed, its token never travels), and a redirect
-# would come after the body was sent anyway; the compose file's demo agent posts to http://web:8000.
+# Plain HTTP is redirected to HTTPS, except the health check (probed inside the compose network), agents'
+# ingest (an agent's envelope carries no secret: it is signed, its token never travels; a redirect would
+# come after the body was sent anyway; the compose file's demo agent posts to http://web:8000) and /metrics,
+# which the compose file's Prometheus scrapes at http://web:8000 on the compose network (a redirect there
+# would leave every scrape down). Keep the web port on this host (WATTWISE_HTTP_PORT) so no scraper's token
+# crosses a network in clear.
 SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/ingest$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/ingest$", r"^metrics$"]
 # Browsers then keep to HTTPS for this long (a year), for every subdomain, and may be preloaded with it.
 SECURE_HSTS_SECONDS = env_int("WATTWISE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if BEHIND_TLS_PROXY else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WATTWISE_HSTS_INCLUDE_SUBDOMAINS", True)

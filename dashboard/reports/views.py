@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 
 from dashboard.projects.models import Project
 from dashboard.reports.model_card import NotReady, model_card_yaml
@@ -31,7 +32,8 @@ def run_model_card(request: HttpRequest, pk: int) -> HttpResponse:
     except NotReady as error:
         return _text(f"{error}\n", status=409)
     response = _text(body, content_type="application/yaml; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{run.project.name}-{run.name}-model-card.yaml"'
+    filename = f"{run.project.name}-{run.name}-model-card.yaml"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
 
 
@@ -49,7 +51,8 @@ def project_report(request: HttpRequest, pk: int) -> HttpResponse:
     if fmt in DOWNLOADS:
         render_as, content_type, suffix = DOWNLOADS[fmt]
         response = _text(render_as(report), content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{project.name}-report-{period.slug}.{suffix}"'
+        filename = f"{project.name}-report-{period.slug}.{suffix}"
+        response["Content-Disposition"] = content_disposition_header(True, filename)
         return response
     query = urlencode({"period": "custom", "from": period.first, "to": period.last} if period.kind == "custom"
                       else {"period": period.label})

@@ -119,10 +119,14 @@ def nodes_page(user: Visitor, *, project: str = "", now: datetime | None = None)
 
 
 def refused_nodes(user: Visitor, *, now: datetime | None = None) -> int:
-    """How many nodes of the user's projects had messages refused lately (for the runs list's warning)."""
+    """How many nodes of the user's projects had messages refused lately (for the runs list's warning).
+
+    Implausible readings are not refusals of data: their batch was stored, the interval counted 0 J; the
+    nodes page lists them, but they do not make the banner say data is not being stored."""
     since = (now or timezone.now()) - RECENT
     return (
         Rejection.objects.filter(received_at__gte=since, node__in=Node.objects.for_user(user))
+        .exclude(reason_code=Rejection.Code.IMPLAUSIBLE)
         .order_by().values("node_id").distinct().count()
     )
 

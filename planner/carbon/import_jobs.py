@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -92,9 +94,47 @@ class ProgressWriter:
             self.side = None
 
 
+# The advisory-lock class of import jobs (``pg_try_advisory_lock(class, job id)``): "WI".
+JOB_LOCK_CLASS = 0x5749
+
+
+@contextmanager
+def claimed(job_id: int) -> Iterator[bool]:
+    """Whether this delivery may import the job. The broker hands an unacknowledged message out again once
+    its visibility timeout passes, even while the first worker is still importing a large file; that copy
+    must leave the job alone. A session advisory lock on PostgreSQL: released when the import ends, or when
+    a dead worker's connection closes, so a redelivery after a crash still imports. (SQLite runs tasks in
+    process: one delivery each.)"""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = [JOB_LOCK_CLASS, job_id & 0x7FFFFFFF]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        mine = bool(cursor.fetchone()[0])
+    try:
+        yield mine
+    finally:
+        if mine:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+            except DatabaseError:  # a broken connection took the lock with it
+                log.warning("could not release the lock of import job %s", job_id, exc_info=True)
+
+
 def run_job(job_id: int) -> dict[str, Any]:
     """Import a job's file (a job that already ended is left alone; one redelivered after its worker died
-    starts again, since its transaction was rolled back)."""
+    starts again, since its transaction was rolled back; one redelivered while another worker imports it
+    is left to that worker)."""
+    with claimed(job_id) as mine:
+        if not mine:
+            log.info("import job %s is being imported by another worker; this delivery leaves it", job_id)
+            return {"job": job_id, "state": "importing elsewhere"}
+        return _run_claimed(job_id)
+
+
+def _run_claimed(job_id: int) -> dict[str, Any]:
     job = ImportJob.objects.filter(
         pk=job_id, state__in=[ImportJob.State.QUEUED, ImportJob.State.RUNNING]
     ).select_related("project", "requested_by").first()

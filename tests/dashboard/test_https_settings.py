@@ -24,6 +24,7 @@ REQUESTS = [
     ("page over https", "get", "/accounts/login/", True),
     ("health over http", "get", "/healthz", False),
     ("ingest over http", "get", "/api/ingest", False),
+    ("metrics over http", "get", "/metrics", False),
 ]
 _ANSWERS = """
 import json, sys, django
@@ -72,9 +73,11 @@ def test_behind_a_tls_proxy_http_is_redirected_and_https_gets_hsts_and_secure_co
     assert page["status"] == 200
     assert page["headers"]["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
     assert page["cookies"]["csrftoken"]["secure"] is True
-    # Inside the compose network: the health check and the demo agent's ingest stay on plain HTTP.
+    # Inside the compose network: the health check, the demo agent's ingest and Prometheus' scrape of
+    # http://web:8000/metrics stay on plain HTTP.
     assert got["health over http"]["status"] == 200
     assert got["ingest over http"]["status"] == 405  # answered by the ingest view: a POST is expected
+    assert got["metrics over http"]["status"] == 401  # answered by the metrics view: a token is needed
 
 
 def test_hsts_length_comes_from_the_environment():

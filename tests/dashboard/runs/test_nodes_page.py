@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dashboard.runs.nodes_page import nodes_page, refused_nodes
 from dashboard.telemetry import ingest
-from dashboard.telemetry.models import Rejection
+from dashboard.telemetry.models import Node, Rejection
 from dashboard.telemetry.nodes import create_enrolment_token, revoke_enrolment_token
 from tests.factories import RegisteredNode, member, register, simple_batch
 
@@ -91,3 +91,16 @@ def test_the_runs_list_warns_of_refused_nodes_and_links_to_the_nodes_page(client
 def test_the_nodes_page_needs_a_login(client):
     response = client.get(reverse("nodes"))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_an_implausible_reading_is_listed_but_does_not_say_data_is_not_stored(ana):
+    """Its batch was stored (the interval counted 0 J): the nodes page lists it, the runs list's banner,
+    which says a node's data is not being stored, does not count it."""
+    glitching = register("gpu-03", "vision")
+    ingest.ingest_batch(simple_batch(glitching))
+    node = Node.objects.get(name=glitching.name)
+    Rejection.objects.create(kind=Rejection.Kind.BATCH, reason_code=Rejection.Code.IMPLAUSIBLE, node=node,
+                             node_name=node.name, reason="implausible energy reading (counted 0 J)")
+    [row] = [r for r in nodes_page(ana).projects[0].nodes if r.node.name == "gpu-03"]
+    assert [r.code for r in row.refusals] == ["implausible"]
+    assert refused_nodes(ana) == 0
