@@ -24,8 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "agents"))
+# Run as a script from a checkout: the app's packages (the agent is installed with the app, `make install`).
+# Never agents/ itself: its build metadata there would shadow the installed agent's (tests import this module).
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 MB = 1_000_000
 
