@@ -8,7 +8,8 @@ logged, and no clock-setting call is made. With the argument but without the var
 default clocks, nor changes them on a machine whose owner did not agree.
 
 Every clock locked through a :class:`ClockActuator` (and every power limit set through
-:class:`wattwise_agent.power_guard.PowerLimitActuator`, under the same rule) is reset when it is closed
+:class:`wattwise_agent.power_guard.PowerLimitActuator`, under the same rule; both are a
+:class:`GpuSettingActuator`, which owns this lifecycle) is reset when it is closed
 (its users are context managers), at interpreter exit (``atexit``), and on SIGTERM when the process had
 no SIGTERM handler of its own (one handler resets every armed actuator, then lets SIGTERM end the
 process as it would have). SIGKILL, or a crash of the interpreter itself, cannot be caught: the lock
@@ -101,100 +102,97 @@ class ExitResets:
 EXIT_RESETS = ExitResets()
 
 
-class ClockActuator:
-    """Sets one SM clock on a stage's GPUs, only when it changes; records everything; resets on exit.
+class GpuSettingActuator:
+    """The lifecycle of one GPU setting (an SM clock, a power limit) shared by every actuator.
 
-    ``clocks`` is the hardware edge (None where the backend has none: then only a dry run is possible).
-    Thread-safe: the plan client sets clocks from a helper thread while the training thread may close.
+    It owns the rule (dry run, the two opt-ins), the lock, the record of changes (``requested``,
+    ``applied``), setting a value only when it changes, restoring the default after a failed change, the
+    idempotent ``reset``, ``close``, and the reset at exit and on SIGTERM (``EXIT_RESETS``, armed when a
+    real, not dry, actuator is made, on the creating, usually main, thread: signal handlers can only be set
+    there). A subclass supplies only the hardware calls (:meth:`_apply`, :meth:`_restore`), its description
+    and the words of its messages. Thread-safe: the plan client sets clocks from a helper thread while the
+    training thread may close.
     """
 
-    def __init__(
-        self,
-        clocks: GpuClocks | None,
-        *,
-        allow_clock_changes: bool = False,
-        environ: Mapping[str, str] | None = None,
-        handle_sigterm: bool = True,
-    ) -> None:
+    #: Words for messages, set by each subclass.
+    name = "GPU setting"  # "the {name} actuator is closed"
+    changed = "set the GPU setting of {gpus} to {value}"  # "dry run: would {changed}" / "{changed}"
+    restored = "restored the default GPU setting of {gpus}"
+    exit_failure = "could not restore the default GPU setting at exit"
+    failure_reset_failure = "after a failed change, restoring the default failed too"
+
+    def __init__(self, control: object | None, *, allow_clock_changes: bool, environ: Mapping[str, str] | None,
+                 handle_sigterm: bool, no_control: str) -> None:
         self.dry_run = not clock_changes_permitted(allow_clock_changes, environ)
-        if not self.dry_run and clocks is None:
-            raise ClockChangesRefused("this GPU backend has no clock control (the simulator changes no clocks): use "
-                                      "the nvml or emulated backend, or a dry run")
-        self._clocks = clocks
-        self._handle_sigterm = handle_sigterm
+        if not self.dry_run and control is None:
+            raise ClockChangesRefused(no_control)
         self._lock = threading.RLock()
-        self._current_mhz: int | None = None
-        self._locked = False
+        self._current: int | None = None
+        self._changed = False  # a real change may be in force: reset() has something to restore
         self._closed = False
-        self.requested_mhz: list[int] = []  # every change asked for, in order (what a dry run would have set)
-        self.applied_mhz: list[int] = []  # values really locked (always empty in a dry run)
+        self.requested: list[int] = []  # every change asked for, in order (what a dry run would have set)
+        self.applied: list[int] = []  # values really set (always empty in a dry run)
         self.resets = 0
         if not self.dry_run:
-            self._arm_reset()  # now, on the creating (usually main) thread: signal handlers can only be set there
+            EXIT_RESETS.arm(self._reset_at_exit, handle_sigterm=handle_sigterm)
 
     @property
     def description(self) -> str:
-        return self._clocks.description if self._clocks is not None else "no clock control"
+        raise NotImplementedError
 
-    @property
-    def current_mhz(self) -> int | None:
-        """The value last set (or, in a dry run, that would have been set); None: default clocks."""
-        return self._current_mhz
+    def _apply(self, value: int) -> None:
+        """Set ``value`` on every GPU (only called on a real actuator)."""
+        raise NotImplementedError
 
-    def supported_mhz(self) -> list[int] | None:
-        """The supported SM clocks, highest first (reading them changes nothing); None if unknown."""
-        if self._clocks is None:
-            return None
-        return self._clocks.supported_graphics_clocks_mhz()
+    def _restore(self) -> None:
+        """Restore every GPU's default (only called on a real actuator)."""
+        raise NotImplementedError
 
-    def set_mhz(self, freq_mhz: int) -> bool:
-        """Lock the SM clock to ``freq_mhz`` unless it already is; True when it was a change."""
+    def _set(self, value: int) -> bool:
+        """Set ``value`` unless it already is; True when it was a change."""
         with self._lock:
             if self._closed:
-                raise RuntimeError("the clock actuator is closed")
-            if freq_mhz == self._current_mhz:
+                raise RuntimeError(f"the {self.name} actuator is closed")
+            if value == self._current:
                 return False
-            self.requested_mhz.append(freq_mhz)
+            self.requested.append(value)
             if self.dry_run:
-                log.info("dry run: would lock the SM clock of %s to %d MHz", self.description, freq_mhz)
-                self._current_mhz = freq_mhz
+                log.info("dry run: would %s", self.changed.format(gpus=self.description, value=value))
+                self._current = value
                 return True
-            assert self._clocks is not None
-            self._locked = True
+            self._changed = True
             try:
-                self._clocks.lock_graphics_clock(freq_mhz)
+                self._apply(value)
             except BaseException:
-                self._undo_failed_lock()
+                self._undo_failed_change()
                 raise
-            self._current_mhz = freq_mhz
-            self.applied_mhz.append(freq_mhz)
-            log.debug("locked the SM clock of %s to %d MHz", self.description, freq_mhz)
+            self._current = value
+            self.applied.append(value)
+            log.debug("%s", self.changed.format(gpus=self.description, value=value))
             return True
 
-    def _undo_failed_lock(self) -> None:
-        # Some GPUs of the stage may have been locked before one failed: reset them all, best effort.
-        assert self._clocks is not None
-        self._current_mhz = None
+    def _undo_failed_change(self) -> None:
+        # Some GPUs may have changed before one failed: restore them all, best effort.
+        self._current = None
         try:
-            self._clocks.reset_graphics_clock()
+            self._restore()
         except ClockControlError as exc:
-            log.warning("after a failed lock, the reset failed too: %s", exc)
-            # Nothing was ever locked (e.g. no permission at all): nothing to reset at exit either.
-            self._locked = bool(self.applied_mhz)
+            log.warning("%s: %s", self.failure_reset_failure, exc)
+            # Nothing was ever changed (e.g. no permission at all): nothing to reset at exit either.
+            self._changed = bool(self.applied)
             return
-        self._locked = False
+        self._changed = False
 
     def reset(self) -> None:
-        """Give clock control back to the driver if this actuator locked anything (idempotent)."""
+        """Restore the default if this actuator changed anything (idempotent)."""
         with self._lock:
-            self._current_mhz = None
-            if not self._locked:
+            self._current = None
+            if not self._changed:
                 return
-            assert self._clocks is not None
-            self._locked = False
+            self._changed = False
             self.resets += 1
-            self._clocks.reset_graphics_clock()
-            log.info("reset the SM clocks of %s", self.description)
+            self._restore()
+            log.info("%s", self.restored.format(gpus=self.description))
 
     def close(self) -> None:
         """Reset and refuse further changes (idempotent)."""
@@ -206,18 +204,74 @@ class ClockActuator:
                 self.reset()
             finally:
                 if not self.dry_run:
-                    self._disarm_reset()
-
-    # Reset at exit and on SIGTERM: armed when a real (not dry) actuator is made, disarmed by close().
-
-    def _arm_reset(self) -> None:
-        EXIT_RESETS.arm(self._reset_at_exit, handle_sigterm=self._handle_sigterm)
-
-    def _disarm_reset(self) -> None:
-        EXIT_RESETS.disarm(self._reset_at_exit)
+                    EXIT_RESETS.disarm(self._reset_at_exit)
 
     def _reset_at_exit(self) -> None:
         try:
             self.reset()
         except (ClockControlError, OSError) as exc:
-            log.error("could not reset GPU clocks at exit: %s", exc)
+            log.error("%s: %s", self.exit_failure, exc)
+
+
+class ClockActuator(GpuSettingActuator):
+    """Sets one SM clock on a stage's GPUs, only when it changes; records everything; resets on exit.
+
+    ``clocks`` is the hardware edge (None where the backend has none: then only a dry run is possible).
+    """
+
+    name = "clock"
+    changed = "lock the SM clock of {gpus} to {value} MHz"
+    restored = "reset the SM clocks of {gpus}"
+    exit_failure = "could not reset GPU clocks at exit"
+    failure_reset_failure = "after a failed lock, the reset failed too"
+
+    def __init__(
+        self,
+        clocks: GpuClocks | None,
+        *,
+        allow_clock_changes: bool = False,
+        environ: Mapping[str, str] | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        self._clocks = clocks
+        super().__init__(clocks, allow_clock_changes=allow_clock_changes, environ=environ,
+                         handle_sigterm=handle_sigterm,
+                         no_control="this GPU backend has no clock control (the simulator changes no clocks): use "
+                                    "the nvml or emulated backend, or a dry run")
+
+    @property
+    def description(self) -> str:
+        return self._clocks.description if self._clocks is not None else "no clock control"
+
+    @property
+    def requested_mhz(self) -> list[int]:
+        """Every change asked for, in order (what a dry run would have set)."""
+        return self.requested
+
+    @property
+    def applied_mhz(self) -> list[int]:
+        """The clocks really locked (always empty in a dry run)."""
+        return self.applied
+
+    @property
+    def current_mhz(self) -> int | None:
+        """The value last set (or, in a dry run, that would have been set); None: default clocks."""
+        return self._current
+
+    def supported_mhz(self) -> list[int] | None:
+        """The supported SM clocks, highest first (reading them changes nothing); None if unknown."""
+        if self._clocks is None:
+            return None
+        return self._clocks.supported_graphics_clocks_mhz()
+
+    def set_mhz(self, freq_mhz: int) -> bool:
+        """Lock the SM clock to ``freq_mhz`` unless it already is; True when it was a change."""
+        return self._set(freq_mhz)
+
+    def _apply(self, value: int) -> None:
+        assert self._clocks is not None
+        self._clocks.lock_graphics_clock(value)
+
+    def _restore(self) -> None:
+        assert self._clocks is not None
+        self._clocks.reset_graphics_clock()

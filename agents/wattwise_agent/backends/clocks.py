@@ -14,11 +14,14 @@ the process that set it (until reset, or a driver reload), which is why every lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 ERROR_NO_PERMISSION = 4
 ERROR_NOT_SUPPORTED = 3
+LOCKED_CLOCKS = "locked clocks"
+
+T = TypeVar("T")
 
 
 class ClockControlError(RuntimeError):
@@ -46,12 +49,17 @@ class GpuClocks(Protocol):
         ...
 
 
-class NvmlClocks:
-    """:class:`GpuClocks` through NVML, for the handles of an ``NvmlBackend``."""
+class NvmlGpus:
+    """The NVML handles of a set of GPUs, and the two loops every NVML control runs over them.
+
+    :class:`NvmlClocks` and :class:`~wattwise_agent.backends.power_limits.NvmlPowerLimits` build on it: each
+    NVML error becomes a :class:`ClockControlError` naming the GPU, what was being done and, for a change, what
+    to do about it (:func:`change_hint`).
+    """
 
     def __init__(self, nvml: Any, handles: Sequence[Any], uuids: Sequence[str]) -> None:
         if not handles or len(handles) != len(uuids):
-            raise ValueError("NvmlClocks needs one UUID per handle, and at least one GPU")
+            raise ValueError(f"{type(self).__name__} needs one UUID per handle, and at least one GPU")
         self._nvml = nvml
         self._handles = list(handles)
         self._uuids = list(uuids)
@@ -60,40 +68,59 @@ class NvmlClocks:
     def description(self) -> str:
         return ", ".join(self._uuids)
 
-    def supported_graphics_clocks_mhz(self) -> list[int]:
-        common: set[int] | None = None
+    def _on_each(self, call: Callable[[Any], T], doing: str, what: str | None = None) -> list[T]:
+        """``call(handle)`` on every GPU in turn, stopping at the first NVML error ("GPU x: {doing} (error)").
+
+        ``what`` (for a change: "locked clocks", "power limits") adds what to do about a refusal.
+        """
+        results = []
         for handle, uuid in zip(self._handles, self._uuids):
             try:
-                memory = max(int(m) for m in self._nvml.nvmlDeviceGetSupportedMemoryClocks(handle))
-                clocks = {int(f) for f in self._nvml.nvmlDeviceGetSupportedGraphicsClocks(handle, memory)}
+                results.append(call(handle))
             except self._nvml.NVMLError as exc:
-                raise ClockControlError(f"GPU {uuid}: cannot list its supported clocks ({exc})") from None
-            except ValueError:
-                raise ClockControlError(f"GPU {uuid}: NVML lists no supported memory clock") from None
+                hint = change_hint(exc, what) if what is not None else ""
+                raise ClockControlError(f"GPU {uuid}: {doing} ({exc}){hint}") from None
+        return results
+
+    def _on_all(self, call: Callable[[Any], object], failed: str, what: str, by_hand: str) -> None:
+        """``call(handle)`` on every GPU even when some fail (a reset), then one error naming each failure."""
+        failures = []
+        for handle, uuid in zip(self._handles, self._uuids):
+            try:
+                call(handle)
+            except self._nvml.NVMLError as exc:  # try every GPU before reporting
+                failures.append(f"GPU {uuid}: {exc}{change_hint(exc, what)}")
+        if failures:
+            raise ClockControlError(f"{failed}: " + "; ".join(failures) + f" ({by_hand})")
+
+
+class NvmlClocks(NvmlGpus):
+    """:class:`GpuClocks` through NVML, for the handles of an ``NvmlBackend``."""
+
+    def supported_graphics_clocks_mhz(self) -> list[int]:
+        def clocks_mhz(handle: Any) -> set[int] | None:
+            memory_mhz = max((int(m) for m in self._nvml.nvmlDeviceGetSupportedMemoryClocks(handle)), default=None)
+            if memory_mhz is None:
+                return None
+            return {int(f) for f in self._nvml.nvmlDeviceGetSupportedGraphicsClocks(handle, memory_mhz)}
+
+        common: set[int] | None = None
+        for uuid, clocks in zip(self._uuids, self._on_each(clocks_mhz, "cannot list its supported clocks")):
+            if clocks is None:
+                raise ClockControlError(f"GPU {uuid}: NVML lists no supported memory clock")
             common = clocks if common is None else common & clocks
         return sorted(common or (), reverse=True)
 
     def lock_graphics_clock(self, freq_mhz: int) -> None:
-        for handle, uuid in zip(self._handles, self._uuids):
-            try:
-                self._nvml.nvmlDeviceSetGpuLockedClocks(handle, freq_mhz, freq_mhz)
-            except self._nvml.NVMLError as exc:
-                raise ClockControlError(f"GPU {uuid}: cannot lock the SM clock to {freq_mhz} MHz "
-                                        f"({exc}){change_hint(exc)}") from None
+        self._on_each(lambda handle: self._nvml.nvmlDeviceSetGpuLockedClocks(handle, freq_mhz, freq_mhz),
+                      f"cannot lock the SM clock to {freq_mhz} MHz", LOCKED_CLOCKS)
 
     def reset_graphics_clock(self) -> None:
-        failures = []
-        for handle, uuid in zip(self._handles, self._uuids):
-            try:
-                self._nvml.nvmlDeviceResetGpuLockedClocks(handle)
-            except self._nvml.NVMLError as exc:  # try every GPU before reporting
-                failures.append(f"GPU {uuid}: {exc}{change_hint(exc)}")
-        if failures:
-            raise ClockControlError("cannot reset locked clocks: " + "; ".join(failures)
-                                    + " (reset by hand: nvidia-smi --reset-gpu-clocks)")
+        self._on_all(self._nvml.nvmlDeviceResetGpuLockedClocks, "cannot reset locked clocks", LOCKED_CLOCKS,
+                     "reset by hand: nvidia-smi --reset-gpu-clocks")
 
 
-def change_hint(exc: Any, what: str = "locked clocks") -> str:
+def change_hint(exc: Any, what: str = LOCKED_CLOCKS) -> str:
     """What to do about an NVML error from a clock or power-limit change."""
     if getattr(exc, "value", None) == ERROR_NO_PERMISSION:
         return f": changing {what} needs root or CAP_SYS_ADMIN"

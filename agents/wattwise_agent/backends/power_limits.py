@@ -12,10 +12,9 @@ reset (to the default limit) on exit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Protocol
 
-from wattwise_agent.backends.clocks import ClockControlError, change_hint
+from wattwise_agent.backends.clocks import ClockControlError, NvmlGpus
 
 POWER_LIMITS = "power limits"
 
@@ -41,50 +40,26 @@ class GpuPowerLimits(Protocol):
         ...
 
 
-class NvmlPowerLimits:
+class NvmlPowerLimits(NvmlGpus):
     """:class:`GpuPowerLimits` through NVML, for the handles of an ``NvmlBackend``."""
 
-    def __init__(self, nvml: Any, handles: Sequence[Any], uuids: Sequence[str]) -> None:
-        if not handles or len(handles) != len(uuids):
-            raise ValueError("NvmlPowerLimits needs one UUID per handle, and at least one GPU")
-        self._nvml = nvml
-        self._handles = list(handles)
-        self._uuids = list(uuids)
-
-    @property
-    def description(self) -> str:
-        return ", ".join(self._uuids)
-
     def power_limit_range_w(self) -> tuple[int, int]:
-        low, high = 0, None
-        for handle, uuid in zip(self._handles, self._uuids):
-            try:
-                min_mw, max_mw = self._nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
-            except self._nvml.NVMLError as exc:
-                raise ClockControlError(f"GPU {uuid}: cannot read its power limit range ({exc})") from None
-            low = max(low, -(-int(min_mw) // 1000))
-            high = int(max_mw) // 1000 if high is None else min(high, int(max_mw) // 1000)
-        assert high is not None
+        ranges_mw = self._on_each(self._nvml.nvmlDeviceGetPowerManagementLimitConstraints,
+                                  "cannot read its power limit range")
+        low = max([0] + [-(-int(min_mw) // 1000) for min_mw, _ in ranges_mw])  # whole W every GPU accepts
+        high = min(int(max_mw) // 1000 for _, max_mw in ranges_mw)
         if high < low:
             raise ClockControlError(f"GPUs {self.description} accept no common power limit")
         return low, high
 
     def set_power_limit_w(self, limit_w: int) -> None:
-        for handle, uuid in zip(self._handles, self._uuids):
-            try:
-                self._nvml.nvmlDeviceSetPowerManagementLimit(handle, int(limit_w) * 1000)
-            except self._nvml.NVMLError as exc:
-                raise ClockControlError(f"GPU {uuid}: cannot set the power limit to {limit_w} W ({exc})"
-                                        f"{change_hint(exc, POWER_LIMITS)}") from None
+        self._on_each(lambda handle: self._nvml.nvmlDeviceSetPowerManagementLimit(handle, int(limit_w) * 1000),
+                      f"cannot set the power limit to {limit_w} W", POWER_LIMITS)
 
     def reset_power_limit(self) -> None:
-        failures = []
-        for handle, uuid in zip(self._handles, self._uuids):
-            try:
-                default_mw = self._nvml.nvmlDeviceGetPowerManagementDefaultLimit(handle)
-                self._nvml.nvmlDeviceSetPowerManagementLimit(handle, default_mw)
-            except self._nvml.NVMLError as exc:  # try every GPU before reporting
-                failures.append(f"GPU {uuid}: {exc}{change_hint(exc, POWER_LIMITS)}")
-        if failures:
-            raise ClockControlError("cannot restore the default power limit: " + "; ".join(failures)
-                                    + " (restore it by hand: nvidia-smi -pl <default watts>)")
+        def restore(handle: Any) -> None:
+            default_mw = self._nvml.nvmlDeviceGetPowerManagementDefaultLimit(handle)
+            self._nvml.nvmlDeviceSetPowerManagementLimit(handle, default_mw)
+
+        self._on_all(restore, "cannot restore the default power limit", POWER_LIMITS,
+                     "restore it by hand: nvidia-smi -pl <default watts>")
