@@ -68,6 +68,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
+    from planner.carbon.imports import ImportOptions
     from planner.carbon.models import IntensityImport, IntensityRow
     from planner.carbon.streaming import import_path
 
@@ -78,7 +79,7 @@ def main() -> None:
         size = write_csv(path, args.rows)
         before_mb = peak_rss_mb()
         started = time.perf_counter()
-        result = import_path(path, path.name, via=IntensityImport.Via.COMMAND)
+        result = import_path(path, path.name, ImportOptions(via=IntensityImport.Via.COMMAND))
         seconds = time.perf_counter() - started
         growth_mb = peak_rss_mb() - before_mb
     assert result.rows == result.created == args.rows, result

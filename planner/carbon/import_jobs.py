@@ -25,6 +25,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 
 from dashboard.projects.models import Project, Visitor, signed_in
+from planner.carbon.imports import ImportOptions
 from planner.carbon.models import ImportJob, IntensityImport
 from planner.carbon.streaming import import_path
 from planner.grid_carbon.importers import CarbonImportError
@@ -144,11 +145,10 @@ def _run_claimed(job_id: int) -> dict[str, Any]:
                                                rows_read=0, bytes_read=0)
     progress = ProgressWriter(job.pk)
     try:
-        result = import_path(
-            Path(job.path), job.filename, zone=job.zone or None, basis=job.basis,  # type: ignore[arg-type]
-            project=job.project, timezone_name=job.timezone, user=job.requested_by,
-            via=IntensityImport.Via(job.via), progress=progress,
-        )
+        options = ImportOptions(zone=job.zone or None, basis=job.basis,  # type: ignore[arg-type]
+                                project=job.project, timezone_name=job.timezone, user=job.requested_by,
+                                via=IntensityImport.Via(job.via))
+        result = import_path(Path(job.path), job.filename, options, progress=progress)
     except CarbonImportError as exc:
         _end(job, ImportJob.State.FAILED, f"{job.filename}: {exc}. Nothing was imported.")
     except FileNotFoundError:

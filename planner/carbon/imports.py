@@ -104,19 +104,27 @@ def parse_intensity(
     return [r if override else replace(r, zone=canonical_zone(r.zone)) for r in records]
 
 
-def import_file(
-    data: bytes,
-    filename: str,
-    *,
-    zone: str | None = None,
-    basis: Basis = "lifecycle",
-    project: Project | None = None,
-    timezone_name: str = "UTC",
-    user: Visitor | None = None,
-    via: str = IntensityImport.Via.UPLOAD,
-) -> ImportResult:
-    """Detect, parse and store one file as ``project``'s (``None``: shared); raise ``CarbonImportError``
-    (nothing written) if it is bad."""
+@dataclass(frozen=True)
+class ImportOptions:
+    """How one file is imported: the same options for a file read whole (:func:`import_file`) and one read as
+    a stream (:func:`planner.carbon.streaming.import_path`), so an option cannot reach one path only."""
+
+    zone: str | None = None  # every record's zone (None: the zones the file names)
+    basis: Basis = "lifecycle"  # for formats that do not say
+    project: Project | None = None  # whose rows (None: shared by every project)
+    timezone_name: str = "UTC"  # of a CodeCarbon file's timestamps
+    user: Visitor | None = None  # who imported it
+    via: str = IntensityImport.Via.UPLOAD
+
+
+DEFAULT_OPTIONS = ImportOptions()
+"""A shared upload: every zone the file names, lifecycle basis, UTC."""
+
+
+def import_file(data: bytes, filename: str, options: ImportOptions = DEFAULT_OPTIONS) -> ImportResult:
+    """Detect, parse and store one file as ``options.project``'s (``None``: shared); raise
+    ``CarbonImportError`` (nothing written) if it is bad."""
+    project, user, via = options.project, options.user, options.via
     found = detect_format(data, filename)
     digest = hashlib.sha256(data).hexdigest()
     if found is ImportFormat.CODECARBON_CSV:
@@ -124,9 +132,9 @@ def import_file(
             raise CarbonImportError(
                 FORMAT_LABELS[found], "a CodeCarbon file holds runs: choose the project to import them into"
             )
-        runs = parse_codecarbon_csv(data, timezone=timezone_name)
+        runs = parse_codecarbon_csv(data, timezone=options.timezone_name)
         return _store_codecarbon(runs, project, filename, digest, user, via)
-    records = parse_intensity(data, filename, found, zone=zone, basis=basis)
+    records = parse_intensity(data, filename, found, zone=options.zone, basis=options.basis)
     return _store_intensity(records, FORMAT_LABELS[found], filename, digest, user, via, project)
 
 

@@ -22,15 +22,21 @@ from typing import BinaryIO
 
 from django.db import IntegrityError, transaction
 
-from dashboard.projects.models import Project, Visitor
-from planner.carbon.imports import FORMAT_LABELS, ImportResult, close_batch, import_file, new_import
-from planner.carbon.models import IntensityImport, IntensityRow
+from planner.carbon.imports import (
+    DEFAULT_OPTIONS,
+    FORMAT_LABELS,
+    ImportOptions,
+    ImportResult,
+    close_batch,
+    import_file,
+    new_import,
+)
+from planner.carbon.models import IntensityRow
 from planner.carbon.stored import canonical_zone, upsert_records
 from planner.grid_carbon import IntensityRecord
 from planner.grid_carbon.importers import CarbonImportError, ImportFormat, detect_format
 from planner.grid_carbon.importers.electricitymaps_stream import stream_electricitymaps_csv
 from planner.grid_carbon.importers.text import MAX_IMPORT_BYTES
-from planner.grid_carbon.records import Basis
 
 CHUNK_ROWS = 5000
 """Rows stored per statement batch: memory is bounded by this, not by the file."""
@@ -59,18 +65,9 @@ class CountingReader(io.RawIOBase):
 
 
 def import_path(
-    path: Path,
-    filename: str,
-    *,
-    zone: str | None = None,
-    basis: Basis = "lifecycle",
-    project: Project | None = None,
-    timezone_name: str = "UTC",
-    user: Visitor | None = None,
-    via: str = IntensityImport.Via.UPLOAD,
-    progress: Progress | None = None,
+    path: Path, filename: str, options: ImportOptions = DEFAULT_OPTIONS, *, progress: Progress | None = None
 ) -> ImportResult:
-    """Import the file at ``path`` as ``project``'s (``None``: shared); raise ``CarbonImportError``
+    """Import the file at ``path`` as ``options.project``'s (``None``: shared); raise ``CarbonImportError``
     (nothing written) if it is bad."""
     size = path.stat().st_size
     if size > MAX_IMPORT_BYTES:
@@ -78,17 +75,16 @@ def import_path(
     with path.open("rb") as raw:
         if not _is_electricitymaps_csv(raw.read(HEAD_BYTES), filename):
             raw.seek(0)
-            result = import_file(raw.read(), filename, zone=zone, basis=basis, project=project,
-                                 timezone_name=timezone_name, user=user, via=via)
+            result = import_file(raw.read(), filename, options)
             if progress:
                 progress(result.rows, size)
             return result
         raw.seek(0)
         reader = CountingReader(raw)
         text = io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8-sig", newline="")
-        override = canonical_zone(zone) if zone else None
-        records = stream_electricitymaps_csv(text, filename=filename, basis=basis, zone=override)
-        return _store(_canonical(records, override), filename, reader, user, via, project, progress)
+        override = canonical_zone(options.zone) if options.zone else None
+        records = stream_electricitymaps_csv(text, filename=filename, basis=options.basis, zone=override)
+        return _store(_canonical(records, override), filename, reader, options, progress)
 
 
 def _is_electricitymaps_csv(head: bytes, filename: str) -> bool:
@@ -121,14 +117,14 @@ def _chunks(records: Iterator[IntensityRecord]) -> Iterator[list[IntensityRecord
 
 
 def _store(
-    records: Iterator[IntensityRecord], filename: str, reader: CountingReader, user: Visitor | None, via: str,
-    project: Project | None, progress: Progress | None,
+    records: Iterator[IntensityRecord], filename: str, reader: CountingReader, options: ImportOptions,
+    progress: Progress | None,
 ) -> ImportResult:
     fmt = FORMAT_LABELS[ImportFormat.ELECTRICITYMAPS_CSV]
-    project_id = project.pk if project else None
+    project_id = options.project.pk if options.project else None
     try:
         with transaction.atomic():
-            batch = new_import(fmt, filename, "", user, via, project)
+            batch = new_import(fmt, filename, "", options.user, options.via, options.project)
             result = ImportResult(fmt, filename, 0, 0, 0, 0)
             zones: set[str] = set()
             for chunk in _chunks(records):

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.projects.models import Project
+from planner.carbon.imports import ImportOptions
 from planner.carbon.models import Basis, IntensityImport
 from planner.carbon.streaming import import_path
 from planner.grid_carbon.importers import CarbonImportError
@@ -47,10 +48,9 @@ class Command(BaseCommand):
                 raise CommandError(f"no project named {options['project']!r}")
         bar = ProgressBar(self.stderr, size)
         try:
-            result = import_path(
-                path, path.name, zone=options["zone"], basis=options["basis"], project=project,
-                timezone_name=options["timezone"], via=IntensityImport.Via.COMMAND, progress=bar,
-            )
+            how = ImportOptions(zone=options["zone"], basis=options["basis"], project=project,
+                                timezone_name=options["timezone"], via=IntensityImport.Via.COMMAND)
+            result = import_path(path, path.name, how, progress=bar)
         except CarbonImportError as exc:
             raise CommandError(f"{path.name}: {exc} (nothing was imported)") from None
         except OSError as exc:
