@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from django.shortcuts import get_object_or_404
-from ninja import Field, File, Form, Router, Schema, UploadedFile
+from ninja import Field, File, Form, Router, Schema, Status, UploadedFile
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.params.functions import Path
@@ -107,7 +107,7 @@ def upload_import(
     data = form.cleaned_data
     job = import_jobs.submit(data["file"], project=data["project"], user=request.auth, zone=data["zone"],
                              basis=data["basis"], timezone_name=data["timezone"])
-    return 202, _out(job)
+    return Status(202, _out(job))
 
 
 @router.get("/carbon/imports/jobs/{job_id}", response={200: ImportJobOut, **ERRORS}, summary="An upload's import")

@@ -7,6 +7,7 @@ from 59.48 g to 1,739.10 g, and that project's members saw the uploader's name a
 
 from __future__ import annotations
 
+import warnings
 from io import StringIO
 
 import pytest
@@ -124,6 +125,17 @@ def test_the_api_takes_a_members_upload_for_their_project_only(client, world):
     assert emissions_g("beta-run") == beta_before
     # Another project's member cannot follow it.
     assert Api(client, issue_token(bob)).get(f"/carbon/imports/jobs/{job['id']}").status_code == 404
+
+
+def test_an_accepted_api_upload_answers_202_without_a_deprecation_warning(client, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    ana = member("ana", "aurora")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        accepted = api_upload(client, issue_token(ana), forged_csv(),
+                              project_id=str(Project.objects.get(name="aurora").pk))
+    assert accepted.status_code == 202 and accepted.json()["state"] in ("queued", "running", "done")
+    assert [str(w.message) for w in caught if "Returning tuple" in str(w.message)] == []  # ninja's Status
 
 
 def test_no_page_of_another_project_takes_a_post_from_a_member(client, world):
