@@ -121,10 +121,15 @@ def _year_start_ms(year: int) -> int:
 
 
 class EnergyTally:
-    """Sums batch payloads as the app does; thread-safe (the sampling loop adds, anyone may read)."""
+    """Sums batch payloads as the app does; thread-safe (the sampling loop adds, anyone may read).
 
-    def __init__(self, place: RunPlace | None = None) -> None:
+    ``ceiling_w`` bounds the intervals of devices that send no power limit, as the app's
+    ``WATTWISE_MAX_GPU_POWER_W`` does; None: that variable, read now (:func:`wattwise_agent.wire.max_power_w_from_env`).
+    """
+
+    def __init__(self, place: RunPlace | None = None, ceiling_w: float | None = None) -> None:
         self.place = place
+        self.ceiling_w = wire.max_power_w_from_env() if ceiling_w is None else ceiling_w
         self._lock = threading.Lock()
         self._devices: dict[str, _Device] = {}
         self._by_year_mj: dict[int, int] = {}
@@ -134,7 +139,7 @@ class EnergyTally:
     def add_batches(self, payloads: Iterable[Mapping[str, Any]]) -> None:
         with self._lock:
             for payload in payloads:
-                _count(payload, self._devices, self._by_year_mj, self._span)
+                _count(payload, self._devices, self._by_year_mj, self._span, self.ceiling_w)
                 self._steps += _steps_in(payload)
 
     def snapshot(self, open_window: Mapping[str, Any] | None = None) -> RunEnergy:
@@ -145,7 +150,7 @@ class EnergyTally:
             by_year = dict(self._by_year_mj)
             steps, span = self._steps, _Span(self._span.first_ms, self._span.last_ms)
         if open_window is not None:
-            _count(open_window, devices, by_year, span)
+            _count(open_window, devices, by_year, span, self.ceiling_w)
             steps += _steps_in(open_window)
         return self._summary(devices, by_year, steps, span)
 
@@ -173,14 +178,16 @@ def _steps_in(payload: Mapping[str, Any]) -> int:
     return sum(1 for event in payload.get("events", ()) if event.get("kind") == "step_end")
 
 
-def _count(payload: Mapping[str, Any], devices: dict[str, _Device], by_year: dict[int, int], span: _Span) -> None:
+def _count(
+    payload: Mapping[str, Any], devices: dict[str, _Device], by_year: dict[int, int], span: _Span, ceiling_w: float
+) -> None:
     """Add one batch payload's counter differences per device and per UTC year of the reading ending each."""
     for entry in payload["gpus"]:
         t_ms = np.asarray(entry["t_ms"], dtype=np.int64)
         if t_ms.size == 0:
             continue
         prev = None if entry.get("prev_t_ms") is None else (entry["prev_t_ms"], entry["prev_energy_mj"])
-        limit_w = wire.power_limit_w(entry.get("power_limit_mw"), wire.DEFAULT_MAX_POWER_W)
+        limit_w = wire.power_limit_w(entry.get("power_limit_mw"), ceiling_w)
         deltas = wire.count_window_mj(np.asarray(entry["energy_mj"], dtype=np.int64), t_ms, prev, limit_w).deltas_mj
         device = devices.get(entry["uuid"])
         if device is None:

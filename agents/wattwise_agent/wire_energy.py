@@ -12,6 +12,9 @@ interval counts 0 J and is reported (:class:`Implausible`), never silently dropp
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +29,10 @@ at most this far (4.3 MJ: over an hour of a 1 kW GPU, more than any sampling int
 from within this distance of the top to a small value. Any other step back is a reset (driver reload)."""
 
 DEFAULT_MAX_POWER_W = 2000.0
-"""The power ceiling in W for a device whose entry gives no ``power_limit_mw`` (the app's is configured by
-``WATTWISE_MAX_GPU_POWER_W``): above any GPU made so far, and far below what a broken counter reports."""
+"""The power ceiling in W for a device whose entry gives no ``power_limit_mw``, unless ``WATTWISE_MAX_GPU_POWER_W``
+says otherwise (:func:`max_power_w_from_env`): above any GPU made so far, far below what a broken counter reports."""
+MAX_POWER_ENV = "WATTWISE_MAX_GPU_POWER_W"
+"""The variable that sets that ceiling, read the same way by the app (``dashboard/settings.py``) and the agent."""
 POWER_MARGIN = 2
 """How far above its power limit a device's interval may seem to draw (power limits are averages; readings jitter)."""
 INTERVAL_SLACK_MS = 1000
@@ -37,6 +42,7 @@ __all__ = [  # re-exported by wattwise_agent.wire
     "DEFAULT_MAX_POWER_W",
     "ENERGY_MODULUS_MJ",
     "INTERVAL_SLACK_MS",
+    "MAX_POWER_ENV",
     "MAX_WRAP_STEP_MJ",
     "POWER_MARGIN",
     "Implausible",
@@ -45,6 +51,7 @@ __all__ = [  # re-exported by wattwise_agent.wire
     "counter_step_mj",
     "counter_steps_mj",
     "max_interval_mj",
+    "max_power_w_from_env",
     "power_limit_w",
 ]
 
@@ -77,6 +84,26 @@ def counter_steps_mj(readings: np.ndarray) -> np.ndarray:
 def max_interval_mj(interval_ms: np.ndarray, power_limit_w: float) -> np.ndarray:
     """The most energy a device with this power limit can plausibly count over each interval, in mJ (W × ms)."""
     return POWER_MARGIN * power_limit_w * (interval_ms + INTERVAL_SLACK_MS)
+
+
+def max_power_w_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """The ceiling for devices without a power limit, as the app reads it: ``WATTWISE_MAX_GPU_POWER_W`` in W
+    (unset or blank: :data:`DEFAULT_MAX_POWER_W`); anything but a number >= 1 is a ValueError naming it.
+
+    The agent parses it itself (it imports none of the server), with the app's rule, so that on a machine
+    where both run with the same environment the agent's summary counts what the app counts.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get(MAX_POWER_ENV)
+    if value is None or value.strip() == "":
+        return DEFAULT_MAX_POWER_W
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{MAX_POWER_ENV}={value!r} is not a number") from None
+    if math.isnan(number) or number < 1.0:
+        raise ValueError(f"{MAX_POWER_ENV}={value!r} must be a number >= 1.0")
+    return number
 
 
 def power_limit_w(power_limit_mw: int | None, ceiling_w: float) -> float:

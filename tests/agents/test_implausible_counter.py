@@ -96,3 +96,51 @@ def test_the_agent_sends_its_gpu_s_power_limit_and_its_summary_counts_as_the_app
     expected_mj = int(truth[-1] - truth[0]) - STEP_MJ  # every interval but the jump's
     assert counted_mj == expected_mj
     assert tally.snapshot().energy_j[UUID] == pytest.approx(expected_mj / 1000, abs=1e-9)
+
+
+def window_payload(readings: np.ndarray) -> dict[str, object]:
+    """One batch of a device that sends no power limit (a CPU package, a GPU NVML cannot say it for)."""
+    t_ms = (T0_MS + 100 * np.arange(readings.size, dtype=np.int64)).tolist()
+    ones = [1] * readings.size
+    entry = wire.gpu_payload(uuid=UUID, index=0, name="", energy_source=wire.ENERGY_COUNTER,
+                             power_field=wire.POWER_INSTANT, prev=None,
+                             columns={"t_ms": t_ms, "energy_mj": readings.tolist(), "power_mw": ones,
+                                      "sm_clock_mhz": ones, "util_pct": ones, "temp_c": ones})
+    return {"gpus": [entry], "events": []}
+
+
+def test_the_agent_s_summary_honours_the_max_gpu_power_the_app_is_configured_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    truth = truth_mj(30)
+    readings = truth.copy()
+    readings[GLITCH:] += 2 * 700 * 1100  # 15.4 kW for 100 ms: under twice 2 kW over 1.1 s, over twice 700 W
+    payload = window_payload(readings)
+    window = wire.parse(wire.GpuWindow, payload["gpus"][0])  # type: ignore[index]
+    monkeypatch.delenv(wire.MAX_POWER_ENV, raising=False)
+    unset = EnergyTally()
+    unset.add_batches([payload])
+    monkeypatch.setenv(wire.MAX_POWER_ENV, "700")
+    configured = EnergyTally()
+    configured.add_batches([payload])
+    # As the app counts with each ceiling (batch_store: counted_energy(settings.WATTWISE_MAX_GPU_POWER_W)).
+    assert unset.snapshot().energy_j[UUID] * 1000 == int(window.counted_energy(2000.0).deltas_mj.sum())
+    assert configured.snapshot().energy_j[UUID] * 1000 == int(window.counted_energy(700.0).deltas_mj.sum())
+    assert configured.snapshot().energy_j[UUID] * 1000 == int(truth[-1] - truth[0]) - STEP_MJ  # the jump: 0 J
+
+
+@pytest.mark.parametrize(("value", "ceiling_w"), [(None, 2000.0), ("", 2000.0), (" 1500.5 ", 1500.5), ("1", 1.0)])
+def test_the_ceiling_is_read_as_the_app_reads_it(value: str | None, ceiling_w: float) -> None:
+    environ = {} if value is None else {wire.MAX_POWER_ENV: value}
+    assert wire.max_power_w_from_env(environ) == ceiling_w
+
+
+@pytest.mark.parametrize("value", ["two kW", "0.5", "-700", "nan"])
+def test_a_bad_ceiling_stops_the_stream_before_it_starts_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(wire.MAX_POWER_ENV, value)
+    nvml = FakeNvml([FakeGpu(UUID)])
+    with pytest.raises(ValueError, match=f"{wire.MAX_POWER_ENV}='{value}'"):
+        Streamer(NvmlBackend(None, nvml=nvml, environ={}), MemoryTransport(), run="r", token=TOKEN, node="n",
+                 clock=VirtualClock(T0_MS))
