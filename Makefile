@@ -23,7 +23,11 @@ PY313_REDIS_URL ?= redis://127.0.0.1:6379/11
 # test-agent-pythons): a full second run would add ~7 minutes.
 PY313_TESTS ?= -m "not torch and not browser and not faults" --ignore=tests/agents
 
-.PHONY: run install install-dev services test lint typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-wire bench-agent bench-broker-message clean \
+# `make demo-loop`: issue 12's loop end to end on emulated GPUs (examples/pipeline_parallel/README.md); LOOP_ARGS=--keep DIR keeps
+# the throwaway server's database to look at afterwards.
+LOOP_ARGS ?=
+
+.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-wire bench-agent bench-broker-message clean \
 	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
@@ -52,6 +56,10 @@ run: install
 
 services:
 	bash .ci/services
+
+# Needs nothing running: a throwaway server (SQLite, tasks in-process) in a temporary directory, ~2-3 minutes.
+demo-loop: install-dev
+	$(PY) examples/pipeline_parallel/loop.py $(LOOP_ARGS)
 
 # lint-imports checks the import contracts in pyproject.toml's [tool.importlinter] (see docs/architecture.md).
 lint: install-dev

@@ -1,6 +1,7 @@
 """The planner's objects: stage profiles, solved frontiers, their points, and each point's per-stage
-frequency plan (what the planner pages show and offer as downloads). Thin handlers over
-planner.plans.profiles, planner.plans.planning and planner.plans.results; lookups go through the caller's projects."""
+frequency plan (what the planner pages show and offer as downloads), and asking for a frontier as the
+profile page does (``POST /profiles/{id}/frontiers``). Thin handlers over planner.plans.profiles,
+planner.plans.planning and planner.plans.results; lookups go through the caller's projects."""
 
 
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from dashboard.projects.auth import ApiRequest
 from dashboard.web.api_params import ERRORS, MAX_ID, Error, FrontierId, Pages, ProfileId, Rows, one_of
 from planner import perseus
 from planner.plans import planning, results
+from planner.plans.forms import PlanForm
 from planner.plans.models import FrontierJob, StageProfile
 
 router = Router(tags=["planner"])
@@ -218,6 +220,41 @@ def list_profiles(request: ApiRequest, filters: Query[ProfileFilters]) -> Any:
 @router.get("/profiles/{profile_id}", response={200: ProfileDetail, **ERRORS}, summary="One stage profile, with its CSV")
 def get_profile(request: ApiRequest, profile_id: ProfileId) -> Any:
     return get_object_or_404(_profiles(request).annotate(frontier_count=Count("frontiers")), pk=profile_id)
+
+
+class FrontierRequest(Schema):
+    """What to plan on the profile, as the profile page's form asks it (the stage count is the profile's)."""
+
+    num_microbatches: int = Field(description="M: microbatches each pipeline runs per iteration")
+    unit_time_ms: float = Field(1.0, description="τ, the planner's time step, in ms")
+    p_blocking_w: float | None = Field(
+        None, description="power a GPU draws while blocking, W (omit: the one stated with the profile, else the "
+                          "GPU's Perseus value)")
+    schedule: str = Field(FrontierJob.Schedule.ONE_F_ONE_B, description="1f1b or gpipe")
+    mode: str = Field(FrontierJob.Mode.DEFAULT, description="default or lowtime")
+
+
+@router.post(
+    "/profiles/{profile_id}/frontiers", response={200: FrontierOut, 202: FrontierOut, **ERRORS},
+    summary="Ask for a profile's frontier",
+)
+def request_frontier(request: ApiRequest, profile_id: ProfileId, body: FrontierRequest) -> Any:
+    """Queue the frontier of this profile for these parameters (solved by a worker, or in-process without
+    a broker) and answer 202 with it; poll ``GET /frontiers/{id}`` until ``done``. The same request made
+    before answers 200 with the frontier already asked for (never solved twice). The parameters are
+    checked as the profile page's form checks them: a 400 names what is wrong, and nothing is queued."""
+    profile = get_object_or_404(_profiles(request), pk=profile_id)
+    data = body.model_dump()
+    if data["p_blocking_w"] is None:
+        data["p_blocking_w"] = PlanForm(profile=profile).initial["p_blocking_w"]
+    form = PlanForm(data, profile=profile)
+    if not form.is_valid():
+        problems = "; ".join(f"{'parameters' if name == '__all__' else name}: {' '.join(str(e) for e in errors)}"
+                             for name, errors in form.errors.items())
+        raise HttpError(400, f"invalid input: {problems}")
+    job, queued = planning.request_frontier(profile, form.parameters(), request.auth)
+    row = _frontier_row(get_object_or_404(_jobs(request).defer(*BLOBS), pk=job.pk))
+    return (202 if queued else 200), row
 
 
 # --- frontiers --------------------------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""The pipeline itself: a small transformer cut into stages, the 1F1B schedule, and messages between stages
+that carry the emulated GPUs' virtual time.
+
+Each process (one pipeline stage, one emulated GPU) keeps its own :class:`VirtualTime`: it moves only while
+the emulated GPU computes (each forward and backward lasts its profiled time at the clock it runs at) and
+when the stage waits for a peer. Every activation and gradient travels with the virtual time its
+computation finished at; the receiving stage's time becomes ``max(own, sender's + communication)`` before
+it computes with it, so the pipeline's timeline is the planner's DAG exactly (communication 0 by default,
+as the planner assumes), however busy the machine is. At the end of an iteration the stages agree on its
+end (the latest stage's time): the pipeline's synchronous flush. Waiting is charged at the emulated GPU's
+blocking power (it draws that between computations).
+
+With ``speed`` the processes also keep real time with virtual time (``speed`` virtual seconds per real
+second), so the Tracker's samples, read in real time, see plausible power; ``speed=None`` runs as fast as
+the CPUs go. Either way the figures are the virtual ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+class VirtualTime:
+    """One stage's emulated-GPU time (seconds); see the module text."""
+
+    def __init__(self, speed: float | None = None) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be positive virtual seconds per real second, got {speed!r}")
+        self.speed = speed
+        self.now_s = 0.0
+        self._real_start_s = time.monotonic()
+
+    def timer(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.advance_to(self.now_s + max(seconds, 0.0))
+
+    def advance_to(self, t_s: float) -> None:
+        """Wait (virtually) until ``t_s``: nothing happens if it has already passed."""
+        if t_s > self.now_s:
+            self.now_s = t_s
+        if self.speed is not None:
+            ahead_s = self.now_s / self.speed - (time.monotonic() - self._real_start_s)
+            if ahead_s > 0:
+                time.sleep(ahead_s)
+
+
+# --- the model ------------------------------------------------------------------------------------------
+
+VOCAB, SEQ, D_MODEL, HEADS = 32, 16, 32, 2
+
+
+@dataclass(frozen=True)
+class Shape:
+    microbatch: int  # sequences per microbatch
+
+    @property
+    def activation(self) -> tuple[int, int, int]:
+        return (self.microbatch, SEQ, D_MODEL)
+
+
+def transformer_stage(stage: int, stages: int, layers_per_stage: int = 1) -> nn.Module:
+    """Stage ``stage`` of a small causal transformer: the first embeds tokens, the last predicts the next one."""
+    torch.manual_seed(100 + stage)
+    parts: list[nn.Module] = []
+    if stage == 0:
+        parts.append(Embed())
+    parts += [nn.TransformerEncoderLayer(D_MODEL, HEADS, dim_feedforward=2 * D_MODEL, dropout=0.0, batch_first=True)
+              for _ in range(layers_per_stage)]
+    if stage == stages - 1:
+        parts.append(nn.Linear(D_MODEL, VOCAB))
+    return nn.Sequential(*parts)
+
+
+class Embed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(VOCAB, D_MODEL)
+        self.positions = nn.Parameter(torch.zeros(SEQ, D_MODEL))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.tokens(tokens) + self.positions
+
+
+def batch(step: int, microbatches: int, shape: Shape) -> torch.Tensor:
+    """Token sequences that count up from a random start (mod VOCAB): the next token is learnable."""
+    generator = torch.Generator().manual_seed(step)
+    start = torch.randint(0, VOCAB, (microbatches * shape.microbatch, 1), generator=generator)
+    return ((start + torch.arange(SEQ + 1)) % VOCAB).view(microbatches, shape.microbatch, SEQ + 1)
+
+
+# --- the schedule ------------------------------------------------------------------------------------------
+
+
+def one_f_one_b(stages: int, microbatches: int, stage: int) -> list[tuple[str, int]]:
+    """Stage ``stage``'s computations in 1F1B order, ``(instruction, microbatch)``: the planner's own order
+    (lowtime's ``Synchronous1F1B``, ``planner.perseus.schedule``), so a plan's instructions match it one for one."""
+    order = []
+    for step in range(2 * (microbatches + stages - 1)):
+        even_step, even_stage = step % 2 == 0, stage % 2 == 0
+        if even_step and even_stage:
+            mb, forward = step // 2 - stage // 2, True
+        elif not even_step and not even_stage:
+            mb, forward = (step - 1) // 2 - stage // 2, True
+        elif even_step and not even_stage:
+            mb, forward = step // 2 - stages + (stage + 1) // 2, False
+        else:
+            mb, forward = (step - 1) // 2 - stages + 1 + stage // 2, False
+        if 0 <= mb < microbatches:
+            order.append(("forward" if forward else "backward", mb))
+    return order
+
+
+# --- messages between stages, with their virtual time ----------------------------------------------------
+
+
+class Links:
+    """Activations forward, gradients backward, each with the virtual time its computation finished at."""
+
+    def __init__(self, stage: int, stages: int, clock: VirtualTime, communication_s: float = 0.0) -> None:
+        self.stage, self.stages, self.clock, self.communication_s = stage, stages, clock, communication_s
+        self._pending: list[dist.Work] = []
+        self.wait_s = 0.0  # virtual time spent waiting for a peer since the last reset
+
+    def send(self, tensor: torch.Tensor, *, to: int, microbatch: int, gradient: bool) -> None:
+        tag = 4 * microbatch + (2 if gradient else 0)
+        stamp = torch.tensor([self.clock.now_s], dtype=torch.float64)
+        payload = tensor.detach().contiguous()
+        self._pending += [dist.isend(payload, to, tag=tag), dist.isend(stamp, to, tag=tag + 1)]
+
+    def receive(self, shape: tuple[int, ...], *, source: int, microbatch: int, gradient: bool) -> torch.Tensor:
+        tag = 4 * microbatch + (2 if gradient else 0)
+        tensor, stamp = torch.empty(shape), torch.empty(1, dtype=torch.float64)
+        dist.recv(tensor, source, tag=tag)
+        dist.recv(stamp, source, tag=tag + 1)
+        before_s = self.clock.now_s
+        self.clock.advance_to(float(stamp.item()) + self.communication_s)
+        self.wait_s += self.clock.now_s - before_s
+        return tensor
+
+    def flush(self) -> None:
+        """Wait for every send to complete, then agree on the iteration's end (the latest stage's time)."""
+        for work in self._pending:
+            work.wait()
+        self._pending.clear()
+        latest = torch.tensor([self.clock.now_s], dtype=torch.float64)
+        dist.all_reduce(latest, op=dist.ReduceOp.MAX)
+        before_s = self.clock.now_s
+        self.clock.advance_to(float(latest.item()))
+        self.wait_s += self.clock.now_s - before_s
