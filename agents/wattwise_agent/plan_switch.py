@@ -32,6 +32,12 @@ What it can and cannot see (it has only iteration times):
 * this pipeline itself being slow (its own GPU throttled): the iteration is longer too, and the plan
   for a straggler slows the other stages to match, which is what Perseus would choose as well.
 
+Every rank runs its own switcher and measures nearly the same time (the wait makes the iterations equal),
+so each fetches the plan of one frontier point only if they ask for the same ``T′``: the measured time is
+rounded down to a multiple of ``resolution`` × the all-max iteration time (0.5 % by default) before it is
+asked for. Ranks whose measurements straddle a multiple can still get neighbouring points for an
+iteration or two; rounding down never gives a plan slower than the straggler.
+
 Hysteresis: the iteration in which a new plan came into force is not judged (its clock changes may
 land mid-iteration), a switch needs ``patience`` iterations past the tolerance, and a fetch that failed
 is not retried for ``cooldown_steps`` iterations (the failure is logged; the current plan stays).
@@ -76,6 +82,7 @@ class StragglerSwitcher:
         patience: int = 1,
         cooldown_steps: int = 10,
         fetch_timeout_s: float = 120.0,
+        resolution: float = 0.005,
     ) -> None:
         if not (math.isfinite(tolerance) and 0 < tolerance < 1):
             raise ValueError(f"tolerance must be a fraction between 0 and 1, got {tolerance!r}")
@@ -84,6 +91,9 @@ class StragglerSwitcher:
         self._fetch = fetch
         self.tolerance, self.patience, self.cooldown_steps = tolerance, patience, cooldown_steps
         self.fetch_timeout_s = fetch_timeout_s
+        if not (math.isfinite(resolution) and 0 <= resolution < tolerance):
+            raise ValueError(f"resolution must be a fraction from 0 up to the tolerance, got {resolution!r}")
+        self.resolution = resolution
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._in_flight: tuple[int, str] | None = None  # (step measured, reason) of the fetch running
@@ -116,10 +126,11 @@ class StragglerSwitcher:
         slack = current.straggler_time_s is not None and time_s < expected_s * (1 - self.tolerance)
         self._under = self._under + 1 if slack else 0
         if self._over >= self.patience:
+            straggler_s = self._rounded(time_s, current.baseline_time_s)
             log.warning("rank %d, iteration %d took %.4g s, %.1f %% more than plan %d expects (%.4g s): a straggler? "
                         "fetching the plan for T′ = %.4g s", current.rank, step, time_s,
-                        100 * (time_s / expected_s - 1), current.point, expected_s, time_s)
-            self._start(step, time_s, STRAGGLER)
+                        100 * (time_s / expected_s - 1), current.point, expected_s, straggler_s)
+            self._start(step, straggler_s, STRAGGLER)
         elif self._under >= self.patience:
             log.info("rank %d, iteration %d took %.4g s, below the straggler time %.4g s of plan %d: fetching the plan "
                      "with no straggler", current.rank, step, time_s, expected_s, current.point)
@@ -144,6 +155,13 @@ class StragglerSwitcher:
     def straggler_gone(self) -> None:
         """The straggler is gone: fetch the plan with no straggler at the next iteration's end."""
         self._gone_asked = True
+
+    def _rounded(self, time_s: float, baseline_s: float) -> float:
+        """``time_s`` down to a multiple of ``resolution`` × ``baseline_s`` (never below the baseline)."""
+        quantum_s = self.resolution * baseline_s
+        if quantum_s <= 0:
+            return time_s
+        return max(math.floor(time_s / quantum_s + 1e-9) * quantum_s, baseline_s)  # a multiple stays itself
 
     # The helper thread.
 

@@ -66,7 +66,8 @@ def test_a_straggler_switches_the_plan_within_two_iterations_and_saves_energy_ag
     in_force = [step for step, _, _ in switched.plan_history]
     assert in_force[0] == 0 and STRAGGLER_FROM < in_force[1] <= STRAGGLER_FROM + 2
     straggler_s = 1.3 * plans[0]["baseline_time_s"]
-    assert plans[1]["straggler_time_s"] == pytest.approx(straggler_s, rel=1e-9)
+    # T′ as measured, rounded down to 0.5 % of all-max: every rank of a pipeline asks for the same plan.
+    assert straggler_s - 0.005 * plans[0]["baseline_time_s"] < plans[1]["straggler_time_s"] <= straggler_s
     assert plans[1]["point"] < plans[0]["point"] and plans[1]["predicted_time_s"] <= straggler_s
     # Every iteration with the straggler lasts T′ either way; the switched run spends less energy in it.
     iterations = [fields for kind, fields in events if kind == "iteration"]
