@@ -52,8 +52,6 @@ import contextlib
 import csv
 import io
 import logging
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,6 +62,7 @@ from typing import Any
 from wattwise_agent.backends.base import GpuBackend
 from wattwise_agent.backends.clocks import ClockControlError
 from wattwise_agent.clock_guard import ClockActuator
+from wattwise_agent.clock_setter import ClockSetter
 from wattwise_agent.energy_meter import EnergyMeter, MeterReading
 from wattwise_agent.frequency_plan import PlanError, PlanSource, RankPlan, load_rank_plan
 from wattwise_agent.plan_api import FetchedPlan
@@ -112,51 +111,6 @@ class _Totals:
     time_s: float = 0.0
     energy_count: int = 0
     energy_j: float = 0.0
-
-
-_STOP = object()
-
-
-class _ClockSetter:
-    """A helper thread that applies the latest requested clock (intermediate ones are skipped if late)."""
-
-    def __init__(self, actuator: ClockActuator) -> None:
-        self._actuator = actuator
-        self._queue: queue.Queue[object] = queue.Queue()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="wattwise-clock-setter", daemon=True)
-        self._thread.start()
-
-    def submit(self, freq_mhz: int) -> None:
-        self._queue.put(freq_mhz)
-
-    def flush(self) -> None:
-        """Wait until every submitted clock has been handled."""
-        self._queue.join()
-
-    def stop(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    items.append(self._queue.get_nowait())
-            try:
-                latest = next((i for i in reversed(items) if isinstance(i, int)), None)
-                if latest is not None and self.error is None:
-                    try:
-                        self._actuator.set_mhz(latest)
-                    except BaseException as exc:  # reported on the training thread at the next step end
-                        log.error("could not set the GPU clock: %s", exc)
-                        self.error = exc
-            finally:
-                for _ in items:
-                    self._queue.task_done()
-            if any(i is _STOP for i in items):
-                return
 
 
 class FrequencyPlanClient:
@@ -240,7 +194,7 @@ class FrequencyPlanClient:
         self._measure = measure
         self._synchronize = synchronize
         self._timer = timer
-        self._setter = _ClockSetter(self._actuator) if threaded else None
+        self._setter = ClockSetter(self._actuator) if threaded else None
         self._cursor = 0
         self._open: tuple[str, int, MeterReading | None, float] | None = None
         self._last_requested: int | None = None
