@@ -25,6 +25,25 @@ By default it is a dry run: no clock is changed; ``requested_mhz`` holds the seq
 have set. With ``measure=True`` (default) it also times every computation (and reads its energy when a
 backend is given), so realised time and energy per instruction and clock can be compared with the
 profile the plan came from: ``realised()``, ``records``, ``realised_csv()``.
+
+**Plans from the app, events, stragglers.** ``plan`` may be a :class:`~wattwise_agent.plan_api.FetchedPlan`
+(``PlanApi.rank_plan``: the plan with the planner's prediction), and ``on_event`` a Tracker (or its
+``event`` method, or any ``(kind, fields)`` function): the client then reports into the run's stream
+
+* ``plan`` when a plan comes into force (its first iteration, and every switch): ``frontier_id``, ``point``,
+  ``rank``, ``straggler_time_s`` (0.0: none), ``reason`` (``start``, ``straggler``, ``recovered``),
+  ``predicted_time_s``, ``predicted_energy_j``, ``baseline_time_s``, ``baseline_energy_j`` (the planner's, per
+  pipeline iteration), ``dry_run`` (1: no clock changed) and ``baseline_run`` (the all-max run to compare
+  with). A plan read from a file has no frontier or prediction: only ``rank``, ``straggler_time_s``,
+  ``reason``, ``dry_run`` and ``baseline_run``;
+* ``iteration`` every ``report_every`` iterations: ``rank``, ``step``, ``time_s`` (this rank's wall time of
+  the iteration, waiting included), ``energy_j`` (its GPU energy over it; absent when not measured) and
+  ``wait_s`` (the time spent in :meth:`sync`, where the pipeline waits for its peers).
+
+``plan=None`` is a baseline run: no plan, no clock change, the computations bracketed as usual (an
+emulated GPU runs them at its highest clock) and the same ``iteration`` events, so a planned run can be
+compared with it. ``switcher`` (:class:`~wattwise_agent.plan_switch.StragglerSwitcher`) switches plans
+when a straggler slows the pipeline (see that module for what it can and cannot detect).
 """
 
 from __future__ import annotations
@@ -33,23 +52,29 @@ import contextlib
 import csv
 import io
 import logging
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from wattwise_agent.backends.base import GpuBackend
 from wattwise_agent.backends.clocks import ClockControlError
 from wattwise_agent.clock_guard import ClockActuator
+from wattwise_agent.clock_setter import ClockSetter
 from wattwise_agent.energy_meter import EnergyMeter, MeterReading
 from wattwise_agent.frequency_plan import PlanError, PlanSource, RankPlan, load_rank_plan
+from wattwise_agent.plan_api import FetchedPlan
+from wattwise_agent.plan_switch import START, StragglerSwitcher
 from wattwise_agent.stage_gpus import StageGpus, open_stage_gpus, stage_actuator
 from wattwise_agent.torch_cuda import cuda_synchronize
 
 log = logging.getLogger(__name__)
+
+PLAN_EVENT = "plan"
+ITERATION_EVENT = "iteration"
+EventSink = Callable[[str, dict[str, Any]], None]
 
 
 class PlanMismatch(RuntimeError):
@@ -88,62 +113,20 @@ class _Totals:
     energy_j: float = 0.0
 
 
-_STOP = object()
-
-
-class _ClockSetter:
-    """A helper thread that applies the latest requested clock (intermediate ones are skipped if late)."""
-
-    def __init__(self, actuator: ClockActuator) -> None:
-        self._actuator = actuator
-        self._queue: queue.Queue[object] = queue.Queue()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="wattwise-clock-setter", daemon=True)
-        self._thread.start()
-
-    def submit(self, freq_mhz: int) -> None:
-        self._queue.put(freq_mhz)
-
-    def flush(self) -> None:
-        """Wait until every submitted clock has been handled."""
-        self._queue.join()
-
-    def stop(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            items = [self._queue.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    items.append(self._queue.get_nowait())
-            try:
-                latest = next((i for i in reversed(items) if isinstance(i, int)), None)
-                if latest is not None and self.error is None:
-                    try:
-                        self._actuator.set_mhz(latest)
-                    except BaseException as exc:  # reported on the training thread at the next step end
-                        log.error("could not set the GPU clock: %s", exc)
-                        self.error = exc
-            finally:
-                for _ in items:
-                    self._queue.task_done()
-            if any(i is _STOP for i in items):
-                return
-
-
 class FrequencyPlanClient:
     """Replays one rank's plan every iteration; see the module text.
 
-    ``plan``: a path, JSON text, parsed JSON, or a RankPlan; ``rank`` picks one rank of a whole-pipeline
-    plan. ``backend``: ``"nvml"`` (default), ``"simulated"``, a GpuBackend (an emulated GPU too), or None (no
-    GPU access: a dry run that times computations only). ``threaded=False`` sets clocks on the calling thread.
+    ``plan``: a path, JSON text, parsed JSON, a RankPlan, a FetchedPlan, or None (a baseline run: ``rank``
+    needed); ``rank`` picks one rank of a whole-pipeline plan. ``backend``: ``"nvml"`` (default),
+    ``"simulated"``, a GpuBackend (an emulated GPU too), or None (no GPU access: a dry run that times
+    computations only). ``threaded=False`` sets clocks on the calling thread. ``on_event``: a Tracker, or a
+    ``(kind, fields)`` function, told of ``plan`` and ``iteration`` events; ``baseline_run``: the name of
+    the all-max run the plan events point to; ``switcher``: plan switching for stragglers.
     """
 
     def __init__(
         self,
-        plan: PlanSource | RankPlan,
+        plan: PlanSource | RankPlan | FetchedPlan | None,
         *,
         rank: int | None = None,
         backend: GpuBackend | str | None = "nvml",
@@ -158,8 +141,31 @@ class FrequencyPlanClient:
         handle_sigterm: bool = True,
         node: str = "sim-node",
         seed: int = 0,
+        on_event: EventSink | Any = None,
+        baseline_run: str = "",
+        report_every: int = 1,
+        switcher: StragglerSwitcher | None = None,
     ) -> None:
-        self.plan = load_rank_plan(plan, rank)
+        if report_every < 1:
+            raise ValueError(f"report_every must be 1 or more, got {report_every!r}")
+        self.fetched: FetchedPlan | None = None
+        if plan is None:
+            if rank is None:
+                raise ValueError("a baseline run (plan=None) needs rank=")
+            self.plan: RankPlan | None = None
+            self.rank = rank
+        else:
+            if isinstance(plan, FetchedPlan):
+                self.fetched, plan = plan, plan.plan
+            self.plan = load_rank_plan(plan, rank)
+            self.rank = self.plan.rank
+        if switcher is not None and self.fetched is None:
+            raise ValueError("switcher= needs a plan fetched from the app (PlanApi.rank_plan): it compares iteration "
+                             "times with the plan's prediction")
+        self._on_event: EventSink | None = _event_sink(on_event)
+        self.baseline_run = baseline_run
+        self.report_every = report_every
+        self.switcher = switcher
         self._gpus: StageGpus | None = None
         if backend is not None:
             self._gpus = open_stage_gpus(backend, gpus, node=node, seed=seed)
@@ -170,7 +176,8 @@ class FrequencyPlanClient:
             else:
                 self._actuator = ClockActuator(None, allow_clock_changes=allow_clock_changes, environ=environ)
             try:
-                self._check_supported()
+                if self.plan is not None:
+                    self._check_supported(self.plan)
             except BaseException:
                 self._actuator.close()
                 raise
@@ -179,27 +186,32 @@ class FrequencyPlanClient:
                 self._gpus.close()
             raise
         self.dry_run = self._actuator.dry_run
-        if self.dry_run:
+        if self.dry_run and self.plan is not None:
             log.warning("rank %d: dry run: no GPU clock is changed; the clocks it would set are in requested_mhz "
                         "(changing them needs allow_clock_changes=True and WATTWISE_ALLOW_CLOCK_CHANGES=1)",
-                        self.plan.rank)
+                        self.rank)
         self._meter = EnergyMeter(self._gpus.backend, timer=timer) if (self._gpus and measure) else None
         self._measure = measure
         self._synchronize = synchronize
         self._timer = timer
-        self._setter = _ClockSetter(self._actuator) if threaded else None
+        self._setter = ClockSetter(self._actuator) if threaded else None
         self._cursor = 0
         self._open: tuple[str, int, MeterReading | None, float] | None = None
         self._last_requested: int | None = None
         self._step_started_s: float | None = None
+        self._step_reading: MeterReading | None = None
+        self._wait_s = 0.0
+        self._synced = False
+        self._announce: str | None = START if self.plan is not None else None  # a plan event is due
         self._totals: dict[tuple[str, int], _Totals] = {}
         self._closed = False
         self.steps = 0  # iterations completed
         self.requested_mhz: list[int] = []  # clock changes asked for, in order (a dry run's "would have set")
         self.records: deque[InstructionRecord] = deque(maxlen=max_records)
         self.step_times_s: deque[float] = deque(maxlen=max_records)
+        self.plan_history: list[tuple[int, str, FetchedPlan | None]] = []  # (first step, reason, plan) in force
 
-    def _check_supported(self) -> None:
+    def _check_supported(self, plan: RankPlan) -> None:
         if self._actuator.dry_run and (self._gpus is None or self._gpus.backend.clocks() is None):
             return
         try:
@@ -211,9 +223,9 @@ class FrequencyPlanClient:
             return
         if supported is None:
             return
-        unsupported = [f for f in self.plan.frequencies_mhz if f not in supported]
+        unsupported = [f for f in plan.frequencies_mhz if f not in supported]
         if unsupported:
-            raise PlanError(f"rank {self.plan.rank}: {unsupported} MHz are not supported SM clocks of "
+            raise PlanError(f"rank {plan.rank}: {unsupported} MHz are not supported SM clocks of "
                             f"{self._actuator.description} (was the plan made from another GPU model's profile?)")
 
     @property
@@ -230,31 +242,69 @@ class FrequencyPlanClient:
     def on_step_begin(self) -> None:
         if self._cursor != 0:
             raise PlanMismatch(f"step {self.steps} begins but the previous one ran only {self._cursor} of the plan's "
-                               f"{len(self.plan)} instructions and was not ended (on_step_end() missing?)")
+                               f"{len(self.plan or ())} instructions and was not ended (on_step_end() missing?)")
         self._raise_setter_error()
+        if self.switcher is not None:
+            switch = self.switcher.take(self.steps)
+            if switch is not None:
+                self.use_plan(switch.fetched, switch.reason)
+        if self._announce is not None:
+            self.plan_history.append((self.steps, self._announce, self.fetched))
+            self._emit(PLAN_EVENT, self._plan_fields(self._announce))
+            self._announce = None
+        self._wait_s, self._synced = 0.0, False
+        self._step_reading = self._meter.read() if self._meter is not None else None
         self._step_started_s = self._timer()
+        begin_iteration = getattr(self._gpus.backend, "begin_iteration", None) if self._gpus else None
+        if begin_iteration is not None:
+            begin_iteration()  # an emulated GPU: its straggler's time counts from here
+
+    def use_plan(self, plan: FetchedPlan | RankPlan, reason: str) -> None:
+        """Put another plan of this rank in force from the next iteration (between iterations only); a
+        ``plan`` event with ``reason`` is emitted when it starts. A plan the GPU cannot run is refused
+        (logged; the current plan stays)."""
+        if self._cursor != 0 or self._open is not None:
+            raise PlanMismatch("a plan can only be changed between iterations")
+        fetched = plan if isinstance(plan, FetchedPlan) else None
+        rank_plan = plan.plan if isinstance(plan, FetchedPlan) else plan
+        if rank_plan.rank != self.rank:
+            raise PlanError(f"the plan is for rank {rank_plan.rank}, not rank {self.rank}")
+        try:
+            self._check_supported(rank_plan)
+        except (PlanError, ClockControlError) as exc:
+            log.error("rank %d: not switching plans (%s): %s", self.rank, reason, exc)
+            return
+        if self.plan is not None and len(rank_plan) != len(self.plan):
+            log.error("rank %d: not switching plans (%s): the new plan has %d computations per iteration, this one %d",
+                      self.rank, reason, len(rank_plan), len(self.plan))
+            return
+        self.plan, self.fetched, self._announce = rank_plan, fetched, reason
+        log.info("rank %d: plan %s in force from iteration %d (%s)", self.rank,
+                 fetched.point if fetched is not None else "(file)", self.steps, reason)
 
     def on_instruction_begin(self, name: str) -> None:
         self._synchronize()  # the previous computation ends at its own clock
         if self._open is not None:
             raise PlanMismatch(f"instruction {name!r} begins inside {self._open[0]!r}: end that one first")
-        if self._cursor >= len(self.plan):
-            raise PlanMismatch(f"step {self.steps}: instruction #{self._cursor + 1} ({name!r}) but the plan of rank "
-                               f"{self.plan.rank} has {len(self.plan)} per iteration (on_step_end() missing, or "
-                               "the plan is for another schedule or number of microbatches)")
-        planned, freq_mhz = self.plan.frequencies[self._cursor]
-        if planned != name:
-            raise PlanMismatch(f"step {self.steps}, instruction #{self._cursor + 1}: the plan of rank {self.plan.rank} "
-                               f"expects {planned!r} but the training loop runs {name!r} (another pipeline schedule?)")
         index = self._cursor
+        if self.plan is not None:
+            if self._cursor >= len(self.plan):
+                raise PlanMismatch(f"step {self.steps}: instruction #{self._cursor + 1} ({name!r}) but the plan of "
+                                   f"rank {self.rank} has {len(self.plan)} per iteration (on_step_end() missing, or "
+                                   "the plan is for another schedule or number of microbatches)")
+            planned, freq_mhz = self.plan.frequencies[self._cursor]
+            if planned != name:
+                raise PlanMismatch(f"step {self.steps}, instruction #{self._cursor + 1}: the plan of rank {self.rank} "
+                                   f"expects {planned!r} but the training loop runs {name!r} (another pipeline "
+                                   "schedule?)")
+            if freq_mhz != self._last_requested:
+                self._last_requested = freq_mhz
+                self.requested_mhz.append(freq_mhz)
+                if self._setter is not None:
+                    self._setter.submit(freq_mhz)
+                else:
+                    self._actuator.set_mhz(freq_mhz)
         self._cursor += 1
-        if freq_mhz != self._last_requested:
-            self._last_requested = freq_mhz
-            self.requested_mhz.append(freq_mhz)
-            if self._setter is not None:
-                self._setter.submit(freq_mhz)
-            else:
-                self._actuator.set_mhz(freq_mhz)
         reading = self._meter.read() if self._meter is not None else None
         self._open = (name, index, reading, self._timer())
         if self._gpus is not None:
@@ -277,7 +327,7 @@ class FrequencyPlanClient:
             end = self._meter.read()
             energy_j = self._meter.energy_j(begin, end)
             clock_mhz = end.sm_clock_mhz[0]
-        freq_mhz = self.plan.frequencies[index][1]
+        freq_mhz = self.plan.frequencies[index][1] if self.plan is not None else (clock_mhz or 0)
         self.records.append(InstructionRecord(self.steps, index, name, freq_mhz, time_s, energy_j, clock_mhz))
         totals = self._totals.setdefault((name, freq_mhz), _Totals())
         totals.count += 1
@@ -286,19 +336,71 @@ class FrequencyPlanClient:
             totals.energy_count += 1
             totals.energy_j += energy_j
 
+    def sync(self, all_reduce: Callable[[], object] | None = None) -> float:
+        """The iteration's sync with the other pipelines (where the gradient all-reduce waits for the
+        slowest): runs ``all_reduce`` when given, and on an emulated GPU waits for its straggler. The time
+        spent here is the iteration's ``wait_s``; returned. Called by ``on_step_end`` if the loop did not."""
+        if self._open is not None:
+            raise PlanMismatch(f"sync() inside instruction {self._open[0]!r}: end it first")
+        start_s = self._timer()
+        if all_reduce is not None:
+            all_reduce()
+        wait_for_peers = getattr(self._gpus.backend, "wait_for_peers", None) if self._gpus else None
+        if wait_for_peers is not None:
+            wait_for_peers()
+        waited_s = self._timer() - start_s
+        self._wait_s += waited_s
+        self._synced = True
+        return waited_s
+
     def on_step_end(self) -> None:
         if self._open is not None:
             raise PlanMismatch(f"on_step_end() inside instruction {self._open[0]!r}: end it first")
-        if self._cursor != len(self.plan):
+        if self.plan is not None and self._cursor != len(self.plan):
             raise PlanMismatch(f"step {self.steps} ended after {self._cursor} of the {len(self.plan)} instructions in "
-                               f"the plan of rank {self.plan.rank}: the plan is for another schedule or number of "
+                               f"the plan of rank {self.rank}: the plan is for another schedule or number of "
                                "microbatches, or an instruction was not bracketed")
         self._cursor = 0
+        if not self._synced:
+            self.sync()
         if self._step_started_s is not None:
-            self.step_times_s.append(self._timer() - self._step_started_s)
+            time_s = self._timer() - self._step_started_s
+            self.step_times_s.append(time_s)
             self._step_started_s = None
+            if self.steps % self.report_every == 0:
+                self._emit(ITERATION_EVENT, self._iteration_fields(time_s))
+            if self.switcher is not None:
+                self.switcher.observe(self.steps, time_s, self.fetched)
         self.steps += 1
         self._raise_setter_error()
+
+    # Events.
+
+    def _emit(self, kind: str, fields: dict[str, Any]) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, fields)
+
+    def _plan_fields(self, reason: str) -> dict[str, Any]:
+        fetched = self.fetched
+        fields: dict[str, Any] = {"rank": self.rank, "reason": reason}
+        if fetched is not None:
+            fields.update(frontier_id=fetched.frontier_id, point=fetched.point,
+                          predicted_time_s=fetched.predicted_time_s, predicted_energy_j=fetched.predicted_energy_j,
+                          baseline_time_s=fetched.baseline_time_s, baseline_energy_j=fetched.baseline_energy_j)
+        fields["straggler_time_s"] = float(fetched.straggler_time_s or 0.0) if fetched is not None else 0.0
+        fields["dry_run"] = int(self.dry_run)
+        fields["baseline_run"] = self.baseline_run
+        return fields
+
+    def _iteration_fields(self, time_s: float) -> dict[str, Any]:
+        fields: dict[str, Any] = {"rank": self.rank, "step": self.steps, "time_s": time_s}
+        begin, self._step_reading = self._step_reading, None
+        if self._meter is not None and begin is not None:
+            energy_j = self._meter.energy_j(begin, self._meter.read())
+            if energy_j is not None:
+                fields["energy_j"] = energy_j
+        fields["wait_s"] = self._wait_s
+        return fields
 
     @contextlib.contextmanager
     def instruction(self, name: str) -> Iterator[None]:
@@ -339,7 +441,7 @@ class FrequencyPlanClient:
         writer.writerow(("stage", "instruction", "frequency", "time", "energy", "count"))
         for row in self.realised():
             if row.energy_j is not None:
-                writer.writerow((self.plan.rank, row.instruction, row.freq_mhz, repr(row.time_s), repr(row.energy_j),
+                writer.writerow((self.rank, row.instruction, row.freq_mhz, repr(row.time_s), repr(row.energy_j),
                                  row.count))
         return out.getvalue()
 
@@ -367,3 +469,15 @@ class FrequencyPlanClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _event_sink(on_event: EventSink | Any) -> EventSink | None:
+    """A Tracker (anything with an ``event(kind, fields)`` method) or an ``(kind, fields)`` function."""
+    if on_event is None:
+        return None
+    method = getattr(on_event, "event", None)
+    if callable(method):
+        return method
+    if callable(on_event):
+        return on_event
+    raise TypeError(f"on_event must be a Tracker or a function (kind, fields), got {type(on_event).__name__}")

@@ -208,7 +208,7 @@ class Tracker:
         if self._rank_launch is not None and self.ranks == RANKS_NODE:
             # Only local rank 0 runs it: a collective across ranks would wait for the others forever.
             options.setdefault("reduce", None)
-        return PowerLimitOptimizer(backend, on_event=lambda kind, fields: self._mark(kind, **fields), **options)
+        return PowerLimitOptimizer(backend, on_event=self.event, **options)
 
     def _make_backend(self, node: str) -> GpuBackend:
         spec = self._backend_spec
@@ -321,6 +321,12 @@ class Tracker:
         if self.streamer is None:
             raise RuntimeError("use the Tracker as a context manager: with Tracker(...) as tracker")
         return self.streamer.energy_so_far()
+
+    def event(self, kind: str, fields: Mapping[str, str | int | float]) -> None:
+        """Record a marker ``kind`` with scalar ``fields`` in the run's stream, now (thread-safe). The plan
+        client takes it as ``on_event`` (``FrequencyPlanClient(..., on_event=tracker)``), as the power-limit
+        optimiser does; a marker the app would refuse raises ``WireError`` here."""
+        self._mark(kind, **fields)
 
     def _mark(self, kind: str, **fields: str | int | float) -> None:
         if self._entered and not self.measuring:

@@ -47,8 +47,29 @@ def _title(text: str) -> dict[str, str]:
     return {"text": text}
 
 
-def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figure:
-    """One line per GPU: the bucket mean of its power; hover shows the bucket's min and max."""
+# Frequency plans in force (the plan client's ``plan`` events): alternating bands under the lines.
+_PLAN_BAND_COLOURS = ("#4c78a8", "#f58518")
+
+
+def plan_bands(bands: Sequence[tuple[float, float, str]]) -> dict[str, list[dict[str, Any]]]:
+    """Layout shapes and labels marking each ``(from_ms, to_ms, label)`` plan interval on a time chart."""
+    shapes, annotations = [], []
+    for k, (from_ms, to_ms, label) in enumerate(bands):
+        colour = _PLAN_BAND_COLOURS[k % len(_PLAN_BAND_COLOURS)]
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": from_ms, "x1": to_ms, "y0": 0, "y1": 1,
+                       "fillcolor": colour, "opacity": 0.08, "layer": "below", "line": {"width": 0}})
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": from_ms, "x1": from_ms, "y0": 0, "y1": 1,
+                       "line": {"color": colour, "width": 1, "dash": "dot"}})
+        annotations.append({"xref": "x", "yref": "paper", "x": from_ms, "y": 1, "xanchor": "left", "yanchor": "bottom",
+                            "text": label, "showarrow": False, "font": {"size": 10, "color": colour}})
+    return {"shapes": shapes, "annotations": annotations} if bands else {}
+
+
+def power_over_time(
+    traces: Mapping[str, Buckets], *, power_field: str, plans: Sequence[tuple[float, float, str]] = ()
+) -> Figure:
+    """One line per GPU: the bucket mean of its power; hover shows the bucket's min and max. ``plans``:
+    the frequency plans in force, ``(from_ms, to_ms, label)``, drawn as bands (:func:`plan_bands`)."""
     data = []
     for label, buckets in traces.items():
         trace: dict[str, Any] = {
@@ -68,6 +89,7 @@ def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figur
         + (f": {len(data)} GPUs, hover a line for its name" if many else ""), "W",
         *(np.asarray(b.t_ms) for b in traces.values()),
         **({"showlegend": False, "hovermode": "closest", "margin": {**_TIME_MARGIN, "b": 40}} if many else {}),
+        **plan_bands(plans),
     )}
 
 

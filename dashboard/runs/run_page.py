@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString
 
 from dashboard.runs import charts, series
 from dashboard.runs.downsample import Buckets
+from dashboard.runs.plan_intervals import PlanInterval, plan_intervals
 from dashboard.runs.ranges import ALL, CUSTOM, RangeChoice
 from dashboard.runs.summaries import RunFigures, run_figures
 from dashboard.telemetry.models import Gpu, Run, RunGpu
@@ -70,6 +71,8 @@ class RunPage:
     run_gpus: list[RunGpu]  # the GPUs
     drawn: Drawn
     node_devices: list[RunGpu] = field(default_factory=list)  # CPU packages and DRAM, where read
+    plans: list[PlanInterval] = field(default_factory=list)  # frequency plans in force (plan client events)
+    plans_cut: bool = False  # more plan events than were read
 
 
 def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
@@ -80,14 +83,15 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
     others = [rg for rg in devices if rg.gpu.component != Gpu.Component.GPU]
     live = run.status == Run.Status.RUNNING
     span = _drawn_span(choice, series.span_of(devices), live=live, now_ms=now_ms)
+    plans, cut = plan_intervals(run.pk)
     drawn = Drawn(choice, span)
     if span is None or span.empty:
-        return RunPage(run, figures, run_gpus, drawn, others)
+        return RunPage(run, figures, run_gpus, drawn, others, plans, cut)
     # Many GPUs overlaid read better at a coarser resolution; the GPU page draws the full detail.
     points = max(200, settings.WATTWISE_CHART_POINTS // max(len(devices), 1))
     buckets = series.gpu_buckets([rg.pk for rg in devices], span, ("power_w",), points=points)
     if not buckets:
-        return RunPage(run, figures, run_gpus, drawn, others)
+        return RunPage(run, figures, run_gpus, drawn, others, plans, cut)
     whole = choice.key == ALL
     # Over the whole run the bars show the stored totals; over a range, the energy counted inside it.
     energy_j = {rg.pk: rg.energy_j if whole else float(np.sum(buckets[rg.pk].energy_j)) if rg.pk in buckets else 0.0
@@ -98,7 +102,11 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
         power = {gpu_label(rg): buckets[rg.pk].metrics["power_w"] if rg.pk in buckets else Buckets.empty()
                  for rg in run_gpus}
         power_field = run_gpus[0].gpu.power_field
-        plots.append(("chart-power", figure_json(charts.power_over_time(power, power_field=power_field))))
+        # Each plan's interval, clipped to the drawn span (one still in force lasts to its end).
+        bands = [(max(p.from_ms, span.from_ms), min(p.to_ms if p.to_ms is not None else span.to_ms, span.to_ms),
+                  p.label) for p in plans if p.from_ms <= span.to_ms and (p.to_ms is None or p.to_ms >= span.from_ms)]
+        plots.append(("chart-power", figure_json(charts.power_over_time(power, power_field=power_field,
+                                                                        plans=bands))))
         plots.append(("chart-energy-per-gpu", figure_json(charts.energy_per_gpu(
             [gpu_label(rg) for rg in run_gpus], [energy_j[rg.pk] for rg in run_gpus],
             [rg.gpu.node.name for rg in run_gpus], title="Energy per GPU" + suffix,
@@ -118,7 +126,7 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
     plots.append(("chart-cumulative", figure_json(charts.cumulative_energy(
         axis, curves, title="Cumulative energy" + ("" if whole else " since the range start")))))
     in_range = None if whole else sum(energy_j.values())
-    return RunPage(run, figures, run_gpus, Drawn(choice, span, plots, in_range), others)
+    return RunPage(run, figures, run_gpus, Drawn(choice, span, plots, in_range), others, plans, cut)
 
 
 @dataclass(frozen=True)

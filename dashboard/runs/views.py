@@ -104,7 +104,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         "runs/run.html",
         {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus,
-         "node_devices": page.node_devices,
+         "node_devices": page.node_devices, "plans": page.plans, "plans_cut": page.plans_cut,
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,

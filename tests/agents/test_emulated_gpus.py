@@ -276,3 +276,63 @@ def test_an_emulated_clock_and_power_limit_are_reset_when_the_process_ends(endin
     assert lines[0] == "set 1005 250", result.stderr
     assert sorted(lines[1:]) == ["reset clock", "reset power_limit"], result.stderr
     assert result.returncode == (-signal.SIGTERM if ending == "sigterm" else 0)
+
+
+def test_a_straggler_makes_the_sync_wait_until_its_iteration_time_at_blocking_power() -> None:
+    time = VirtualTime()
+    gpu = emulated_gpu(time, pace=1.0)
+    assert gpu.wait_for_peers() == 0.0  # no straggler: no wait
+    gpu.straggler_iteration_s = 0.5
+    gpu.begin_iteration()
+    start_s, start_j = time.now_s, gpu.energy_j()
+    gpu.begin_computation("forward")
+    gpu.end_computation("forward")  # lasts its profiled time at 1410 MHz
+    forward_s, forward_j = profile_table()[("forward", 1410)]
+    assert gpu.wait_for_peers() == pytest.approx(0.5 - forward_s)
+    assert time.now_s - start_s == pytest.approx(0.5)
+    assert gpu.energy_j() - start_j == pytest.approx(forward_j + P_BLOCKING_W * (0.5 - forward_s))
+    gpu.straggler_iteration_s = None  # settable at any time
+    gpu.begin_iteration()
+    assert gpu.wait_for_peers() == 0.0
+    with pytest.raises(ValueError, match="straggler_iteration_s"):
+        gpu.straggler_iteration_s = -1.0
+
+
+CLIENT_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time
+    sys.path.insert(0, {root!r})
+    from tests.agents.emulation_support import VirtualTime, emulated_gpu
+    from wattwise_agent.plan_client import FrequencyPlanClient
+
+    gpu = emulated_gpu(VirtualTime(), pace=1.0)
+    _change = gpu._change
+    def change(what, value):
+        _change(what, value)
+        if value is None:
+            print("reset", what, flush=True)
+    gpu._change = change
+    plan = {{"rank": 0, "frequencies": [["forward", 1005], ["backward", 1005]]}}
+    client = FrequencyPlanClient(plan, backend=gpu, allow_clock_changes=True, threaded=False,
+                                 synchronize=lambda: None, environ={{"WATTWISE_ALLOW_CLOCK_CHANGES": "1"}})
+    gpu.straggler_iteration_s = 2.0
+    client.on_step_begin()
+    with client.instruction("forward"):
+        pass
+    print("set", gpu.locked_mhz, flush=True)
+    if sys.argv[1] == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        print("still alive", flush=True)
+""")
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "exit"])
+def test_the_plan_clients_clock_is_reset_when_the_process_ends_mid_iteration(ending: str, tmp_path: Path) -> None:
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT_SCRIPT.format(root=str(ROOT)))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "agents")])
+    result = subprocess.run([sys.executable, str(script), ending], capture_output=True, text=True, timeout=60,
+                            env=environment, cwd=ROOT)
+    assert result.stdout.splitlines() == ["set 1005", "reset clock"], result.stderr
+    assert result.returncode == (-signal.SIGTERM if ending == "sigterm" else 0)

@@ -16,7 +16,13 @@ A computation that runs as long as the profile's fastest time is thus charged ex
 and energy at its clock. ``pace`` replaces the ratio: each computation lasts ``pace ×`` the profile's time
 at its clock (the CPU computation is padded; one that runs longer keeps its own time, at the profile's
 power, and is counted in ``overruns``): steadier on a busy machine. ``slowdown`` (settable at any time)
-makes every computation that much slower at the same power: a straggler.
+makes every computation that much slower at the same power: this pipeline is a straggler.
+
+``straggler_iteration_s`` (T′, settable at any time; None: none) emulates a slower *peer* pipeline, the
+Perseus straggler scenario: the training loop marks each iteration's start (``begin_iteration``) and its
+sync with the other pipelines (``wait_for_peers``, where the gradient all-reduce would wait); the sync
+returns only once T′ has passed since the iteration began, the GPU drawing blocking power meanwhile. The
+plan client calls both (``on_step_begin``; ``sync``, or ``on_step_end`` when the loop did not).
 
 Clocks and power limits work through the same interfaces as NVML's (``clocks()``, ``power_limits()``), so
 only :class:`~wattwise_agent.clock_guard.ClockActuator` and :class:`~wattwise_agent.power_guard.PowerLimitActuator`
@@ -197,6 +203,9 @@ class EmulatedGpuBackend(GpuBackend):
         self._open_brackets: dict[str, int] = {}  # outer brackets still to end, of a computation already ended
         self.overruns = 0  # computations that ran longer than ``pace`` allowed
         self.changes: list[tuple[str, int | None]] = []  # ("clock" | "power_limit", value; None = reset)
+        self._straggler_s: float | None = None
+        self._iteration_start_s: float | None = None
+        self.waited_s = 0.0  # total time spent waiting for the straggler at syncs
         self.history: deque[EmulatedComputation] = deque(maxlen=history)
 
     @property
@@ -208,6 +217,36 @@ class EmulatedGpuBackend(GpuBackend):
         if not (math.isfinite(factor) and factor >= 1.0):
             raise ValueError(f"slowdown must be a factor of 1 or more, got {factor!r}")
         self._slowdown = float(factor)
+
+    @property
+    def straggler_iteration_s(self) -> float | None:
+        """T′: a peer pipeline's iteration time that every sync waits for (None: no straggler)."""
+        return self._straggler_s
+
+    @straggler_iteration_s.setter
+    def straggler_iteration_s(self, time_s: float | None) -> None:
+        if time_s is not None and not (math.isfinite(time_s) and time_s > 0):
+            raise ValueError(f"straggler_iteration_s must be a time in seconds above 0, or None; got {time_s!r}")
+        self._straggler_s = None if time_s is None else float(time_s)
+
+    def begin_iteration(self) -> None:
+        """An iteration starts now: its sync waits until the straggler's T′ has passed since."""
+        self._iteration_start_s = self._timer()
+
+    def wait_for_peers(self) -> float:
+        """The iteration's sync with the other pipelines: wait (at blocking power) until the straggler's
+        iteration time has passed since ``begin_iteration``; return the seconds waited (0.0: no straggler)."""
+        straggler_s, start_s = self._straggler_s, self._iteration_start_s
+        self._iteration_start_s = None
+        if straggler_s is None or start_s is None:
+            return 0.0
+        began_s = self._timer()
+        until_s = start_s + straggler_s
+        while (left_s := until_s - self._timer()) > 0:
+            self._sleep(left_s)
+        waited_s = max(self._timer() - began_s, 0.0)
+        self.waited_s += waited_s
+        return waited_s
 
     @property
     def gpus(self) -> Sequence[GpuInfo]:
