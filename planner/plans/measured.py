@@ -55,7 +55,7 @@ def baseline_run(user: Visitor, run: Run, name: str) -> Run | None:
     """The run of ``run``'s project called ``name`` (a plan marker's ``baseline_run``), if the user sees it."""
     if not name or name == run.name:
         return None
-    return Run.objects.for_user(user).filter(project_id=run.project_id, name=name).first()
+    return Run.objects.for_user(user).filter(project_id=run.project_id, name=name).select_related("project").first()
 
 
 def frontier_runs(user: Visitor, frontier_id: int) -> QuerySet[Run]:
