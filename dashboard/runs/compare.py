@@ -426,9 +426,13 @@ DESCRIPTIONS: tuple[tuple[str, str, str, Callable[[RunTotals], str]], ...] = (
 
 
 def table(totals: Sequence[RunTotals], baseline: int, extra: Sequence[Row] = ()) -> list[Row]:
-    """The compare table: figures with their differences against the baseline run (then ``extra`` figures),
-    then descriptions."""
-    rows = [numeric_row(m, totals, baseline) for m in MEASURES] + list(extra)
+    """The compare table: figures with their differences against the baseline run (``extra`` figures after
+    energy per step), then descriptions."""
+    rows: list[Row] = []
+    for m in MEASURES:
+        rows.append(numeric_row(m, totals, baseline))
+        if m.key == "j_per_step":
+            rows += extra
     for key, label, help_text, describe in DESCRIPTIONS:
         cells = tuple(Cell(describe(t), baseline=i == baseline) for i, t in enumerate(totals))
         rows.append(Row(key, label, help_text, cells, numeric=False))

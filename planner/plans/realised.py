@@ -136,12 +136,16 @@ class RunRealised:
     def predicted_saving_fraction(self) -> float | None:
         """The plans' predicted saving over the run: their predicted energies weighted by the steps each counted
         (with one plan, that plan's P)."""
-        weighted = [(i.realised.iterations, i.plan) for i in self.plans if i.realised.iterations]
-        if not weighted or any(p.predicted_energy_j is None or p.baseline_energy_j is None for _, p in weighted):
-            return None
-        planned = sum(n * (p.predicted_energy_j or 0.0) for n, p in weighted)
-        baseline = sum(n * (p.baseline_energy_j or 0.0) for n, p in weighted)
-        return 1.0 - planned / baseline
+        planned = baseline = 0.0
+        for interval in self.plans:
+            n, plan = interval.realised.iterations, interval.plan
+            if not n or plan is None:
+                continue
+            if plan.predicted_energy_j is None or plan.baseline_energy_j is None:
+                return None
+            planned += n * plan.predicted_energy_j
+            baseline += n * plan.baseline_energy_j
+        return 1.0 - planned / baseline if baseline else None
 
     @property
     def baseline_run(self) -> str:
@@ -214,12 +218,12 @@ def realise(events: Iterable[Event]) -> RunRealised:
         if len(intervals) == 1:
             by_interval.setdefault(intervals.pop(), []).append(step)
     indexes = sorted(set(plans) | set(by_interval))
-    intervals = tuple(
+    found = tuple(
         Interval(index, plans[index][2] if index in plans else None, plans[index][1] if index in plans else None,
                  realised_over(reporting, by_interval.get(index, [])))
         for index in indexes
     )
-    return RunRealised(realised_over(reporting, counted), intervals, ignored)
+    return RunRealised(realised_over(reporting, counted), found, ignored)
 
 
 def saving_fraction(planned: Realised, baseline: Realised | None) -> float | None:
