@@ -41,7 +41,7 @@ def test_the_run_page_shows_the_chosen_limit_and_its_measured_saving(client, use
     client.force_login(user)
     html = client.get(run.get_absolute_url()).content.decode()
     assert 'id="power-limit"' in html
-    assert text(html, "card-power-limit").startswith("Chosen power limit 250 W of 300 W (the highest) · η 0.5")
+    assert text(html, "card-power-limit") == "Chosen power limit 250 W of 300 W (the highest) · η 0.5"
     assert text(html, "card-power-limit-saving") == "Energy per step 12.3 % less measured against 300 W"
     assert text(html, "card-power-limit-time") == "Step time +1.5 % against 300 W"
     note = re.sub(r"\s+", " ", html[html.index('id="power-limit-note"'):].split("</p>")[0])
