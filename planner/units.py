@@ -138,6 +138,17 @@ def format_distance_km(distance_km: float) -> str:
     return scaled(distance_km * M_PER_KM, DISTANCE_UNITS_M)
 
 
+def format_fraction_pct(fraction: float, *, signed: bool = False) -> str:
+    """A fraction as a percentage to one decimal: ``0.162`` is ``"16.2 %"``; ``signed``: ``"+0.4 %"``,
+    ``"−1.2 %"`` (a real minus sign) and ``"±0.0 %"``."""
+    text = f"{abs(fraction) * 100:,.1f} %"
+    if not signed:
+        return ("−" if fraction < 0 and text != "0.0 %" else "") + text
+    if text == "0.0 %":
+        return "±" + text
+    return ("+" if fraction > 0 else "−") + text
+
+
 def format_money(amount: float, currency: str) -> str:
     """Money to the cent with its currency; a positive amount below a cent reads ``"< 0.01 USD"``."""
     if 0 < abs(amount) < 0.005:

@@ -287,7 +287,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "api:get_profile": [(fill(routes["api:get_profile"], profile_id=pk), {}) for pk in world["profiles"]],
         "api:list_frontiers": plain("api:list_frontiers"),
         **{name: frontier_route(name) for name in (
-            "api:get_frontier", "api:list_points", "api:get_choice", "api:get_plan",
+            "api:get_frontier", "api:list_points", "api:get_choice", "api:get_plan", "api:list_frontier_runs",
         )},
         "healthz": plain("healthz"),
         "login": plain("login"),

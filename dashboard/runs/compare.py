@@ -386,7 +386,8 @@ def _verdict(delta: float, base: float, lower_is_better: bool | None) -> str:
     return "better" if (delta < 0) == lower_is_better else "worse"
 
 
-def _numeric_row(measure: Measure, totals: Sequence[RunTotals], baseline: int) -> Row:
+def numeric_row(measure: Measure, totals: Sequence[RunTotals], baseline: int) -> Row:
+    """A figure of every run, with its difference against the baseline run's."""
     values = [measure.value(t) for t in totals]
     units = [measure.unit_of(t) if measure.unit_of else "" for t in totals]
 
@@ -424,9 +425,14 @@ DESCRIPTIONS: tuple[tuple[str, str, str, Callable[[RunTotals], str]], ...] = (
 )
 
 
-def table(totals: Sequence[RunTotals], baseline: int) -> list[Row]:
-    """The compare table: figures with their differences against the baseline run, then descriptions."""
-    rows = [_numeric_row(m, totals, baseline) for m in MEASURES]
+def table(totals: Sequence[RunTotals], baseline: int, extra: Sequence[Row] = ()) -> list[Row]:
+    """The compare table: figures with their differences against the baseline run (``extra`` figures after
+    energy per step), then descriptions."""
+    rows: list[Row] = []
+    for m in MEASURES:
+        rows.append(numeric_row(m, totals, baseline))
+        if m.key == "j_per_step":
+            rows += extra
     for key, label, help_text, describe in DESCRIPTIONS:
         cells = tuple(Cell(describe(t), baseline=i == baseline) for i, t in enumerate(totals))
         rows.append(Row(key, label, help_text, cells, numeric=False))

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 
-from dashboard.runs import compare, compare_charts, compare_series, compare_work
+from dashboard.runs import compare, compare_charts, compare_iterations, compare_series, compare_work
 from dashboard.runs.compare_charts import Point, Trace, color_for
 from planner.units import MS_PER_HOUR, MS_PER_S, S_PER_HOUR
 
@@ -91,7 +91,8 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
         Point(t.label, t.duration_s / S_PER_HOUR, t.energy_kwh, color_for(i), t.run.pk in optimal)
         for i, t in enumerate(totals) if t.has_samples
     ])
-    rows = compare.table(totals, baseline)
+    iteration_rows = compare_iterations.rows(totals, baseline)
+    rows = compare.table(totals, baseline, iteration_rows)
     work_unit = compare_work.ranking_unit(totals)
     return {
         "work_unit": work_unit,
@@ -103,6 +104,7 @@ def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> 
             for i, t in enumerate(totals)
         ],
         "rows": rows,
+        "iteration_rows": bool(iteration_rows),
         "identical_rows": sum(1 for r in rows if r.identical),
         "baseline": baseline,
         "diff": diff,

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from dashboard.projects.membership import site_admins
 from dashboard.runs.listing import SORT_KEYS, list_runs
 from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_nodes
+from dashboard.runs.power_limits import run_power_limits
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
@@ -108,7 +109,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
-         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S},
+         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S,
+         "power_limits": run_power_limits(run)},
     )
 
 

@@ -351,7 +351,11 @@ class RunEvent(models.Model):
 
     class Meta:
         db_table = "dashboard_runevent"
-        indexes = [models.Index(fields=["run", "kind", "t_ms"], name="event_run_kind_time")]
+        indexes = [
+            models.Index(fields=["run", "kind", "t_ms"], name="event_run_kind_time"),
+            # The frequency plan client's ``plan`` markers (a few per run): which runs ran a frontier's plans.
+            models.Index(fields=["run"], condition=models.Q(kind="plan"), name="event_plan_markers"),
+        ]
 
 
 class Rejection(models.Model):

@@ -21,7 +21,7 @@ from ninja.params.functions import Query as QueryParam
 from dashboard.projects.auth import ApiRequest
 from dashboard.web.api_params import ERRORS, MAX_ID, Error, FrontierId, Pages, ProfileId, Rows, one_of
 from planner import perseus
-from planner.plans import planning, results
+from planner.plans import measured, planning, results
 from planner.plans.forms import PlanForm
 from planner.plans.models import FrontierJob, StageProfile
 
@@ -160,6 +160,31 @@ class PlanOut(Schema):
     straggler_time_s: float | None
     meets_straggler: bool
     ranks: list[RankOut]
+
+
+class MeasuredRunOut(Schema):
+    """One plan a run ran (an interval between plan switches) with its measured figures against the run's
+    baseline run; ``null`` where not known (no baseline run, no energy measured). See docs/planner.md."""
+
+    run_id: int
+    run_name: str
+    interval: int = Field(description="the run's n-th plan (0: the first; a straggler switches to the next)")
+    reason: str = Field(description="why this plan came into force: start, straggler or recovered")
+    point: int | None = Field(description="frontier point of the plan")
+    straggler_time_s: float | None = Field(description="T′ the plan was chosen for; null: none")
+    dry_run: bool = Field(description="the client changed no clock: the run measured all-max")
+    baseline_run_id: int | None = Field(description="the run named by the plan's baseline_run, in the same project")
+    baseline_run_name: str | None
+    iterations: int = Field(description="steps counted: every rank reported them, warm-up left out")
+    predicted_time_s: float | None = Field(description="planner's iteration time for this plan")
+    predicted_energy_j: float | None = Field(description="planner's energy per iteration for this plan")
+    predicted_saving_fraction: float | None = Field(description="1 − predicted energy / predicted all-max energy")
+    realised_time_s: float | None = Field(description="mean over steps of the slowest rank's iteration time")
+    realised_energy_j: float | None = Field(description="sum over ranks of each rank's mean energy per iteration")
+    baseline_time_s_measured: float | None = Field(description="the baseline run's realised iteration time")
+    baseline_energy_j_measured: float | None = Field(description="the baseline run's realised energy per iteration")
+    realised_saving_fraction: float | None = Field(description="1 − realised energy / the baseline run's")
+    time_change_fraction: float | None = Field(description="realised time / the baseline run's − 1: +0.004 = 0.4 % slower")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -355,3 +380,17 @@ def get_plan(
             {**asdict(row), "steps": [asdict(step) for step in plan.stages[row.rank]]} for row in rows
         ],
     }
+
+
+@router.get(
+    "/frontiers/{frontier_id}/runs", response={200: list[MeasuredRunOut], **ERRORS},
+    summary="Runs that ran the frontier's plans, predicted against realised",
+)
+@paginate(Pages)
+def list_frontier_runs(request: ApiRequest, frontier_id: FrontierId) -> Any:
+    """Every plan of this frontier your runs ran (from the plan client's ``plan`` and ``iteration`` markers),
+    newest run first: the planner's predicted iteration time, energy and saving against what the run
+    measured, and its saving and time change against the baseline run it names. A run that switched plans
+    (a straggler) has one item per plan."""
+    job = get_object_or_404(_jobs(request).defer(*BLOBS), pk=frontier_id)
+    return [row.as_item() for row in measured.measured_plans(request.auth, job.pk)]

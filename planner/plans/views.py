@@ -22,7 +22,9 @@ from dashboard.web.figures import figure_json
 from planner import perseus
 from planner.plans import charts, iterations, planning, profiles, results
 from planner.plans.forms import PlanForm, SampleForm, StragglerForm, UploadForm
+from planner.plans.measured import measured_plans
 from planner.plans.models import FrontierJob, StageProfile
+from planner.plans.realised import WARMUP_ITERATIONS
 
 BLOBS = ("frontier_data", "realised_data")
 
@@ -260,6 +262,7 @@ def plan_detail(request: HttpRequest, pk: int, k: int) -> HttpResponse:
         "previous": k - 1 if k > 0 else None, "next": k + 1 if k + 1 < n else None, "fastest": n - 1,
         "is_fastest": k == n - 1,
         "frontier_url": reverse("planner:frontier", args=[pk]),
+        "measured_plans": measured_plans(request.user, pk), "warmup_iterations": WARMUP_ITERATIONS,
     })
 
 

@@ -31,7 +31,7 @@ from tests.api_world import stream_run
 from tests.factories import member
 from tests.planner.plans.conftest import small_csv, solve_now
 
-# Examples per operation, valid and invalid input mixed: about 20 s for all 27 operations on an idle machine.
+# Examples per operation, valid and invalid input mixed: about 20 s for all 28 operations on an idle machine.
 MAX_EXAMPLES = 20
 
 
@@ -102,5 +102,5 @@ def test_no_operation_answers_a_server_error_or_breaks_its_schema(seeded):
             fuzz(operation, seeded)
         except (Exception, BaseExceptionGroup) as exc:  # report every failing operation, not only the first
             failures.append(f"{operation.label}: {exc}")
-    assert operations == 27
+    assert operations == 28
     assert not failures, "\n\n".join(failures)

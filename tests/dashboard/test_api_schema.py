@@ -20,6 +20,7 @@ OPERATIONS = [
     "/api/planner/profiles/{profile_id}/frontiers", "/api/planner/frontiers",
     "/api/planner/frontiers/{frontier_id}", "/api/planner/frontiers/{frontier_id}/points",
     "/api/planner/frontiers/{frontier_id}/choice", "/api/planner/frontiers/{frontier_id}/plans/{point}",
+    "/api/planner/frontiers/{frontier_id}/runs",
     "/api/model-card", "/api/projects/{project_id}/report",
 ]
 

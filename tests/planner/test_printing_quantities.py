@@ -95,3 +95,12 @@ def test_a_time_axis_of_a_few_seconds_is_widened_and_a_long_one_left_to_plotly()
     short = time_axis([1_700_000_000_000.0, 1_700_000_004_000.0])
     assert short["autorange"] is False and short["range"] == ["2023-11-14 22:12:52.000", "2023-11-14 22:13:52.000"]
     assert time_axis([0.0, 3_600_000.0])["autorange"] is True and "range" not in time_axis([0.0, 3_600_000.0])
+
+
+def test_savings_changes_and_iteration_figures_print_with_their_sign_and_unit():
+    from dashboard.web.templatetags.units import fraction_pct, joules_si, seconds_si, signed_fraction_pct
+
+    assert fraction_pct(0.1625) == "16.2 %" and fraction_pct(-0.05) == "−5.0 %" and fraction_pct(0.0) == "0.0 %"
+    assert signed_fraction_pct(0.004) == "+0.4 %" and signed_fraction_pct(-0.012) == "−1.2 %"
+    assert signed_fraction_pct(0.00001) == "±0.0 %" and signed_fraction_pct(None) == "–"
+    assert seconds_si(1.0116) == "1.01 s" and seconds_si(0.412) == "412 ms" and joules_si(166.0) == "166 J"

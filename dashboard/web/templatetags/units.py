@@ -20,6 +20,7 @@ from planner.units import (
     format_distance_km,
     format_energy_j,
     format_energy_kwh,
+    format_fraction_pct,
     format_mass_g,
     format_money,
     format_si,
@@ -87,6 +88,18 @@ def pct(value: float | None) -> str:
 
 
 @register.filter
+def fraction_pct(fraction: float | None) -> str:
+    """A fraction as a percentage: 0.162 → "16.2 %"."""
+    return NONE if fraction is None else format_fraction_pct(fraction)
+
+
+@register.filter
+def signed_fraction_pct(fraction: float | None) -> str:
+    """A change as a signed percentage: 0.004 → "+0.4 %", −0.012 → "−1.2 %"."""
+    return NONE if fraction is None else format_fraction_pct(fraction, signed=True)
+
+
+@register.filter
 def money(amount: float | None, currency: str = "") -> str:
     """To the cent, with the currency; a fraction of a cent reads "< 0.01 USD"."""
     return NONE if amount is None else format_money(amount, currency)
@@ -133,6 +146,12 @@ def si(value: float | None, unit: str) -> str:
 def joules_si(energy_j: float | None) -> str:
     """Energy per unit of work: "2.13 mJ" (per token), "1.20 kJ" (per step)."""
     return si(energy_j, "J")
+
+
+@register.filter
+def seconds_si(time_s: float | None) -> str:
+    """A short time, as an iteration's: "1.01 s", "412 ms"."""
+    return si(time_s, "s")
 
 
 @register.filter
