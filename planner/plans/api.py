@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import pydantic
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
-from ninja import Field, FilterSchema, Query, Router, Schema
+from ninja import Field, FilterSchema, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.filter_schema import FilterLookup
 from ninja.pagination import paginate
@@ -279,7 +279,7 @@ def request_frontier(request: ApiRequest, profile_id: ProfileId, body: FrontierR
         raise HttpError(400, f"invalid input: {problems}")
     job, queued = planning.request_frontier(profile, form.parameters(), request.auth)
     row = _frontier_row(get_object_or_404(_jobs(request).defer(*BLOBS), pk=job.pk))
-    return (202 if queued else 200), row
+    return Status(202 if queued else 200, row)
 
 
 # --- frontiers --------------------------------------------------------------------------------------------
