@@ -59,6 +59,9 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(model_name="samplewindow", name="readings", field=models.BinaryField(null=True)),
+        # Nullable first, so that migrating back can add them to existing rows before unpacking into them.
+        *(migrations.AlterField(model_name="samplewindow", name=name, field=models.BinaryField(null=True))
+          for name in _RAW_DTYPES),
         migrations.RunPython(encode_windows, unpack_windows),
         migrations.RemoveField(model_name="samplewindow", name="t_offset_ms"),
         migrations.RemoveField(model_name="samplewindow", name="energy_mj"),
