@@ -84,7 +84,7 @@ def encode_many(columns: Mapping[str, np.ndarray]) -> list[bytes]:
     planes = codes.view(np.uint8).reshape(count, len(NAMES), n, 8).transpose(0, 1, 3, 2)
     heads = [_HEAD.pack(n, *w, *b) for w, b in zip(widths.tolist(), bases[:, :, 0].view(np.int64).tolist(), strict=True)]
     return [
-        _PREFIX + _compressor.compress(heads[i] + planes[i][_PLANE < widths[i][:, None]].tobytes())
+        _PREFIX + _compressor.compress(heads[i] + planes[i][widths[i][:, None] > _PLANE].tobytes())
         for i in range(count)
     ]
 
@@ -125,7 +125,7 @@ def decode_many(blobs: Sequence[bytes | memoryview], names: Iterable[str] = NAME
         bases = np.empty((group.size, len(NAMES), 1), np.uint64)
         for j, k in enumerate(group.tolist()):
             _, widths, base, body = parsed[k]
-            planes[j][_PLANE < widths[:, None]] = np.frombuffer(body, np.uint8).reshape(int(widths.sum()), n)
+            planes[j][widths[:, None] > _PLANE] = np.frombuffer(body, np.uint8).reshape(int(widths.sum()), n)
             bases[j, :, 0] = base
         codes = np.ascontiguousarray(planes.transpose(0, 1, 3, 2)).view(np.uint64)[..., 0]
         values = (codes >> np.uint64(1)) ^ (np.uint64(0) - (codes & np.uint64(1)))  # un-zigzag
