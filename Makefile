@@ -27,7 +27,7 @@ PY313_TESTS ?= -m "not torch and not browser and not faults" --ignore=tests/agen
 # the throwaway server's database to look at afterwards.
 LOOP_ARGS ?=
 
-.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-wire bench-agent bench-broker-message clean \
+.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-wire bench-encoding bench-agent bench-broker-message clean \
 	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
@@ -108,6 +108,10 @@ bench-import: install-dev services
 
 bench-wire: install
 	$(PY) benchmarks/bench_wire.py $(BENCH_ARGS)
+
+# The CPU cost of encoding windows' columns for storage (and of decoding them), per million samples; no services.
+bench-encoding: install
+	DJANGO_SETTINGS_MODULE=dashboard.settings $(PY) benchmarks/bench_window_encoding.py $(BENCH_ARGS)
 
 # The agent's own CPU while streaming 8 GPUs at 10 Hz in real time, for 60 s (BENCH_ARGS=--duration N).
 bench-agent: install

@@ -8,7 +8,7 @@ one query per run and returns a few thousand rows at most; numpy turns them into
 * long spans read the per-minute rollups (``GpuMinute``, by index on its GPU), in buckets of whole
   minutes;
 * short spans, where minutes would be too coarse, read each window's stored ``energy_j`` with its
-  ``first_ms`` and ``last_ms`` (``SampleWindow``, by index on its GPU), never its packed samples, as
+  ``first_ms`` and ``last_ms`` (``SampleWindow``, by index on its GPU), never its encoded samples, as
   long as that is at most :data:`WINDOW_ROWS` rows. A window across bucket boundaries is split
   between the buckets in proportion to time.
 
@@ -45,7 +45,7 @@ MIN_WINDOW_BUCKET_MS = 5_000
 """Agent windows are 5 s long: narrower buckets would only repeat each window's mean."""
 WINDOW_ROWS = 150_000
 """Most window rows one compare reads (3 runs × 64 GPUs × 40 min); beyond it, the minute rollups
-(a fleet's windows are a full row each, with the packed samples: reading them costs ~1.5 µs a row)."""
+(a fleet's windows are a full row each, with the encoded samples: reading them costs ~1.5 µs a row)."""
 STEP_POINTS = 500
 """Most step markers read per run: the step axis needs far fewer points than the time axis."""
 STEP_END = "step_end"

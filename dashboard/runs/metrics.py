@@ -84,12 +84,12 @@ class WattwiseCollector(Collector):
             RunGpu.objects.filter(run__status=Run.Status.RUNNING, run__project_id__in=list(names),
                                   gpu__component=Gpu.Component.GPU)
             .annotate(
-                latest_power_mw=Subquery(latest.values("power_mw")[:1]),
+                latest_readings=Subquery(latest.values("readings")[:1]),
             )
             .order_by("run__project_id", "run__name", "gpu__node__name", "gpu__index")
             .values_list(
                 "run__project_id", "run__name", "gpu__node__name", "gpu__index", "gpu__uuid", "energy_j",
-                "last_ms", "latest_power_mw",
+                "last_ms", "latest_readings",
             )
         )
         power = GaugeMetricFamily(
@@ -107,12 +107,13 @@ class WattwiseCollector(Collector):
             labels=GPU_LABELS, unit="seconds",
         )
         run_energy: dict[tuple[str, str], float] = defaultdict(float)
-        for project_id, run, node, index, uuid, energy_j, last_ms, power_mw in rows:
+        for project_id, run, node, index, uuid, energy_j, last_ms, readings in rows:
             labels = [names[project_id], run, node, str(index), uuid]
             gpu_energy.add_metric(labels, energy_j)
             run_energy[(names[project_id], run)] += energy_j
-            if power_mw is not None:
-                power.add_metric(labels, float(columns.unpack("power_mw", power_mw).mean()) / MILLIWATTS_PER_W)
+            if readings is not None:
+                power_mw = columns.decode(readings, ("power_mw",))["power_mw"]
+                power.add_metric(labels, float(power_mw.mean()) / MILLIWATTS_PER_W)
             if last_ms is not None:
                 age.add_metric(labels, max(now_s - last_ms / MS_PER_S, 0.0))
         per_run = CounterMetricFamily(

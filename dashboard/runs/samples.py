@@ -72,7 +72,7 @@ def time_range(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None) -> TimeR
 
 # --- reading windows ---------------------------------------------------------------------------------
 
-_ROW = ("id", "first_ms", "last_ms", *columns.DTYPES)  # a window as read: metadata, then packed columns
+_ROW = ("id", "first_ms", "last_ms", "samples", "readings")  # a window as read: metadata, then its encoded columns
 _FIRST_MS = 1
 WindowRow = tuple[Any, ...]
 
@@ -96,14 +96,12 @@ def _window_chunks(run_gpu: RunGpu, span: TimeRange, chunk: int) -> Iterator[lis
 
 
 def _decode(rows: list[WindowRow]) -> dict[str, np.ndarray]:
-    """Several windows' samples at once (``columns.unpack`` over their joined bytes, one array per
-    column), with each sample's window id and index in its window: its sort key."""
+    """Several windows' samples at once (``columns.decode_many``, one array per column), with each sample's
+    window id and index in its window: its sort key."""
     first_ms = np.array([row[_FIRST_MS] for row in rows], dtype=np.int64)
     ids = np.array([row[0] for row in rows], dtype=np.int64)
-    out = {
-        name: columns.unpack(name, b"".join(row[3 + i] for row in rows)) for i, name in enumerate(columns.DTYPES)
-    }
-    counts = np.array([len(row[3]) // np.dtype(columns.DTYPES["t_offset_ms"]).itemsize for row in rows])
+    out = columns.decode_many([row[4] for row in rows])
+    counts = np.array([row[3] for row in rows], dtype=np.int64)
     out["t_ms"] = out.pop("t_offset_ms").astype(np.int64) + np.repeat(first_ms, counts)
     out["window_id"] = np.repeat(ids, counts)
     out["index"] = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)

@@ -2,8 +2,8 @@
 
 A run of 64 GPUs × 24 h at 10 Hz holds 55 million samples in 1.1 million windows and 92 thousand minute
 rows, so the pages never pull rows into Python to bucket them there. Long spans are bucketed by one SQL
-``GROUP BY`` over the minute rollups; short spans concatenate the windows' packed columns in SQL
-(``string_agg`` over ``bytea`` on PostgreSQL) and decode each GPU's samples with one ``frombuffer``.
+``GROUP BY`` over the minute rollups; short spans gather each GPU's encoded windows in SQL (``array_agg`` on
+PostgreSQL) and decode only the columns the chart draws (``dashboard.telemetry.columns.decode_many``).
 Every query is bounded by the (run_gpu, minute_ms) and (run_gpu, first_ms) indexes; the windows that start
 before a span and reach into it are found per agent stream by ``dashboard.telemetry.windows.reach_back_ms``,
 in one statement for all the GPUs.
@@ -26,7 +26,7 @@ from dashboard.telemetry.windows import TimeRange, overlapping, reach_back_ms
 from planner.units import MILLIWATTS_PER_W, MS_PER_MINUTE, minute_start_ms
 
 METRICS = ("power_w", "sm_clock_mhz", "util_pct", "temp_c")
-# Which packed column each metric is read from, and the scale to its unit.
+# Which stored column each metric is read from, and the scale to its unit.
 _RAW_COLUMN = {"power_w": ("power_mw", 1 / MILLIWATTS_PER_W), "sm_clock_mhz": ("sm_clock_mhz", 1.0),
                "util_pct": ("util_pct", 1.0), "temp_c": ("temp_c", 1.0)}
 
@@ -154,7 +154,7 @@ def _minute_buckets(
 @dataclass(frozen=True)
 class _RawGpu:
     t_ms: np.ndarray
-    values: dict[str, np.ndarray]  # packed column name -> samples
+    values: dict[str, np.ndarray]  # stored column name -> samples
     window_last_ms: np.ndarray
     window_energy_j: np.ndarray
 
@@ -162,10 +162,9 @@ class _RawGpu:
 def _raw_postgres(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[str]) -> dict[int, _RawGpu]:
     table = SampleWindow._meta.db_table
     order = "ORDER BY first_ms, stream, seq"
-    blobs = ", ".join(f"string_agg({name}, ''::bytea {order})" for name in ("t_offset_ms", *packed))
     sql = (
         f"SELECT run_gpu_id, array_agg(first_ms {order}), array_agg(samples {order}), "
-        f"array_agg(last_ms {order}), array_agg(energy_j {order}), {blobs} "
+        f"array_agg(last_ms {order}), array_agg(energy_j {order}), array_agg(readings {order}) "
         f"FROM {table} WHERE run_gpu_id = ANY(%s) AND first_ms >= %s AND first_ms <= %s AND last_ms >= %s "
         "GROUP BY run_gpu_id"
     )
@@ -176,10 +175,10 @@ def _raw_postgres(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[
         for row in cursor.fetchall():
             first = np.asarray(row[1], dtype=np.int64)
             counts = np.asarray(row[2], dtype=np.int64)
-            offsets = columns.unpack("t_offset_ms", row[5]).astype(np.int64)
+            values = columns.decode_many(row[5], ("t_offset_ms", *packed))
             found[int(row[0])] = _RawGpu(
-                t_ms=np.repeat(first, counts) + offsets,
-                values={name: columns.unpack(name, blob) for name, blob in zip(packed, row[6:], strict=True)},
+                t_ms=np.repeat(first, counts) + values.pop("t_offset_ms").astype(np.int64),
+                values=values,
                 window_last_ms=np.asarray(row[3], dtype=np.int64),
                 window_energy_j=np.asarray(row[4], dtype=np.float64),
             )
@@ -192,17 +191,18 @@ def _raw_portable(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[
     windows = (
         overlapping(run_gpu_ids, span)
         .order_by("run_gpu_id", "first_ms", "stream", "seq")
-        .only("run_gpu_id", "first_ms", "last_ms", "energy_j", "t_offset_ms", *packed)
+        .only("run_gpu_id", "first_ms", "last_ms", "energy_j", "samples", "readings")
     )
     grouped: dict[int, list[SampleWindow]] = {}
     for window in windows:
         grouped.setdefault(window.run_gpu_id, []).append(window)
     for run_gpu_id, group in grouped.items():
+        values = columns.decode_many([w.readings for w in group], ("t_offset_ms", *packed))
+        first = np.asarray([w.first_ms for w in group], dtype=np.int64)
+        counts = np.asarray([w.samples for w in group], dtype=np.int64)
         found[run_gpu_id] = _RawGpu(
-            t_ms=np.concatenate([
-                columns.unpack("t_offset_ms", w.t_offset_ms).astype(np.int64) + w.first_ms for w in group
-            ]),
-            values={name: np.concatenate([columns.unpack(name, getattr(w, name)) for w in group]) for name in packed},
+            t_ms=np.repeat(first, counts) + values.pop("t_offset_ms").astype(np.int64),
+            values=values,
             window_last_ms=np.asarray([w.last_ms for w in group], dtype=np.int64),
             window_energy_j=np.asarray([w.energy_j for w in group], dtype=np.float64),
         )

@@ -224,24 +224,22 @@ def _check_continuity(batch: Batch, run_gpu_ids: dict[str, int]) -> None:
 
 _WINDOW_COLUMNS = (
     "run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms", "prev_energy_mj",
-    "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c",
+    "readings",
 )
 
 
 def _insert_windows(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, _WindowStats]) -> None:
-    """One row per GPU: the window's columns packed as integer arrays (see dashboard.telemetry.columns)."""
+    """One row per GPU: the window's columns encoded as one blob (see dashboard.telemetry.columns)."""
+    blobs = columns.encode_each([
+        {"t_offset_ms": gpu.t_ms - int(gpu.t_ms[0]), "energy_mj": gpu.energy_mj, "power_mw": gpu.power_mw,
+         "sm_clock_mhz": gpu.sm_clock_mhz, "util_pct": gpu.util_pct, "temp_c": gpu.temp_c}
+        for gpu in batch.gpus
+    ])
     params: list[Any] = []
-    for gpu in batch.gpus:
-        first_ms = int(gpu.t_ms[0])
+    for gpu, blob in zip(batch.gpus, blobs, strict=True):
         params += [
-            run_gpu_ids[gpu.uuid], batch.stream, batch.seq, first_ms, int(gpu.t_ms[-1]), gpu.samples,
-            stats[gpu.uuid].energy_j, gpu.prev_t_ms, gpu.prev_energy_mj,
-            columns.pack("t_offset_ms", gpu.t_ms - first_ms),
-            columns.pack("energy_mj", gpu.energy_mj),
-            columns.pack("power_mw", gpu.power_mw),
-            columns.pack("sm_clock_mhz", gpu.sm_clock_mhz),
-            columns.pack("util_pct", gpu.util_pct),
-            columns.pack("temp_c", gpu.temp_c),
+            run_gpu_ids[gpu.uuid], batch.stream, batch.seq, int(gpu.t_ms[0]), int(gpu.t_ms[-1]), gpu.samples,
+            stats[gpu.uuid].energy_j, gpu.prev_t_ms, gpu.prev_energy_mj, blob,
         ]
     row = "(" + ", ".join(["%s"] * len(_WINDOW_COLUMNS)) + ")"
     with connection.cursor() as cursor:

@@ -12,7 +12,7 @@ only the float sums need care:
   which numpy reduces row by row exactly as it reduces each window alone;
 * running totals add window after window, as ingest's additive upserts do.
 
-It also writes the two encodings a window leaves behind: its packed columns (``dashboard.telemetry.columns``) and
+It also writes the two encodings a window leaves behind: its encoded columns (``dashboard.telemetry.columns``) and
 the text of the batch body an agent would have signed, whose digest the receipt keeps.
 """
 
@@ -189,25 +189,23 @@ def close_on_final_reading(readings: list[GpuSamples], numbers: list[np.ndarray]
     return True
 
 
-def window_blobs(w: GpuWindows) -> list[tuple[bytes, ...]]:
-    """Each window's six packed columns, as ``dashboard.telemetry.ingest`` packs them with ``dashboard.telemetry.columns``.
+def window_blobs(w: GpuWindows) -> list[bytes]:
+    """Each window's encoded columns, as ``dashboard.telemetry.ingest`` encodes them with ``dashboard.telemetry.columns``.
 
-    Windows of equal length are packed as one 2-D array and cut into rows: the same bytes, one call.
+    Windows of equal length are encoded together (``columns.encode_many``): the same bytes, fewer calls.
     """
     r, starts, ends = w.readings, w.starts, w.ends
     lengths = ends - starts
-    out: list[tuple[bytes, ...]] = [()] * w.count
+    out: list[bytes] = [b""] * w.count
     for length in np.unique(lengths).tolist():
         rows = np.flatnonzero(lengths == length)
         index = starts[rows, None] + np.arange(length)
-        packed = []
-        for name in columns.DTYPES:
-            values = r.t_ms[index] - r.t_ms[starts[rows]][:, None] if name == "t_offset_ms" else r.column(name)[index]
-            data = columns.pack(name, values)
-            size = len(data) // rows.size
-            packed.append([data[i * size:(i + 1) * size] for i in range(rows.size)])
-        for i, row in enumerate(rows.tolist()):
-            out[row] = tuple(column[i] for column in packed)
+        blobs = columns.encode_many({
+            name: r.t_ms[index] - r.t_ms[starts[rows]][:, None] if name == "t_offset_ms" else r.column(name)[index]
+            for name in columns.NAMES
+        })
+        for row, blob in zip(rows.tolist(), blobs, strict=True):
+            out[row] = blob
     return out
 
 

@@ -409,8 +409,8 @@ def _checked(r: GpuSamples, where: str, start_ms: int | None, end_ms: int | None
 # --- writing --------------------------------------------------------------------------------------
 
 _WINDOW_COLUMNS = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
-                   "prev_energy_mj", "t_offset_ms", "energy_mj", "power_mw", "sm_clock_mhz", "util_pct", "temp_c")
-_WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", "int8", *["bytea"] * 6)
+                   "prev_energy_mj", "readings")
+_WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", "int8", "bytea")
 _MINUTE_TYPES = ("int8", "int8", "int4", *["float8"] * (len(MINUTE_COLUMNS) - 3))
 _RECEIPT_COLUMNS = ("node_id", "stream", "seq", "run_id", "body_sha256", "samples", "received_at")
 _RECEIPT_TYPES = ("int8", "text", "int8", "int8", "text", "int4", "timestamptz")
@@ -435,9 +435,9 @@ def _write_windows(parts: list[_Part]) -> None:
 
     def rows() -> Iterable[Sequence[Any]]:
         for i, j in zip(which[order].tolist(), position[order].tolist(), strict=True):
-            first, last, samples, energy_j, prev_t, prev_energy, seq, blobs = rows_of[i][j]
+            first, last, samples, energy_j, prev_t, prev_energy, seq, blob = rows_of[i][j]
             yield (parts[i].gpu.run_gpu_id, parts[i].stream, seq, first, last, samples, energy_j, prev_t, prev_energy,
-                   *blobs)
+                   blob)
 
     _write_rows(SampleWindow, _WINDOW_COLUMNS, _WINDOW_TYPES, rows())
 

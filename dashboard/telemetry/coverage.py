@@ -182,7 +182,7 @@ def covering(run_gpu_ids: Sequence[int], stream: str, span: TimeRange, window_ms
     if not ids:
         return {}
     sql = (
-        f"SELECT run_gpu_id, stream, prev_t_ms, first_ms, last_ms, prev_energy_mj, energy_mj "
+        f"SELECT run_gpu_id, stream, prev_t_ms, first_ms, last_ms, prev_energy_mj, readings "
         f"FROM {SampleWindow._meta.db_table} WHERE run_gpu_id IN ({ids}) AND first_ms >= %s AND first_ms <= %s "
         "AND last_ms > %s AND COALESCE(prev_t_ms, first_ms) < %s AND stream <> %s"
     )
@@ -190,7 +190,7 @@ def covering(run_gpu_ids: Sequence[int], stream: str, span: TimeRange, window_ms
     with connection.cursor() as cursor:
         cursor.execute(sql, [span.from_ms - window_ms, span.to_ms + window_ms, span.from_ms, span.to_ms, stream])
         for run_gpu_id, other, prev_t_ms, first_ms, last_ms, prev_energy_mj, blob in cursor.fetchall():
-            readings = columns.unpack("energy_mj", blob)
+            readings = columns.decode(blob, ("energy_mj",))["energy_mj"]
             found.setdefault(int(run_gpu_id), []).append(Covered(
                 other, int(first_ms if prev_t_ms is None else prev_t_ms), int(last_ms),
                 int(readings[0] if prev_energy_mj is None else prev_energy_mj), int(readings[-1]),

@@ -2,7 +2,7 @@
 samples.
 
 Samples are stored columnar: one ``SampleWindow`` row per GPU per agent window, holding that window's
-readings as packed integer arrays (about 22 bytes per sample), plus per-minute rollups that pages read.
+readings as one losslessly encoded blob (delta, byte shuffle, zstd: see dashboard.telemetry.columns), plus per-minute rollups that pages read.
 Energy totals are sums of per-window counter differences, kept on ``RunGpu`` as batches land.
 
 The tables keep the names they had before the apps were split (``dashboard_*``; see dashboard.legacy).
@@ -280,12 +280,8 @@ class SampleWindow(models.Model):
     energy_j = models.FloatField()  # what this window counts: its readings' energy less time already covered
     prev_t_ms = models.BigIntegerField(null=True)  # the stream's reading before this window: where its time starts
     prev_energy_mj = models.BigIntegerField(null=True)
-    t_offset_ms = models.BinaryField()
-    energy_mj = models.BinaryField()
-    power_mw = models.BinaryField()
-    sm_clock_mhz = models.BinaryField()
-    util_pct = models.BinaryField()
-    temp_c = models.BinaryField()
+    # The window's six sample columns, losslessly encoded (dashboard.telemetry.columns.decode_window reads them).
+    readings = models.BinaryField()
 
     class Meta:
         db_table = "dashboard_samplewindow"

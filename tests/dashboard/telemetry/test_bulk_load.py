@@ -87,8 +87,7 @@ def stored(project: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
         "minutes": {(m.run_gpu.gpu.uuid, m.minute_ms): tuple(getattr(m, column) for column in MINUTE_COLUMNS[2:])
                     for m in GpuMinute.objects.filter(run_gpu__run__in=runs).select_related("run_gpu__gpu")},
         "windows": {(w.run_gpu.gpu.uuid, w.stream, w.seq): (
-                        w.first_ms, w.last_ms, w.samples, w.energy_j, w.prev_t_ms, w.prev_energy_mj, bytes(w.t_offset_ms),
-                        bytes(w.energy_mj), bytes(w.power_mw), bytes(w.sm_clock_mhz), bytes(w.util_pct), bytes(w.temp_c))
+                        w.first_ms, w.last_ms, w.samples, w.energy_j, w.prev_t_ms, w.prev_energy_mj, bytes(w.readings))
                     for w in SampleWindow.objects.filter(run_gpu__run__in=runs).select_related("run_gpu__gpu")},
         "receipts": {(b.node.name, b.stream, b.seq): (b.run.name, b.body_sha256, b.samples)
                      for b in BatchReceipt.objects.filter(run__in=runs).select_related("node", "run")},

@@ -182,16 +182,16 @@ def stored_windows() -> dict[tuple[str, int, str], Stored]:
     """Every stored window, by (stream, seq, GPU uuid), in one query."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT w.stream, w.seq, g.uuid, r.name, w.energy_j, w.first_ms, w.t_offset_ms, w.energy_mj, w.power_mw, "
-            "w.sm_clock_mhz, w.util_pct, w.temp_c FROM dashboard_samplewindow w "
+            "SELECT w.stream, w.seq, g.uuid, r.name, w.energy_j, w.first_ms, w.readings FROM dashboard_samplewindow w "
             "JOIN dashboard_rungpu rg ON rg.id = w.run_gpu_id JOIN dashboard_gpu g ON g.id = rg.gpu_id "
             "JOIN dashboard_run r ON r.id = rg.run_id"
         )
         rows = cursor.fetchall()
     out = {}
-    for stream, seq, uuid, run, energy_j, first_ms, *packed in rows:
-        t_ms = columns.unpack("t_offset_ms", packed[0]).astype(np.int64) + first_ms
-        values = [columns.unpack(name, blob).tolist() for name, blob in zip(SAMPLE_KEYS[1:], packed[1:], strict=True)]
+    for stream, seq, uuid, run, energy_j, first_ms, readings in rows:
+        decoded = columns.decode(readings)
+        t_ms = decoded["t_offset_ms"].astype(np.int64) + first_ms
+        values = [decoded[name].tolist() for name in SAMPLE_KEYS[1:]]
         out[(stream, seq, uuid)] = Stored((t_ms.tolist(), *values), energy_j, run)
     return out
 
