@@ -10,7 +10,10 @@ runs the four stages with ``train.py`` under torchrun (one process per pipeline 
 1. baseline: every clock at its maximum, measured like any run (the Trackers stream it to the server);
 2. profile:  the stage profiler sweeps the clocks; rank 0 uploads the pipeline's profile (signed, as agents do);
 3. solve:    the script asks the server for the profile's frontier through the API, and waits for it;
-4. planned:  every rank fetches its plan through the API with the token and replays it with the plan client.
+4. planned:  every rank fetches its plan through the API with the token and replays it with the plan client;
+5. straggler: a slower peer pipeline (T′ = ``--straggler-factor`` × the baseline's iteration time) from
+   iteration ``--straggler-from``, once with the plan client's straggler switcher and once keeping the plan:
+   the loop fails unless the client switched within two iterations and spent less energy per iteration.
 
 It ends with ``loop: predicted saving P %, realised saving R %, iteration time +T %``: the planner's
 predicted saving for the plan in force, the saving measured between the planned and the baseline runs,
@@ -44,7 +47,9 @@ ROOT = HERE.parents[1]
 USER = "loop"
 PROJECT = "loop"
 NODE = "pipeline-node"
-RUNS = {"baseline": "loop-baseline", "profile": "loop-profile", "planned": "loop-planned"}
+RUNS = {"baseline": "loop-baseline", "profile": "loop-profile", "planned": "loop-planned",
+        "straggler": "loop-straggler", "kept": "loop-straggler-kept"}
+SWITCH_WITHIN = 2  # iterations: a straggler from iteration K must be planned for from K + 2 at the latest
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +63,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=1.0,
                         help="virtual GPU seconds per real second of the baseline and planned runs (0: unpaced)")
     parser.add_argument("--profile-speed", type=float, default=4.0, help="the same, for the profiling run")
+    parser.add_argument("--straggler-factor", type=float, default=1.2,
+                        help="the straggler's iteration time T′ as a multiple of the baseline's")
+    parser.add_argument("--straggler-from", type=int, default=3, help="the iteration the straggler appears in")
+    parser.add_argument("--straggler-iterations", type=int, default=10, help="of each straggler run")
     parser.add_argument("--keep", type=Path, default=None, help="keep the server's database and logs in this directory")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="the most any one stage may take")
     return parser.parse_args()
@@ -132,22 +141,23 @@ class Loop:
 
     # --- the stages -----------------------------------------------------------------------------------
 
-    def train(self, mode: str, *options: str) -> dict[str, Any]:
+    def train(self, mode: str, *options: str, run: str = "") -> dict[str, Any]:
+        run = run or mode
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                   str(self.args.stages), str(HERE / "train.py"), "--mode", mode, "--run-name", RUNS[mode],
+                   str(self.args.stages), str(HERE / "train.py"), "--mode", mode, "--run-name", RUNS[run],
                    "--node-name", NODE, "--profile", str(self.args.profile), "--microbatches", str(self.args.microbatches),
                    "--out-dir", str(self.work), *options]
         env = {**self.env, "WATTWISE_URL": self.url, "WATTWISE_TOKEN": self.enrolment_token}
         if mode != "baseline":  # the second opt-in (the first is --allow-clock-changes)
             env.update(WATTWISE_ALLOW_CLOCK_CHANGES="1", WATTWISE_API_TOKEN=self.api_token)
         started = time.monotonic()
-        with (self.work / f"{mode}.log").open("w") as log:
+        with (self.work / f"{run}.log").open("w") as log:
             result = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
                                     timeout=self.args.timeout_s)
         lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         if result.returncode != 0 or not lines:
-            tail = (self.work / f"{mode}.log").read_text()[-3000:]
-            raise SystemExit(f"the {mode} run failed (exit {result.returncode}):\n{tail}")
+            tail = (self.work / f"{run}.log").read_text()[-3000:]
+            raise SystemExit(f"the {RUNS[run]} run failed (exit {result.returncode}):\n{tail}")
         report = lines[-1]
         say(f"{report['iterations']} iterations on {report['ranks']} stages in {time.monotonic() - started:.0f} s: "
             f"{report['virtual_time_s'] / report['iterations']:.3f} s and "
@@ -155,12 +165,14 @@ class Loop:
             f"loss {report['first_loss']:.2f} -> {report['last_loss']:.2f}")
         return report
 
-    def baseline(self) -> None:
-        step("1/4 baseline", "every clock at its maximum")
-        self.train("baseline", "--iterations", str(self.args.iterations), "--speed", str(self.args.speed))
+    def baseline(self) -> float:
+        """The baseline run; its iteration time (emulated seconds)."""
+        step("1/5 baseline", "every clock at its maximum")
+        report = self.train("baseline", "--iterations", str(self.args.iterations), "--speed", str(self.args.speed))
+        return float(report["virtual_time_s"]) / int(report["iterations"])
 
     def profile(self) -> int:
-        step("2/4 profile", "the stage profiler sweeps the clocks; rank 0 uploads one profile")
+        step("2/5 profile", "the stage profiler sweeps the clocks; rank 0 uploads one profile")
         report = self.train("profile", "--allow-clock-changes", "--clock-stride", str(self.args.clock_stride),
                             "--speed", str(self.args.profile_speed), "--profile-name", RUNS["profile"])
         upload = report["upload"]
@@ -173,7 +185,7 @@ class Loop:
         return int(found[0])
 
     def solve(self, profile_id: int) -> int:
-        step("3/4 solve", f"POST /api/planner/profiles/{profile_id}/frontiers")
+        step("3/5 solve", f"POST /api/planner/profiles/{profile_id}/frontiers")
         status, frontier = self.api("POST", f"/planner/profiles/{profile_id}/frontiers", {
             "num_microbatches": self.args.microbatches, "unit_time_ms": self.args.unit_time_ms, "schedule": "1f1b"})
         if status not in (200, 202):
@@ -193,11 +205,26 @@ class Loop:
         return int(frontier["id"])
 
     def planned(self, frontier_id: int) -> None:
-        step("4/4 planned", f"every rank fetches its plan of frontier {frontier_id} through the API and applies it")
-        report = self.train("planned", "--allow-clock-changes", "--frontier", str(frontier_id), "--baseline-run",
-                            RUNS["baseline"], "--iterations", str(self.args.iterations), "--speed", str(self.args.speed))
-        if report.get("plan_client") == "shim":
-            say("(plan fetched and applied by examples/pipeline_parallel/plan_shim.py: wattwise_agent.plan_api is missing)")
+        step("4/5 planned", f"every rank fetches its plan of frontier {frontier_id} through the API and applies it")
+        self.train("planned", *self.planned_options(frontier_id), "--iterations", str(self.args.iterations))
+
+    def planned_options(self, frontier_id: int) -> list[str]:
+        return ["--allow-clock-changes", "--frontier", str(frontier_id), "--baseline-run", RUNS["baseline"],
+                "--speed", str(self.args.speed)]
+
+    def straggler(self, frontier_id: int, baseline_iteration_s: float) -> str:
+        """Both straggler runs; the straggler line, or SystemExit when the client did not switch in time or
+        saved no energy."""
+        args = self.args
+        straggler_s = args.straggler_factor * baseline_iteration_s
+        first = args.straggler_from
+        step("5/5 straggler", f"a peer pipeline takes T′ = {straggler_s:.3f} s per iteration from iteration {first}: "
+                              "the plan client switches plans, then the same keeping the original plan")
+        options = [*self.planned_options(frontier_id), "--iterations", str(args.straggler_iterations),
+                   "--straggler-s", repr(straggler_s), "--straggler-from", str(first)]
+        switched = self.train("planned", *options, "--switch", run="straggler")
+        kept = self.train("planned", *options, run="kept")
+        return straggler_verdict(switched, kept, first)
 
     def result(self, frontier_id: int) -> tuple[float, float, float, str]:
         """(P, R, T) as fractions, from the server's API; until that endpoint exists, from the stored events."""
@@ -210,6 +237,37 @@ class Loop:
         events = json.loads(printed.splitlines()[-1])
         figures = loop_figures(events[RUNS["planned"]], events[RUNS["baseline"]])
         return (*figures, "the stored events, by the contract's formulas (the server's /runs endpoint is not there)")
+
+
+def straggler_verdict(switched: dict[str, Any], kept: dict[str, Any], first: int) -> str:
+    """The straggler line from the two runs' reports: when every rank had switched (the latest rank's first
+    iteration under a ``straggler`` plan), and the pipeline's mean energy per iteration over the straggler's
+    iterations (``first`` on, the switch's own delay included) with the switch and keeping the plan."""
+    switch_steps, points = [], set()
+    for rank, plans in enumerate(switched["plans"]):
+        straggler_plans = [p for p in plans if p[1] == "straggler"]
+        if not straggler_plans:
+            raise SystemExit(f"straggler: rank {rank} never switched plans (straggler from iteration {first}; its "
+                             f"plans: {plans})")
+        switch_steps.append(straggler_plans[0][0])
+        points.add((straggler_plans[0][2], straggler_plans[0][3]))
+    at = max(switch_steps)
+    planned_for_s = min(t for _, t in points)
+
+    def energy_per_iteration_j(report: dict[str, Any]) -> float:
+        energies = [s["energy_j"] for s in report["steps"] if s["step"] >= first]
+        return sum(energies) / len(energies)
+
+    switched_j, kept_j = energy_per_iteration_j(switched), energy_per_iteration_j(kept)
+    line = (f"straggler: switched to the plan for T′ = {planned_for_s:.3f} s at iteration {at} (straggler from "
+            f"iteration {first}), energy per iteration {switched_j:.1f} J vs {kept_j:.1f} J keeping the original "
+            f"plan ({(switched_j / kept_j - 1) * 100:+.1f} %)")
+    if at > first + SWITCH_WITHIN:
+        raise SystemExit(f"{line}\nstraggler: FAILED: the client switched {at - first} iterations after the straggler "
+                         f"appeared, more than {SWITCH_WITHIN}")
+    if not switched_j < kept_j:
+        raise SystemExit(f"{line}\nstraggler: FAILED: switching plans did not lower the energy per iteration")
+    return line
 
 
 EVENTS_SCRIPT = """
@@ -252,9 +310,10 @@ def main() -> None:
     started = time.monotonic()
     try:
         loop.start_server()
-        loop.baseline()
+        baseline_iteration_s = loop.baseline()
         frontier_id = loop.solve(loop.profile())
         loop.planned(frontier_id)
+        straggler_line = loop.straggler(frontier_id, baseline_iteration_s)
         predicted, realised, time_change, source = loop.result(frontier_id)
     finally:
         loop.stop_server()
@@ -262,6 +321,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n   figures from {source}; {time.monotonic() - started:.0f} s in all"
           + (f"; the server's database is kept in {work}" if args.keep else ""))
+    print(straggler_line)
     print(f"loop: predicted saving {predicted * 100:.1f} %, realised saving {realised * 100:.1f} %, "
           f"iteration time {time_change * 100:+.1f} %", flush=True)
 

@@ -7,8 +7,10 @@ when the stage waits for a peer. Every activation and gradient travels with the 
 computation finished at; the receiving stage's time becomes ``max(own, sender's + communication)`` before
 it computes with it, so the pipeline's timeline is the planner's DAG exactly (communication 0 by default,
 as the planner assumes), however busy the machine is. At the end of an iteration the stages agree on its
-end (the latest stage's time): the pipeline's synchronous flush. Waiting is charged at the emulated GPU's
-blocking power (it draws that between computations).
+end (the latest stage's time): the pipeline's synchronous flush (``Links.flush``; ``train.py``'s
+``Stage.iteration`` then runs the plan client's ``sync``, where the emulated GPU waits for a straggler
+pipeline, in the same virtual time). Waiting is charged at the emulated GPU's blocking power (it draws that
+between computations).
 
 With ``speed`` the processes also keep real time with virtual time (``speed`` virtual seconds per real
 second), so the Tracker's samples, read in real time, see plausible power; ``speed=None`` runs as fast as
@@ -17,6 +19,7 @@ the CPUs go. Either way the figures are the virtual ones.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -33,22 +36,45 @@ class VirtualTime:
             raise ValueError(f"speed must be positive virtual seconds per real second, got {speed!r}")
         self.speed = speed
         self.now_s = 0.0
+        self._lock = threading.Lock()
+        self._waiting_from_s: float | None = None  # while a paced wait runs: the time it began at
         self._real_start_s = time.monotonic()
 
     def timer(self) -> float:
-        return self.now_s
+        """Now. While a paced wait runs, another thread asking (the Tracker's sampler reading the emulated GPU)
+        sees the time move on with real time towards the wait's end, so it reads the power drawn meanwhile
+        (a stretched computation's, or blocking) rather than the state at the wait's end."""
+        with self._lock:
+            if self._waiting_from_s is None or self.speed is None:
+                return self.now_s
+            paced_s = (time.monotonic() - self._real_start_s) * self.speed
+            return min(max(paced_s, self._waiting_from_s), self.now_s)
 
     def sleep(self, seconds: float) -> None:
         self.advance_to(self.now_s + max(seconds, 0.0))
 
     def advance_to(self, t_s: float) -> None:
         """Wait (virtually) until ``t_s``: nothing happens if it has already passed."""
-        if t_s > self.now_s:
-            self.now_s = t_s
-        if self.speed is not None:
+        with self._lock:
+            from_s = self.now_s
+            if t_s > from_s:
+                self.now_s = t_s
+            if self.speed is None:
+                return
             ahead_s = self.now_s / self.speed - (time.monotonic() - self._real_start_s)
             if ahead_s > 0:
-                time.sleep(ahead_s)
+                self._waiting_from_s = from_s
+        if ahead_s > 0:
+            time.sleep(ahead_s)
+            with self._lock:
+                self._waiting_from_s = None
+
+    def keep_pace_from_now(self) -> None:
+        """Keep real time with virtual time from now on, not from when this clock was made: starting the
+        Tracker, fetching a plan, take real seconds the iterations would otherwise rush through unpaced."""
+        with self._lock:
+            if self.speed is not None:
+                self._real_start_s = time.monotonic() - self.now_s / self.speed
 
 
 # --- the model ------------------------------------------------------------------------------------------
@@ -126,22 +152,20 @@ class Links:
     def __init__(self, stage: int, stages: int, clock: VirtualTime, communication_s: float = 0.0) -> None:
         self.stage, self.stages, self.clock, self.communication_s = stage, stages, clock, communication_s
         self._pending: list[dist.Work] = []
-        self.wait_s = 0.0  # virtual time spent waiting for a peer since the last reset
 
     def send(self, tensor: torch.Tensor, *, to: int, microbatch: int, gradient: bool) -> None:
         tag = 4 * microbatch + (2 if gradient else 0)
         stamp = torch.tensor([self.clock.now_s], dtype=torch.float64)
         payload = tensor.detach().contiguous()
-        self._pending += [dist.isend(payload, to, tag=tag), dist.isend(stamp, to, tag=tag + 1)]
+        works = [dist.isend(payload, to, tag=tag), dist.isend(stamp, to, tag=tag + 1)]
+        self._pending += [w for w in works if w is not None]  # None: not in the group (never, here)
 
     def receive(self, shape: tuple[int, ...], *, source: int, microbatch: int, gradient: bool) -> torch.Tensor:
         tag = 4 * microbatch + (2 if gradient else 0)
         tensor, stamp = torch.empty(shape), torch.empty(1, dtype=torch.float64)
         dist.recv(tensor, source, tag=tag)
         dist.recv(stamp, source, tag=tag + 1)
-        before_s = self.clock.now_s
         self.clock.advance_to(float(stamp.item()) + self.communication_s)
-        self.wait_s += self.clock.now_s - before_s
         return tensor
 
     def flush(self) -> None:
@@ -151,6 +175,4 @@ class Links:
         self._pending.clear()
         latest = torch.tensor([self.clock.now_s], dtype=torch.float64)
         dist.all_reduce(latest, op=dist.ReduceOp.MAX)
-        before_s = self.clock.now_s
         self.clock.advance_to(float(latest.item()))
-        self.wait_s += self.clock.now_s - before_s

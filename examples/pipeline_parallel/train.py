@@ -10,17 +10,26 @@ Every process is one pipeline stage (gloo, CPU) driving one emulated GPU
 measured like any other: a Tracker per rank streams the GPU to the app (``WATTWISE_URL``, ``WATTWISE_TOKEN``)
 into one run, with a step marker per iteration. Modes:
 
-``baseline``  every clock at its maximum; every rank reports an ``iteration`` event per iteration (its time and
-              its GPU's energy), the figures a plan is compared with.
+``baseline``  every clock at its maximum: the plan client without a plan (``plan=None``) brackets the
+              computations and reports an ``iteration`` event per iteration on every rank (its time and its
+              GPU's energy), the figures a plan is compared with.
 ``profile``   the stage profiler sweeps the clocks (``--allow-clock-changes`` and
               ``WATTWISE_ALLOW_CLOCK_CHANGES=1``) and measures the blocking power; rank 0 gathers every
               stage's rows and uploads ONE profile with the agent's signed upload (``profile_upload``).
 ``planned``   every rank fetches its plan of frontier ``--frontier`` through the API with ``--api-token``
-              and replays it with the plan client (``plan`` and ``iteration`` events); without both opt-ins it
-              is a dry run.
+              (``PlanApi``) and replays it with the plan client (``plan`` and ``iteration`` events); without
+              both opt-ins it is a dry run. ``--straggler-s T′ --straggler-from K`` emulates a slower peer
+              pipeline from iteration K (the emulated GPU's ``straggler_iteration_s``: every iteration's sync
+              waits until T′ has passed since it began); ``--switch`` lets the plan client switch to the plan
+              for the straggler (``StragglerSwitcher``), without it the plan fetched first is kept.
+
+The baseline and planned runs go through one code path (``run_measured``): the same plan client brackets
+every computation, ends every iteration at its ``sync`` (see ``Stage.iteration``) and reports the events.
 
 Rank 0 prints one JSON line at the end: the mode, iterations, the mean iteration time and the pipeline's
-energy per iteration (virtual figures), the loss, and the upload (profile) or plan (planned).
+energy per iteration (virtual figures), the loss, and the upload (profile) or the plan (planned); the
+baseline and planned runs also give every iteration's figures (``steps``: the slowest rank's time, the
+ranks' energy summed) and when each plan came into force on each rank (``plans``).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import argparse
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +47,13 @@ import torch.distributed as dist
 from pipeline import Links, Shape, VirtualTime, batch, one_f_one_b, transformer_stage
 
 from wattwise_agent.backends.emulated import EmulatedGpuBackend, EmulationProfile
+from wattwise_agent.plan_api import FetchedPlan, PlanApi
+from wattwise_agent.plan_client import FrequencyPlanClient
+from wattwise_agent.plan_switch import StragglerSwitcher
 from wattwise_agent.profile_upload import ProfileUpload, publish_stage_profile
 from wattwise_agent.profiling import StageProfiler
 from wattwise_agent.torch_hooks import Tracker
 from wattwise_agent.transport import transport_for
-
-try:  # helper h2's API client and plan events (issue 12)
-    from wattwise_agent.plan_api import PlanApi
-    from wattwise_agent.plan_client import FrequencyPlanClient as PlanClient
-    SHIM = False
-except ImportError:  # REMOVE AT MERGE with plan_shim.py
-    from plan_shim import PlanApi  # type: ignore[assignment]
-    from plan_shim import ShimPlanClient as PlanClient  # type: ignore[assignment]
-    SHIM = True
 
 HERE = Path(__file__).resolve().parent
 Bracket = Callable[[str], contextlib.AbstractContextManager[Any]]
@@ -79,6 +82,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--api-token", default=os.environ.get("WATTWISE_API_TOKEN"),
                         help="planned: an API token (manage.py create_api_token; default $WATTWISE_API_TOKEN)")
     parser.add_argument("--baseline-run", default="", help="planned: the baseline run to compare with")
+    parser.add_argument("--straggler-s", type=float, default=None,
+                        help="planned: emulate a slower peer pipeline whose iteration takes this long (T′, seconds)")
+    parser.add_argument("--straggler-from", type=int, default=0, help="planned: the first iteration it slows")
+    parser.add_argument("--switch", action="store_true",
+                        help="planned: switch to the plan for the straggler when the iterations get longer")
     parser.add_argument("--profile-name", default="", help="profile: the uploaded profile's name (default: the run)")
     parser.add_argument("--out-dir", type=Path, default=None, help="where the spool and run copies go")
     return parser.parse_args()
@@ -106,17 +114,16 @@ class Stage:
     def _synchronise(self) -> None:
         self.links.flush()  # every stage starts the first iteration at the same virtual time
 
-    @contextlib.contextmanager
-    def on_gpu(self, name: str) -> Iterator[None]:
-        """A computation on the emulated GPU (when no profiler or plan client brackets it)."""
-        self.gpu.begin_computation(name)
-        try:
-            yield
-        finally:
-            self.gpu.end_computation(name)
+    def iteration(self, step: int, bracket: Bracket, sync: Callable[[], object] | None = None) -> None:
+        """One training iteration: this stage's 1F1B computations, then its end, in this one place: the
+        pipeline's flush (the stages agree on the virtual time its last computation ended), ``sync`` (where
+        the gradient all-reduce with the other data-parallel pipelines would wait: the plan client's, whose
+        emulated GPU waits there for a straggler's T′ since the iteration began), and the optimizer step.
 
-    def iteration(self, step: int, bracket: Bracket) -> None:
-        """One training iteration: this stage's 1F1B computations, then the pipeline's flush and optimizer step."""
+        The two waits agree: every rank begins an iteration at the same virtual time (the last one's agreed
+        end), so each ends it at max(the pipeline's latest stage, begin + T′), the Perseus straggler's
+        iteration; the flush runs first so the straggler's wait, at blocking power, is the client's
+        ``wait_s`` and nothing else is."""
         first, last = self.rank == 0, self.rank == self.stages - 1
         tokens = batch(step, self.args.microbatches, self.shape)
         inputs: dict[int, torch.Tensor] = {}
@@ -147,8 +154,11 @@ class Stage:
                         y.backward(grad)
                 x = inputs.pop(mb)
                 if not first:
+                    assert x.grad is not None  # it requires grad: received above
                     self.links.send(x.grad, to=self.rank - 1, microbatch=mb, gradient=True)
         self.links.flush()
+        if sync is not None:
+            sync()
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.iterations += 1
@@ -168,25 +178,12 @@ class Stage:
         return sum(self.losses[:m]) / m, sum(self.losses[-m:]) / m
 
 
-def run_baseline(stage: Stage, tracker: Tracker) -> list[dict[str, Any]]:
-    """All-max clocks; an ``iteration`` event per iteration, as the plan client reports them."""
-    reported = []
-    for step in range(stage.args.iterations):
-        start_s, start_j = stage.clock.now_s, stage.gpu.energy_j()
-        stage.iteration(step, stage.on_gpu)
-        fields = {"rank": stage.rank, "step": step, "time_s": stage.clock.now_s - start_s,
-                  "energy_j": stage.gpu.energy_j() - start_j, "wait_s": 0.0}
-        mark(tracker, "iteration", fields)
-        reported.append(fields)
-        tracker.step(step)
-    return reported
-
-
 def run_profile(stage: Stage, tracker: Tracker) -> dict[str, Any]:
     clocks = list(stage.gpu.profile.clocks_mhz)[:: max(1, stage.args.clock_stride)]
     with StageProfiler(stage=stage.rank, backend=stage.gpu, allow_clock_changes=stage.args.allow_clock_changes,
                        freqs_mhz=clocks, warmup_steps=0, measure_steps=1, early_stop_rises=len(clocks) + 1,
                        timer=stage.clock.timer) as profiler:
+        stage.clock.keep_pace_from_now()
         profiler.measure_blocking_power(1.0, block=stage.clock.sleep)  # the emulated GPU idles: blocking power
         stage.links.flush()
         for step in range(profiler.planned_steps):  # the same on every rank
@@ -216,30 +213,73 @@ def run_profile(stage: Stage, tracker: Tracker) -> dict[str, Any]:
     return {"upload": sent.line(), "dry_run": result.dry_run, "clocks_mhz": list(result.frequencies_mhz)}
 
 
-def run_planned(stage: Stage, tracker: Tracker) -> dict[str, Any]:
+def fetch_plan(stage: Stage) -> tuple[FetchedPlan, StragglerSwitcher | None]:
+    """This rank's plan of ``--frontier``, through the API with the token, and the switcher (``--switch``)."""
     args = stage.args
     if args.frontier is None or not args.api_token:
         raise SystemExit("--mode planned needs --frontier and an API token (--api-token or $WATTWISE_API_TOKEN)")
     api = PlanApi(os.environ["WATTWISE_URL"], args.api_token)
-    fetched = api.rank_plan(args.frontier, stage.rank)
-    with PlanClient(fetched, rank=stage.rank, backend=stage.gpu, allow_clock_changes=args.allow_clock_changes,
-                    on_event=lambda kind, fields: mark(tracker, kind, fields), baseline_run=args.baseline_run,
-                    timer=stage.clock.timer, threaded=False) as client:
+
+    def fetch(straggler_time_s: float | None) -> FetchedPlan:
+        return api.rank_plan(args.frontier, stage.rank, straggler_time_s=straggler_time_s)
+
+    return fetch(None), (StragglerSwitcher(fetch) if args.switch else None)
+
+
+def run_measured(stage: Stage, tracker: Tracker) -> dict[str, Any]:
+    """The baseline (no plan: every clock at its maximum) or the planned run, through one plan client that
+    brackets every computation, ends every iteration at its ``sync`` and reports ``plan`` and ``iteration``
+    events into the run (the Tracker) and into the report."""
+    args = stage.args
+    fetched, switcher = fetch_plan(stage) if args.mode == "planned" else (None, None)
+    reported: list[dict[str, Any]] = []
+
+    def on_event(kind: str, fields: dict[str, Any]) -> None:
+        tracker.event(kind, fields)
+        if kind == "iteration":
+            reported.append(fields)
+
+    with FrequencyPlanClient(fetched, rank=stage.rank, backend=stage.gpu, allow_clock_changes=args.allow_clock_changes,
+                             on_event=on_event, baseline_run=args.baseline_run, switcher=switcher,
+                             timer=stage.clock.timer, threaded=False) as client:
+        stage.clock.keep_pace_from_now()
         for step in range(args.iterations):
+            if args.straggler_s is not None and step == args.straggler_from:
+                stage.gpu.straggler_iteration_s = args.straggler_s  # a peer pipeline slows down from here
             client.on_step_begin()
-            stage.iteration(step, client.instruction)
+            stage.iteration(step, client.instruction, client.sync)
             client.on_step_end()
             tracker.step(step)
         dry_run = client.dry_run
-    return {"frontier_id": fetched.frontier_id, "point": fetched.point, "dry_run": dry_run,
-            "predicted_time_s": fetched.predicted_time_s, "predicted_energy_j": fetched.predicted_energy_j,
-            "baseline_time_s": fetched.baseline_time_s, "baseline_energy_j": fetched.baseline_energy_j,
-            "plan_client": "shim" if SHIM else "wattwise_agent"}
+        plans = [[first_step, reason, None if f is None else f.point, 0.0 if f is None else f.straggler_time_s or 0.0]
+                 for first_step, reason, f in client.plan_history]
+    extra: dict[str, Any] = {"steps": gather_steps(stage, reported), "plans": gather(stage, plans)}
+    if fetched is not None:
+        extra.update(frontier_id=fetched.frontier_id, point=fetched.point, dry_run=dry_run,
+                     predicted_time_s=fetched.predicted_time_s, predicted_energy_j=fetched.predicted_energy_j,
+                     baseline_time_s=fetched.baseline_time_s, baseline_energy_j=fetched.baseline_energy_j)
+    if args.straggler_s is not None:
+        extra.update(straggler_s=args.straggler_s, straggler_from=args.straggler_from)
+    return extra
 
 
-def mark(tracker: Tracker, kind: str, fields: dict[str, Any]) -> None:
-    assert tracker.streamer is not None
-    tracker.streamer.mark(kind, **fields)
+def gather(stage: Stage, item: Any) -> list[Any]:
+    """Every rank's ``item``, in rank order (all ranks get them)."""
+    items: list[Any] = [None] * stage.stages
+    dist.all_gather_object(items, item)
+    return items
+
+
+def gather_steps(stage: Stage, reported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each iteration's figures over the pipeline, from every rank's ``iteration`` events: the slowest rank's
+    time, the ranks' energy summed, the longest wait at the sync."""
+    by_rank = gather(stage, reported)
+    steps = []
+    for events in zip(*by_rank, strict=True):  # every rank reports every iteration (report_every=1)
+        steps.append({"step": events[0]["step"], "time_s": max(e["time_s"] for e in events),
+                      "energy_j": sum(e.get("energy_j", 0.0) for e in events),
+                      "wait_s": max(e["wait_s"] for e in events)})
+    return steps
 
 
 def main() -> None:
@@ -249,13 +289,7 @@ def main() -> None:
     stage = Stage(args)
     start_s, start_j = stage.clock.now_s, stage.gpu.energy_j()
     with stage.tracker() as tracker:
-        if args.mode == "baseline":
-            run_baseline(stage, tracker)
-            extra: dict[str, Any] = {}
-        elif args.mode == "profile":
-            extra = run_profile(stage, tracker)
-        else:
-            extra = run_planned(stage, tracker)
+        extra = run_profile(stage, tracker) if args.mode == "profile" else run_measured(stage, tracker)
     figures = torch.tensor([stage.clock.now_s - start_s, stage.gpu.energy_j() - start_j], dtype=torch.float64)
     dist.all_reduce(figures)
     losses: list[Any] = [None] * stage.stages
