@@ -43,7 +43,8 @@ def base_layout(**overrides: Any) -> dict[str, Any]:
     return layout
 
 
-MIN_TIME_SPAN_MS = MS_PER_MINUTE
+# Wide enough for whole-second ticks, narrow enough that a run of a few seconds fills its chart.
+MIN_TIME_SPAN_MS = 10 * MS_PER_S
 
 
 def time_axis(times_ms: Iterable[float] = (), *, min_span_ms: float = MIN_TIME_SPAN_MS, **overrides: Any) -> dict[str, Any]:

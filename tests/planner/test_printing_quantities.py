@@ -93,7 +93,9 @@ def test_a_time_axis_of_a_few_seconds_is_widened_and_a_long_one_left_to_plotly()
     from dashboard.web.figures import time_axis
 
     short = time_axis([1_700_000_000_000.0, 1_700_000_004_000.0])
-    assert short["autorange"] is False and short["range"] == ["2023-11-14 22:12:52.000", "2023-11-14 22:13:52.000"]
+    assert short["autorange"] is False and short["range"] == ["2023-11-14 22:13:17.000", "2023-11-14 22:13:27.000"]
+    fourteen_s = time_axis([1_700_000_000_000.0, 1_700_000_014_000.0])  # a short run fills its chart
+    assert fourteen_s["autorange"] is True and "range" not in fourteen_s
     assert time_axis([0.0, 3_600_000.0])["autorange"] is True and "range" not in time_axis([0.0, 3_600_000.0])
 
 
