@@ -14,12 +14,14 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from dashboard.projects.membership import site_admins
+from dashboard.runs import page_cache
 from dashboard.runs.listing import SORT_KEYS, list_runs
 from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_nodes
-from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
+from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, RangeChoice, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.completeness import run_completeness
@@ -94,21 +96,30 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
 
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = _visible_run(request, pk)
+    run = _visible_run(request, pk)  # access first: nothing is read from the cache for a run one cannot see
     try:
         choice = parse_choice(request.GET)
     except BadRange as error:
         return _bad_range(request, error, run.get_absolute_url())
+    body = page_cache.cached_text("page", run, choice, request.path, lambda: _run_body(request, run, choice))
+    # The body was rendered from the templates (escaped there); only the CSRF placeholder is replaced.
+    return render(request, "runs/run.html", {"run": run, "body": mark_safe(page_cache.with_csrf(body, request))})
+
+
+def _run_body(request: HttpRequest, run: Run, choice: RangeChoice) -> str:
+    """The run page's body, holding nothing of the viewer (the CSRF token is a placeholder): what is cached."""
     page = run_page(run, choice, now_ms=_now_ms())
-    return render(
-        request,
-        "runs/run.html",
+    return render_to_string(
+        "runs/_run_body.html",
         {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus,
          "node_devices": page.node_devices,
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
-         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S},
+         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S,
+         # No request given, so no context processor adds the viewer's user, messages or CSRF token; the
+         # live-update block reads the path and query (only while the run streams, never cached).
+         "request": request, "csrf_token": page_cache.CSRF_PLACEHOLDER},
     )
 
 
@@ -132,6 +143,7 @@ def run_work(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Units of work not saved: {error}.")
     else:
         enter_work(run, amounts, request.user)
+        page_cache.bump_runs([run.pk])  # at once, not only after commit: this request's redirect reads it
         messages.success(request, "Units of work saved.")
     return redirect(run.get_absolute_url() + "#units-of-work")
 
