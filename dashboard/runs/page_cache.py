@@ -8,12 +8,11 @@ of the run and kept under a key that names that state:
   then only costs a recompute, it cannot bring an old page back) by receivers of what the writers announce
   after they commit: samples stored (late ones included), a run closed, units of work entered, carbon figures
   stored or flagged stale, a project's offset policy or credit prices changed (:mod:`dashboard.runs.signals`);
-* a **stamp** read from the database on every request, two small indexed queries: the run's device totals
-  (devices, samples, first and last sample, energy) and its stored carbon row (id, when computed, stale). It
+* a **stamp** read from the database on every request, one statement of two indexed lookups (:func:`stamp`):
+  its devices' totals (samples, last sample, energy) and its stored carbon row (id, when computed, stale). It
   keeps the page right where the cache is not shared with the process that wrote (the embedded default's
   in-process cache beside a separate ``stream_demo``), whatever a receiver missed;
-* the run's own row as the view loaded it (name, project, status, end, tags), the range picked, the path
-  and the chart settings.
+* the run's own row (name, project, status, end), the range picked, the path and the chart settings.
 
 Only finished runs are cached: a running or interrupted run is recomputed on every request, as before.
 Access is checked by the caller before anything here runs, and what is cached holds nothing of the viewer:
@@ -32,13 +31,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Max, Min, Sum
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404
 
 from dashboard.runs.ranges import RangeChoice
 from dashboard.telemetry.models import Run, RunGpu
-from planner.carbon.figures import carbon_stamp
+from planner.carbon.figures import carbon_stamp_sql
 
 log = logging.getLogger(__name__)
 
@@ -79,36 +80,59 @@ def _set_tokens(tokens: dict[str, str]) -> None:
             log.exception("could not drop page-cache version tokens either")
 
 
-def _tokens(run: Run) -> tuple[str, str]:
-    run_key, project_key = _token_key("run", run.pk), _token_key("project", run.project_id)
-    found = cache.get_many([run_key, project_key])
-    missing = {k: secrets.token_hex(8) for k in (run_key, project_key) if k not in found}
-    for key, token in missing.items():
-        # add: a token a writer set meanwhile wins; read it back either way.
-        if not cache.add(key, token, timeout=None):
-            found[key] = cache.get(key, token)
-        else:
-            found[key] = token
-    return str(found[run_key]), str(found[project_key])
+def _token_keys(run: Run) -> list[str]:
+    return [_token_key("run", run.pk), _token_key("project", run.project_id)]
 
 
-def telemetry_stamp(run: Run) -> list[Any]:
-    """What the run's stored samples add up to now: any stored window changes it."""
-    totals = RunGpu.objects.filter(run=run).aggregate(
-        devices=Count("id"), samples=Sum("samples"), first=Min("first_ms"), last=Max("last_ms"),
-        energy=Sum("energy_j"), overlap=Sum("overlap_ms"),
-    )
-    return [totals[name] for name in ("devices", "samples", "first", "last", "energy", "overlap")]
+def _tokens_now(run: Run, found: dict[str, Any]) -> list[str]:
+    """The run's and its project's version tokens, from what ``get_many`` found; one that is missing (never
+    set, or evicted) is created, so a page cached before it went missing never matches it again."""
+    tokens = []
+    for key in _token_keys(run):
+        token = found.get(key)
+        if token is None:
+            token = secrets.token_hex(8)
+            if not cache.add(key, token, timeout=None):  # a writer set one meanwhile: it wins
+                token = cache.get(key, token)
+        tokens.append(str(token))
+    return tokens
+
+
+def _stamp_sql() -> str:
+    table = RunGpu._meta.db_table
+    return (f"COALESCE((SELECT SUM(samples) || ':' || MAX(last_ms) || ':' || SUM(energy_j) FROM {table} "
+            f"WHERE run_id = %s), '-') || '/' || COALESCE({carbon_stamp_sql()}, '-')")
+
+
+def visible_run(user: Any, pk: int) -> Run:
+    """The run if ``user`` may see it (the access rule: ``Run.objects.for_user``), else 404, with its project
+    and, in the same statement, its stamp (:func:`stamp`)."""
+    runs = Run.objects.for_user(user).select_related("project")
+    return get_object_or_404(runs.annotate(page_stamp=RawSQL(_stamp_sql(), [int(pk), int(pk)])), pk=pk)
+
+
+def stamp(run: Run) -> str:
+    """What the run's stored samples and carbon figures are now, two indexed lookups: any stored window adds
+    samples and energy (late ones too) and may move the last sample; a recompute stores a new carbon row, a
+    stale flag changes the old one."""
+    found = getattr(run, "page_stamp", None)
+    if found is not None:
+        return str(found)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_stamp_sql()}", [run.pk, run.pk])
+        return str(cursor.fetchone()[0])
 
 
 def page_key(kind: str, run: Run, choice: RangeChoice, path: str) -> str:
-    """The key of ``kind`` (a page or its JSON) of ``run`` for ``choice`` in its present state."""
-    run_token, project_token = _tokens(run)
+    """The key of ``kind`` (a page or its JSON) of ``run`` for ``choice`` in its present state (less the
+    version tokens, which are stored with the page and compared on reading: one round trip to the cache).
+
+    Tags are not in it: a run's tags change only when it is opened again, which makes it running.
+    """
     state = [
         LAYOUT, kind, path, choice.key, choice.custom.from_ms if choice.custom else None,
         choice.custom.to_ms if choice.custom else None, run.name, run.project.name, run.status,
-        run.ended_at.isoformat() if run.ended_at else None, run.simulated, sorted(t.name for t in run.tags.all()),
-        run_token, project_token, telemetry_stamp(run), carbon_stamp(run),
+        run.ended_at.isoformat() if run.ended_at else None, run.simulated, stamp(run),
         settings.WATTWISE_CHART_POINTS,
     ]
     digest = hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:32]
@@ -125,15 +149,17 @@ def cached_text(kind: str, run: Run, choice: RangeChoice, path: str, build: Call
         return build()
     try:
         key = page_key(kind, run, choice, path)
-        found = cache.get(key)
+        found = cache.get_many([key, *_token_keys(run)])
+        tokens = _tokens_now(run, found)
     except Exception:
         log.exception("page cache unreadable; run %s built afresh", run.pk)
         return build()
-    if isinstance(found, str):
-        return found
+    entry = found.get(key)
+    if isinstance(entry, dict) and entry.get("tokens") == tokens and isinstance(entry.get("text"), str):
+        return entry["text"]
     text = build()
     try:
-        cache.set(key, text, timeout=settings.WATTWISE_PAGE_CACHE_S)
+        cache.set(key, {"tokens": tokens, "text": text}, timeout=settings.WATTWISE_PAGE_CACHE_S)
     except Exception:
         log.exception("page cache unwritable; run %s not cached", run.pk)
     return text

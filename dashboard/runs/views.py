@@ -96,7 +96,7 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
 
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = _visible_run(request, pk)  # access first: nothing is read from the cache for a run one cannot see
+    run = page_cache.visible_run(request.user, pk)  # access first: no cache is read for a run one cannot see
     try:
         choice = parse_choice(request.GET)
     except BadRange as error:

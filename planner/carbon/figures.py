@@ -8,7 +8,7 @@ be recomputed instead of computing them in the request.
 * :func:`run_carbon` — a run's stored totals, per-GPU figures and offset quote (exports, the runs API);
 * :func:`runs_carbon` — the same for several runs in a few queries (compare);
 * :func:`run_summary` — what ``manage.py run_summary`` prints;
-* :func:`carbon_stamp` — what the run's stored figures are now (part of a cached page's key);
+* :func:`carbon_stamp_sql` — what the run's stored figures are now, in SQL (part of a cached page's key);
 * :data:`figures_changed` — sent after commit when a run's figures were stored (``run_ids``) or what a
   project's pages quote changed (``project_id``: its offset policy, credit prices), for the page cache.
 """
@@ -32,7 +32,7 @@ from planner.carbon.state import CarbonState, notice, state_of
 from planner.carbon.summary import carbon_summary as run_summary
 
 __all__ = [
-    "CarbonFigures", "CarbonState", "GpuEmissions", "StoredTotals", "announce_figures", "carbon_stamp",
+    "CarbonFigures", "CarbonState", "GpuEmissions", "StoredTotals", "announce_figures", "carbon_stamp_sql",
     "figures_changed", "run_carbon", "run_section", "run_summary", "runs_carbon",
 ]
 
@@ -49,10 +49,11 @@ def announce_figures(**what: Any) -> None:
             log.error("receiver %r failed for %s", receiver, what, exc_info=result)
 
 
-def carbon_stamp(run: Run) -> list[Any]:
-    """What ``run``'s stored figures are now: a recompute (a new row), a deletion or a stale flag changes it."""
-    row = RunCarbon.objects.filter(run=run).values_list("pk", "computed_at", "stale", "energy_j").first()
-    return list(row) if row is not None else []
+def carbon_stamp_sql() -> str:
+    """What a run's stored figures are now, as one SQL scalar subquery (text; NULL without figures) whose one
+    parameter is the run's id: a recompute stores a new row, a stale flag changes the old one."""
+    table = RunCarbon._meta.db_table
+    return f"(SELECT id || ':' || computed_at || ':' || stale FROM {table} WHERE run_id = %s)"
 
 
 @dataclass(frozen=True)
