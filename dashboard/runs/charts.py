@@ -47,8 +47,11 @@ def _title(text: str) -> dict[str, str]:
     return {"text": text}
 
 
-def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figure:
-    """One line per GPU: the bucket mean of its power; hover shows the bucket's min and max."""
+def power_over_time(traces: Mapping[str, Buckets], *, power_field: str, from_windows: bool = False) -> Figure:
+    """One line per GPU: the bucket mean of its power; hover shows the bucket's min and max.
+
+    ``from_windows``: the buckets hold agent windows' mean power (energy over time), not readings.
+    """
     data = []
     for label, buckets in traces.items():
         trace: dict[str, Any] = {
@@ -64,7 +67,8 @@ def power_over_time(traces: Mapping[str, Buckets], *, power_field: str) -> Figur
         for trace in data:
             trace["hovertemplate"] = "%{fullData.name}: " + trace["hovertemplate"] + "<extra></extra>"
     return {"data": data, "layout": _time_layout(
-        f"Power per GPU ({power_field} NVML power, bucket means)"
+        ("Power per GPU (each agent window's energy over its time; bucket means)" if from_windows
+         else f"Power per GPU ({power_field} NVML power, bucket means)")
         + (f": {len(data)} GPUs, hover a line for its name" if many else ""), "W",
         *(np.asarray(b.t_ms) for b in traces.values()),
         **({"showlegend": False, "hovermode": "closest", "margin": {**_TIME_MARGIN, "b": 40}} if many else {}),

@@ -98,7 +98,9 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
         power = {gpu_label(rg): buckets[rg.pk].metrics["power_w"] if rg.pk in buckets else Buckets.empty()
                  for rg in run_gpus}
         power_field = run_gpus[0].gpu.power_field
-        plots.append(("chart-power", figure_json(charts.power_over_time(power, power_field=power_field))))
+        from_windows = any(b.from_windows for b in buckets.values())
+        plots.append(("chart-power", figure_json(charts.power_over_time(power, power_field=power_field,
+                                                                        from_windows=from_windows))))
         plots.append(("chart-energy-per-gpu", figure_json(charts.energy_per_gpu(
             [gpu_label(rg) for rg in run_gpus], [energy_j[rg.pk] for rg in run_gpus],
             [rg.gpu.node.name for rg in run_gpus], title="Energy per GPU" + suffix,
