@@ -9,8 +9,9 @@ Run with ``make bench-run-page`` (DEBUG off; PostgreSQL from ``DATABASE_URL``, D
    does), its carbon figures computed, and a member ``bench-load`` signed in through a stored session;
 2. twice, first with ``WATTWISE_PAGE_CACHE=0`` (every request computes the page) then with ``=1``:
    starts gunicorn as the Dockerfile does (``dashboard.wsgi``, ``--workers 3`` sync workers) on a free
-   loopback port, warms every worker, then lets ``--clients`` threads (20) request the run page back to
-   back for ``--seconds`` (15), each request on a new connection (sync workers close it), and stops it;
+   loopback port, warms every worker, then lets ``--clients`` clients (20 threads in 4 processes) request
+   the run page back to back for ``--seconds`` (15), each request on a new connection (sync workers close
+   it), and stops it;
 3. prints for each: requests answered, requests/s, p50/p95/max latency (nearest rank, client side: connect
    to the last byte), errors, and the 1-minute load average when it ended, since other work on the box
    takes CPU from the server. Every response must be a 200 with the run's page in it (an error counts).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import math
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -32,12 +34,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
 PROJECT, RUN, USER = "load-8x2h", "load-a", "bench-load"
+CLIENT_PROCESSES = 4  # the clients' threads are spread over this many processes
 
 
 def parse_args() -> argparse.Namespace:
@@ -149,16 +153,17 @@ def serve(cache_on: bool, workers: int, threads: int) -> tuple[subprocess.Popen[
     raise SystemExit("gunicorn did not answer /healthz within 60 s")
 
 
-def load(port: int, path: str, cookie: str, args: argparse.Namespace, marker: bytes) -> Phase:
+def _client_process(port: int, path: str, cookie: str, marker: bytes, threads: int, stop_at: float,
+                    max_requests: int, results: Any) -> None:
+    """One load process: ``threads`` clients requesting back to back until ``stop_at`` (a monotonic time)."""
     times: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    stop_at = time.monotonic() + args.seconds
 
     def client() -> None:
         while time.monotonic() < stop_at:
             with lock:
-                if len(times) + errors[0] >= args.max_requests:
+                if len(times) + errors[0] >= max_requests:
                     return
             began = time.perf_counter()
             try:
@@ -173,13 +178,37 @@ def load(port: int, path: str, cookie: str, args: argparse.Namespace, marker: by
                 else:
                     errors[0] += 1
 
-    began = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(args.clients)]
-    for thread in threads:
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for thread in workers:
         thread.start()
-    for thread in threads:
+    for thread in workers:
         thread.join()
-    return Phase(times, errors[0], time.monotonic() - began, os.getloadavg()[0])
+    results.send((times, errors[0]))
+    results.close()
+
+
+def load(port: int, path: str, cookie: str, args: argparse.Namespace, marker: bytes) -> Phase:
+    """``--clients`` clients spread over a few processes (so the clients' own Python is not one GIL)."""
+    context = multiprocessing.get_context("fork")
+    processes = max(1, min(CLIENT_PROCESSES, args.clients))
+    began = time.monotonic()
+    stop_at = began + args.seconds
+    running = []
+    for i in range(processes):
+        threads = args.clients // processes + (1 if i < args.clients % processes else 0)
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_client_process, args=(
+            port, path, cookie, marker, threads, stop_at, args.max_requests // processes, sender))
+        process.start()
+        running.append((process, receiver))
+    times: list[float] = []
+    errors = 0
+    for process, receiver in running:
+        found, failed = receiver.recv()
+        process.join()
+        times += found
+        errors += failed
+    return Phase(times, errors, time.monotonic() - began, os.getloadavg()[0])
 
 
 def percentile(values: list[float], q: float) -> float:

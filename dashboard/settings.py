@@ -252,7 +252,9 @@ if CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wattwise",
                           "OPTIONS": {"MAX_ENTRIES": 1000}}}
-WATTWISE_PAGE_CACHE = env_bool("WATTWISE_PAGE_CACHE", CACHE_URL is not None or CELERY_BROKER_URL is None)
+# Unset or empty: on, unless a broker is set without CACHE_URL.
+WATTWISE_PAGE_CACHE = (CACHE_URL is not None or CELERY_BROKER_URL is None) if env_str("WATTWISE_PAGE_CACHE") is None \
+    else env_bool("WATTWISE_PAGE_CACHE", True)
 # How long a cached page is kept at most (changes replace it sooner: see dashboard/runs/page_cache.py).
 WATTWISE_PAGE_CACHE_S = env_int("WATTWISE_PAGE_CACHE_S", 3600, minimum=1)
 
