@@ -246,6 +246,7 @@ WATTWISE_LIVE_POLL_S = env_float("WATTWISE_LIVE_POLL_S", 5.0, minimum=0.5)
 # only after WATTWISE_PAGE_CACHE_S: so with a broker (separate workers) and no CACHE_URL the page cache is off
 # unless WATTWISE_PAGE_CACHE=1 turns it on.
 CACHE_URL = env_str("CACHE_URL")
+CACHES: dict[str, dict[str, object]]
 if CACHE_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
                           "KEY_PREFIX": "wattwise"}}

@@ -182,7 +182,9 @@ def test_each_viewer_gets_their_own_csrf_token_in_a_cached_page(client, finished
     bob.force_login(member("bob", "vision"))
     html = bob.get(reverse("run", args=[run.pk])).content.decode()
     assert page_cache.CSRF_PLACEHOLDER not in html
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html[html.index('id="work-form"'):]).group(1)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html[html.index('id="work-form"'):])
+    assert found is not None
+    token = found.group(1)
     response = bob.post(reverse("run_work", args=[run.pk]), {"tokens": "5", "csrfmiddlewaretoken": token})
     assert response.status_code == 302  # accepted: the token was bob's
 
