@@ -252,7 +252,7 @@ if CACHE_URL:
                           "KEY_PREFIX": "wattwise"}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wattwise",
-                          "OPTIONS": {"MAX_ENTRIES": 1000}}}
+                          "OPTIONS": {"MAX_ENTRIES": 200}}}  # pages of 0.1-0.5 MB each
 # Unset or empty: on, unless a broker is set without CACHE_URL.
 WATTWISE_PAGE_CACHE = (CACHE_URL is not None or CELERY_BROKER_URL is None) if env_str("WATTWISE_PAGE_CACHE") is None \
     else env_bool("WATTWISE_PAGE_CACHE", True)
