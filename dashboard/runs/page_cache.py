@@ -139,25 +139,28 @@ def page_key(kind: str, run: Run, choice: RangeChoice, path: str) -> str:
     return f"wattwise:page:{kind}:{run.pk}:{digest}"
 
 
-def cached_text(kind: str, run: Run, choice: RangeChoice, path: str, build: Callable[[], str]) -> str:
-    """``build()``'s text, from the cache when this finished run's state was rendered before.
+def cached_text(kind: str, run: Run, choice: RangeChoice, path: str, build: Callable[[], tuple[str, bool]]) -> str:
+    """The text ``build()`` returns, from the cache when this finished run's state was rendered before.
 
-    Live runs (running, interrupted) are always built afresh. The cache failing (Redis down) builds the
-    page as if it were off, and logs it: a page never fails for its cache.
+    ``build`` returns the text and whether it may be kept (not when part of it could not be read: a passing
+    error must not stay on the page). Live runs (running, interrupted) are always built afresh. The cache
+    failing (Redis down) builds the page as if it were off, and logs it: a page never fails for its cache.
     """
     if not enabled() or run.status != Run.Status.FINISHED:
-        return build()
+        return build()[0]
     try:
         key = page_key(kind, run, choice, path)
         found = cache.get_many([key, *_token_keys(run)])
         tokens = _tokens_now(run, found)
     except Exception:
         log.exception("page cache unreadable; run %s built afresh", run.pk)
-        return build()
+        return build()[0]
     entry = found.get(key)
     if isinstance(entry, dict) and entry.get("tokens") == tokens and isinstance(entry.get("text"), str):
         return entry["text"]
-    text = build()
+    text, keep = build()
+    if not keep:
+        return text
     try:
         cache.set(key, {"tokens": tokens, "text": text}, timeout=settings.WATTWISE_PAGE_CACHE_S)
     except Exception:

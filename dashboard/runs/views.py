@@ -106,21 +106,23 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "runs/run.html", {"run": run, "body": mark_safe(page_cache.with_csrf(body, request))})
 
 
-def _run_body(request: HttpRequest, run: Run, choice: RangeChoice) -> str:
-    """The run page's body, holding nothing of the viewer (the CSRF token is a placeholder): what is cached."""
+def _run_body(request: HttpRequest, run: Run, choice: RangeChoice) -> tuple[str, bool]:
+    """The run page's body, holding nothing of the viewer (the CSRF token is a placeholder): what is cached,
+    unless its carbon section could not be read."""
     page = run_page(run, choice, now_ms=_now_ms())
+    carbon = run_section(run)
     return render_to_string(
         "runs/_run_body.html",
         {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus,
          "node_devices": page.node_devices,
          "drawn": page.drawn,
-         "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
+         "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": carbon,
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
          "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S,
          # No request given, so no context processor adds the viewer's user, messages or CSRF token; the
          # live-update block reads the path and query (only while the run streams, never cached).
          "request": request, "csrf_token": page_cache.CSRF_PLACEHOLDER},
-    )
+    ), not (carbon or {}).get("error")
 
 
 def _work(run: Run, energy_j: float) -> dict[str, Any]:

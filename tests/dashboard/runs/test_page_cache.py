@@ -199,3 +199,18 @@ def test_a_live_run_is_never_served_stale(client, builds):
     streamed(node, [2])  # not announced (no commit in this test): a live page must not need it
     assert samples_shown(page(client, run)) == 30
     assert builds == [run.pk, run.pk]
+
+
+def test_a_carbon_section_that_could_not_be_read_is_not_kept(client, finished, monkeypatch):
+    _, run = finished
+    from planner.carbon import section
+
+    real = section._section
+
+    def broken(run):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(section, "_section", broken)
+    assert 'id="carbon-error"' in page(client, run)
+    monkeypatch.setattr(section, "_section", real)
+    assert 'id="carbon-section"' in page(client, run)
