@@ -1,8 +1,8 @@
 """Finished runs' pages, computed once: their rendered figures kept in Django's cache (Redis in production).
 
 A finished run's figures cannot change unless something they are drawn from does, so the run page's
-body (cards, charts, tables, carbon section, units of work) and the live JSON are rendered once per state
-of the run and kept under a key that names that state:
+body (cards, charts, tables, carbon section, units of work) and its GPU pages' bodies are rendered once per
+state of the run and kept under a key that names that state:
 
 * a **version token** per run and per project, in the cache, replaced (never incremented: an evicted token
   then only costs a recompute, it cannot bring an old page back) by receivers of what the writers announce

@@ -22,7 +22,7 @@ from dashboard.runs import page_cache
 from dashboard.runs.listing import SORT_KEYS, list_runs
 from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_nodes
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, RangeChoice, parse_choice
-from dashboard.runs.run_page import Drawn, gpu_page, run_page
+from dashboard.runs.run_page import Drawn, gpu_label, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
@@ -178,17 +178,25 @@ def _visible_run_gpu(request: HttpRequest, pk: int, run_gpu_pk: int) -> tuple[Ru
 
 @login_required
 def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
-    run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
+    run = page_cache.visible_run(request.user, pk)  # access first: no cache is read for a run one cannot see
+    run_gpu = get_object_or_404(RunGpu.objects.select_related("gpu__node"), pk=run_gpu_pk, run=run)
     try:
         choice = parse_choice(request.GET)
     except BadRange as error:
         return _bad_range(request, error, request.path)
+    body = page_cache.cached_text("gpu", run, choice, request.path,
+                                  lambda: (_gpu_body(request, run, run_gpu, choice), True))
+    return render(request, "runs/gpu.html", {"run": run, "label": gpu_label(run_gpu), "body": mark_safe(body)})
+
+
+def _gpu_body(request: HttpRequest, run: Run, run_gpu: RunGpu, choice: RangeChoice) -> str:
+    """A GPU page's body, holding nothing of the viewer: what is cached for a finished run."""
     page = gpu_page(run, run_gpu, choice, now_ms=_now_ms())
-    return render(
-        request,
-        "runs/gpu.html",
+    return render_to_string(
+        "runs/_gpu_body.html",
         {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
-         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
+         "request": request},
     )
 
 

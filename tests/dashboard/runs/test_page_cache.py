@@ -75,9 +75,9 @@ def finished(client, django_capture_on_commit_callbacks):
     return node, run
 
 
-def page(client, run) -> str:
-    """The run page, less its CSRF tokens (masked afresh on every response)."""
-    response = client.get(reverse("run", args=[run.pk]))
+def page(client, run, url: str | None = None) -> str:
+    """The run page (or the page at ``url``), less its CSRF tokens (masked afresh on every response)."""
+    response = client.get(url or reverse("run", args=[run.pk]))
     assert response.status_code == 200
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
 
@@ -214,3 +214,24 @@ def test_a_carbon_section_that_could_not_be_read_is_not_kept(client, finished, m
     assert 'id="carbon-error"' in page(client, run)
     monkeypatch.setattr(section, "_section", real)
     assert 'id="carbon-section"' in page(client, run)
+
+
+def test_a_finished_runs_gpu_page_is_cached_and_follows_late_samples(client, finished, monkeypatch):
+    node, run = finished
+    built: list[int] = []
+    real = views.gpu_page
+
+    def counting(run, run_gpu, choice, *, now_ms):
+        built.append(run_gpu.pk)
+        return real(run, run_gpu, choice, now_ms=now_ms)
+
+    monkeypatch.setattr(views, "gpu_page", counting)
+    run_gpu = run.run_gpus.get()
+    url = reverse("run_gpu", args=[run.pk, run_gpu.pk])
+    first = page(client, run, url)
+    assert page(client, run, url) == first and built == [run_gpu.pk]
+    streamed(node, [3])  # unannounced: the stamp read with the run tells
+    assert page(client, run, url) != first and built == [run_gpu.pk, run_gpu.pk]
+    outsider = Client()
+    outsider.force_login(member("eve", "other"))
+    assert outsider.get(url).status_code == 404
