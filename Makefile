@@ -13,6 +13,8 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_bench
 BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
 # bench-ingest empties its database; the pages' fleet (5 GB, ~10 min to build) lives in its own.
 BENCH_PAGES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_pages
+# bench-run-page: the page cache's Redis database (flushed by the benchmark).
+BENCH_CACHE_URL ?= redis://127.0.0.1:6379/12
 # The other Pythons (.ci/other-pythons): the agent alone on each one it supports besides 3.11, and the app on
 # 3.13 in its own database and Redis database, so that it could run beside the main suite.
 AGENT_PYTHONS ?= 3.9 3.10 3.12 3.13
@@ -27,7 +29,7 @@ PY313_TESTS ?= -m "not torch and not browser and not faults" --ignore=tests/agen
 # the throwaway server's database to look at afterwards.
 LOOP_ARGS ?=
 
-.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-wire bench-encoding bench-agent bench-broker-message clean \
+.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-run-page bench-wire bench-encoding bench-agent bench-broker-message clean \
 	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
@@ -125,6 +127,12 @@ bench-broker-message: install-dev services
 
 bench-pages: install-dev services
 	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_PAGES_DATABASE_URL) $(PY) benchmarks/bench_pages.py $(BENCH_ARGS)
+
+# A finished 8-GPU, 2-hour run's page under 20 concurrent clients through gunicorn, page cache off then on
+# (loopback only, 15 s per phase; BENCH_ARGS=--seconds N, --clients N). Its run lives beside bench-pages' fleet.
+bench-run-page: install-dev services
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_PAGES_DATABASE_URL) CACHE_URL=$(BENCH_CACHE_URL) \
+		$(PY) benchmarks/bench_run_page_load.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-agent-* .venv-3.13 staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -238,6 +238,27 @@ WATTWISE_CHART_POINTS = env_int("WATTWISE_CHART_POINTS", 2000, minimum=100)
 # How often a streaming run's page fetches fresh cards and charts, in seconds.
 WATTWISE_LIVE_POLL_S = env_float("WATTWISE_LIVE_POLL_S", 5.0, minimum=0.5)
 
+# --- Cache: finished runs' pages (dashboard/runs/page_cache.py) ------------------------------------
+# CACHE_URL (redis://host:6379/N) puts Django's cache on Redis, shared by every web process and the workers that
+# announce changes; unset, each process keeps its own in memory (the embedded default, no services). A page
+# cache that is not shared is still correct (each page's key holds a stamp read from the database), but
+# units of work entered in one process or offset prices changed in another reach the others' cached pages
+# only after WATTWISE_PAGE_CACHE_S: so with a broker (separate workers) and no CACHE_URL the page cache is off
+# unless WATTWISE_PAGE_CACHE=1 turns it on.
+CACHE_URL = env_str("CACHE_URL")
+CACHES: dict[str, dict[str, object]]
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "wattwise"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wattwise",
+                          "OPTIONS": {"MAX_ENTRIES": 200}}}  # pages of 0.1-0.5 MB each
+# Unset or empty: on, unless a broker is set without CACHE_URL.
+WATTWISE_PAGE_CACHE = (CACHE_URL is not None or CELERY_BROKER_URL is None) if env_str("WATTWISE_PAGE_CACHE") is None \
+    else env_bool("WATTWISE_PAGE_CACHE", True)
+# How long a cached page is kept at most (changes replace it sooner: see dashboard/runs/page_cache.py).
+WATTWISE_PAGE_CACHE_S = env_int("WATTWISE_PAGE_CACHE_S", 3600, minimum=1)
+
 # --- Carbon: live grid-intensity providers (each off until configured; see docs/carbon.md) -------
 # Secrets are read here and passed to the clients only; they are never logged or shown on a page.
 WATTWISE_ELECTRICITYMAPS_TOKEN = env_str("WATTWISE_ELECTRICITYMAPS_TOKEN")

@@ -81,3 +81,15 @@ def demo_in_a_quarter(quick_demo, django_capture_on_commit_callbacks) -> str:
         demo.demo_user()
         demo.seed(now=datetime.fromisoformat(DEMO_NOW_ISO))
     return demo.DEMO_PROJECT
+
+
+@pytest.fixture(autouse=True)
+def _empty_page_cache():
+    """Each test starts with an empty cache: the database is rolled back between tests, the cache is not."""
+    yield
+    try:
+        from django.core.cache import cache
+
+        cache.clear()
+    except Exception:  # the agent-only environments have no Django settings
+        pass

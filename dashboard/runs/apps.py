@@ -6,3 +6,6 @@ class RunsConfig(AppConfig):
     label = "runs"
     verbose_name = "Run pages"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from dashboard.runs import signals  # noqa: F401  (connects the page cache's receivers)

@@ -66,10 +66,14 @@ def plan_bands(bands: Sequence[tuple[float, float, str]]) -> dict[str, list[dict
 
 
 def power_over_time(
-    traces: Mapping[str, Buckets], *, power_field: str, plans: Sequence[tuple[float, float, str]] = ()
+    traces: Mapping[str, Buckets], *, power_field: str, plans: Sequence[tuple[float, float, str]] = (),
+    from_windows: bool = False,
 ) -> Figure:
     """One line per GPU: the bucket mean of its power; hover shows the bucket's min and max. ``plans``:
-    the frequency plans in force, ``(from_ms, to_ms, label)``, drawn as bands (:func:`plan_bands`)."""
+    the frequency plans in force, ``(from_ms, to_ms, label)``, drawn as bands (:func:`plan_bands`).
+
+    ``from_windows``: the buckets hold agent windows' mean power (energy over time), not readings.
+    """
     data = []
     for label, buckets in traces.items():
         trace: dict[str, Any] = {
@@ -85,7 +89,8 @@ def power_over_time(
         for trace in data:
             trace["hovertemplate"] = "%{fullData.name}: " + trace["hovertemplate"] + "<extra></extra>"
     return {"data": data, "layout": _time_layout(
-        f"Power per GPU ({power_field} NVML power, bucket means)"
+        ("Power per GPU (each agent window's energy over its time; bucket means)" if from_windows
+         else f"Power per GPU ({power_field} NVML power, bucket means)")
         + (f": {len(data)} GPUs, hover a line for its name" if many else ""), "W",
         *(np.asarray(b.t_ms) for b in traces.values()),
         **({"showlegend": False, "hovermode": "closest", "margin": {**_TIME_MARGIN, "b": 40}} if many else {}),

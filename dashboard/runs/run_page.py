@@ -105,8 +105,9 @@ def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
         # Each plan's interval, clipped to the drawn span (one still in force lasts to its end).
         bands = [(max(p.from_ms, span.from_ms), min(p.to_ms if p.to_ms is not None else span.to_ms, span.to_ms),
                   p.label) for p in plans if p.from_ms <= span.to_ms and (p.to_ms is None or p.to_ms >= span.from_ms)]
+        from_windows = any(b.from_windows for b in buckets.values())
         plots.append(("chart-power", figure_json(charts.power_over_time(power, power_field=power_field,
-                                                                        plans=bands))))
+                                                                        plans=bands, from_windows=from_windows))))
         plots.append(("chart-energy-per-gpu", figure_json(charts.energy_per_gpu(
             [gpu_label(rg) for rg in run_gpus], [energy_j[rg.pk] for rg in run_gpus],
             [rg.gpu.node.name for rg in run_gpus], title="Energy per GPU" + suffix,

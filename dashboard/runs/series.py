@@ -1,5 +1,9 @@
 """Chart data read from the database, aggregated where it lies: minute rollups for long spans, raw windows for short.
 
+Between the two, a chart of power alone (the run page's) whose buckets are at least a window wide is drawn
+from the windows' own columns (when, and how much energy), decoding no sample: each window's mean power is
+its energy over its time, the time-weighted mean of what the device drew (see :func:`_window_buckets`).
+
 A run of 64 GPUs × 24 h at 10 Hz holds 55 million samples in 1.1 million windows and 92 thousand minute
 rows, so the pages never pull rows into Python to bucket them there. Long spans are bucketed by one SQL
 ``GROUP BY`` over the minute rollups; short spans gather each GPU's encoded windows in SQL (``array_agg`` on
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -96,6 +101,7 @@ class GpuBuckets:
     energy_t_ms: np.ndarray  # end of each bucket that holds energy
     energy_j: np.ndarray
     width_ms: int  # each bucket's width: what a min–max band spans
+    from_windows: bool = False  # power: each window's energy over its time (min/max: of those window means)
 
 
 def _in_list(ids: Sequence[int]) -> str:
@@ -239,6 +245,72 @@ def _raw_buckets(
     return found
 
 
+# Power buckets at least this wide (the agent's default window) are tried from the windows' columns; windows longer
+# than the buckets (an agent sending minute windows) still fall back to the samples.
+WINDOW_BUCKET_MIN_MS = 5_000
+
+
+def _window_buckets(run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution) -> dict[int, GpuBuckets] | None:
+    """Power buckets from the windows' columns alone, bucketed by two ``GROUP BY`` where they lie (no
+    sample is decoded, one statement); None when the buckets are narrower than the windows (a window would then fill
+    several buckets: the samples must be read).
+
+    A window's power is its energy over its time, from the stream's previous reading (``prev_t_ms``, where
+    its counted energy starts) to its last one; a bucket's mean is its windows' energy over their time, its
+    low and high the least and most of their means. A window belongs to the bucket of its midpoint; its
+    energy, as in the sample path, to the bucket of its last reading.
+    """
+    table = SampleWindow._meta.db_table
+    begins = "CASE WHEN prev_t_ms IS NOT NULL AND prev_t_ms < first_ms THEN prev_t_ms ELSE first_ms END"
+    rows = (f"FROM {table} WHERE run_gpu_id IN ({_in_list(run_gpu_ids)}) AND first_ms >= %(lower)s "
+            "AND first_ms <= %(to)s AND last_ms >= %(from)s")
+    sql = (  # 0: power by the windows' midpoints, 1: energy by their last readings; one statement
+        "SELECT 0, run_gpu_id, (middle_ms - %(start)s) / %(width)s AS bucket, SUM(energy_j), SUM(length_ms), "
+        "MIN(energy_j * 1000.0 / length_ms), MAX(energy_j * 1000.0 / length_ms), COUNT(*) "
+        f"FROM (SELECT run_gpu_id, energy_j, last_ms - {begins} AS length_ms, ({begins} + last_ms) / 2 AS middle_ms "
+        f"{rows}) w WHERE length_ms > 0 AND middle_ms >= %(from)s AND middle_ms <= %(to)s GROUP BY run_gpu_id, bucket "
+        f"UNION ALL SELECT 1, run_gpu_id, (last_ms - %(start)s) / %(width)s AS bucket, SUM(energy_j), 0, 0, 0, 0 "
+        f"{rows} AND last_ms > %(from)s GROUP BY run_gpu_id, bucket ORDER BY 1, 2, 3"
+    )
+    params = {"lower": reach_back_ms(run_gpu_ids, span.from_ms), "from": span.from_ms, "to": span.to_ms,
+              "start": res.start_ms, "width": res.width_ms}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found_rows = cursor.fetchall()
+    power_rows = [row[1:] for row in found_rows if row[0] == 0]
+    energy_rows = [row[1:] for row in found_rows if row[0] == 1]
+    # The windows' mean length against the buckets' width: buckets narrower than a window are drawn from the
+    # samples.
+    windows = sum(int(row[6]) for row in power_rows)
+    if windows and sum(float(row[3]) for row in power_rows) / windows > res.width_ms:
+        return None
+    power = _grouped(power_rows, 6)
+    energy = _grouped(energy_rows, 3)
+    found: dict[int, GpuBuckets] = {}
+    for run_gpu_id in sorted(set(power) | set(energy)):
+        p, e = power.get(run_gpu_id), energy.get(run_gpu_id)
+        buckets = Buckets.empty() if p is None else Buckets(
+            res.start_ms + p[:, 0].astype(np.int64) * res.width_ms, p[:, 1] * 1000.0 / p[:, 2], p[:, 3], p[:, 4])
+        if e is None:
+            e = np.zeros((0, 2))
+        e = e[e[:, 1] != 0]
+        found[run_gpu_id] = GpuBuckets(
+            {"power_w": buckets},
+            np.minimum(res.start_ms + (e[:, 0].astype(np.int64) + 1) * res.width_ms, span.to_ms), e[:, 1],
+            res.width_ms, from_windows=True,
+        )
+    return found
+
+
+def _grouped(rows: list[tuple[Any, ...]], width: int) -> dict[int, np.ndarray]:
+    """Rows of (run_gpu_id, bucket, values…), ordered by GPU, as one float array of (bucket, values…) per GPU."""
+    if not rows:
+        return {}
+    data = np.asarray([row[1:width] for row in rows], dtype=np.float64)
+    gpus = np.asarray([row[0] for row in rows], dtype=np.int64)
+    return {int(g): data[gpus == g] for g in np.unique(gpus)}
+
+
 def gpu_buckets(
     run_gpu_ids: Sequence[int], span: TimeRange, metrics: Sequence[str] = METRICS, *, points: int | None = None
 ) -> dict[int, GpuBuckets]:
@@ -251,6 +323,10 @@ def gpu_buckets(
     res = resolution(span, points or settings.WATTWISE_CHART_POINTS)
     if res.from_minutes:
         return _minute_buckets(run_gpu_ids, span, res, metrics)
+    if tuple(metrics) == ("power_w",) and res.width_ms >= WINDOW_BUCKET_MIN_MS:
+        found = _window_buckets(run_gpu_ids, span, res)
+        if found is not None:
+            return found
     return _raw_buckets(run_gpu_ids, span, res, metrics)
 
 

@@ -14,14 +14,16 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from dashboard.projects.membership import site_admins
+from dashboard.runs import page_cache
 from dashboard.runs.listing import SORT_KEYS, list_runs
 from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_nodes
 from dashboard.runs.power_limits import run_power_limits
-from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
-from dashboard.runs.run_page import Drawn, gpu_page, run_page
+from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, RangeChoice, parse_choice
+from dashboard.runs.run_page import Drawn, gpu_label, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
@@ -95,23 +97,34 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
 
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = _visible_run(request, pk)
+    run = page_cache.visible_run(request.user, pk)  # access first: no cache is read for a run one cannot see
     try:
         choice = parse_choice(request.GET)
     except BadRange as error:
         return _bad_range(request, error, run.get_absolute_url())
+    body = page_cache.cached_text("page", run, choice, request.path, lambda: _run_body(request, run, choice))
+    # The body was rendered from the templates (escaped there); only the CSRF placeholder is replaced.
+    return render(request, "runs/run.html", {"run": run, "body": mark_safe(page_cache.with_csrf(body, request))})
+
+
+def _run_body(request: HttpRequest, run: Run, choice: RangeChoice) -> tuple[str, bool]:
+    """The run page's body, holding nothing of the viewer (the CSRF token is a placeholder): what is cached,
+    unless its carbon section could not be read."""
     page = run_page(run, choice, now_ms=_now_ms())
-    return render(
-        request,
-        "runs/run.html",
+    carbon = run_section(run)
+    return render_to_string(
+        "runs/_run_body.html",
         {"run": run, "figures": page.figures, "work": _work(run, page.figures.energy_j), "run_gpus": page.run_gpus,
          "node_devices": page.node_devices, "plans": page.plans, "plans_cut": page.plans_cut,
          "drawn": page.drawn,
-         "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
+         "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": carbon,
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
          "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S,
-         "power_limits": run_power_limits(run)},
-    )
+         "power_limits": run_power_limits(run),
+         # No request given, so no context processor adds the viewer's user, messages or CSRF token; the
+         # live-update block reads the path and query (only while the run streams, never cached).
+         "request": request, "csrf_token": page_cache.CSRF_PLACEHOLDER},
+    ), not (carbon or {}).get("error")
 
 
 def _work(run: Run, energy_j: float) -> dict[str, Any]:
@@ -134,6 +147,7 @@ def run_work(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Units of work not saved: {error}.")
     else:
         enter_work(run, amounts, request.user)
+        page_cache.bump_runs([run.pk])  # at once, not only after commit: this request's redirect reads it
         messages.success(request, "Units of work saved.")
     return redirect(run.get_absolute_url() + "#units-of-work")
 
@@ -166,17 +180,25 @@ def _visible_run_gpu(request: HttpRequest, pk: int, run_gpu_pk: int) -> tuple[Ru
 
 @login_required
 def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
-    run, run_gpu = _visible_run_gpu(request, pk, run_gpu_pk)
+    run = page_cache.visible_run(request.user, pk)  # access first: no cache is read for a run one cannot see
+    run_gpu = get_object_or_404(RunGpu.objects.select_related("gpu__node"), pk=run_gpu_pk, run=run)
     try:
         choice = parse_choice(request.GET)
     except BadRange as error:
         return _bad_range(request, error, request.path)
+    body = page_cache.cached_text("gpu", run, choice, request.path,
+                                  lambda: (_gpu_body(request, run, run_gpu, choice), True))
+    return render(request, "runs/gpu.html", {"run": run, "label": gpu_label(run_gpu), "body": mark_safe(body)})
+
+
+def _gpu_body(request: HttpRequest, run: Run, run_gpu: RunGpu, choice: RangeChoice) -> str:
+    """A GPU page's body, holding nothing of the viewer: what is cached for a finished run."""
     page = gpu_page(run, run_gpu, choice, now_ms=_now_ms())
-    return render(
-        request,
-        "runs/gpu.html",
+    return render_to_string(
+        "runs/_gpu_body.html",
         {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
-         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
+         "request": request},
     )
 
 

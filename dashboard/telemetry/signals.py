@@ -1,7 +1,7 @@
 """What telemetry tells the apps above it, without knowing them: they connect receivers (carbon, to
-keep its stored figures in step with the energy).
+keep its stored figures in step with the energy; the run pages, to drop what they cached of the run).
 
-Both signals are sent after the transaction that stored the change has committed, with ``run_id``.
+Every signal is sent after the transaction that stored the change has committed, with ``run_id``.
 Receivers must not raise: ingest logs and ignores what they raise, so a broken receiver can never
 lose a batch.
 """
@@ -20,6 +20,9 @@ samples_stored = Signal()
 
 run_closed = Signal()
 """Every agent session of run ``run_id`` has closed: the run is finished."""
+
+run_changed = Signal()
+"""Something else shown about run ``run_id`` changed: its units of work were entered or cleared."""
 
 
 def announce(signal: Signal, run_id: int) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from dashboard.telemetry.models import Run, RunNode, RunWork
+from dashboard.telemetry.signals import announce, run_changed
 
 UNITS: tuple[str, ...] = ("tokens", "samples", "steps")  # the finest first: what "per unit" prefers
 MAX_AMOUNT = 10**18  # as the wire's MAX_WORK
@@ -102,6 +103,7 @@ def enter_work(run: Run, amounts: Mapping[str, int | None], user: Any) -> None:
                 RunWork.objects.filter(run=run, unit=unit).delete()
             else:
                 RunWork.objects.update_or_create(run=run, unit=unit, defaults={"amount": amount, "entered_by": user})
+        announce(run_changed, run.pk)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from dashboard.telemetry.models import Node, Run
 from planner.carbon.energy import NodeEnergy, run_energy_by_node, run_energy_j
+from planner.carbon.figures import announce_figures
 from planner.carbon.instruments import other_runs_facility_kwh_by_year, project_instruments, shared
 from planner.carbon.models import RunCarbon, RunCarbonHour, RunGpuCarbon, RunNodeCarbon
 from planner.carbon.placing import Placement, place_node, project_settings
@@ -158,6 +159,7 @@ def store_run_carbon(run: Run, *, if_behind: bool = False) -> RunCarbon | None:
             if is_current(stored, run):
                 return stored
         result = compute_run_carbon(run)
+        transaction.on_commit(lambda: announce_figures(run_ids=[run.pk]))
         previous_by_year = _stored_kwh_by_year(run)
         RunCarbon.objects.filter(run=run).delete()
         if not result.nodes:

@@ -7,14 +7,21 @@ be recomputed instead of computing them in the request.
 * :func:`run_section` — the run page's carbon section;
 * :func:`run_carbon` — a run's stored totals, per-GPU figures and offset quote (exports, the runs API);
 * :func:`runs_carbon` — the same for several runs in a few queries (compare);
-* :func:`run_summary` — what ``manage.py run_summary`` prints.
+* :func:`run_summary` — what ``manage.py run_summary`` prints;
+* :func:`carbon_stamp_sql` — what the run's stored figures are now, in SQL (part of a cached page's key);
+* :data:`figures_changed` — sent after commit when a run's figures were stored (``run_ids``) or what a
+  project's pages quote changed (``project_id``: its offset policy, credit prices), for the page cache.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from django.dispatch import Signal
 
 from dashboard.telemetry.models import Run
 from planner.carbon.energy import run_energy_j
@@ -25,9 +32,28 @@ from planner.carbon.state import CarbonState, notice, state_of
 from planner.carbon.summary import carbon_summary as run_summary
 
 __all__ = [
-    "CarbonFigures", "CarbonState", "GpuEmissions", "StoredTotals", "run_carbon", "run_section", "run_summary",
-    "runs_carbon",
+    "CarbonFigures", "CarbonState", "GpuEmissions", "StoredTotals", "announce_figures", "carbon_stamp_sql",
+    "figures_changed", "run_carbon", "run_section", "run_summary", "runs_carbon",
 ]
+
+log = logging.getLogger(__name__)
+
+figures_changed = Signal()
+"""A run's carbon figures were stored (``run_ids``), or what a project's pages quote changed (``project_id``)."""
+
+
+def announce_figures(**what: Any) -> None:
+    """Send :data:`figures_changed` with ``run_ids`` or ``project_id``; what a receiver raises is logged."""
+    for receiver, result in figures_changed.send_robust(sender=None, **what):
+        if isinstance(result, Exception):
+            log.error("receiver %r failed for %s", receiver, what, exc_info=result)
+
+
+def carbon_stamp_sql() -> str:
+    """What a run's stored figures are now, as one SQL scalar subquery (text; NULL without figures) whose one
+    parameter is the run's id: a recompute stores a new row, a stale flag changes the old one."""
+    table = RunCarbon._meta.db_table
+    return f"(SELECT id || ':' || computed_at || ':' || stale FROM {table} WHERE run_id = %s)"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from dashboard.telemetry.signals import run_closed, samples_stored
 from planner.carbon import recompute
-from planner.carbon.models import Certificate, NodeSite, PowerPurchase, ProjectCarbon, Site
+from planner.carbon.figures import announce_figures
+from planner.carbon.models import (
+    Certificate,
+    CreditPrice,
+    NodeSite,
+    OffsetPolicy,
+    PowerPurchase,
+    ProjectCarbon,
+    Site,
+)
 from planner.carbon.recompute import mark_stale_for_project, queue_recompute, queue_recompute_stale
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,16 @@ def project_input_changed(sender: type, instance: Any, **kwargs: Any) -> None:
     # A project's defaults are saved for the first time by its sites page (reads never create the
     # row), so a new ProjectCarbon row is a change like any other.
     _project_changed(instance.project_id)
+
+
+@receiver(post_save, sender=OffsetPolicy, dispatch_uid="carbon.offset_policy_saved")
+@receiver(post_delete, sender=OffsetPolicy, dispatch_uid="carbon.offset_policy_deleted")
+@receiver(post_save, sender=CreditPrice, dispatch_uid="carbon.credit_price_saved")
+@receiver(post_delete, sender=CreditPrice, dispatch_uid="carbon.credit_price_deleted")
+def quote_changed(sender: type, instance: Any, **kwargs: Any) -> None:
+    # Offsets are never subtracted: no figure is stale, but every run page of the project quotes them.
+    project_id = instance.project_id
+    transaction.on_commit(lambda: announce_figures(project_id=project_id))
 
 
 @receiver(post_save, sender=NodeSite, dispatch_uid="carbon.assignment_saved")

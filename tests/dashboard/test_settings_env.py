@@ -102,3 +102,17 @@ def test_the_proxys_https_header_is_believed_only_when_asked():
     assert settings_in_subprocess({}, "settings.SECURE_PROXY_SSL_HEADER").stdout.strip() == "None"
     behind = settings_in_subprocess({"BEHIND_TLS_PROXY": "1"}, "settings.SECURE_PROXY_SSL_HEADER")
     assert behind.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+def test_the_page_cache_is_on_redis_with_cache_url_and_in_memory_without_services():
+    expression = "settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1], settings.WATTWISE_PAGE_CACHE"
+    assert settings_in_subprocess({}, expression).stdout.strip() == "LocMemCache True"
+    redis = {"CACHE_URL": "redis://127.0.0.1:6379/1", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}
+    assert settings_in_subprocess(redis, expression).stdout.strip() == "RedisCache True"
+    # Separate workers whose signals cannot reach each process's own memory: off unless asked for.
+    broker_only = {"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}
+    assert settings_in_subprocess(broker_only, expression).stdout.strip() == "LocMemCache False"
+    assert settings_in_subprocess({**broker_only, "WATTWISE_PAGE_CACHE": "1"}, expression).stdout.strip() \
+        == "LocMemCache True"
+    assert settings_in_subprocess({"WATTWISE_PAGE_CACHE": "0"}, expression).stdout.strip() == "LocMemCache False"
+    assert settings_in_subprocess({"WATTWISE_PAGE_CACHE": ""}, expression).stdout.strip() == "LocMemCache True"

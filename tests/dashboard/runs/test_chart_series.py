@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from dashboard.runs import series
 from dashboard.runs.downsample import bucket_samples
@@ -104,3 +105,42 @@ def test_a_span_never_gets_more_buckets_than_points_asked_for(points, start_s):
         res = series.resolution(span, points)
         buckets = (span.to_ms - res.start_ms) // res.width_ms + 1
         assert buckets <= max(points, 1), (points, width_min, res)
+
+
+def ten_second_windows(gpus: int, windows: int) -> list[RunGpu]:
+    node = register("node-a", "vision")
+    for seq in range(windows):
+        for gpu in range(gpus):
+            ingest.ingest_batch(simple_batch(node, seq=seq, run="r", uuid=f"GPU-{gpu}", stream=f"s{gpu}", index=gpu,
+                                             samples=100, step_mj=25_000 + 1_000 * gpu))
+    return list(RunGpu.objects.order_by("gpu__index"))
+
+
+def test_a_short_runs_power_is_drawn_from_its_windows_without_decoding_a_sample():
+    """The run page's power chart of a run too short for minute rollups reads the windows' own columns."""
+    gpus = ten_second_windows(2, 60)  # ten minutes of 10 s windows
+    span = series.span_of(gpus)
+    ids = [rg.pk for rg in gpus]
+    with CaptureQueriesContext(connection) as queries:
+        found = series.gpu_buckets(ids, span, ("power_w",), points=40)  # 15 s buckets
+    assert not any(blob in q["sql"] for q in queries.captured_queries for blob in ("power_mw", "t_offset_ms"))
+    res = series.resolution(span, 40)
+    assert not res.from_minutes
+    samples = series._raw_buckets(ids, span, res, ("power_w",))
+    for gpu, run_gpu in enumerate(gpus):
+        drawn = found[run_gpu.pk]
+        assert drawn.from_windows
+        # Each window's energy over its time: the counter rises (25 + gpu) J every 100 ms.
+        assert np.allclose(drawn.metrics["power_w"].mean, 250.0 + 10.0 * gpu)
+        assert np.allclose(drawn.metrics["power_w"].low, 250.0 + 10.0 * gpu)
+        # Energy is counted where the sample path counts it.
+        assert np.array_equal(drawn.energy_t_ms, samples[run_gpu.pk].energy_t_ms)
+        assert np.allclose(drawn.energy_j, samples[run_gpu.pk].energy_j)
+        assert np.isclose(drawn.energy_j.sum(), RunGpu.objects.get(pk=run_gpu.pk).energy_j)
+
+
+def test_buckets_narrower_than_the_windows_are_drawn_from_the_samples():
+    gpus = ten_second_windows(1, 60)
+    found = series.gpu_buckets([gpus[0].pk], series.span_of(gpus), ("power_w",), points=100)  # 6 s buckets
+    assert not found[gpus[0].pk].from_windows
+    assert np.allclose(found[gpus[0].pk].metrics["power_w"].mean, 300.0)  # the readings' 300 W
