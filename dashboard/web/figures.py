@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from django.utils.safestring import SafeString, mark_safe
 
-from planner.units import MS_PER_MINUTE, MS_PER_S
+from planner.units import MS_PER_S
 
 Figure = dict[str, Any]
 
