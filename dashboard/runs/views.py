@@ -22,6 +22,7 @@ from dashboard.runs.nodes_page import dead_letters_waiting, nodes_page, refused_
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
+from dashboard.telemetry import retention
 from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
 from dashboard.telemetry.work import (
@@ -108,7 +109,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
          "drawn": page.drawn,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": run_section(run),
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
-         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S},
+         "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S,
+         "raw_expired": retention.expired([*page.run_gpus, *page.node_devices])},
     )
 
 
@@ -174,7 +176,8 @@ def gpu_detail(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
         request,
         "runs/gpu.html",
         {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
-         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S},
+         "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
+         "raw_expired": retention.expired([run_gpu])},
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+
 from django.db import connection, transaction
 
 WEEK = timedelta(weeks=1)
