@@ -87,9 +87,8 @@ def maintain(now: datetime | None = None, retention_days: int | None = None) -> 
 
 def _record(horizons: Horizons, days: int, now: datetime) -> None:
     """Keep the horizon pages read; it never moves back (a longer retention cannot bring data back)."""
-    windows_ms = int(WINDOWS.bound(horizons.windows))
-    receipts = RECEIPTS.bound(horizons.receipts)
-    assert isinstance(receipts, datetime)
+    windows_ms, receipts = WINDOWS.bound(horizons.windows), RECEIPTS.bound(horizons.receipts)
+    assert isinstance(windows_ms, int) and isinstance(receipts, datetime)
     with transaction.atomic():
         row = RawHorizon.objects.select_for_update().order_by("pk").first()
         if row is None:
