@@ -198,4 +198,6 @@ def gpu_live(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
 def nodes(request: HttpRequest) -> HttpResponse:
     """The user's projects' nodes and enrolment tokens, with the messages refused in the last hour."""
     page = nodes_page(request.user, project=request.GET.get("project", ""))
-    return render(request, "runs/nodes.html", {"page": page, "project": request.GET.get("project", "")})
+    return render(request, "runs/nodes.html", {"page": page, "project": request.GET.get("project", ""),
+                                               "raw_horizon": retention.horizon(),
+                                               "raw_retention_days": settings.WATTWISE_RAW_RETENTION_DAYS})

@@ -10,6 +10,8 @@ The tables keep the names they had before the apps were split (``dashboard_*``; 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -433,3 +435,7 @@ class RawHorizon(models.Model):
     receipts_before = models.DateTimeField()
     retention_days = models.PositiveIntegerField()  # WATTWISE_RAW_RETENTION_DAYS when it was applied
     applied_at = models.DateTimeField()
+
+    @property
+    def windows_before(self) -> datetime:
+        return datetime.fromtimestamp(self.windows_before_ms / 1000, UTC)

@@ -101,7 +101,8 @@ def ensure_week(spec: Partitioned, week: date) -> bool:
             cursor.execute(f"CREATE TABLE {name} PARTITION OF {spec.table} FOR VALUES FROM (%s) TO (%s)",
                            [low, high])
             return True
-        cursor.execute(f"CREATE TABLE {name} (LIKE {spec.table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cursor.execute(f"CREATE TABLE {name} (LIKE {spec.table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+                       "INCLUDING STORAGE INCLUDING COMPRESSION)")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {spec.default} WHERE {spec.key} >= %s AND {spec.key} < %s RETURNING *) "
             f"INSERT INTO {name} SELECT * FROM moved", [low, high]

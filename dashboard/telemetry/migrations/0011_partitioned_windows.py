@@ -103,15 +103,16 @@ def _swap(cursor, table: str, key: str, partitioned: bool) -> None:
     sequence, next_id = _next_id(cursor, table)
     new = f"{table}__swap"
     if partitioned:
-        cursor.execute(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) "
-                       f"PARTITION BY RANGE ({key})")
+        cursor.execute(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+                       f"INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE ({key})")
         weeks = _existing_weeks(cursor, table, key)
         for week in weeks:
             cursor.execute(f"CREATE TABLE {table}_p{week:%Y%m%d} PARTITION OF {new} "
                            f"FOR VALUES FROM ({_bound(key, week)}) TO ({_bound(key, week + timedelta(weeks=1))})")
         cursor.execute(f"CREATE TABLE {table}_default PARTITION OF {new} DEFAULT")
     else:
-        cursor.execute(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cursor.execute(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+                       "INCLUDING STORAGE INCLUDING COMPRESSION)")
         cursor.execute(f"ALTER TABLE {new} ALTER COLUMN id DROP DEFAULT")  # the old sequence goes with its table
     cursor.execute(f"INSERT INTO {new} SELECT * FROM {table}")
     cursor.execute(f"DROP TABLE {table}")  # its partitions, and the sequence its id owns, with it

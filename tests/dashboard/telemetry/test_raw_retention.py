@@ -47,6 +47,10 @@ def maintain(now: datetime, retention_days: int) -> retention.Maintained:
     return retention.maintain(now, retention_days=retention_days)
 
 
+def done_horizon(now: datetime):
+    return retention.Horizons.at(now, 90).windows
+
+
 def send_run(node, t0_ms: int, *, batches: int = 3, run: str = "old-run") -> Run:
     """``batches`` one-second windows of one GPU from ``t0_ms``, with an event in the first."""
     for seq in range(batches):
@@ -114,6 +118,9 @@ def test_a_run_aged_past_the_raw_retention_loses_its_partitions_and_keeps_its_fi
     assert buckets["source"] == "minutes" and buckets["t_ms"]
     summary = client.get(reverse("run_summary_csv", args=[run.pk]))
     assert summary.status_code == 200
+    horizon = datetime.fromtimestamp(WINDOWS.bound(done_horizon(now)) / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    nodes = client.get(reverse("nodes")).content.decode()
+    assert f"Raw samples are kept 90 days: samples from before {horizon} UTC have expired" in nodes
 
     # Four months on, the receipts (received today, kept a week longer than windows) go too.
     later = maintain(now + timedelta(days=120), retention_days=90)
