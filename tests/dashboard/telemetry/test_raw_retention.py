@@ -167,3 +167,65 @@ def test_a_window_far_in_the_future_or_the_past_still_ingests(settings):
     assert WINDOWS.name(monday(when.date())) in moved.created
     assert rows_in(WINDOWS.name(monday(when.date()))) == 3 and rows_in(WINDOWS.default) == 0
     assert SampleWindow.objects.filter(run_gpu__run=future).count() == 3
+
+
+def _copy(node, t0_ms: int, seq: int, *, shift_ms: int = 0) -> dict:
+    """Batch ``seq`` of a one-GPU stream from ``t0_ms``: one-second windows of ten readings; ``shift_ms`` moves
+    its readings (not where it continues from), making another batch under the same number."""
+    t_ms = [t0_ms + 1000 * seq + 100 * i + shift_ms for i in range(10)]
+    energy = [1_000_000 + 30_000 * (10 * seq + i) for i in range(10)]
+    prev = (t0_ms + 1000 * seq - 100, energy[0] - 30_000) if seq else None
+    return envelope(node, batch_payload([gpu_entry("GPU-1", t_ms, energy, prev=prev)], seq=seq))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_under_one_number_arriving_together_store_only_the_first():
+    """Receipts are partitioned by arrival, so no unique index spans (node, stream, seq) alone, and two
+    different batches under one number have different windows: only the claim's advisory lock makes the
+    second wait for the first to commit, find its receipt and be refused as a replay, not counted twice.
+    (Two identical copies are also stopped by the windows' unique key, whose first_ms they share.)"""
+    import threading
+
+    from django.db import connections, transaction
+
+    from dashboard.telemetry import batch_store
+    from dashboard.telemetry.admission import authenticate
+    from wattwise_agent.wire import decode_batch
+
+    node = register()
+    t0_ms = int(timezone.now().timestamp() * 1000) - 10_000
+    # The run and its GPU exist first, so nothing but the receipt claim can hold the second batch back.
+    assert ingest.ingest_batch(_copy(node, t0_ms, 0)).status == "stored"
+    outcomes: list[str] = []
+
+    def deliver_other() -> None:
+        try:
+            outcomes.append(ingest.ingest_batch(_copy(node, t0_ms, 1, shift_ms=50)).status)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        # Batch 1 claims its receipt and has not committed when another batch numbered 1 arrives.
+        found, payload, digest = authenticate(_copy(node, t0_ms, 1), "batch", None)
+        batch_store.store_batch(found, decode_batch(payload), digest, None)
+        other = threading.Thread(target=deliver_other)
+        other.start()
+        _wait_for_a_session_waiting_on_a_lock()
+    other.join(30)
+    assert outcomes == ["rejected"]
+    assert BatchReceipt.objects.count() == 2 and SampleWindow.objects.count() == 2
+    assert RunGpu.objects.get().samples == 20
+
+
+def _wait_for_a_session_waiting_on_a_lock() -> None:
+    import threading
+
+    for _ in range(3000):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction the view is a snapshot
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            if cursor.fetchone()[0] >= 1:
+                return
+        threading.Event().wait(0.01)
+    raise AssertionError("the second batch never waited for the first one's receipt claim")
