@@ -17,7 +17,7 @@ from ninja.operation import Operation
 from dashboard.projects.auth import API_AUTH, unauthorized_detail
 from dashboard.reports import api as reports
 from dashboard.runs import api as runs
-from dashboard.runs.samples import BadRequest
+from dashboard.runs.samples import BadRequest, RawExpired
 from dashboard.telemetry import http_ingest
 from planner.carbon import api as carbon
 from planner.plans import api as planner
@@ -84,6 +84,11 @@ def invalid_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 @api.exception_handler(BadRequest)
 def bad_request(request: HttpRequest, exc: BadRequest) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc)}, status=400)
+
+
+@api.exception_handler(RawExpired)
+def raw_expired(request: HttpRequest, exc: RawExpired) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc)}, status=410)
 
 
 @api.exception_handler(Http404)

@@ -237,6 +237,10 @@ WATTWISE_INGEST_MAX_QUEUE = env_int("WATTWISE_INGEST_MAX_QUEUE", 10000, minimum=
 WATTWISE_CHART_POINTS = env_int("WATTWISE_CHART_POINTS", 2000, minimum=100)
 # How often a streaming run's page fetches fresh cards and charts, in seconds.
 WATTWISE_LIVE_POLL_S = env_float("WATTWISE_LIVE_POLL_S", 5.0, minimum=0.5)
+# Raw samples (SampleWindow) are kept this many days (by their time), then dropped a week's partition at a
+# time by the beat task telemetry.maintain_partitions; runs keep their totals, minute rollups, carbon and
+# events. Batch receipts are kept a week longer (by when they arrived). See docs/architecture.md, Storage.
+WATTWISE_RAW_RETENTION_DAYS = env_int("WATTWISE_RAW_RETENTION_DAYS", 90, minimum=1)
 
 # --- Cache: finished runs' pages (dashboard/runs/page_cache.py) ------------------------------------
 # CACHE_URL (redis://host:6379/N) puts Django's cache on Redis, shared by every web process and the workers that
@@ -288,6 +292,8 @@ CELERY_BEAT_SCHEDULE = {
     "carbon-recompute-stale": {"task": "carbon.recompute_stale", "schedule": 900.0},
     "telemetry-mark-silent-runs": {"task": "telemetry.mark_silent_runs",
                                    "schedule": min(60.0, WATTWISE_SILENT_AFTER_S / 2)},
+    # Creates next weeks' partitions of raw windows and receipts, drops expired ones (idempotent, cheap).
+    "telemetry-maintain-partitions": {"task": "telemetry.maintain_partitions", "schedule": 3600.0},
 }
 
 LOGGING = {

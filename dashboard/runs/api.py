@@ -34,6 +34,7 @@ from dashboard.web.api_params import (
     ERRORS,
     MAX_ID,
     SAFE_TEXT,
+    Error,
     FromMs,
     Pages,
     ProjectId,
@@ -186,7 +187,7 @@ def get_gpu(request: ApiRequest, run_id: RunId, gpu_id: RunGpuId) -> Any:
 
 @router.get(
     "/runs/{run_id}/gpus/{gpu_id}/samples",
-    response={200: SamplePageOut, **ERRORS},
+    response={200: SamplePageOut, **ERRORS, 410: Error},
     summary="A GPU's raw readings (paginated by cursor)",
 )
 def get_samples(
@@ -207,7 +208,7 @@ def get_samples(
 ) -> Any:
     """Readings in ``[from_ms, to_ms]`` in time order, columnar and exactly as stored (integers in the
     agent's units). Follow ``next_cursor`` until it is null to read every sample once. An inverted
-    range is a 400."""
+    range is a 400; a range reaching into raw samples the raw retention dropped is a 410 saying which."""
     run_gpu = run_gpu_for(request, run_id, gpu_id)
     after = samples.Cursor.decode(cursor) if cursor else None
     page = samples.read_page(run_gpu, from_ms, to_ms, limit=limit, after=after)

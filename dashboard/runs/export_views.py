@@ -26,6 +26,7 @@ from django.views.decorators.http import require_safe
 from dashboard.projects.tokens import user_for_bearer
 from dashboard.runs import exports, metrics
 from dashboard.runs.listing import list_runs
+from dashboard.runs.samples import RawExpired
 from dashboard.telemetry.models import Run
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -95,6 +96,11 @@ def run_samples_csv(request: HttpRequest, pk: int) -> HttpResponse | StreamingHt
         return _bad_request(error)
     if resolution == "minute":
         return _streamed_csv(exports.MINUTE_HEADER, exports.minute_rows(run, span), _filename(run, "minutes"))
+    try:
+        exports.check_raw(run, span)
+    except RawExpired as expired:
+        # 410 Gone: the samples existed and were dropped by the raw retention; the message says what is kept.
+        return HttpResponse(f"{expired}\n", status=410, content_type="text/plain; charset=utf-8")
     return _streamed_csv(exports.SAMPLE_HEADER, exports.sample_rows(run, span), _filename(run, "samples"))
 
 

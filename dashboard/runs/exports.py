@@ -23,6 +23,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from dashboard.runs.ranges import BadRange, parse_time_range
+from dashboard.runs.samples import refuse_expired
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry import columns
 from dashboard.telemetry.models import GpuMinute, Run, RunGpu
@@ -117,6 +118,11 @@ def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], chunk_chars
 
 def _run_gpus(run: Run) -> list[RunGpu]:
     return list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name", "gpu__index"))
+
+
+def check_raw(run: Run, span: TimeRange) -> None:
+    """Raise ``RawExpired`` when ``span`` asks for raw samples of the run that the raw retention dropped."""
+    refuse_expired(_run_gpus(run), span, "resolution=minute (the per-minute rollups are kept)")
 
 
 def sample_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...]]:

@@ -38,7 +38,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404
 
 from dashboard.runs.ranges import RangeChoice
-from dashboard.telemetry.models import Run, RunGpu
+from dashboard.telemetry.models import RawHorizon, Run, RunGpu
 from planner.carbon.figures import carbon_stamp_sql
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,11 @@ def _tokens_now(run: Run, found: dict[str, Any]) -> list[str]:
 
 
 def _stamp_sql() -> str:
-    table = RunGpu._meta.db_table
+    table, horizon = RunGpu._meta.db_table, RawHorizon._meta.db_table
+    # The raw retention's horizon too: when it passes a run's samples, its pages say they expired.
     return (f"COALESCE((SELECT SUM(samples) || ':' || MAX(last_ms) || ':' || SUM(energy_j) FROM {table} "
-            f"WHERE run_id = %s), '-') || '/' || COALESCE({carbon_stamp_sql()}, '-')")
+            f"WHERE run_id = %s), '-') || '/' || COALESCE({carbon_stamp_sql()}, '-') || '/' || "
+            f"COALESCE((SELECT CAST(MAX(windows_before_ms) AS TEXT) FROM {horizon}), '-')")
 
 
 def visible_run(user: Any, pk: int) -> Run:
@@ -112,7 +114,7 @@ def visible_run(user: Any, pk: int) -> Run:
 
 
 def stamp(run: Run) -> str:
-    """What the run's stored samples and carbon figures are now, two indexed lookups: any stored window adds
+    """What the run's stored samples, carbon figures and the raw retention's horizon are now, in one statement: any stored window adds
     samples and energy (late ones too) and may move the last sample; a recompute stores a new carbon row, a
     stale flag changes the old one."""
     found = getattr(run, "page_stamp", None)

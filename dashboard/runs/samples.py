@@ -20,7 +20,7 @@ import numpy as np
 
 from dashboard.runs import series
 from dashboard.runs.downsample import Buckets
-from dashboard.telemetry import columns
+from dashboard.telemetry import columns, retention
 from dashboard.telemetry.models import RunGpu
 from dashboard.telemetry.windows import TimeRange, overlapping
 
@@ -35,6 +35,17 @@ _CURSOR = re.compile(r"^(\d{1,16})\.(\d{1,18})\.(\d{1,9})$")  # each part well i
 
 class BadRequest(ValueError):
     """Input that is well-formed but cannot be answered (an inverted range, a corrupt cursor)."""
+
+
+class RawExpired(Exception):
+    """Raw samples asked for that the raw retention dropped (answered 410 Gone, saying what is kept)."""
+
+
+def refuse_expired(run_gpus: list[RunGpu], span: TimeRange, instead: str) -> None:
+    """Raise ``RawExpired`` when ``span`` reaches into the stretch whose raw samples expired."""
+    found = retention.expired(run_gpus)
+    if found is not None and span.from_ms <= found.to_ms and span.to_ms >= found.from_ms:
+        raise RawExpired(f"{found.message} Ask for samples from {found.to_ms + 1} ms (epoch) on, or {instead}.")
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,7 @@ def read_page(
     empty = {name: np.zeros(0, dtype=np.int64) for name in SAMPLE_FIELDS}
     if span is None:
         return SamplePage(None, empty, None)
+    refuse_expired([run_gpu], span, "for the per-minute buckets (/samples/buckets)")
     start_ms = span.from_ms if after is None else max(span.from_ms, after.t_ms)
     if start_ms > span.to_ms:
         return SamplePage(span, empty, None)
@@ -224,7 +236,7 @@ def read_buckets(run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, poi
     if span is None:
         return BucketSeries(None, 0, "samples", np.zeros(0, dtype=np.int64), {m: Buckets.empty() for m in METRICS})
     # The pages' own bucketing (dashboard.runs.series): the API returns what the charts draw.
-    resolution = series.resolution(span, points)
+    resolution = series.resolution(span, points, raw_from_ms=retention.raw_from_ms())
     found = series.gpu_buckets([run_gpu.pk], span, METRICS, points=points).get(run_gpu.pk)
     metrics = found.metrics if found else {m: Buckets.empty() for m in METRICS}
     source = "minutes" if resolution.from_minutes else "samples"

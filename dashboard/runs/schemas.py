@@ -85,6 +85,8 @@ class CompletenessOut(Schema):
     samples_declared: int | None = Field(description="samples every session declared; null while one is open")
     samples_stored: int
     batches_missing: int
+    receipts_expired: bool = Field(description="the run's batch receipts expired with its raw data: "
+                                               "completeness can no longer be checked")
     streams: list[StreamCompletenessOut]
 
 

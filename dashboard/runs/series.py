@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from dashboard.runs.downsample import Buckets, bucket_samples, bucket_width_ms
-from dashboard.telemetry import columns
+from dashboard.telemetry import columns, retention
 from dashboard.telemetry.models import GpuMinute, RunGpu, SampleWindow
 from dashboard.telemetry.windows import TimeRange, overlapping, reach_back_ms
 from planner.units import MILLIWATTS_PER_W, MS_PER_MINUTE, minute_start_ms
@@ -80,12 +80,16 @@ class Resolution:
 MINUTE_SHARE = 4
 
 
-def resolution(span: TimeRange, points: int) -> Resolution:
+def resolution(span: TimeRange, points: int, *, raw_from_ms: int | None = None) -> Resolution:
+    """How to draw ``span`` in at most ``points`` buckets. ``raw_from_ms``: raw windows starting before it have
+    expired (``dashboard.telemetry.retention``); a span that starts there is drawn from the minute rollups."""
     length_ms = max(span.to_ms - span.from_ms, 1)
     # +1: the span is inclusive, so a sample at to_ms must still land in bucket points - 1.
     width = bucket_width_ms(length_ms + 1, points)
+    expired = raw_from_ms is not None and span.from_ms < raw_from_ms
     # Whole minutes overhang a span's ends; over two hours or more that blurs at most 1/120 of it.
-    if width >= MS_PER_MINUTE or (width * MINUTE_SHARE >= MS_PER_MINUTE and length_ms >= 120 * MS_PER_MINUTE):
+    if expired or width >= MS_PER_MINUTE or (width * MINUTE_SHARE >= MS_PER_MINUTE
+                                             and length_ms >= 120 * MS_PER_MINUTE):
         # Buckets start on a whole minute, before the span: size them for that longer stretch.
         start = minute_start_ms(span.from_ms)
         width = max(bucket_width_ms(span.to_ms - start + 1, points), MS_PER_MINUTE)
@@ -320,7 +324,7 @@ def gpu_buckets(
     """
     if not run_gpu_ids or span.empty:
         return {}
-    res = resolution(span, points or settings.WATTWISE_CHART_POINTS)
+    res = resolution(span, points or settings.WATTWISE_CHART_POINTS, raw_from_ms=retention.raw_from_ms())
     if res.from_minutes:
         return _minute_buckets(run_gpu_ids, span, res, metrics)
     if tuple(metrics) == ("power_w",) and res.width_ms >= WINDOW_BUCKET_MIN_MS:

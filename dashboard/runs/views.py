@@ -25,6 +25,7 @@ from dashboard.runs.power_limits import run_power_limits
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, RangeChoice, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_label, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
+from dashboard.telemetry import retention
 from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
 from dashboard.telemetry.work import (
@@ -120,7 +121,7 @@ def _run_body(request: HttpRequest, run: Run, choice: RangeChoice) -> tuple[str,
          "plots": page.drawn.plots, "nodes": page.figures.by_node(), "carbon": carbon,
          "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
          "completeness": run_completeness(run), "silent_after_s": settings.WATTWISE_SILENT_AFTER_S,
-         "power_limits": run_power_limits(run),
+         "power_limits": run_power_limits(run), "raw_expired": retention.expired([*page.run_gpus, *page.node_devices]),
          # No request given, so no context processor adds the viewer's user, messages or CSRF token; the
          # live-update block reads the path and query (only while the run streams, never cached).
          "request": request, "csrf_token": page_cache.CSRF_PLACEHOLDER},
@@ -198,7 +199,7 @@ def _gpu_body(request: HttpRequest, run: Run, run_gpu: RunGpu, choice: RangeChoi
         "runs/_gpu_body.html",
         {"run": run, "run_gpu": run_gpu, "gpu": run_gpu.gpu, "label": page.label, "drawn": page.drawn,
          "plots": page.drawn.plots, "picker": _picker(request, page.drawn), "live_poll_s": settings.WATTWISE_LIVE_POLL_S,
-         "request": request},
+         "request": request, "raw_expired": retention.expired([run_gpu])},
     )
 
 
@@ -219,4 +220,6 @@ def gpu_live(request: HttpRequest, pk: int, run_gpu_pk: int) -> HttpResponse:
 def nodes(request: HttpRequest) -> HttpResponse:
     """The user's projects' nodes and enrolment tokens, with the messages refused in the last hour."""
     page = nodes_page(request.user, project=request.GET.get("project", ""))
-    return render(request, "runs/nodes.html", {"page": page, "project": request.GET.get("project", "")})
+    return render(request, "runs/nodes.html", {"page": page, "project": request.GET.get("project", ""),
+                                               "raw_horizon": retention.horizon(),
+                                               "raw_retention_days": settings.WATTWISE_RAW_RETENTION_DAYS})

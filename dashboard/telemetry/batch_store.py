@@ -39,13 +39,25 @@ from wattwise_agent.wire import KIND_BATCH, Batch, GpuWindow, Implausible
 
 
 def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
-    """Insert the idempotency row; False when (node, stream, seq) was already stored."""
+    """Insert the idempotency row; False when (node, stream, seq) was already stored.
+
+    On PostgreSQL receipts are partitioned by ``received_at``, so no unique index can span the key alone
+    (migration 0013): a transaction-level advisory lock on the key makes concurrent copies of one batch
+    take turns, and the second one, reading after the first committed, finds its receipt. SQLite's unique
+    constraint and single writer do the same there.
+    """
     table = BatchReceipt._meta.db_table
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                           [f"receipt:{node.pk}:{batch.stream}:{batch.seq}"])
         cursor.execute(
             f"INSERT INTO {table} (node_id, stream, seq, run_id, body_sha256, samples, received_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (node_id, stream, seq) DO NOTHING RETURNING id",
-            [node.pk, batch.stream, batch.seq, run_id, digest, batch.samples, timezone.now()],
+            "SELECT %s, %s, %s, %s, %s, %s, %s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE node_id = %s AND stream = %s AND seq = %s) "
+            "RETURNING id",
+            [node.pk, batch.stream, batch.seq, run_id, digest, batch.samples, timezone.now(),
+             node.pk, batch.stream, batch.seq],
         )
         return cursor.fetchone() is not None
 

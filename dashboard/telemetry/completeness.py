@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Sum
 
+from dashboard.telemetry import retention
 from dashboard.telemetry.models import BatchReceipt, Run, RunNode
 
 
@@ -62,6 +63,9 @@ class StreamCompleteness:
 @dataclass(frozen=True)
 class Completeness:
     streams: list[StreamCompleteness]
+    # Some of the run's batch receipts were dropped with its raw data (dashboard.telemetry.retention): what
+    # was stored can no longer be checked against what was sent, and no batch is reported missing.
+    receipts_expired: bool = False
 
     @property
     def closed(self) -> bool:
@@ -82,7 +86,7 @@ class Completeness:
 
     @property
     def complete(self) -> bool:
-        return self.closed and all(s.complete for s in self.streams)
+        return not self.receipts_expired and self.closed and all(s.complete for s in self.streams)
 
     @property
     def incomplete_streams(self) -> list[StreamCompleteness]:
@@ -94,6 +98,7 @@ class Completeness:
             "samples_declared": self.samples_declared,
             "samples_stored": self.samples_stored,
             "batches_missing": self.batches_missing,
+            "receipts_expired": self.receipts_expired,
             "streams": [s.as_json() for s in self.streams],
         }
 
@@ -107,20 +112,21 @@ def run_completeness(run: Run) -> Completeness:
     }
     sessions = {(rn.node_id, rn.stream): rn for rn in RunNode.objects.filter(run=run).select_related("node")}
     names = {rn.node_id: rn.node.name for rn in sessions.values()}
+    expired = retention.receipts_expired(run.started_at or run.created_at)
     streams = []
     for key in sorted(set(stored) | set(sessions), key=lambda k: (names.get(k[0], ""), k[1])):
         session, row = sessions.get(key), stored.get(key, {})
-        streams.append(_stream(run, key, session, row, names.get(key[0], "")))
-    return Completeness(streams)
+        streams.append(_stream(run, key, session, row, names.get(key[0], ""), gaps=not expired))
+    return Completeness(streams, receipts_expired=expired)
 
 
 def _stream(run: Run, key: tuple[int, str], session: RunNode | None, row: dict[str, Any],
-            node_name: str) -> StreamCompleteness:
+            node_name: str, *, gaps: bool = True) -> StreamCompleteness:
     closed = session is not None and session.closed_at is not None
     batches, top = row.get("batches", 0), row.get("top")
     last_seq = session.last_seq if closed and session is not None else top
     missing: list[tuple[int, int]] = []
-    if last_seq is not None and batches != last_seq + 1:
+    if gaps and last_seq is not None and batches != last_seq + 1:
         seqs = BatchReceipt.objects.filter(run=run, node_id=key[0], stream=key[1]).values_list("seq", flat=True)
         missing = _gaps(sorted(seqs), last_seq)
     return StreamCompleteness(

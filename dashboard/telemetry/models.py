@@ -10,6 +10,8 @@ The tables keep the names they had before the apps were split (``dashboard_*``; 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -419,3 +421,21 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} from {self.node_name or '?'} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RawHorizon(models.Model):
+    """How far back raw data still reaches (one row, kept by ``dashboard.telemetry.retention``).
+
+    Raw windows that start before ``windows_before_ms`` and receipts received before ``receipts_before``
+    have been dropped by the raw retention; runs keep their totals, minute rollups, carbon and events, and
+    pages say which stretch of a run's raw samples expired. No row: nothing has expired yet.
+    """
+
+    windows_before_ms = models.BigIntegerField()
+    receipts_before = models.DateTimeField()
+    retention_days = models.PositiveIntegerField()  # WATTWISE_RAW_RETENTION_DAYS when it was applied
+    applied_at = models.DateTimeField()
+
+    @property
+    def windows_before(self) -> datetime:
+        return datetime.fromtimestamp(self.windows_before_ms / 1000, UTC)

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from dashboard.telemetry import delivery, liveness
+from dashboard.telemetry import delivery, liveness, retention
 from wattwise_agent.wire import TASK_CLOSE_RUN, TASK_INGEST_BATCH, TASK_OPEN_RUN
 
 
@@ -34,3 +34,9 @@ def close_run(self: Task, envelope: Any) -> dict[str, Any]:
 def mark_silent_runs() -> int:
     """Beat: runs whose agents went silent for WATTWISE_SILENT_AFTER_S are marked interrupted."""
     return liveness.mark_silent_runs()
+
+
+@shared_task(name="telemetry.maintain_partitions")
+def maintain_partitions() -> dict[str, Any]:
+    """Beat (hourly): next weeks' partitions of raw windows and receipts made, expired ones dropped."""
+    return retention.maintain().as_json()

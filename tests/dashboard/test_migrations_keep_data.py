@@ -409,7 +409,10 @@ def test_content_types_made_by_a_partial_migrate_give_way_to_the_old_ones():
 
 
 def schema() -> dict[str, set[tuple]]:
-    """Tables, columns, constraints and indexes of the connection's schema, free of the schema's name."""
+    """Tables, columns, constraints and indexes of the connection's schema, free of the schema's name.
+
+    Partitioned tables count as tables; their partitions (weeks of raw windows and receipts, which differ
+    with the data and the day) are left out: they take their columns, keys and indexes from their table."""
     queries = {
         "columns": """
             SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
@@ -417,15 +420,17 @@ def schema() -> dict[str, set[tuple]]:
             FROM pg_attribute a
             JOIN pg_class c ON c.oid = a.attrelid
             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-            WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
-              AND a.attnum > 0 AND NOT a.attisdropped""",
+            WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+              AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped""",
         "constraints": """
             SELECT c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid)
             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-            WHERE c.relnamespace = current_schema()::regnamespace""",
+            WHERE c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition""",
         "indexes": """
-            SELECT tablename, indexname, replace(indexdef, ' ON ' || current_schema() || '.', ' ON ')
-            FROM pg_indexes WHERE schemaname = current_schema()""",
+            SELECT tablename, indexname,
+                   replace(replace(indexdef, ' ON ONLY ', ' ON '), ' ON ' || current_schema() || '.', ' ON ')
+            FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename AND c.relnamespace = current_schema()::regnamespace
+            WHERE schemaname = current_schema() AND NOT c.relispartition""",
     }
     found = {}
     with connection.cursor() as cursor:
@@ -471,7 +476,15 @@ def test_upgraded_database_has_the_schema_of_a_fresh_one_and_of_the_models():
             for model in current_apps.get_models():
                 editor.create_model(model)
         from_models = schema()
-    assert differences(of_tables(from_models, ours), of_tables(fresh, ours)) == {}
+    # Raw windows and receipts are partitioned by migration 0013, which models cannot say: their keys carry
+    # the partition key, and ids come from an owned sequence, not an identity. Their columns still match.
+    partitioned = {"dashboard_samplewindow", "dashboard_batchreceipt"}
+    assert differences(of_tables(from_models, ours - partitioned), of_tables(fresh, ours - partitioned)) == {}
+
+    def plain_columns(found: dict[str, set[tuple]]) -> set[tuple]:
+        return {row[:4] for row in of_tables(found, partitioned)["columns"]}
+
+    assert plain_columns(from_models) == plain_columns(fresh)
 
 
 def test_split_can_be_rolled_back_and_replayed():

@@ -145,6 +145,20 @@ def test_reopening_and_closing_again_change_the_page(client, finished, django_ca
     assert 'id="run-status">running' in html and 'id="live"' in html
 
 
+def test_raw_samples_expiring_change_the_cached_page(client, finished):
+    """The retention's beat task records a new horizon without touching the run: the page must still tell."""
+    from django.utils import timezone
+
+    from dashboard.telemetry.models import RawHorizon, RunGpu
+
+    _, run = finished
+    assert "Raw data expired" not in page(client, run)
+    last_ms = RunGpu.objects.get(run=run).last_ms
+    RawHorizon.objects.create(windows_before_ms=last_ms + 1, receipts_before=timezone.now(), retention_days=90,
+                              applied_at=timezone.now())
+    assert "Raw data expired" in page(client, run)
+
+
 def test_units_of_work_entered_change_the_cached_page(client, finished):
     _, run = finished
     assert 'id="work-table"' not in page(client, run)
