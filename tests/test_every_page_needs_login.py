@@ -19,6 +19,7 @@ PUBLIC = {"login", "logout", "password_reset", "password_reset_done", "password_
 API_PUBLIC = {"openapi-json", "openapi-view", "api-root", "api-index"}
 MACHINE_ROUTES = {"metrics"}  # by name, wherever they are mounted
 SIGNED_ROUTES = {"ingest"}  # POST only; the HMAC of every message is its authentication
+API_POST_ONLY = {"request_frontier"}  # a GET is refused (405); a POST without a token is a 401
 
 
 def routes(resolver: URLResolver | None = None, prefix: str = "") -> list[tuple[str, str]]:
@@ -57,6 +58,11 @@ def test_anonymous_visitors_are_sent_to_login(client, name, path):
         forged = {"v": 1, "kind": "batch", "node": "nobody", "body": "{}", "sig": "0" * 64}
         posted = client.post(path, forged, content_type="application/json")
         assert posted.status_code == 401, f"{name} ({path}) answered {posted.status_code} to a forged message"
+        return
+    if name in API_POST_ONLY:
+        assert response.status_code == 405, f"{name} ({path}) answered {response.status_code} to a GET"
+        posted = client.post(path.replace("/x/", "/1/"), {}, content_type="application/json")
+        assert posted.status_code == 401, f"{name} ({path}) answered {posted.status_code} to a POST with no token"
         return
     if is_machine_route(name, path):
         assert response.status_code == 401, f"{name} ({path}) answered {response.status_code}, not 401"

@@ -286,6 +286,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
         "api:ingest": plain("api:ingest"),
         "api:get_profile": [(fill(routes["api:get_profile"], profile_id=pk), {}) for pk in world["profiles"]],
         "api:list_frontiers": plain("api:list_frontiers"),
+        "api:request_frontier": [(fill(routes["api:request_frontier"], profile_id=pk), {}) for pk in world["profiles"]],
         **{name: frontier_route(name) for name in (
             "api:get_frontier", "api:list_points", "api:get_choice", "api:get_plan", "api:list_frontier_runs",
         )},
@@ -303,7 +304,7 @@ def requests_for(world: dict[str, Any], routes: dict[str, str]) -> dict[str, lis
 NOT_A_READ = {"logout"}  # signing out is a POST (a GET is refused with 405)
 # Asked anyway: refusing a GET must not write either.
 POST_ONLY = {"run_work", "planner:upload", "planner:sample", "projects:member_add", "projects:member_role",
-             "projects:member_remove", "api:ingest"}
+             "projects:member_remove", "api:ingest", "api:request_frontier"}
 # A model card refuses (409) while a run's figures are not current, as most here are by design.
 NEEDS_CURRENT_FIGURES = {"run_model_card", "api:model_card"}
 TOKEN_ROUTES = re.compile(r"^/(api/|metrics$)")
