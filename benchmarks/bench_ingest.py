@@ -60,6 +60,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", default="3h", help="simulated time each agent replays (default 3h)")
     parser.add_argument("--rate", type=float, default=10.0, help="samples per second per GPU (agent default 10)")
     parser.add_argument("--window", default="5s", help="agent batch window (agent default 5s)")
+    parser.add_argument("--consumer", default="coalescing", choices=["coalescing", "celery"],
+                        help="what consumes the telemetry queue: `manage.py consume_telemetry` (every message "
+                             "waiting stored as one unit of work; --concurrency processes), or a Celery worker "
+                             "(one message at a time, the way before issue 14)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=8, help="worker prefetch multiplier")
@@ -280,8 +284,14 @@ def main() -> int:
         return ["--url", f"http://127.0.0.1:{port}"]
 
     def start_worker() -> None:
-        worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
-        processes["worker"], meter.groups[worker.pid] = worker, "worker"
+        if args.consumer == "celery":
+            worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
+            processes["worker"], meter.groups[worker.pid] = worker, "worker"
+            return
+        for n in range(args.concurrency):
+            consumer = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry"], cwd=ROOT, env=worker_env,
+                                        start_new_session=True)
+            processes[f"worker-{n}"], meter.groups[consumer.pid] = consumer, "worker"
 
     def run_agents(command: str, destination: list[str], *extra: str) -> list[subprocess.Popen[str]]:
         started = []
@@ -357,7 +367,9 @@ def main() -> int:
     finally:
         meter.stop()
         startup = meter.seconds(since_start=False)
-        stop_group(processes.get("worker"))
+        for name, process in processes.items():
+            if name.startswith("worker"):
+                stop_group(process)
         stop_group(processes.get("web"))
         for a in agents:
             if a.poll() is None:
@@ -374,11 +386,12 @@ def main() -> int:
     cpu = meter.seconds()
     per_million = {role: s / max(stored, 1) * 1e6 for role, s in cpu.items()}
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (1 min)")
+    consumer = (f"worker -P {args.pool} -c {args.concurrency}, prefetch {args.prefetch}" if args.consumer == "celery"
+                else f"{args.concurrency} coalescing consumer(s) (manage.py consume_telemetry)")
     transport = (f"HTTP: gunicorn -w {args.web_workers} -k {args.web_class} --threads {args.web_threads}" if args.http
                  else "broker: agents publish to Redis")
     print(f"configuration: {args.nodes} agents × {args.gpus} GPUs, {args.rate:g} Hz, {args.window} windows "
-          f"({int(args.gpus * args.rate * float(args.window.rstrip('s')))} samples/batch), {transport}, worker "
-          f"-P {args.pool} -c {args.concurrency}, prefetch {args.prefetch}")
+          f"({int(args.gpus * args.rate * float(args.window.rstrip('s')))} samples/batch), {transport}, {consumer}")
     if draining:
         print(f"the agents drained their spools over HTTP in {published_at or float('nan'):.1f} s; everything "
               f"stored after {elapsed:.1f} s")

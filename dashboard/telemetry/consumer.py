@@ -1,0 +1,180 @@
+"""The coalescing consumer of the telemetry queue (``manage.py consume_telemetry``): every message waiting,
+up to a bound, becomes one unit of storage work.
+
+A Celery worker takes one message at a time and stores each batch in its own transaction; at 5 s windows
+most of what the server spends is that fixed cost per message (the worker's bookkeeping per task, the
+receipt, the transaction), not the samples. This consumer reads the same queue, the same Celery task
+messages (agents publishing to the broker, or the web processes queueing what they accepted), through the
+app's own broker transport (``dashboard.broker``: oversized messages refused unread). It waits for the
+first message, then takes whatever else is already waiting, at most ``max_messages`` messages or
+``max_bytes`` of them (it adds at most ``collect_s`` of waiting, so a window is stored as soon as it comes,
+and the live pages update every window), and hands:
+
+* the batches (``wattwise.ingest_batch``, and each envelope of a ``wattwise.ingest_batches``) to
+  ``delivery.deliver_group``: one transaction, one receipt statement, each batch its own outcome, a bad
+  one refused alone (``dashboard.telemetry.coalesce``);
+* runs opened first and runs closed, stage profiles after, to ``delivery.deliver`` one by one.
+
+Every message is acknowledged only after what it carried was committed (stored, refused with a recorded
+reason or kept as a dead letter): until then the transport keeps it as unacknowledged, and a consumer
+killed meanwhile leaves it to be delivered again after the visibility timeout, when the receipts make the
+copy a duplicate. A message whose dead letter could not be written is put back on the queue.
+A message that is not a task this app knows is recorded as a rejection and acknowledged (as a worker
+drops an unregistered task).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import Reject
+from kombu import Connection, Consumer, Message
+
+from dashboard.telemetry import delivery
+from dashboard.telemetry.admission import record_rejection
+from dashboard.telemetry.ingest_memo import IngestMemo
+from dashboard.telemetry.models import Rejection
+from dashboard.telemetry.tasks import TASK_INGEST_BATCHES
+from wattwise_agent.wire import TASK_INGEST_BATCH, TASK_OPEN_RUN, TELEMETRY_QUEUE
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGES = 200  # at 5 s windows of 8 GPUs: 80,000 samples, one transaction
+MAX_BYTES = 32 * 1024 * 1024
+COLLECT_S = 0.005  # how long to wait for one more message once one is there
+IDLE_S = 1.0  # how long one wait for the first message lasts (the stop flag is checked between)
+
+
+@dataclass
+class Taken:
+    """The messages taken together, and what they carry."""
+
+    messages: list[Message] = field(default_factory=list)
+    size_bytes: int = 0
+
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        self.size_bytes += len(message.body or b"")
+
+
+def task_of(message: Message) -> tuple[str, Any]:
+    """(task name, its first argument) of a Celery task message, protocol 2 or 1; ValueError if it is none."""
+    body = message.decode()
+    name = (message.headers or {}).get("task")
+    if name is not None and isinstance(body, (list, tuple)) and body and isinstance(body[0], (list, tuple)):
+        args = body[0]
+    elif isinstance(body, dict) and isinstance(body.get("task"), str):  # protocol 1
+        name, args = body["task"], body.get("args") or []
+    else:
+        raise ValueError("not a Celery task message")
+    if not isinstance(name, str) or len(args) != 1:
+        raise ValueError(f"task {name!r} with {len(args)} arguments")
+    return name, args[0]
+
+
+def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
+    """Store, refuse or keep what the messages carry, then acknowledge each (or requeue it); counts by status."""
+    batches: list[Any] = []
+    owners: list[int] = []  # the message each batch envelope came in
+    opening: list[tuple[int, str, Any]] = []
+    others: list[tuple[int, str, Any]] = []
+    requeue: set[int] = set()
+    counts: dict[str, int] = {}
+    for i, message in enumerate(taken.messages):
+        try:
+            name, argument = task_of(message)
+        except Exception as exc:  # whatever it is, it is recorded, never stored
+            _refuse_unreadable(message, f"unreadable task message on {TELEMETRY_QUEUE!r}: {exc}")
+            continue
+        if name == TASK_INGEST_BATCH:
+            batches.append(argument)
+            owners.append(i)
+        elif name == TASK_INGEST_BATCHES and isinstance(argument, list):
+            batches += argument
+            owners += [i] * len(argument)
+        elif name == TASK_OPEN_RUN:
+            opening.append((i, name, argument))
+        elif name in delivery.RECEIVERS:
+            others.append((i, name, argument))
+        else:
+            _refuse_unreadable(message, f"task {name!r} on {TELEMETRY_QUEUE!r} is not one this app receives")
+    for i, name, argument in opening:
+        _count(counts, _deliver_one(name, argument, memo), i, requeue)
+    if batches:
+        try:
+            for outcome in delivery.deliver_group(batches, memo):
+                counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+        except Reject:
+            requeue.update(owners)
+    for i, name, argument in others:
+        _count(counts, _deliver_one(name, argument, memo), i, requeue)
+    for i, message in enumerate(taken.messages):
+        if i in requeue:
+            message.requeue()
+        else:
+            message.ack()
+    return counts
+
+
+def _deliver_one(name: str, argument: Any, memo: IngestMemo | None) -> dict[str, Any] | None:
+    try:
+        return delivery.deliver(name, argument, memo)
+    except Reject:
+        return None
+
+
+def _count(counts: dict[str, int], outcome: dict[str, Any] | None, i: int, requeue: set[int]) -> None:
+    if outcome is None:
+        requeue.add(i)
+    else:
+        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+
+
+def _refuse_unreadable(message: Message, reason: str) -> None:
+    log.error("%s", reason)
+    record_rejection(Rejection.Kind.REQUEST, None, reason, Rejection.Code.MALFORMED)
+
+
+def consume(
+    connection: Connection, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
+    max_bytes: int = MAX_BYTES, collect_s: float = COLLECT_S, idle_s: float = IDLE_S,
+    stop: Callable[[], bool] = lambda: False, until_idle: bool = False,
+) -> dict[str, int]:
+    """Consume the telemetry queue on ``connection`` until ``stop()`` (checked at least every ``idle_s``), or,
+    with ``until_idle``, until no message came for ``idle_s``; counts by status."""
+    memo = IngestMemo() if memo is None else memo
+    totals: dict[str, int] = {}
+    queue = _telemetry_queue()
+    taken = Taken()
+    # prefetch: the transport hands out at most that many unacknowledged messages, so a group is bounded.
+    with Consumer(connection, [queue], callbacks=[lambda _, message: taken.add(message)], accept=["json"],
+                  prefetch_count=max_messages):
+        while not stop():
+            if not _drain(connection, idle_s):
+                if until_idle:
+                    break
+                continue
+            while len(taken.messages) < max_messages and taken.size_bytes < max_bytes and _drain(connection, collect_s):
+                pass
+            for status, count in handle(taken, memo).items():
+                totals[status] = totals.get(status, 0) + count
+            taken = Taken()
+    return totals
+
+
+def _drain(connection: Connection, timeout_s: float) -> bool:
+    """One message (or none within ``timeout_s``) from the broker; whether one came."""
+    try:
+        connection.drain_events(timeout=timeout_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _telemetry_queue() -> Any:
+    from celery import current_app
+
+    return current_app.amqp.queues[TELEMETRY_QUEUE]
