@@ -288,10 +288,14 @@ def main() -> int:
             worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
             processes["worker"], meter.groups[worker.pid] = worker, "worker"
             return
+        ready = [Path(spool) / f"consumer-{n}.ready" for n in range(args.concurrency)]
         for n in range(args.concurrency):
-            consumer = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry"], cwd=ROOT, env=worker_env,
-                                        start_new_session=True)
+            consumer = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry", "--ready-file", str(ready[n])],
+                                        cwd=ROOT, env=worker_env, start_new_session=True)
             processes[f"worker-{n}"], meter.groups[consumer.pid] = consumer, "worker"
+        deadline = time.monotonic() + 120
+        while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+            time.sleep(0.1)  # its start-up (imports, Django) is not counted when the clock starts after this
 
     def run_agents(command: str, destination: list[str], *extra: str) -> list[subprocess.Popen[str]]:
         started = []

@@ -26,6 +26,7 @@ drops an unregistered task).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from dashboard.telemetry import delivery
 from dashboard.telemetry.admission import record_rejection
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import Rejection
+from dashboard.telemetry.redis_queue import RedisQueue
 from dashboard.telemetry.tasks import TASK_INGEST_BATCHES
 from wattwise_agent.wire import TASK_INGEST_BATCH, TASK_OPEN_RUN, TELEMETRY_QUEUE
 
@@ -46,6 +48,7 @@ MAX_MESSAGES = 200  # at 5 s windows of 8 GPUs: 80,000 samples, one transaction
 MAX_BYTES = 32 * 1024 * 1024
 COLLECT_S = 0.005  # how long to wait for one more message once one is there
 IDLE_S = 1.0  # how long one wait for the first message lasts (the stop flag is checked between)
+POLL_S = 0.02  # Redis: how often an empty queue is looked at (what a window may wait before it is stored)
 
 
 @dataclass
@@ -62,8 +65,12 @@ class Taken:
 
 def task_of(message: Message) -> tuple[str, Any]:
     """(task name, its first argument) of a Celery task message, protocol 2 or 1; ValueError if it is none."""
-    body = message.decode()
-    name = (message.headers or {}).get("task")
+    return task_in(message.headers, message.decode())
+
+
+def task_in(headers: dict[str, Any] | None, body: Any) -> tuple[str, Any]:
+    """(task name, its first argument) from a Celery task message's headers and decoded body."""
+    name = (headers or {}).get("task")
     if name is not None and isinstance(body, (list, tuple)) and body and isinstance(body[0], (list, tuple)):
         args = body[0]
     elif isinstance(body, dict) and isinstance(body.get("task"), str):  # protocol 1
@@ -75,20 +82,45 @@ def task_of(message: Message) -> tuple[str, Any]:
     return name, args[0]
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A message that is not a task this app can read: recorded as a rejection, never stored."""
+
+    reason: str
+    code: Rejection.Code = Rejection.Code.MALFORMED
+
+
 def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
     """Store, refuse or keep what the messages carry, then acknowledge each (or requeue it); counts by status."""
+    tasks: list[tuple[str, Any] | Unreadable] = []
+    for message in taken.messages:
+        try:
+            tasks.append(task_of(message))
+        except Exception as exc:  # whatever it is, it is recorded, never stored
+            tasks.append(Unreadable(f"unreadable task message on {TELEMETRY_QUEUE!r}: {exc}"))
+    counts, requeue = store(tasks, memo)
+    for i, message in enumerate(taken.messages):
+        if i in requeue:
+            message.requeue()
+        else:
+            message.ack()
+    return counts
+
+
+def store(tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None) -> tuple[dict[str, int], set[int]]:
+    """Store, refuse or keep what each message carries (its task and argument, or why it could not be read):
+    counts by status, and the messages to put back on the queue (their dead letters could not be written)."""
     batches: list[Any] = []
     owners: list[int] = []  # the message each batch envelope came in
     opening: list[tuple[int, str, Any]] = []
     others: list[tuple[int, str, Any]] = []
     requeue: set[int] = set()
     counts: dict[str, int] = {}
-    for i, message in enumerate(taken.messages):
-        try:
-            name, argument = task_of(message)
-        except Exception as exc:  # whatever it is, it is recorded, never stored
-            _refuse_unreadable(message, f"unreadable task message on {TELEMETRY_QUEUE!r}: {exc}")
+    for i, task in enumerate(tasks):
+        if isinstance(task, Unreadable):
+            _refuse_unreadable(task.reason, task.code)
             continue
+        name, argument = task
         if name == TASK_INGEST_BATCH:
             batches.append(argument)
             owners.append(i)
@@ -100,7 +132,7 @@ def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
         elif name in delivery.RECEIVERS:
             others.append((i, name, argument))
         else:
-            _refuse_unreadable(message, f"task {name!r} on {TELEMETRY_QUEUE!r} is not one this app receives")
+            _refuse_unreadable(f"task {name!r} on {TELEMETRY_QUEUE!r} is not one this app receives")
     for i, name, argument in opening:
         _count(counts, _deliver_one(name, argument, memo), i, requeue)
     if batches:
@@ -111,12 +143,7 @@ def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
             requeue.update(owners)
     for i, name, argument in others:
         _count(counts, _deliver_one(name, argument, memo), i, requeue)
-    for i, message in enumerate(taken.messages):
-        if i in requeue:
-            message.requeue()
-        else:
-            message.ack()
-    return counts
+    return counts, requeue
 
 
 def _deliver_one(name: str, argument: Any, memo: IngestMemo | None) -> dict[str, Any] | None:
@@ -133,9 +160,9 @@ def _count(counts: dict[str, int], outcome: dict[str, Any] | None, i: int, reque
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
 
 
-def _refuse_unreadable(message: Message, reason: str) -> None:
+def _refuse_unreadable(reason: str, code: Rejection.Code = Rejection.Code.MALFORMED) -> None:
     log.error("%s", reason)
-    record_rejection(Rejection.Kind.REQUEST, None, reason, Rejection.Code.MALFORMED)
+    record_rejection(Rejection.Kind.REQUEST, None, reason, code)
 
 
 def consume(
@@ -178,3 +205,44 @@ def _telemetry_queue() -> Any:
     from celery import current_app
 
     return current_app.amqp.queues[TELEMETRY_QUEUE]
+
+
+def consume_redis(
+    queue: RedisQueue, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
+    max_bytes: int = MAX_BYTES, idle_s: float = POLL_S, stop: Callable[[], bool] = lambda: False,
+    until_idle: bool = False, restore: Callable[[], object] | None = None, restore_every_s: float = 10.0,
+) -> dict[str, int]:
+    """``consume`` on Redis, many messages a round trip (``dashboard.telemetry.redis_queue``): the queue is
+    looked at every ``idle_s`` while it is empty (``until_idle``: stop then); ``restore`` (kombu's restore of
+    messages a dead consumer left unacknowledged) runs at most every ``restore_every_s``."""
+    memo = IngestMemo() if memo is None else memo
+    totals: dict[str, int] = {}
+    restored_at = float("-inf")
+    while not stop():
+        taken = queue.take(max_messages, max_bytes)
+        if not taken:
+            if until_idle:
+                break
+            if restore is not None and time.monotonic() - restored_at >= restore_every_s:
+                restore()
+                restored_at = time.monotonic()
+            time.sleep(idle_s)
+            continue
+        tasks: list[tuple[str, Any] | Unreadable] = []
+        for t in taken:
+            if t.too_large_bytes is not None:
+                tasks.append(Unreadable(
+                    f"broker message of {t.too_large_bytes} bytes on queue {queue.queue!r} refused unread: above "
+                    f"WATTWISE_BROKER_MAX_MESSAGE_BYTES ({queue.max_message_bytes})", Rejection.Code.TOO_LARGE))
+                continue
+            try:
+                tasks.append(task_in(*t.task()))
+            except Exception as exc:  # whatever it is, it is recorded, never stored
+                tasks.append(Unreadable(f"unreadable task message on {queue.queue!r}: {exc}"))
+        counts, requeue = store(tasks, memo)
+        if requeue:
+            queue.requeue([t for i, t in enumerate(taken) if i in requeue])
+        queue.ack([t for i, t in enumerate(taken) if i not in requeue])
+        for status, count in counts.items():
+            totals[status] = totals.get(status, 0) + count
+    return totals

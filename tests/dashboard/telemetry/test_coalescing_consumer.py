@@ -10,6 +10,7 @@ from kombu import Connection
 
 from dashboard.telemetry import consumer
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu
+from dashboard.telemetry.redis_queue import RedisQueue
 from tests.dashboard.telemetry.http_support import celery_on_broker, post
 from tests.factories import T0_MS, envelope, register, simple_batch
 from tests.worker_process import flush
@@ -26,9 +27,20 @@ def publish(redis_url: str, envelopes: list[dict]) -> None:
     transport.close()
 
 
-def consume(redis_url: str, **bounds: int) -> dict[str, int]:
-    with Connection(redis_url) as connection:
-        return consumer.consume(connection, idle_s=0.5, until_idle=True, **bounds)
+@pytest.fixture(params=["redis", "kombu"])
+def consume(request, settings):
+    """Consume what waits on Redis until nothing does: many messages a round trip (what the command does on
+    Redis), or through kombu's transport (any other broker)."""
+
+    def consume(redis_url: str, **bounds: int) -> dict[str, int]:
+        if request.param == "redis":
+            queue = RedisQueue(redis.Redis.from_url(redis_url), TELEMETRY_QUEUE,
+                               max_message_bytes=settings.WATTWISE_BROKER_MAX_MESSAGE_BYTES)
+            return consumer.consume_redis(queue, until_idle=True, **bounds)
+        with Connection(redis_url) as connection:
+            return consumer.consume(connection, idle_s=0.5, until_idle=True, **bounds)
+
+    return consume
 
 
 def left_on_the_broker(redis_url: str) -> tuple[int, int]:
@@ -37,7 +49,7 @@ def left_on_the_broker(redis_url: str) -> tuple[int, int]:
     return int(client.llen(TELEMETRY_QUEUE)), int(client.hlen("unacked"))
 
 
-def test_every_message_waiting_is_stored_and_acknowledged_and_a_bad_one_refused_alone(postgres, redis_url):
+def test_every_message_waiting_is_stored_and_acknowledged_and_a_bad_one_refused_alone(postgres, redis_url, consume):
     flush(redis_url)
     node, other = register("node-a"), register("node-b")
     forged = simple_batch(other, seq=1)
@@ -54,7 +66,7 @@ def test_every_message_waiting_is_stored_and_acknowledged_and_a_bad_one_refused_
     assert left_on_the_broker(redis_url) == (0, 0)
 
 
-def test_a_redelivered_group_is_a_no_op(postgres, redis_url):
+def test_a_redelivered_group_is_a_no_op(postgres, redis_url, consume):
     flush(redis_url)
     node = register()
     messages = [simple_batch(node, seq=seq) for seq in range(5)]
@@ -67,7 +79,7 @@ def test_a_redelivered_group_is_a_no_op(postgres, redis_url):
     assert not Rejection.objects.exists() and left_on_the_broker(redis_url) == (0, 0)
 
 
-def test_a_requests_list_of_batches_goes_as_one_message_and_is_stored(postgres, redis_url, client):
+def test_a_requests_list_of_batches_goes_as_one_message_and_is_stored(postgres, redis_url, client, consume):
     flush(redis_url)
     node = register()
     with celery_on_broker(redis_url):
@@ -77,3 +89,28 @@ def test_a_requests_list_of_batches_goes_as_one_message_and_is_stored(postgres, 
     assert consume(redis_url) == {"stored": 8}
     assert BatchReceipt.objects.count() == 8 and left_on_the_broker(redis_url) == (0, 0)
 
+
+def test_a_message_too_large_is_refused_unread_and_the_rest_stored(postgres, redis_url, settings):
+    flush(redis_url)
+    node = register()
+    settings.WATTWISE_BROKER_MAX_MESSAGE_BYTES = 20_000
+    publish(redis_url, [simple_batch(node, seq=0), simple_batch(node, seq=1, samples=600), simple_batch(node, seq=2)])
+    queue = RedisQueue(redis.Redis.from_url(redis_url), TELEMETRY_QUEUE, max_message_bytes=20_000)
+    assert consumer.consume_redis(queue, until_idle=True) == {"stored": 2}
+    refused = Rejection.objects.get()
+    assert refused.reason_code == Rejection.Code.TOO_LARGE and "refused unread" in refused.reason
+    assert set(BatchReceipt.objects.values_list("seq", flat=True)) == {0, 2}
+    assert left_on_the_broker(redis_url) == (0, 0)
+
+
+def test_messages_a_consumer_took_and_never_acknowledged_come_back_after_the_visibility_timeout(postgres, redis_url):
+    flush(redis_url)
+    node = register()
+    publish(redis_url, [simple_batch(node, seq=seq) for seq in range(3)])
+    queue = RedisQueue(redis.Redis.from_url(redis_url), TELEMETRY_QUEUE, max_message_bytes=10**7)
+    assert len(queue.take(10, 10**9)) == 3  # then the consumer dies
+    assert left_on_the_broker(redis_url) == (0, 3)
+    with Connection(redis_url, transport_options={"visibility_timeout": 0}) as connection:
+        connection.default_channel.qos.restore_visible(num=100, interval=1)  # what kombu runs in every consumer
+    assert left_on_the_broker(redis_url) == (3, 0)
+    assert consumer.consume_redis(queue, until_idle=True) == {"stored": 3}
