@@ -48,7 +48,7 @@ MAX_MESSAGES = 200  # at 5 s windows of 8 GPUs: 80,000 samples, one transaction
 MAX_BYTES = 32 * 1024 * 1024
 COLLECT_S = 0.005  # how long to wait for one more message once one is there
 IDLE_S = 1.0  # how long one wait for the first message lasts (the stop flag is checked between)
-POLL_S = 0.02  # Redis: how often an empty queue is looked at (what a window may wait before it is stored)
+POLL_S = 0.1  # Redis: how often an empty queue is looked at (the most a window waits before it is stored)
 
 
 @dataclass

@@ -20,6 +20,7 @@ and stores its batches one by one with ``batch_store``, which says what is wrong
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +93,8 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
         row for item in fresh for gpu in item.batch.gpus
         for row in batch_store.minute_rows(gpu, run_gpu_ids[item.index, gpu.uuid], stats[item.index, gpu.uuid])
     ]))
-    events = [RunEvent(run_id=run_ids[item.index], node=item.node, t_ms=e.t_ms, kind=e.kind, data=e.fields)
-              for item in fresh for e in item.batch.events]
-    if events:
-        RunEvent.objects.bulk_create(events)
+    _insert_events([(run_ids[item.index], item.node.pk, e.t_ms, e.kind, e.fields)
+                    for item in fresh for e in item.batch.events])
     for node in {item.node.pk: item.node for item in fresh}.values():
         ingest_memo.note_seen(node, memo)
     for item in fresh:
@@ -121,6 +120,20 @@ def _insert_windows(rows: list[list[Any]]) -> None:
         return
     for chunk in _chunks(rows, len(rows[0])):
         batch_store.insert_window_rows(list(chunk))
+
+
+def _insert_events(rows: list[tuple[int, int, int, str, Any]]) -> None:
+    """The group's events (run id, node id, time, kind, fields): one ``COPY`` on PostgreSQL."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        RunEvent.objects.bulk_create([RunEvent(run_id=r, node_id=n, t_ms=t, kind=k, data=d) for r, n, t, k, d in rows])
+        return
+    with connection.cursor() as cursor, cursor.cursor.copy(
+        f"COPY {RunEvent._meta.db_table} (run_id, node_id, t_ms, kind, data) FROM STDIN"
+    ) as copy:
+        for run_id, node_id, t_ms, kind, data in rows:
+            copy.write_row((run_id, node_id, t_ms, kind, json.dumps(data)))
 
 
 def _claim_receipts(items: Sequence[Admitted], run_ids: dict[int, int]) -> set[tuple[int, str, int]]:

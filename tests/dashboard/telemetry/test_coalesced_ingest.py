@@ -10,11 +10,11 @@ from django.dispatch import receiver
 
 from dashboard.telemetry import coalesce, ingest
 from dashboard.telemetry.http_ingest import tasks_for
-from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunGpu, SampleWindow
+from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.signals import samples_stored
 from dashboard.telemetry.tasks import TASK_INGEST_BATCHES
-from tests.factories import register, simple_batch
-from wattwise_agent.wire import KIND_BATCH, KIND_OPEN_RUN, TASK_INGEST_BATCH
+from tests.factories import envelope, register, simple_batch
+from wattwise_agent.wire import KIND_BATCH, KIND_OPEN_RUN, TASK_INGEST_BATCH, event_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +27,19 @@ def stored_state() -> dict[str, object]:
         "minutes": sorted(GpuMinute.objects.values_list("run_gpu__gpu__uuid", "minute_ms", "samples", "energy_j",
                                                         "power_min_w", "power_max_w", "temp_max_c", "util_sum_pct")),
         "receipts": BatchReceipt.objects.count(),
+        "events": sorted(RunEvent.objects.values_list("node__name", "t_ms", "kind", "data")),
     }
 
 
 def many_batches() -> list[dict]:
     a, b = register("node-a"), register("node-b")
     # 700 readings each: the windows reach over minutes, so a group folds several batches into one minute row.
-    return ([simple_batch(a, seq=seq, samples=70) for seq in range(10)]
-            + [simple_batch(b, seq=seq, uuid="GPU-9", samples=70) for seq in range(10)])
+    messages = ([simple_batch(a, seq=seq, samples=70) for seq in range(10)]
+                + [simple_batch(b, seq=seq, uuid="GPU-9", samples=70) for seq in range(10)])
+    with_event = json.loads(messages[3]["body"])
+    with_event["events"] = [event_payload(with_event["window_start_ms"], "step_end", {"step": 3, "loss": 0.5})]
+    messages[3] = envelope(a, with_event)
+    return messages
 
 
 def test_a_group_is_stored_as_the_same_batches_one_by_one_would_be():
@@ -42,7 +47,8 @@ def test_a_group_is_stored_as_the_same_batches_one_by_one_would_be():
     outcomes = coalesce.ingest_batches(messages)
     assert [o.status for o in outcomes] == ["stored"] * 20
     grouped = stored_state()
-    for model in (GpuMinute, SampleWindow, BatchReceipt, RunGpu):
+    assert len(grouped["events"]) == 1
+    for model in (GpuMinute, SampleWindow, BatchReceipt, RunGpu, RunEvent):
         model.objects.all().delete()
     for message in messages:
         assert ingest.ingest_batch(message).status == "stored"
@@ -71,8 +77,6 @@ def test_a_window_that_does_not_continue_its_stream_is_refused_and_the_rest_of_t
     first, second = simple_batch(node, seq=0), simple_batch(node, seq=1)
     payload = json.loads(second["body"])
     payload["gpus"][0]["prev_t_ms"] -= 50  # claims an earlier last reading than seq 0 has
-    from tests.factories import envelope
-
     altered = envelope(node, payload)
     outcomes = coalesce.ingest_batches([first, altered, simple_batch(register("node-b"), seq=0)])
     assert [o.status for o in outcomes] == ["stored", "rejected", "stored"]
