@@ -283,6 +283,8 @@ def main() -> int:
         wait_for_port(port, 60)
         return ["--url", f"http://127.0.0.1:{port}"]
 
+    consumer_startup_s: list[float] = []
+
     def start_worker() -> None:
         if args.consumer == "celery":
             worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
@@ -296,6 +298,10 @@ def main() -> int:
         deadline = time.monotonic() + 120
         while not all(path.exists() for path in ready) and time.monotonic() < deadline:
             time.sleep(0.1)  # its start-up (imports, Django) is not counted when the clock starts after this
+        if meter._thread is not None:  # the clock runs already (drain mode): say what the start-up took
+            meter.sample()
+            consumer_startup_s.append(sum(ticks - meter.baseline.get(pid, 0) for pid, (role, ticks) in meter.last.items()
+                                          if role == "worker") / TICKS_PER_S)
 
     def run_agents(command: str, destination: list[str], *extra: str) -> list[subprocess.Popen[str]]:
         started = []
@@ -417,6 +423,9 @@ def main() -> int:
                                                         if r in startup))
     print(f"server CPU per million samples: {sum(per_million.values()):,.1f} core-s ("
           + ", ".join(f"{r} {per_million[r]:,.1f}" for r in roles) + ")")
+    if consumer_startup_s:
+        print(f"of which the consumer's start-up until ready: {consumer_startup_s[0]:.1f} core-s "
+              f"({consumer_startup_s[0] / max(stored, 1) * 1e6:,.1f} per million samples)")
     if agent_cpu_s:
         print(f"agents' CPU: {agent_cpu_s:,.1f} core-s ({agent_cpu_s / sent * 1e6:,.1f} per million samples)")
     ok = stored == sent and sent > 0 and left == 0 and worst < 1e-6 and not Rejection.objects.exists()

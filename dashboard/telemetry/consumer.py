@@ -4,11 +4,13 @@ up to a bound, becomes one unit of storage work.
 A Celery worker takes one message at a time and stores each batch in its own transaction; at 5 s windows
 most of what the server spends is that fixed cost per message (the worker's bookkeeping per task, the
 receipt, the transaction), not the samples. This consumer reads the same queue, the same Celery task
-messages (agents publishing to the broker, or the web processes queueing what they accepted), through the
-app's own broker transport (``dashboard.broker``: oversized messages refused unread). It waits for the
-first message, then takes whatever else is already waiting, at most ``max_messages`` messages or
-``max_bytes`` of them (it adds at most ``collect_s`` of waiting, so a window is stored as soon as it comes,
-and the live pages update every window), and hands:
+messages (agents publishing to the broker, or the web processes queueing what they accepted). On Redis
+(``consume_redis``) it takes every message waiting, at most ``max_messages`` or ``max_bytes`` of them, in one
+round trip (``dashboard.telemetry.redis_queue``, which keeps kombu's bookkeeping of unacknowledged
+messages) and looks again every ``POLL_S`` while the queue is empty: a window waits at most that long, so
+the live pages still update every window. On another broker (``consume``) it goes through kombu's
+transport: it waits for the first message, then takes what else is already there (waiting at most
+``collect_s`` for each), up to the same bounds. It hands:
 
 * the batches (``wattwise.ingest_batch``, and each envelope of a ``wattwise.ingest_batches``) to
   ``delivery.deliver_group``: one transaction, one receipt statement, each batch its own outcome, a bad
