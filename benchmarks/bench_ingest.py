@@ -1,11 +1,13 @@
-"""End-to-end ingest benchmark: simulated agents → (gunicorn →) Redis → Celery worker → PostgreSQL.
+"""End-to-end ingest benchmark: simulated agents → (gunicorn →) Redis → consumer or Celery worker → PostgreSQL.
 
 Run with ``make bench-ingest`` (it starts the services and points DATABASE_URL and CELERY_BROKER_URL at a
 benchmark database and Redis DB); ``BENCH_ARGS=--http`` sends over HTTP, as nodes do by default. It:
 
 1. migrates and empties the benchmark database, registers the nodes, empties the broker DB;
 2. with ``--http``, starts gunicorn (``dashboard.wsgi``) whose web processes queue each envelope to Redis;
-3. starts a real Celery worker (``celery -A dashboard worker``) in a subprocess;
+3. starts what consumes the telemetry queue in subprocesses: ``manage.py consume_telemetry`` (the coalescing
+   consumer, ``--concurrency`` of them; the clock starts once each says it is ready), or with
+   ``--consumer celery`` a real Celery worker (``celery -A dashboard worker``);
 4. starts one agent per node (``python -m wattwise_agent stream --backend simulated --fast``, with ``--url`` to
    gunicorn or ``--broker-url`` to Redis), each replaying a past period as fast as it can, so the
    publishers push as hard as this machine allows;

@@ -299,13 +299,18 @@ def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, 
     upsert_minute_rows([row for gpu in batch.gpus for row in minute_rows(gpu, run_gpu_ids[gpu.uuid], stats[gpu.uuid])])
 
 
+_WHOLE = np.zeros(1, dtype=np.intp)  # reduceat's one start: the whole array
+
+
 def minute_rows(gpu: GpuWindow, run_gpu_id: int, s: WindowStats) -> list[list[float | int]]:
     """A window's rollup rows (``MINUTE_COLUMNS``), one per minute it reaches."""
     minute = gpu.t_ms // MS_PER_MINUTE * MS_PER_MINUTE
     if minute[0] == minute[-1]:  # within one minute (times increase): most 5 s windows, a quicker fold
-        return [[run_gpu_id, int(minute[0]), int(minute.size), float(np.add.reduce(s.deltas_mj)) / MILLIJOULES_PER_J,
-                 float(np.add.reduce(s.power_w)), float(s.power_w.min()), float(s.power_w.max()),
-                 *(float(fold.reduce(getattr(gpu, reading))) for _, reading, fold in MINUTE_FOLDS)]]
+        # reduceat over the whole window, not reduce: sums added in the same order as below (and as the bulk loader).
+        return [[run_gpu_id, int(minute[0]), int(minute.size),
+                 float(np.add.reduceat(s.deltas_mj, _WHOLE)[0]) / MILLIJOULES_PER_J,
+                 float(np.add.reduceat(s.power_w, _WHOLE)[0]), float(s.power_w.min()), float(s.power_w.max()),
+                 *(float(fold.reduceat(getattr(gpu, reading), _WHOLE)[0]) for _, reading, fold in MINUTE_FOLDS)]]
     keys, starts = np.unique(minute, return_index=True)
     counts = np.diff(np.append(starts, minute.size))
     energy_j = np.add.reduceat(s.deltas_mj, starts) / MILLIJOULES_PER_J

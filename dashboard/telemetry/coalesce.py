@@ -1,7 +1,7 @@
 """Many batches received at once, stored as one unit of work, each with its own outcome.
 
-A consumer that takes every message waiting (``dashboard.telemetry.consumer``) or an HTTP request carrying a
-list of envelopes hands their batches here together. Each is admitted on its own, as ``ingest.ingest_batch``
+The consumer that takes every message waiting (``dashboard.telemetry.consumer``: what agents publish to the
+broker and what the HTTP ingest queued, one task per envelope) hands their batches here together. Each is admitted on its own, as ``ingest.ingest_batch``
 admits one (its token and signature, the wire models, the clock): a refusal is recorded for that message
 alone. The batches that pass are stored in one transaction by ``group_store``. When the group cannot be
 stored as one (a replayed sequence number, a window that does not continue its stream, a GPU several streams

@@ -12,7 +12,7 @@ the live pages still update every window. On another broker (``consume``) it goe
 transport: it waits for the first message, then takes what else is already there (waiting at most
 ``collect_s`` for each), up to the same bounds. It hands:
 
-* the batches (``wattwise.ingest_batch``, and each envelope of a ``wattwise.ingest_batches``) to
+* the batches (``wattwise.ingest_batch``) to
   ``delivery.deliver_group``: one transaction, one receipt statement, each batch its own outcome, a bad
   one refused alone (``dashboard.telemetry.coalesce``);
 * runs opened first and runs closed, stage profiles after, to ``delivery.deliver`` one by one.
@@ -41,7 +41,6 @@ from dashboard.telemetry.admission import record_rejection
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import Rejection
 from dashboard.telemetry.redis_queue import RedisQueue
-from dashboard.telemetry.tasks import TASK_INGEST_BATCHES
 from wattwise_agent.wire import TASK_INGEST_BATCH, TASK_OPEN_RUN, TELEMETRY_QUEUE
 
 log = logging.getLogger(__name__)
@@ -126,9 +125,6 @@ def store(tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None) ->
         if name == TASK_INGEST_BATCH:
             batches.append(argument)
             owners.append(i)
-        elif name == TASK_INGEST_BATCHES and isinstance(argument, list):
-            batches += argument
-            owners += [i] * len(argument)
         elif name == TASK_OPEN_RUN:
             opening.append((i, name, argument))
         elif name in delivery.RECEIVERS:

@@ -9,7 +9,7 @@ reason, or keep it as a dead letter. It is never acknowledged and dropped.
   ``DeadLetter`` with the error, for an admin to see and replay (``replay``).
 * Not even that can be written: the message is rejected back onto the queue, to be tried again.
 
-Batches received together (``deliver_group``: the coalescing consumer, or a request's list of envelopes) are
+Batches received together (``deliver_group``: the coalescing consumer, ``dashboard.telemetry.consumer``) are
 stored as one (``dashboard.telemetry.coalesce``) under the same rules, each message with its own outcome: one
 that fails for a reason no check foresaw is delivered alone, so it alone becomes a dead letter.
 
@@ -92,14 +92,6 @@ def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]
         except Exception as exc:  # whatever it is, the message is kept, not dropped
             log.exception("%s: could not store or refuse a message", task)
             return _keep(task, envelope, exc)
-
-
-def run_group_task(task: Task, envelopes: list[Any]) -> list[dict[str, Any]]:
-    """What the Celery task of batches received together does: ``deliver_group`` in a worker; a plain call when
-    eager."""
-    if task.request.called_directly or task.request.is_eager:
-        return [outcome.as_dict() for outcome in coalesce.ingest_batches(envelopes, None)]
-    return deliver_group(envelopes, ingest_memo.for_this_worker())
 
 
 def deliver_group(envelopes: list[Any], memo: IngestMemo | None) -> list[dict[str, Any]]:

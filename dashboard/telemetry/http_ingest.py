@@ -16,10 +16,7 @@ The view is thin; the plain functions below do the work, in this order, and the 
 4. Every envelope is authenticated (``admission.authenticate``: 401 for an unknown or revoked token or a
    bad signature) and its payload validated with the ``wattwise_agent.wire`` models (400).
 5. Each is handed to Celery (``wire.TASKS_BY_KIND[kind]``, routed to the ``telemetry`` queue), in order;
-   202. Batches next to each other in a list (a spool drained after an outage) go as one
-   ``wattwise.ingest_batches`` task of up to ``GROUP_BODY_CHARS`` of bodies, which a worker stores as one
-   unit of work, each batch with its own outcome (``dashboard.telemetry.coalesce``). With no broker
-   configured (``make run``) the task runs in the request, as every task does.
+   202. With no broker configured (``make run``) the task runs in the request, as every task does.
 
 A request is all or nothing: if any envelope of a list is refused, none is queued, and the answer names
 the first refused one (``index``) so the agent can send the others on their own. Every refusal is
@@ -47,7 +44,6 @@ from ninja import Router
 from dashboard.telemetry import admission
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import Rejection
-from dashboard.telemetry.tasks import TASK_INGEST_BATCHES
 from wattwise_agent import wire
 
 log = logging.getLogger(__name__)
@@ -58,9 +54,6 @@ router = Router(tags=["ingest"])
 # text, escaped once more inside the envelope) fits; agents send lists far smaller than this.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_ENVELOPES_PER_REQUEST = 500
-# The batches one ``wattwise.ingest_batches`` task carries, at most (their bodies' characters): its broker message,
-# base64-encoded, stays well under WATTWISE_BROKER_MAX_MESSAGE_BYTES (16 MiB by default).
-GROUP_BODY_CHARS = 4 * 1024 * 1024
 DEPTH_REFRESH_S = 0.5  # the queue's depth is measured at most this often per process
 RETRY_AFTER_BUSY_S = 5  # 429: the workers are behind
 RETRY_AFTER_UNAVAILABLE_S = 15  # 503: the broker is unreachable
@@ -227,10 +220,11 @@ def queue_all(accepted: list[tuple[str, dict[str, Any]]]) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # celery's proxy
     try:
         with app.producer_or_acquire() as producer:  # one producer (and connection) for the request
-            for task, argument, described in tasks_for(accepted):
+            for kind, envelope in accepted:
                 # Described, not repeated, in the message headers: Celery would otherwise render it whole.
-                _task(app, task).apply_async(
-                    args=[argument], retry=False, producer=producer, argsrepr=described, kwargsrepr="{}"
+                described = f"[<{kind} envelope from {envelope.get('node')!r}, {len(envelope.get('body', ''))} chars>]"
+                _task(app, wire.TASKS_BY_KIND[kind]).apply_async(
+                    args=[envelope], retry=False, producer=producer, argsrepr=described, kwargsrepr="{}"
                 )
     except Exception as exc:
         if app.conf.task_always_eager or not _is_broker_error(exc):
@@ -238,38 +232,6 @@ def queue_all(accepted: list[tuple[str, dict[str, Any]]]) -> None:
         log.warning("could not queue %d envelope(s): %s", len(accepted), exc)
         raise Refused(503, f"broker unreachable: {exc}", retry_after_s=RETRY_AFTER_UNAVAILABLE_S,
                       record=False) from None
-
-
-def tasks_for(accepted: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any, str]]:
-    """(task, its argument, how its arguments are described) for each task to queue, in order: a lone envelope as
-    its own kind's task, batches next to each other together (at most ``GROUP_BODY_CHARS`` of bodies a task)."""
-    tasks: list[tuple[str, Any, str]] = []
-    group: list[dict[str, Any]] = []
-    chars = 0
-
-    def flush() -> None:
-        nonlocal group, chars
-        if len(group) == 1:
-            tasks.append((wire.TASK_INGEST_BATCH, group[0], _described(wire.KIND_BATCH, group[0])))
-        elif group:
-            tasks.append((TASK_INGEST_BATCHES, group, f"[<{len(group)} batch envelopes, {chars} chars>]"))
-        group, chars = [], 0
-
-    for kind, envelope in accepted:
-        size = len(envelope.get("body", ""))
-        if kind != wire.KIND_BATCH or chars + size > GROUP_BODY_CHARS:
-            flush()
-        if kind == wire.KIND_BATCH:
-            group.append(envelope)
-            chars += size
-        else:
-            tasks.append((wire.TASKS_BY_KIND[kind], envelope, _described(kind, envelope)))
-    flush()
-    return tasks
-
-
-def _described(kind: str, envelope: dict[str, Any]) -> str:
-    return f"[<{kind} envelope from {envelope.get('node')!r}, {len(envelope.get('body', ''))} chars>]"
 
 
 def check_backlog() -> None:

@@ -20,15 +20,6 @@ def ingest_batch(self: Task, envelope: Any) -> dict[str, Any]:
     return delivery.run_task(self, TASK_INGEST_BATCH, envelope)
 
 
-TASK_INGEST_BATCHES = "wattwise.ingest_batches"
-"""Batch envelopes received together (an HTTP request's list): the app's own task, never sent by agents."""
-
-
-@shared_task(name=TASK_INGEST_BATCHES, bind=True)
-def ingest_batches(self: Task, envelopes: list[Any]) -> list[dict[str, Any]]:
-    return delivery.run_group_task(self, envelopes)
-
-
 @shared_task(name=TASK_OPEN_RUN, bind=True)
 def open_run(self: Task, envelope: Any) -> dict[str, Any]:
     return delivery.run_task(self, TASK_OPEN_RUN, envelope)

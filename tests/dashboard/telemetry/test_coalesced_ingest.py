@@ -9,12 +9,10 @@ import pytest
 from django.dispatch import receiver
 
 from dashboard.telemetry import coalesce, ingest
-from dashboard.telemetry.http_ingest import tasks_for
 from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.signals import samples_stored
-from dashboard.telemetry.tasks import TASK_INGEST_BATCHES
 from tests.factories import envelope, register, simple_batch
-from wattwise_agent.wire import KIND_BATCH, KIND_OPEN_RUN, TASK_INGEST_BATCH, event_payload
+from wattwise_agent.wire import event_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -130,12 +128,3 @@ def test_samples_stored_is_announced_once_per_window_after_commit(django_capture
     finally:
         samples_stored.disconnect(dispatch_uid="test.coalesced.samples_stored")
 
-
-def test_a_requests_batches_next_to_each_other_are_queued_as_one_task():
-    node = register()
-    batches = [simple_batch(node, seq=seq) for seq in range(3)]
-    opening = {"kind": KIND_OPEN_RUN, "node": node.name, "body": "{}"}
-    tasks = tasks_for([(KIND_BATCH, batches[0]), (KIND_BATCH, batches[1]), (KIND_OPEN_RUN, opening),
-                       (KIND_BATCH, batches[2])])
-    assert [task for task, _, _ in tasks] == [TASK_INGEST_BATCHES, "wattwise.open_run", TASK_INGEST_BATCH]
-    assert tasks[0][1] == batches[:2] and tasks[2][1] == batches[2]

@@ -79,13 +79,13 @@ def test_a_redelivered_group_is_a_no_op(postgres, redis_url, consume):
     assert not Rejection.objects.exists() and left_on_the_broker(redis_url) == (0, 0)
 
 
-def test_a_requests_list_of_batches_goes_as_one_message_and_is_stored(postgres, redis_url, client, consume):
+def test_what_the_http_ingest_queued_is_stored_together(postgres, redis_url, client, consume):
     flush(redis_url)
     node = register()
     with celery_on_broker(redis_url):
         answer = post(client, [simple_batch(node, seq=seq) for seq in range(8)])
     assert answer.status_code == 202 and answer.json() == {"queued": 8}
-    assert left_on_the_broker(redis_url) == (1, 0)
+    assert left_on_the_broker(redis_url) == (8, 0)
     assert consume(redis_url) == {"stored": 8}
     assert BatchReceipt.objects.count() == 8 and left_on_the_broker(redis_url) == (0, 0)
 
