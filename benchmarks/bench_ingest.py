@@ -66,6 +66,7 @@ def parse_args() -> argparse.Namespace:
                         help="what consumes the telemetry queue: `manage.py consume_telemetry` (every message "
                              "waiting stored as one unit of work; --concurrency processes), or a Celery worker "
                              "(one message at a time, the way before issue 14)")
+    parser.add_argument("--poll-s", type=float, help="the coalescing consumer's --poll-s (default: its own)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=8, help="worker prefetch multiplier")
@@ -294,8 +295,9 @@ def main() -> int:
             return
         ready = [Path(spool) / f"consumer-{n}.ready" for n in range(args.concurrency)]
         for n in range(args.concurrency):
-            consumer = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry", "--ready-file", str(ready[n])],
-                                        cwd=ROOT, env=worker_env, start_new_session=True)
+            poll = ["--poll-s", str(args.poll_s)] if args.poll_s is not None else []
+            consumer = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry", "--ready-file", str(ready[n]),
+                                         *poll], cwd=ROOT, env=worker_env, start_new_session=True)
             processes[f"worker-{n}"], meter.groups[consumer.pid] = consumer, "worker"
         deadline = time.monotonic() + 120
         while not all(path.exists() for path in ready) and time.monotonic() < deadline:

@@ -4,6 +4,11 @@ refused alone, a redelivered group a no-op."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 import redis
 from kombu import Connection
@@ -11,9 +16,10 @@ from kombu import Connection
 from dashboard.telemetry import consumer
 from dashboard.telemetry.models import BatchReceipt, Rejection, Run, RunGpu
 from dashboard.telemetry.redis_queue import RedisQueue
+from tests import worker_process
 from tests.dashboard.telemetry.http_support import celery_on_broker, post
 from tests.factories import T0_MS, envelope, register, simple_batch
-from tests.worker_process import flush
+from tests.worker_process import ROOT, flush, wait_until
 from wattwise_agent.transport import CeleryTransport
 from wattwise_agent.wire import TELEMETRY_QUEUE
 
@@ -114,3 +120,23 @@ def test_messages_a_consumer_took_and_never_acknowledged_come_back_after_the_vis
         connection.default_channel.qos.restore_visible(num=100, interval=1)  # what kombu runs in every consumer
     assert left_on_the_broker(redis_url) == (3, 0)
     assert consumer.consume_redis(queue, until_idle=True) == {"stored": 3}
+
+
+def test_the_command_stores_what_waits_and_stops_on_sigterm(postgres, redis_url, tmp_path):
+    flush(redis_url)
+    node = register()
+    publish(redis_url, [simple_batch(node, seq=seq) for seq in range(4)])
+    ready = tmp_path / "ready"
+    env = {**os.environ, "DATABASE_URL": worker_process.test_database_url(), "CELERY_BROKER_URL": redis_url,
+           "DATABASE_CONN_MAX_AGE": "0"}
+    process = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry", "--ready-file", str(ready)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        wait_until(lambda: BatchReceipt.objects.count() == 4, 60, "the batches to be stored", process)
+        assert ready.exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and "stopped: 4 stored" in output
+    assert left_on_the_broker(redis_url) == (0, 0)

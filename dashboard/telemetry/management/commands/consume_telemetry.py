@@ -24,6 +24,9 @@ class Command(BaseCommand):
                             help=f"messages stored together at most (default {consumer.MAX_MESSAGES})")
         parser.add_argument("--max-bytes", type=int, default=consumer.MAX_BYTES,
                             help=f"bytes of messages stored together at most (default {consumer.MAX_BYTES})")
+        parser.add_argument("--poll-s", type=float, default=consumer.POLL_S,
+                            help=f"Redis: how often an empty queue is looked at, the most a window waits before it is "
+                                 f"stored (default {consumer.POLL_S})")
         parser.add_argument("--ready-file", type=Path, help="touch this file once consuming (for scripts)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -47,7 +50,7 @@ class Command(BaseCommand):
                 queue = RedisQueue(redis.Redis.from_url(app.conf.broker_url), TELEMETRY_QUEUE,
                                    max_message_bytes=settings.WATTWISE_BROKER_MAX_MESSAGE_BYTES)
                 qos = connection.default_channel.qos  # kombu's, for restoring what a dead consumer left
-                totals = consumer.consume_redis(queue, memo=memo, stop=lambda: bool(stopping),
+                totals = consumer.consume_redis(queue, memo=memo, stop=lambda: bool(stopping), idle_s=options["poll_s"],
                                                 restore=lambda: qos.restore_visible(num=1000, interval=1), **bounds)
             else:
                 totals = consumer.consume(connection, memo=memo, stop=lambda: bool(stopping), **bounds)
