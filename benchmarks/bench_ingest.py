@@ -1,11 +1,13 @@
-"""End-to-end ingest benchmark: simulated agents → (gunicorn →) Redis → Celery worker → PostgreSQL.
+"""End-to-end ingest benchmark: simulated agents → (gunicorn →) Redis → consumer or Celery worker → PostgreSQL.
 
 Run with ``make bench-ingest`` (it starts the services and points DATABASE_URL and CELERY_BROKER_URL at a
 benchmark database and Redis DB); ``BENCH_ARGS=--http`` sends over HTTP, as nodes do by default. It:
 
 1. migrates and empties the benchmark database, registers the nodes, empties the broker DB;
 2. with ``--http``, starts gunicorn (``dashboard.wsgi``) whose web processes queue each envelope to Redis;
-3. starts a real Celery worker (``celery -A dashboard worker``) in a subprocess;
+3. starts what consumes the telemetry queue in subprocesses: ``manage.py consume_telemetry`` (the coalescing
+   consumer, ``--concurrency`` of them; the clock starts once each says it is ready), or with
+   ``--consumer celery`` a real Celery worker (``celery -A dashboard worker``);
 4. starts one agent per node (``python -m wattwise_agent stream --backend simulated --fast``, with ``--url`` to
    gunicorn or ``--broker-url`` to Redis), each replaying a past period as fast as it can, so the
    publishers push as hard as this machine allows;
@@ -60,6 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", default="3h", help="simulated time each agent replays (default 3h)")
     parser.add_argument("--rate", type=float, default=10.0, help="samples per second per GPU (agent default 10)")
     parser.add_argument("--window", default="5s", help="agent batch window (agent default 5s)")
+    parser.add_argument("--consumer", default="coalescing", choices=["coalescing", "celery"],
+                        help="what consumes the telemetry queue: `manage.py consume_telemetry` (every message "
+                             "waiting stored as one unit of work; --concurrency processes), or a Celery worker "
+                             "(one message at a time, the way before issue 14)")
+    parser.add_argument("--poll-s", type=float, help="the coalescing consumer's --poll-s (default: its own)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=8, help="worker prefetch multiplier")
@@ -279,9 +286,26 @@ def main() -> int:
         wait_for_port(port, 60)
         return ["--url", f"http://127.0.0.1:{port}"]
 
+    consumer_startup_s: list[float] = []
+
     def start_worker() -> None:
-        worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
-        processes["worker"], meter.groups[worker.pid] = worker, "worker"
+        if args.consumer == "celery":
+            worker = subprocess.Popen(worker_command, cwd=ROOT, env=worker_env, start_new_session=True)
+            processes["worker"], meter.groups[worker.pid] = worker, "worker"
+            return
+        ready = [Path(spool) / f"consumer-{n}.ready" for n in range(args.concurrency)]
+        for n in range(args.concurrency):
+            poll = ["--poll-s", str(args.poll_s)] if args.poll_s is not None else []
+            consumer = subprocess.Popen([sys.executable, "manage.py", "consume_telemetry", "--ready-file", str(ready[n]),
+                                         *poll], cwd=ROOT, env=worker_env, start_new_session=True)
+            processes[f"worker-{n}"], meter.groups[consumer.pid] = consumer, "worker"
+        deadline = time.monotonic() + 120
+        while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+            time.sleep(0.1)  # its start-up (imports, Django) is not counted when the clock starts after this
+        if meter._thread is not None:  # the clock runs already (drain mode): say what the start-up took
+            meter.sample()
+            consumer_startup_s.append(sum(ticks - meter.baseline.get(pid, 0) for pid, (role, ticks) in meter.last.items()
+                                          if role == "worker") / TICKS_PER_S)
 
     def run_agents(command: str, destination: list[str], *extra: str) -> list[subprocess.Popen[str]]:
         started = []
@@ -357,7 +381,9 @@ def main() -> int:
     finally:
         meter.stop()
         startup = meter.seconds(since_start=False)
-        stop_group(processes.get("worker"))
+        for name, process in processes.items():
+            if name.startswith("worker"):
+                stop_group(process)
         stop_group(processes.get("web"))
         for a in agents:
             if a.poll() is None:
@@ -374,11 +400,12 @@ def main() -> int:
     cpu = meter.seconds()
     per_million = {role: s / max(stored, 1) * 1e6 for role, s in cpu.items()}
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (1 min)")
+    consumer = (f"worker -P {args.pool} -c {args.concurrency}, prefetch {args.prefetch}" if args.consumer == "celery"
+                else f"{args.concurrency} coalescing consumer(s) (manage.py consume_telemetry)")
     transport = (f"HTTP: gunicorn -w {args.web_workers} -k {args.web_class} --threads {args.web_threads}" if args.http
                  else "broker: agents publish to Redis")
     print(f"configuration: {args.nodes} agents × {args.gpus} GPUs, {args.rate:g} Hz, {args.window} windows "
-          f"({int(args.gpus * args.rate * float(args.window.rstrip('s')))} samples/batch), {transport}, worker "
-          f"-P {args.pool} -c {args.concurrency}, prefetch {args.prefetch}")
+          f"({int(args.gpus * args.rate * float(args.window.rstrip('s')))} samples/batch), {transport}, {consumer}")
     if draining:
         print(f"the agents drained their spools over HTTP in {published_at or float('nan'):.1f} s; everything "
               f"stored after {elapsed:.1f} s")
@@ -400,6 +427,9 @@ def main() -> int:
                                                         if r in startup))
     print(f"server CPU per million samples: {sum(per_million.values()):,.1f} core-s ("
           + ", ".join(f"{r} {per_million[r]:,.1f}" for r in roles) + ")")
+    if consumer_startup_s:
+        print(f"of which the consumer's start-up until ready: {consumer_startup_s[0]:.1f} core-s "
+              f"({consumer_startup_s[0] / max(stored, 1) * 1e6:,.1f} per million samples)")
     if agent_cpu_s:
         print(f"agents' CPU: {agent_cpu_s:,.1f} core-s ({agent_cpu_s / sent * 1e6:,.1f} per million samples)")
     ok = stored == sent and sent > 0 and left == 0 and worst < 1e-6 and not Rejection.objects.exists()

@@ -9,6 +9,10 @@ reason, or keep it as a dead letter. It is never acknowledged and dropped.
   ``DeadLetter`` with the error, for an admin to see and replay (``replay``).
 * Not even that can be written: the message is rejected back onto the queue, to be tried again.
 
+Batches received together (``deliver_group``: the coalescing consumer, ``dashboard.telemetry.consumer``) are
+stored as one (``dashboard.telemetry.coalesce``) under the same rules, each message with its own outcome: one
+that fails for a reason no check foresaw is delivered alone, so it alone becomes a dead letter.
+
 Tasks a worker runs come here (``run_task``); a task applied eagerly (no broker, or a test) runs as a plain
 call. Each task's receiver is registered by name: telemetry's here, the planner's stage profiles by its app
 (``receives``), so that a dead letter of either kind can be replayed from any process.
@@ -30,7 +34,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from dashboard.telemetry import ingest, ingest_memo
+from dashboard.telemetry import coalesce, ingest, ingest_memo
 from dashboard.telemetry.admission import Outcome
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import DeadLetter
@@ -88,6 +92,40 @@ def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]
         except Exception as exc:  # whatever it is, the message is kept, not dropped
             log.exception("%s: could not store or refuse a message", task)
             return _keep(task, envelope, exc)
+
+
+def deliver_group(envelopes: list[Any], memo: IngestMemo | None) -> list[dict[str, Any]]:
+    """Batch envelopes received together, stored as one where they can be: each one's outcome or dead letter.
+
+    Raises ``Reject`` (requeue) when a dead letter could not be written; nothing is acknowledged then.
+    """
+    group = coalesce.Group(envelopes)
+    _close_failed_connections()
+    give_up_at = time.monotonic() + settings.WATTWISE_DB_RETRY_S
+    wait_s = FIRST_WAIT_S
+    while True:
+        try:
+            group.run(memo)
+            break
+        except UNREACHABLE as exc:
+            if time.monotonic() + wait_s > give_up_at:
+                return [outcome.as_dict() if outcome is not None else _keep(TASK_INGEST_BATCH, envelope, exc)
+                        for envelope, outcome in zip(envelopes, group.outcomes, strict=True)]
+            log.warning("%d batches: database unreachable (%s); trying again in %.1f s", len(group.undecided()),
+                        _one_line(exc), wait_s)
+            _close_connections()
+            if memo is not None:
+                memo.forget()
+            time.sleep(wait_s)
+            wait_s = min(wait_s * 2, LONGEST_WAIT_S)
+        except Exception:  # a bug on one message: the rest are delivered one by one, that one kept
+            log.exception("%d batches could not be stored together; delivering them one by one", len(envelopes))
+            _close_connections()
+            if memo is not None:
+                memo.forget()
+            break
+    return [outcome.as_dict() if outcome is not None else deliver(TASK_INGEST_BATCH, envelope, memo)
+            for envelope, outcome in zip(envelopes, group.outcomes, strict=True)]
 
 
 def _keep(task: str, envelope: Any, error: BaseException) -> dict[str, Any]:

@@ -5,7 +5,8 @@ run's sessions) and the node itself, found from the token that signed the messag
 Looking them all up for every batch would cost the hot path most of its time, so a worker process keeps
 one :class:`IngestMemo` and hands it to ingest with each message.
 
-Lifetime: a memo exists only inside a Celery worker process. The first task a worker process runs (not
+Lifetime: a memo exists only inside a Celery worker process or the coalescing consumer
+(``manage.py consume_telemetry``, which makes it when it starts). The first task a worker process runs (not
 eagerly) makes it (:func:`for_this_worker`, from ``dashboard.telemetry.tasks``), and it lives as long
 as the process: in a prefork pool each child makes its own, in the solo and threads pools the process
 has one. Eager (in-process) task execution and direct calls pass none: every lookup goes to the
@@ -51,6 +52,9 @@ class IngestMemo:
     gpu_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # (node id, GPU uuid) -> GPU id
     sessions: set[tuple[int, int, str]] = field(default_factory=set)  # (run id, node id, stream) stored
     node_seen: dict[int, float] = field(default_factory=dict)  # node id -> last write of last_seen_at
+    # (run id, GPU id) whose running totals several streams write: ``group_store`` leaves their batches to
+    # ``batch_store`` (counted once, one at a time). Kept by ``forget``: a row only ever becomes shared.
+    shared_run_gpus: set[tuple[int, int]] = field(default_factory=set)
 
     def forget(self) -> None:
         for remembered in (self.keys, self.enrolled, self.nodes, self.run_ids, self.gpu_ids, self.sessions,
@@ -67,6 +71,13 @@ def for_this_worker() -> IngestMemo:
     if _worker_memo is None:
         _worker_memo = IngestMemo()  # threads pool: two first tasks at once make two, one is kept; harmless
     return _worker_memo
+
+
+def in_worker() -> bool:
+    """Whether this process is an ingest worker: a Celery worker process that ran an ingest task, or the
+    coalescing consumer (``dashboard.telemetry.consumer``), which make their memo with ``for_this_worker``.
+    The apps above telemetry keep their own per-process memos where this is true (``planner.carbon.recompute``)."""
+    return _worker_memo is not None
 
 
 # --- the lookups, remembered when there is a memo ---------------------------------------------------

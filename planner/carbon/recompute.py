@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.telemetry import ingest_memo
 from planner.carbon.models import RecomputeClaim, RunCarbon
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,9 @@ class ClaimMemo:
     """Until when each run is claimed, as one Celery worker process remembers it: the batches inside the
     interval then cost a dictionary lookup, no query.
 
-    Lifetime: like ``dashboard.telemetry.ingest_memo``'s, one per Celery worker process, made when a
-    task the worker runs (not eagerly) first stores samples, and living as long as the process. Web
+    Lifetime: like ``dashboard.telemetry.ingest_memo``'s, one per Celery worker process (or coalescing consumer),
+    made when a task the worker runs (not eagerly), or the consumer, first stores samples, and living as long as
+    the process. Web
     processes, eager tasks and direct calls have none: every batch asks the database (one conditional
     UPDATE).
     """
@@ -124,7 +126,8 @@ def _worker_memo() -> ClaimMemo | None:
     """This worker process's memo while a worker runs the current task (made on first use), else None."""
     global _memo
     task = current_task  # a proxy: false outside a task
-    if not task or task.request.is_eager or task.request.called_directly:
+    in_task = bool(task) and not (task.request.is_eager or task.request.called_directly)
+    if not in_task and not ingest_memo.in_worker():  # the coalescing consumer runs no Celery task
         return None
     if _memo is None:
         _memo = ClaimMemo()

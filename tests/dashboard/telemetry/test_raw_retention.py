@@ -217,6 +217,43 @@ def test_two_batches_under_one_number_arriving_together_store_only_the_first():
     assert RunGpu.objects.get().samples == 20
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_coalesced_group_claims_its_receipts_under_the_same_locks_as_a_batch_alone():
+    """A group (``group_store``) claims its receipts with ``batch_store``'s advisory locks: while batch 1 is
+    being stored alone, a group holding another batch numbered 1 waits, finds that receipt, and is stored
+    batch by batch: the replay refused, the group's other batch stored once."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from dashboard.telemetry import batch_store, coalesce
+    from dashboard.telemetry.admission import authenticate
+    from wattwise_agent.wire import decode_batch
+
+    node, other_node = register("node-a"), register("node-b")
+    t0_ms = int(timezone.now().timestamp() * 1000) - 10_000
+    assert ingest.ingest_batch(_copy(node, t0_ms, 0)).status == "stored"
+    outcomes: list[str] = []
+
+    def deliver_group() -> None:
+        try:
+            group = [_copy(node, t0_ms, 1, shift_ms=50), _copy(other_node, t0_ms, 0)]
+            outcomes.extend(outcome.status for outcome in coalesce.ingest_batches(group))
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        found, payload, digest = authenticate(_copy(node, t0_ms, 1), "batch", None)
+        batch_store.store_batch(found, decode_batch(payload), digest, None)
+        other = threading.Thread(target=deliver_group)
+        other.start()
+        _wait_for_a_session_waiting_on_a_lock()
+    other.join(30)
+    assert outcomes == ["rejected", "stored"]
+    assert BatchReceipt.objects.count() == 3 and SampleWindow.objects.count() == 3
+    assert sorted(RunGpu.objects.values_list("samples", flat=True)) == [10, 20]
+
+
 def _wait_for_a_session_waiting_on_a_lock() -> None:
     import threading
 

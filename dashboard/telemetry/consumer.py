@@ -1,0 +1,246 @@
+"""The coalescing consumer of the telemetry queue (``manage.py consume_telemetry``): every message waiting,
+up to a bound, becomes one unit of storage work.
+
+A Celery worker takes one message at a time and stores each batch in its own transaction; at 5 s windows
+most of what the server spends is that fixed cost per message (the worker's bookkeeping per task, the
+receipt, the transaction), not the samples. This consumer reads the same queue, the same Celery task
+messages (agents publishing to the broker, or the web processes queueing what they accepted). On Redis
+(``consume_redis``) it takes every message waiting, at most ``max_messages`` or ``max_bytes`` of them, in one
+round trip (``dashboard.telemetry.redis_queue``, which keeps kombu's bookkeeping of unacknowledged
+messages) and looks again every ``POLL_S`` while the queue is empty: a window waits at most that long, so
+the live pages still update every window. On another broker (``consume``) it goes through kombu's
+transport: it waits for the first message, then takes what else is already there (waiting at most
+``collect_s`` for each), up to the same bounds. It hands:
+
+* the batches (``wattwise.ingest_batch``) to
+  ``delivery.deliver_group``: one transaction, one receipt statement, each batch its own outcome, a bad
+  one refused alone (``dashboard.telemetry.coalesce``);
+* runs opened first and runs closed, stage profiles after, to ``delivery.deliver`` one by one.
+
+Every message is acknowledged only after what it carried was committed (stored, refused with a recorded
+reason or kept as a dead letter): until then the transport keeps it as unacknowledged, and a consumer
+killed meanwhile leaves it to be delivered again after the visibility timeout, when the receipts make the
+copy a duplicate. A message whose dead letter could not be written is put back on the queue.
+A message that is not a task this app knows is recorded as a rejection and acknowledged (as a worker
+drops an unregistered task).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import Reject
+from kombu import Connection, Consumer, Message
+
+from dashboard.telemetry import delivery
+from dashboard.telemetry.admission import record_rejection
+from dashboard.telemetry.ingest_memo import IngestMemo
+from dashboard.telemetry.models import Rejection
+from dashboard.telemetry.redis_queue import RedisQueue
+from wattwise_agent.wire import TASK_INGEST_BATCH, TASK_OPEN_RUN, TELEMETRY_QUEUE
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGES = 200  # at 5 s windows of 8 GPUs: 80,000 samples, one transaction
+MAX_BYTES = 32 * 1024 * 1024
+COLLECT_S = 0.005  # how long to wait for one more message once one is there
+IDLE_S = 1.0  # how long one wait for the first message lasts (the stop flag is checked between)
+POLL_S = 0.1  # Redis: how often an empty queue is looked at (the most a window waits before it is stored)
+
+
+@dataclass
+class Taken:
+    """The messages taken together, and what they carry."""
+
+    messages: list[Message] = field(default_factory=list)
+    size_bytes: int = 0
+
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        self.size_bytes += len(message.body or b"")
+
+
+def task_of(message: Message) -> tuple[str, Any]:
+    """(task name, its first argument) of a Celery task message, protocol 2 or 1; ValueError if it is none."""
+    return task_in(message.headers, message.decode())
+
+
+def task_in(headers: dict[str, Any] | None, body: Any) -> tuple[str, Any]:
+    """(task name, its first argument) from a Celery task message's headers and decoded body."""
+    name = (headers or {}).get("task")
+    if name is not None and isinstance(body, (list, tuple)) and body and isinstance(body[0], (list, tuple)):
+        args = body[0]
+    elif isinstance(body, dict) and isinstance(body.get("task"), str):  # protocol 1
+        name, args = body["task"], body.get("args") or []
+    else:
+        raise ValueError("not a Celery task message")
+    if not isinstance(name, str) or len(args) != 1:
+        raise ValueError(f"task {name!r} with {len(args)} arguments")
+    return name, args[0]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A message that is not a task this app can read: recorded as a rejection, never stored."""
+
+    reason: str
+    code: Rejection.Code = Rejection.Code.MALFORMED
+
+
+def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
+    """Store, refuse or keep what the messages carry, then acknowledge each (or requeue it); counts by status."""
+    tasks: list[tuple[str, Any] | Unreadable] = []
+    for message in taken.messages:
+        try:
+            tasks.append(task_of(message))
+        except Exception as exc:  # whatever it is, it is recorded, never stored
+            tasks.append(Unreadable(f"unreadable task message on {TELEMETRY_QUEUE!r}: {exc}"))
+    counts, requeue = store(tasks, memo)
+    for i, message in enumerate(taken.messages):
+        if i in requeue:
+            message.requeue()
+        else:
+            message.ack()
+    return counts
+
+
+def store(tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None) -> tuple[dict[str, int], set[int]]:
+    """Store, refuse or keep what each message carries (its task and argument, or why it could not be read):
+    counts by status, and the messages to put back on the queue (their dead letters could not be written)."""
+    batches: list[Any] = []
+    owners: list[int] = []  # the message each batch envelope came in
+    opening: list[tuple[int, str, Any]] = []
+    others: list[tuple[int, str, Any]] = []
+    requeue: set[int] = set()
+    counts: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        if isinstance(task, Unreadable):
+            _refuse_unreadable(task.reason, task.code)
+            continue
+        name, argument = task
+        if name == TASK_INGEST_BATCH:
+            batches.append(argument)
+            owners.append(i)
+        elif name == TASK_OPEN_RUN:
+            opening.append((i, name, argument))
+        elif name in delivery.RECEIVERS:
+            others.append((i, name, argument))
+        else:
+            _refuse_unreadable(f"task {name!r} on {TELEMETRY_QUEUE!r} is not one this app receives")
+    for i, name, argument in opening:
+        _count(counts, _deliver_one(name, argument, memo), i, requeue)
+    if batches:
+        try:
+            for outcome in delivery.deliver_group(batches, memo):
+                counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+        except Reject:
+            requeue.update(owners)
+    for i, name, argument in others:
+        _count(counts, _deliver_one(name, argument, memo), i, requeue)
+    return counts, requeue
+
+
+def _deliver_one(name: str, argument: Any, memo: IngestMemo | None) -> dict[str, Any] | None:
+    try:
+        return delivery.deliver(name, argument, memo)
+    except Reject:
+        return None
+
+
+def _count(counts: dict[str, int], outcome: dict[str, Any] | None, i: int, requeue: set[int]) -> None:
+    if outcome is None:
+        requeue.add(i)
+    else:
+        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+
+
+def _refuse_unreadable(reason: str, code: Rejection.Code = Rejection.Code.MALFORMED) -> None:
+    log.error("%s", reason)
+    record_rejection(Rejection.Kind.REQUEST, None, reason, code)
+
+
+def consume(
+    connection: Connection, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
+    max_bytes: int = MAX_BYTES, collect_s: float = COLLECT_S, idle_s: float = IDLE_S,
+    stop: Callable[[], bool] = lambda: False, until_idle: bool = False,
+) -> dict[str, int]:
+    """Consume the telemetry queue on ``connection`` until ``stop()`` (checked at least every ``idle_s``), or,
+    with ``until_idle``, until no message came for ``idle_s``; counts by status."""
+    memo = IngestMemo() if memo is None else memo
+    totals: dict[str, int] = {}
+    queue = _telemetry_queue()
+    taken = Taken()
+    # prefetch: the transport hands out at most that many unacknowledged messages, so a group is bounded.
+    with Consumer(connection, [queue], callbacks=[lambda _, message: taken.add(message)], accept=["json"],
+                  prefetch_count=max_messages):
+        while not stop():
+            if not _drain(connection, idle_s):
+                if until_idle:
+                    break
+                continue
+            while len(taken.messages) < max_messages and taken.size_bytes < max_bytes and _drain(connection, collect_s):
+                pass
+            for status, count in handle(taken, memo).items():
+                totals[status] = totals.get(status, 0) + count
+            taken = Taken()
+    return totals
+
+
+def _drain(connection: Connection, timeout_s: float) -> bool:
+    """One message (or none within ``timeout_s``) from the broker; whether one came."""
+    try:
+        connection.drain_events(timeout=timeout_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _telemetry_queue() -> Any:
+    from celery import current_app
+
+    return current_app.amqp.queues[TELEMETRY_QUEUE]
+
+
+def consume_redis(
+    queue: RedisQueue, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
+    max_bytes: int = MAX_BYTES, idle_s: float = POLL_S, stop: Callable[[], bool] = lambda: False,
+    until_idle: bool = False, restore: Callable[[], object] | None = None, restore_every_s: float = 10.0,
+) -> dict[str, int]:
+    """``consume`` on Redis, many messages a round trip (``dashboard.telemetry.redis_queue``): the queue is
+    looked at every ``idle_s`` while it is empty (``until_idle``: stop then); ``restore`` (kombu's restore of
+    messages a dead consumer left unacknowledged) runs at most every ``restore_every_s``."""
+    memo = IngestMemo() if memo is None else memo
+    totals: dict[str, int] = {}
+    restored_at = float("-inf")
+    while not stop():
+        taken = queue.take(max_messages, max_bytes)
+        if not taken:
+            if until_idle:
+                break
+            if restore is not None and time.monotonic() - restored_at >= restore_every_s:
+                restore()
+                restored_at = time.monotonic()
+            time.sleep(idle_s)
+            continue
+        tasks: list[tuple[str, Any] | Unreadable] = []
+        for t in taken:
+            if t.too_large_bytes is not None:
+                tasks.append(Unreadable(
+                    f"broker message of {t.too_large_bytes} bytes on queue {queue.queue!r} refused unread: above "
+                    f"WATTWISE_BROKER_MAX_MESSAGE_BYTES ({queue.max_message_bytes})", Rejection.Code.TOO_LARGE))
+                continue
+            try:
+                tasks.append(task_in(*t.task()))
+            except Exception as exc:  # whatever it is, it is recorded, never stored
+                tasks.append(Unreadable(f"unreadable task message on {queue.queue!r}: {exc}"))
+        counts, requeue = store(tasks, memo)
+        if requeue:
+            queue.requeue([t for i, t in enumerate(taken) if i in requeue])
+        queue.ack([t for i, t in enumerate(taken) if i not in requeue])
+        for status, count in counts.items():
+            totals[status] = totals.get(status, 0) + count
+    return totals

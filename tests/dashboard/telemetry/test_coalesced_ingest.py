@@ -1,0 +1,130 @@
+"""Batches received together are stored as one unit of work, with the totals, rollups, refusals and
+announcements they would have had one by one; a redelivered group changes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.dispatch import receiver
+
+from dashboard.telemetry import coalesce, ingest
+from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunEvent, RunGpu, SampleWindow
+from dashboard.telemetry.signals import samples_stored
+from tests.factories import envelope, register, simple_batch
+from wattwise_agent.wire import event_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def stored_state() -> dict[str, object]:
+    return {
+        "gpus": sorted(RunGpu.objects.values_list("gpu__uuid", "energy_j", "samples", "power_sum_w", "peak_power_w",
+                                                  "first_ms", "last_ms", "max_window_ms", "shared")),
+        "windows": sorted(SampleWindow.objects.values_list("stream", "seq", "first_ms", "last_ms", "samples", "energy_j")),
+        "minutes": sorted(GpuMinute.objects.values_list("run_gpu__gpu__uuid", "minute_ms", "samples", "energy_j",
+                                                        "power_min_w", "power_max_w", "temp_max_c", "util_sum_pct")),
+        "receipts": BatchReceipt.objects.count(),
+        "events": sorted(RunEvent.objects.values_list("node__name", "t_ms", "kind", "data")),
+    }
+
+
+def many_batches() -> list[dict]:
+    a, b = register("node-a"), register("node-b")
+    # 700 readings each: the windows reach over minutes, so a group folds several batches into one minute row.
+    messages = ([simple_batch(a, seq=seq, samples=70) for seq in range(10)]
+                + [simple_batch(b, seq=seq, uuid="GPU-9", samples=70) for seq in range(10)])
+    with_event = json.loads(messages[3]["body"])
+    with_event["events"] = [event_payload(with_event["window_start_ms"], "step_end", {"step": 3, "loss": 0.5})]
+    messages[3] = envelope(a, with_event)
+    return messages
+
+
+def test_a_group_is_stored_as_the_same_batches_one_by_one_would_be():
+    messages = many_batches()
+    outcomes = coalesce.ingest_batches(messages)
+    assert [o.status for o in outcomes] == ["stored"] * 20
+    grouped = stored_state()
+    assert len(grouped["events"]) == 1
+    for model in (GpuMinute, SampleWindow, BatchReceipt, RunGpu, RunEvent):
+        model.objects.all().delete()
+    for message in messages:
+        assert ingest.ingest_batch(message).status == "stored"
+    assert stored_state() == grouped
+    assert grouped["receipts"] == 20 and not Rejection.objects.exists()
+
+
+def test_one_bad_message_in_a_group_is_refused_alone_and_the_others_are_stored():
+    node = register()
+    messages = [simple_batch(node, seq=seq) for seq in range(4)]
+    forged = dict(messages[1], body=messages[1]["body"].replace('"run-1"', '"run-2"'))  # signature no longer fits
+    broken = simple_batch(node, seq=3, start_mj=5_000_000)  # does not continue seq 2: refused at storing time
+    group = [messages[0], forged, messages[2], broken, simple_batch(register("node-b"), seq=0)]
+    outcomes = coalesce.ingest_batches(group)
+    assert [o.status for o in outcomes] == ["stored", "rejected", "stored", "stored", "stored"]
+    # The forged copy of seq 1 was refused, so seq 2's window starts a gap; seq 3 (broken counter, same times)
+    # continues seq 2 in time, and is stored: what continuity checks is time, as one by one.
+    codes = list(Rejection.objects.values_list("reason_code", flat=True))
+    assert codes == [Rejection.Code.BAD_SIGNATURE]
+    assert set(BatchReceipt.objects.values_list("seq", flat=True)) == {0, 2, 3}
+    assert BatchReceipt.objects.count() == 4
+
+
+def test_a_window_that_does_not_continue_its_stream_is_refused_and_the_rest_of_the_group_stored():
+    node = register()
+    first, second = simple_batch(node, seq=0), simple_batch(node, seq=1)
+    payload = json.loads(second["body"])
+    payload["gpus"][0]["prev_t_ms"] -= 50  # claims an earlier last reading than seq 0 has
+    altered = envelope(node, payload)
+    outcomes = coalesce.ingest_batches([first, altered, simple_batch(register("node-b"), seq=0)])
+    assert [o.status for o in outcomes] == ["stored", "rejected", "stored"]
+    assert list(Rejection.objects.values_list("reason_code", flat=True)) == [Rejection.Code.CONTINUITY]
+    assert BatchReceipt.objects.count() == 2
+
+
+def test_a_redelivered_group_is_a_no_op():
+    messages = many_batches()
+    assert {o.status for o in coalesce.ingest_batches(messages)} == {"stored"}
+    before = stored_state()
+    again = coalesce.ingest_batches(messages)
+    assert [o.status for o in again] == ["duplicate"] * 20
+    assert stored_state() == before and not Rejection.objects.exists()
+
+
+def test_a_group_holding_stored_batches_and_copies_stores_each_once():
+    messages = many_batches()
+    coalesce.ingest_batches(messages[:5])
+    outcomes = coalesce.ingest_batches([*messages[3:8], messages[6]])
+    assert [o.status for o in outcomes] == ["duplicate", "duplicate", "stored", "stored", "stored", "duplicate"]
+    assert BatchReceipt.objects.count() == 8
+
+
+def test_a_replayed_sequence_number_in_a_group_is_refused_alone():
+    node = register()
+    coalesce.ingest_batches([simple_batch(node, seq=0)])
+    replay = simple_batch(node, seq=0, start_mj=9_000_000)
+    outcomes = coalesce.ingest_batches([replay, simple_batch(node, seq=1)])
+    assert [o.status for o in outcomes] == ["rejected", "stored"]
+    assert list(Rejection.objects.values_list("reason_code", flat=True)) == [Rejection.Code.REPLAY]
+
+
+def test_samples_stored_is_announced_once_per_window_after_commit(django_capture_on_commit_callbacks):
+    announced: list[int] = []
+
+    @receiver(samples_stored, dispatch_uid="test.coalesced.samples_stored")
+    def note(sender, run_id, **kwargs):
+        announced.append(run_id)
+
+    messages = many_batches()
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            coalesce.ingest_batches(messages)
+            assert announced == []  # nothing before the group commits
+        assert len(announced) == 20 and len(callbacks) >= 20
+        announced.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            coalesce.ingest_batches(messages)  # redelivered: nothing stored, nothing announced
+        assert announced == []
+    finally:
+        samples_stored.disconnect(dispatch_uid="test.coalesced.samples_stored")
+
