@@ -257,7 +257,8 @@ WINDOW_BUCKET_MIN_MS = 5_000
 def _window_buckets(run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution) -> dict[int, GpuBuckets] | None:
     """Power buckets from the windows' columns alone, bucketed by two ``GROUP BY`` where they lie (no
     sample is decoded, one statement); None when the buckets are narrower than the windows (a window would then fill
-    several buckets: the samples must be read).
+    several buckets: the samples must be read) or when a GPU was read by several streams (counted once: its
+    windows' energy covers only part of their time).
 
     A window's power is its energy over its time, from the stream's previous reading (``prev_t_ms``, where
     its counted energy starts) to its last one; a bucket's mean is its windows' energy over their time, its
@@ -274,13 +275,19 @@ def _window_buckets(run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution
         f"FROM (SELECT run_gpu_id, energy_j, last_ms - {begins} AS length_ms, ({begins} + last_ms) / 2 AS middle_ms "
         f"{rows}) w WHERE length_ms > 0 AND middle_ms >= %(from)s AND middle_ms <= %(to)s GROUP BY run_gpu_id, bucket "
         f"UNION ALL SELECT 1, run_gpu_id, (last_ms - %(start)s) / %(width)s AS bucket, SUM(energy_j), 0, 0, 0, 0 "
-        f"{rows} AND last_ms > %(from)s GROUP BY run_gpu_id, bucket ORDER BY 1, 2, 3"
+        f"{rows} AND last_ms > %(from)s AND last_ms <= %(to)s GROUP BY run_gpu_id, bucket "
+        # 2: GPUs read by several streams, whose windows count only time no other covered (their energy over
+        # their whole length would understate the power): those are drawn from the samples.
+        f"UNION ALL SELECT 2, id, 0, 0, 0, 0, 0, 0 FROM {RunGpu._meta.db_table} "
+        f"WHERE id IN ({_in_list(run_gpu_ids)}) AND shared ORDER BY 1, 2, 3"
     )
     params = {"lower": reach_back_ms(run_gpu_ids, span.from_ms), "from": span.from_ms, "to": span.to_ms,
               "start": res.start_ms, "width": res.width_ms}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found_rows = cursor.fetchall()
+    if any(row[0] == 2 for row in found_rows):
+        return None
     power_rows = [row[1:] for row in found_rows if row[0] == 0]
     energy_rows = [row[1:] for row in found_rows if row[0] == 1]
     # The windows' mean length against the buckets' width: buckets narrower than a window are drawn from the

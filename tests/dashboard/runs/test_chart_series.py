@@ -145,3 +145,15 @@ def test_buckets_narrower_than_the_windows_are_drawn_from_the_samples():
     found = series.gpu_buckets([gpus[0].pk], series.span_of(gpus), ("power_w",), points=100)  # 6 s buckets
     assert not found[gpus[0].pk].from_windows
     assert np.allclose(found[gpus[0].pk].metrics["power_w"].mean, 300.0)  # the readings' 300 W
+
+
+def test_a_picked_ranges_energy_from_windows_leaves_out_a_window_ending_after_it():
+    """The per-window path counts energy where the sample path does: not a window that ends past the range."""
+    gpus = ten_second_windows(1, 60)
+    whole = series.span_of(gpus)
+    span = TimeRange(whole.from_ms, whole.from_ms + 5 * 60_000 + 5_000)  # ends in the middle of a window
+    res = series.resolution(span, 20)
+    drawn = series.gpu_buckets([gpus[0].pk], span, ("power_w",), points=20)[gpus[0].pk]
+    assert drawn.from_windows and res.width_ms >= series.WINDOW_BUCKET_MIN_MS
+    samples = series._raw_buckets([gpus[0].pk], span, res, ("power_w",))[gpus[0].pk]
+    assert np.isclose(drawn.energy_j.sum(), samples.energy_j.sum())

@@ -281,3 +281,18 @@ def test_the_counted_deltas_keep_every_reading_for_the_charts():
     assert sum(w.samples for w in windows) == 100
     assert {w.stream for w in windows} == {"a", "b"}
     assert np.isclose(sum(w.energy_j for w in windows), truth_j(steady(300), T0_MS, T0_MS + 4_940))
+
+
+def test_the_power_chart_of_a_gpu_two_streams_read_shows_its_power_not_half_of_it():
+    """Windows of a shared GPU count only time no other stream covered, so their energy over their whole
+    length would halve the power: such GPUs are drawn from their samples."""
+    from dashboard.runs import series
+
+    node = register()
+    # 500 s at 300 W, 5 s windows from both streams: wide enough buckets for the per-window path.
+    store(interleave(windows_of(node, "a", T0_MS, 5_000, steady(300), per_window=50),
+                     windows_of(node, "b", T0_MS, 5_000, steady(300), per_window=50)))
+    run_gpu = RunGpu.objects.get()
+    found = series.gpu_buckets([run_gpu.pk], series.span_of([run_gpu]), ("power_w",), points=50)[run_gpu.pk]
+    assert not found.from_windows
+    assert np.allclose(found.metrics["power_w"].mean, 300.0)
