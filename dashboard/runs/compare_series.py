@@ -60,15 +60,16 @@ class Plan:
     bucket_ms: int
 
 
-def plan_for(spans_ms: Sequence[int], gpu_ms: float = 0.0, points: int = POINTS) -> Plan:
+def plan_for(spans_ms: Sequence[int], gpu_ms: float = 0.0, points: int = POINTS, *, raw_expired: bool = False) -> Plan:
     """One bucket width for all compared runs (so their traces have the same resolution), from the longest.
 
     ``gpu_ms`` is the compared runs' GPU time (each GPU's first-to-last span, summed): with one window
-    per GPU per 5 s, it says how many window rows the finer reading would take.
+    per GPU per 5 s, it says how many window rows the finer reading would take. ``raw_expired``: some run's
+    raw windows were dropped by the raw retention, so only the minute rollups hold all of them.
     """
     longest = max(spans_ms, default=0)
     width = -(-max(longest, 1) // points)
-    if longest < SHORT_SPAN_MS and gpu_ms / MIN_WINDOW_BUCKET_MS <= WINDOW_ROWS:
+    if longest < SHORT_SPAN_MS and gpu_ms / MIN_WINDOW_BUCKET_MS <= WINDOW_ROWS and not raw_expired:
         return Plan("windows", max(width, MIN_WINDOW_BUCKET_MS))
     return Plan("minutes", -(-width // MS_PER_MINUTE) * MS_PER_MINUTE)
 

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 from dashboard.runs import compare, compare_charts, compare_iterations, compare_series, compare_work
 from dashboard.runs.compare_charts import Point, Trace, color_for
+from dashboard.telemetry import retention
 from planner.units import MS_PER_HOUR, MS_PER_S, S_PER_HOUR
 
 X_AXES = ("time", "step")
@@ -51,8 +52,11 @@ def _traces(totals: list[compare.RunTotals], baseline: int, xs: list[Any], ys: l
 def page(selection: compare.Selection, baseline: int, *, x: str, diff: bool) -> dict[str, Any]:
     """Everything the compare page shows, for runs that resolved without errors."""
     totals = compare.read_totals(selection.runs, selection.labels)
+    raw_from_ms = retention.raw_from_ms()
     plan = compare_series.plan_for(
-        [t.duration_ms for t in totals if t.has_samples], gpu_ms=sum(t.gpu_hours for t in totals) * MS_PER_HOUR
+        [t.duration_ms for t in totals if t.has_samples], gpu_ms=sum(t.gpu_hours for t in totals) * MS_PER_HOUR,
+        raw_expired=raw_from_ms is not None and any(
+            t.readings is not None and t.readings.from_ms < raw_from_ms for t in totals),
     )
     series = compare_series.read_series([compare_series.RunReadings(t.run.pk, t.readings) for t in totals], plan)
     totals = compare.with_steps(totals, {s.run_id: s.steps.count if s.steps else None for s in series})

@@ -18,6 +18,7 @@ from django.utils import timezone
 from dashboard.telemetry import ingest, retention
 from dashboard.telemetry.models import BatchReceipt, GpuMinute, Run, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.partitions import RECEIPTS, WINDOWS, monday
+from dashboard.telemetry.windows import TimeRange
 from tests.factories import batch_payload, envelope, gpu_entry, member, register
 from wattwise_agent.wire import event_payload
 
@@ -77,18 +78,20 @@ def figures(run: Run) -> dict[str, object]:
     }
 
 
-def test_a_run_aged_past_the_raw_retention_loses_its_partitions_and_keeps_its_figures(client):
+def test_a_run_aged_past_the_raw_retention_loses_its_partitions_and_keeps_its_figures(client, monkeypatch):
     from planner.carbon import tasks
 
     now = timezone.now()
     t0_ms = int((now - timedelta(days=200)).timestamp() * 1000)
     week = monday(datetime.fromtimestamp(t0_ms / 1000, UTC).date())
-    run = send_run(register(), t0_ms)
+    node = register()
+    run = send_run(node, t0_ms)
+    send_run(node, t0_ms + 10_000, run="old-run-b")  # to compare it with
     tasks.recompute_run(run.pk)
     # A retention long enough to keep the run: its week gets a partition, and its windows move there.
     maintain(now, retention_days=400)
     assert WINDOWS.name(week) in partitions_of(WINDOWS.table)
-    assert rows_in(WINDOWS.name(week)) == 3 and rows_in(WINDOWS.default) == 0
+    assert rows_in(WINDOWS.name(week)) == 6 and rows_in(WINDOWS.default) == 0
     before = figures(run)
     assert before["carbon"] and before["minutes"] and before["events"]
 
@@ -118,6 +121,16 @@ def test_a_run_aged_past_the_raw_retention_loses_its_partitions_and_keeps_its_fi
     assert buckets["source"] == "minutes" and buckets["t_ms"]
     summary = client.get(reverse("run_summary_csv", args=[run.pk]))
     assert summary.status_code == 200
+    # Compare draws it from the minute rollups too (its raw windows, short as the run is, are gone).
+    from dashboard.runs import compare_series
+
+    plans, plan_for = [], compare_series.plan_for
+    monkeypatch.setattr(compare_series, "plan_for", lambda *a, **k: plans.append(plan_for(*a, **k)) or plans[-1])
+    assert client.get(reverse("compare"), {"runs": ["vision/old-run", "vision/old-run-b"]}).status_code == 200
+    assert [p.source for p in plans] == ["minutes"]
+    [drawn] = compare_series.read_series(
+        [compare_series.RunReadings(run.pk, TimeRange(run_gpu.first_ms, run_gpu.last_ms))], plans[0])
+    assert drawn.cumulative_j[-1] == pytest.approx(run_gpu.energy_j)
     horizon = datetime.fromtimestamp(WINDOWS.bound(done_horizon(now)) / 1000, UTC).strftime("%Y-%m-%d %H:%M")
     nodes = client.get(reverse("nodes")).content.decode()
     assert f"Raw samples are kept 90 days: samples from before {horizon} UTC have expired" in nodes
