@@ -55,15 +55,14 @@ def _bound(key: str, day: date) -> str:
 
 
 def _existing_weeks(cursor, table: str, key: str) -> list[date]:
-    """Every week from the oldest row's to WEEKS_AHEAD after this one."""
-    cursor.execute(f"SELECT min({key}) FROM {table}")
-    oldest = cursor.fetchone()[0]
-    if isinstance(oldest, int):
-        oldest = datetime.fromtimestamp(oldest / 1000, UTC)
-    today = datetime.now(UTC).date()
-    first = _monday(min(oldest.astimezone(UTC).date(), today) if oldest else today)
-    last = _monday(today) + timedelta(weeks=WEEKS_AHEAD)
-    return [first + timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+    """The weeks that hold rows, and this week to WEEKS_AHEAD after it: only those (a stray reading dated
+    1970, from a node whose clock was not set yet, makes one partition, not one for every week since)."""
+    moment = f"to_timestamp({key} / 1000.0)" if key == "first_ms" else key
+    cursor.execute(f"SELECT DISTINCT date_trunc('week', {moment} AT TIME ZONE 'UTC')::date FROM {table}")
+    weeks = {row[0] for row in cursor.fetchall()}
+    this_week = _monday(datetime.now(UTC).date())
+    weeks |= {this_week + timedelta(weeks=i) for i in range(WEEKS_AHEAD + 1)}
+    return sorted(weeks)
 
 
 def _keys(cursor, table: str) -> tuple[list[tuple[str, str, str]], list[str]]:
