@@ -175,8 +175,11 @@ def consume(
     queue = _telemetry_queue()
     taken = Taken()
     # prefetch: the transport hands out at most that many unacknowledged messages, so a group is bounded.
-    with Consumer(connection, [queue], callbacks=[lambda _, message: taken.add(message)], accept=["json"],
-                  prefetch_count=max_messages):
+    # on_message, not callbacks: kombu hands the message over undecoded, so one that cannot be decoded (another
+    # content type, a broken body) is recorded by ``handle`` and acknowledged instead of raising out of
+    # drain_events, where it would stop the consumer and come back to stop the next one.
+    with Consumer(connection, [queue], on_message=lambda message: taken.add(message), accept=["json"],
+                  prefetch_count=max_messages):  # the taken of the round in progress
         while not stop():
             if not _drain(connection, idle_s):
                 if until_idle:

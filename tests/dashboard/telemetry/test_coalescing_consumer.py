@@ -140,3 +140,21 @@ def test_the_command_stores_what_waits_and_stops_on_sigterm(postgres, redis_url,
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0 and "stopped: 4 stored" in output
     assert left_on_the_broker(redis_url) == (0, 0)
+
+
+def test_a_message_that_cannot_be_decoded_is_refused_and_the_rest_stored(postgres, redis_url, consume):
+    """Another content type on the queue must not stop the consumer (it would come back to stop the next)."""
+    from kombu import Producer
+
+    flush(redis_url)
+    node = register("node-a")
+    publish(redis_url, [simple_batch(node, seq=0)])
+    queue = consumer._telemetry_queue()
+    with Connection(redis_url) as connection:
+        Producer(connection).publish(b"\x80 not json", exchange=queue.exchange, routing_key=queue.routing_key,
+                                     declare=[queue], content_type="application/x-octet", content_encoding="binary")
+    publish(redis_url, [simple_batch(node, seq=1)])
+    counts = consume(redis_url)
+    assert counts.get("stored") == 2
+    assert Rejection.objects.filter(kind=Rejection.Kind.REQUEST).count() == 1
+    assert left_on_the_broker(redis_url) == (0, 0)
