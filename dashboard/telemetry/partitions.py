@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -84,11 +85,22 @@ def weeks(spec: Partitioned) -> dict[date, str]:
     return found
 
 
+# Attaching or dropping a partition locks the whole table; behind a long reader it would hold every insert
+# and page read queued behind it. Give up instead: the next hourly pass tries again.
+DDL_LOCK_TIMEOUT = "2s"
+
+
+def wait_briefly_for_locks(cursor: Any) -> None:
+    """Make this transaction's lock waits fail after DDL_LOCK_TIMEOUT (``LockNotAvailable``) instead of queueing."""
+    cursor.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+
+
 def ensure_week(spec: Partitioned, week: date) -> bool:
     """Create ``week``'s partition if it is missing, moving into it any rows of that week waiting in the
     default partition; True when it was created. Idempotent."""
     name, low, high = spec.name(week), spec.bound(week), spec.bound(week + WEEK)
     with transaction.atomic(), connection.cursor() as cursor:
+        wait_briefly_for_locks(cursor)
         # Holds ingest off the default partition for this transaction only: a row of this week landing there
         # between the move and the attach would make the attach fail.
         cursor.execute(f"LOCK TABLE {spec.default} IN SHARE ROW EXCLUSIVE MODE")
@@ -116,6 +128,8 @@ def drop_before(spec: Partitioned, before: date) -> list[str]:
     """Drop every weekly partition that ends on or before ``before`` (a Monday) and delete the default
     partition's rows older than it; return the partitions dropped."""
     dropped = []
+    with connection.cursor() as cursor:
+        wait_briefly_for_locks(cursor)
     for week, name in sorted(weeks(spec).items()):
         if week + WEEK <= before:
             with connection.cursor() as cursor:

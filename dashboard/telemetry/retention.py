@@ -16,17 +16,23 @@ agent retries for, would be stored again.)
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from dashboard.telemetry import partitions
 from dashboard.telemetry.models import BatchReceipt, RawHorizon, RunGpu, SampleWindow
 from dashboard.telemetry.partitions import RECEIPTS, WEEK, WINDOWS
+
+log = logging.getLogger(__name__)
 
 WEEKS_AHEAD = 2  # partitions made ahead: the task can fail for two weeks before rows go to the default
 
@@ -53,10 +59,11 @@ class Maintained:
     dropped: list[str] = field(default_factory=list)
     deleted_rows: int = 0  # SQLite only: rows deleted instead of dropped
     in_default: dict[str, int] = field(default_factory=dict)  # rows waiting in each default partition
+    postponed: list[str] = field(default_factory=list)  # steps that met a lock held too long: the next pass
 
     def as_json(self) -> dict[str, Any]:
         return {"partitioned": self.partitioned, "created": self.created, "dropped": self.dropped,
-                "deleted_rows": self.deleted_rows, "in_default": self.in_default}
+                "deleted_rows": self.deleted_rows, "in_default": self.in_default, "postponed": self.postponed}
 
 
 def maintain(now: datetime | None = None, retention_days: int | None = None) -> Maintained:
@@ -70,10 +77,11 @@ def maintain(now: datetime | None = None, retention_days: int | None = None) -> 
         for spec, first in ((WINDOWS, horizons.windows), (RECEIPTS, horizons.receipts)):
             week = first
             while week <= last:
-                if partitions.ensure_week(spec, week):
-                    done.created.append(spec.name(week))
+                with _postponed_if_locked(done, f"create {spec.name(week)}"):
+                    if partitions.ensure_week(spec, week):
+                        done.created.append(spec.name(week))
                 week += WEEK
-            with transaction.atomic():
+            with _postponed_if_locked(done, f"drop {spec.table} before {first}"), transaction.atomic():
                 done.dropped += partitions.drop_before(spec, first)
             done.in_default[spec.table] = partitions.default_rows(spec)
     else:
@@ -83,6 +91,19 @@ def maintain(now: datetime | None = None, retention_days: int | None = None) -> 
             done.deleted_rows += BatchReceipt.objects.filter(received_at__lt=RECEIPTS.bound(horizons.receipts)).delete()[0]
     _record(horizons, days, now)
     return done
+
+
+@contextlib.contextmanager
+def _postponed_if_locked(done: Maintained, step: str) -> Iterator[None]:
+    """A step that waited past ``partitions.DDL_LOCK_TIMEOUT`` for a lock is left to the next pass, and said."""
+    try:
+        yield
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, LockNotAvailable):
+            raise
+        log.warning("raw retention: %s postponed to the next pass: a lock was held longer than %s (%s)",
+                    step, partitions.DDL_LOCK_TIMEOUT, exc)
+        done.postponed.append(step)
 
 
 def _record(horizons: Horizons, days: int, now: datetime) -> None:

@@ -279,3 +279,24 @@ def _wait_for_a_session_waiting_on_a_lock() -> None:
                 return
         threading.Event().wait(0.01)
     raise AssertionError("the second batch never waited for the first one's receipt claim")
+
+
+@pytest.mark.django_db(transaction=True)  # the reader must see the partitions, so they are committed
+def test_a_long_reader_postpones_dropping_a_partition_instead_of_queueing_ingest_behind_it():
+    """DROP of a partition locks the whole table: behind a long read it gives up after a moment and the next
+    pass does it, instead of waiting while every insert queues behind the DROP."""
+    import psycopg
+
+    now = timezone.now()
+    t0_ms = int((now - timedelta(days=200)).timestamp() * 1000)
+    send_run(register(), t0_ms)
+    retention.maintain(now, retention_days=400)  # the run's week gets its partition
+    week = WINDOWS.name(monday(datetime.fromtimestamp(t0_ms / 1000, UTC).date()))
+    settings_dict = connection.settings_dict
+    with psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
+                         user=settings_dict["USER"], dbname=settings_dict["NAME"]) as reader:
+        reader.execute(f"SELECT count(*) FROM {WINDOWS.table}")  # a long read, in its open transaction
+        done = retention.maintain(now, retention_days=90)
+    assert f"drop {WINDOWS.table} before {done_horizon(now)}" in done.postponed
+    assert week in partitions_of(WINDOWS.table) and week not in done.dropped
+    assert week in retention.maintain(now, retention_days=90).dropped  # once the reader is gone
