@@ -88,9 +88,12 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets pages read while the ingest path writes; the timeout rides out short write locks.
+    # WAL lets pages read while the ingest path writes; the timeout rides out short write locks. IMMEDIATE:
+    # a transaction takes the write lock when it begins, so one that read first (ingest's run lookup) never
+    # fails "database is locked" on upgrading to write after another process wrote (two ranks opening one run).
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
