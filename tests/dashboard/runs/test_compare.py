@@ -428,7 +428,7 @@ def test_the_number_of_queries_is_bounded_and_does_not_grow_with_gpus(client, an
         with CaptureQueriesContext(connection) as captured:
             assert client.get(url(f"{project}-0,{project}-1,{project}-2", x="step")).status_code == 200
         counts.append(len(captured))
-    assert counts[0] == counts[1] <= 30
+    assert counts[0] == counts[1] <= 31  # 31: one of them reads the raw retention's horizon (RawHorizon)
 
 
 # --- the queries ------------------------------------------------------------------------------------------
