@@ -50,6 +50,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 from wattwise_agent.plan_api import FetchedPlan
 
@@ -59,7 +60,7 @@ STRAGGLER = "straggler"
 RECOVERED = "recovered"
 START = "start"
 
-Fetch = Callable[[float | None], FetchedPlan]
+Fetch = Callable[[Optional[float]], FetchedPlan]  # Optional: the agent supports Python 3.9 (evaluated at import)
 
 
 @dataclass(frozen=True)
