@@ -82,7 +82,8 @@ def test_a_run_aged_past_the_raw_retention_loses_its_partitions_and_keeps_its_fi
     from planner.carbon import tasks
 
     now = timezone.now()
-    t0_ms = int((now - timedelta(days=200)).timestamp() * 1000)
+    # At the start of a minute: its three 1 s windows then fall in one minute (one row of the minute CSV).
+    t0_ms = int((now - timedelta(days=200)).timestamp() * 1000) // 60_000 * 60_000
     week = monday(datetime.fromtimestamp(t0_ms / 1000, UTC).date())
     node = register()
     run = send_run(node, t0_ms)
