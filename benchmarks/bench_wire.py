@@ -98,6 +98,17 @@ def cpu_us(action: Callable[[], object], *, min_cpu_s: float, repeat: int) -> fl
     return best
 
 
+# ``decode`` of an 8 × 50 batch on the machine the 2026-12-03 figures were taken on (docs/benchmarks.md): what
+# ``reference_decode_us`` compares a machine with, so that CPU figures taken on machines of different speeds
+# can be set side by side.
+REFERENCE_DECODE_US = 198.0
+
+
+def reference_decode_us(*, min_cpu_s: float = 0.3, repeat: int = 3) -> float:
+    """This machine's ``decode`` of an 8 × 50 batch, in µs of CPU (the best of ``repeat`` rounds)."""
+    return cpu_us(partial(wire.decode_batch, batch_payload(8, 50)), min_cpu_s=min_cpu_s, repeat=repeat)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default="8x50,64x50", help="GPUSxSAMPLES, comma-separated (default 8x50,64x50)")

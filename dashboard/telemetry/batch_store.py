@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from dashboard.telemetry import columns, coverage, ingest_memo
 from dashboard.telemetry.admission import Outcome, Rejected, Status, record_rejection
+from dashboard.telemetry.bound_sql import bound_cursor, columns_of, unnest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import (
     BatchReceipt,
@@ -58,29 +59,31 @@ def claim_receipts(receipts: Sequence[tuple[int, str, int, int, str, int]]) -> s
         return set()
     table = BatchReceipt._meta.db_table
     now = timezone.now()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(lock_id) FROM (SELECT DISTINCT hashtextextended(key, 0) AS lock_id "
                 "FROM unnest(%s::text[]) AS key) AS locks ORDER BY lock_id",
                 [[f"receipt:{node_id}:{stream}:{seq}" for node_id, stream, seq, *_ in receipts]],
             )
-            source = ("unnest(" + ", ".join(f"%s::{t}[]" for t in _RECEIPT_TYPES)
-                      + ") AS v (node_id, stream, seq, run_id, body_sha256, samples)")
-            params: list[Any] = [now, *(list(column) for column in zip(*receipts, strict=True))]
-        else:
-            named = "SELECT %s AS node_id, %s AS stream, %s AS seq, %s AS run_id, %s AS body_sha256, %s AS samples"
-            source = "(" + " UNION ALL ".join([named] + ["SELECT %s, %s, %s, %s, %s, %s"] * (len(receipts) - 1)) + ") AS v"
-            params = [now, *(value for receipt in receipts for value in receipt)]
-        cursor.execute(
-            f"INSERT INTO {table} (node_id, stream, seq, run_id, body_sha256, samples, received_at) "
-            f"SELECT v.node_id, v.stream, v.seq, v.run_id, v.body_sha256, v.samples, %s FROM {source} "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS r "
-            "WHERE r.node_id = v.node_id AND r.stream = v.stream AND r.seq = v.seq) "
-            "RETURNING node_id, stream, seq",
-            params,
-        )
+            source = unnest(_RECEIPT_TYPES) + " AS v (node_id, stream, seq, run_id, body_sha256, samples)"
+            cursor.execute(_receipts_not_stored(table, source), [now, *columns_of(receipts, len(_RECEIPT_TYPES))])
+            return {(int(n), str(s), int(q)) for n, s, q in cursor.fetchall()}
+    named = "SELECT %s AS node_id, %s AS stream, %s AS seq, %s AS run_id, %s AS body_sha256, %s AS samples"
+    source = "(" + " UNION ALL ".join([named] + ["SELECT %s, %s, %s, %s, %s, %s"] * (len(receipts) - 1)) + ") AS v"
+    with connection.cursor() as cursor:
+        cursor.execute(_receipts_not_stored(table, source), [now, *(value for receipt in receipts for value in receipt)])
         return {(int(n), str(s), int(q)) for n, s, q in cursor.fetchall()}
+
+
+def _receipts_not_stored(table: str, source: str) -> str:
+    """Insert the rows of ``source`` (``v``; the time received is the first parameter) whose key is not stored."""
+    return (
+        f"INSERT INTO {table} (node_id, stream, seq, run_id, body_sha256, samples, received_at) "
+        f"SELECT v.node_id, v.stream, v.seq, v.run_id, v.body_sha256, v.samples, %s FROM {source} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS r WHERE r.node_id = v.node_id AND r.stream = v.stream "
+        "AND r.seq = v.seq) RETURNING node_id, stream, seq"
+    )
 
 
 def _claim_receipt(node: Node, batch: Batch, run_id: int, digest: str) -> bool:
@@ -194,16 +197,39 @@ def _least() -> str:
     return "LEAST" if connection.vendor == "postgresql" else "MIN"
 
 
-def run_gpu_upsert_sql(rows: int, *, returning: str) -> str:
-    """The upsert adding ``rows`` rows of (run_id, gpu_id, energy_j, samples, power_sum_w, peak_power_w, first_ms,
-    last_ms, estimated, first_stream, max_window_ms) to the GPUs' running totals (also used by ``group_store``)."""
+# What ``upsert_run_gpus`` adds, per row, and the PostgreSQL type of each.
+_RUN_GPU_COLUMNS = ("run_id", "gpu_id", "energy_j", "samples", "power_sum_w", "peak_power_w", "first_ms", "last_ms",
+                    "estimated", "first_stream", "max_window_ms")
+_RUN_GPU_TYPES = ("bigint", "bigint", "float8", "bigint", "float8", "float8", "bigint", "bigint", "boolean", "text",
+                  "bigint")
+_VALUES_ROWS = 2_000  # rows per statement where there are no arrays (SQLite takes at most 32,766 parameters)
+
+
+def upsert_run_gpus(rows: Sequence[Sequence[Any]], *, returning: str) -> list[tuple[Any, ...]]:
+    """Add ``rows`` (``_RUN_GPU_COLUMNS``, at most one per run and GPU) to the GPUs' running totals, creating the
+    rows; what ``returning`` names of each (also used by ``group_store``). One statement on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cursor:
+            cursor.execute(_run_gpu_upsert(f"SELECT *, FALSE, 1, 0 FROM {unnest(_RUN_GPU_TYPES)}", returning),
+                           columns_of(rows, len(_RUN_GPU_COLUMNS)))
+            return cursor.fetchall()
+    returned: list[tuple[Any, ...]] = []
+    row = "(" + "%s, " * len(_RUN_GPU_COLUMNS) + "FALSE, 1, 0)"
+    for i in range(0, len(rows), _VALUES_ROWS):
+        chunk = rows[i:i + _VALUES_ROWS]
+        with connection.cursor() as cursor:
+            cursor.execute(_run_gpu_upsert("VALUES " + ", ".join([row] * len(chunk)), returning),
+                           [value for values in chunk for value in values])
+            returned.extend(cursor.fetchall())
+    return returned
+
+
+def _run_gpu_upsert(source: str, returning: str) -> str:
     table = RunGpu._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, FALSE, 1, 0)"] * rows)
     greatest, least = _greatest(), _least()
     return (
-        f"INSERT INTO {table} (run_id, gpu_id, energy_j, samples, power_sum_w, peak_power_w, first_ms, last_ms, "
-        "estimated, first_stream, max_window_ms, shared, streams, overlap_ms) "
-        f"VALUES {values} ON CONFLICT (run_id, gpu_id) DO UPDATE SET "
+        f"INSERT INTO {table} ({', '.join(_RUN_GPU_COLUMNS)}, shared, streams, overlap_ms) "
+        f"{source} ON CONFLICT (run_id, gpu_id) DO UPDATE SET "
         f"energy_j = {table}.energy_j + excluded.energy_j, "
         f"samples = {table}.samples + excluded.samples, "
         f"power_sum_w = {table}.power_sum_w + excluded.power_sum_w, "
@@ -234,10 +260,7 @@ def _upsert_run_gpus(
              int(gpu.t_ms[0]), int(gpu.t_ms[-1]), gpu.energy_source != Gpu.EnergySource.COUNTER, batch.stream,
              int(gpu.t_ms[-1]) - (int(gpu.t_ms[0]) if gpu.prev_t_ms is None else gpu.prev_t_ms)]
         )
-    sql = run_gpu_upsert_sql(len(rows), returning="id, gpu_id, shared, max_window_ms")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
-        returned = cursor.fetchall()
+    returned = upsert_run_gpus(rows, returning="id, gpu_id, shared, max_window_ms")
     by_gpu = {gpu_id: run_gpu_id for run_gpu_id, gpu_id, _, _ in returned}
     reach = {gpu_id: int(longest) for _, gpu_id, shared, longest in returned if shared}
     return (
@@ -367,11 +390,11 @@ def minute_rows(gpu: GpuWindow, run_gpu_id: int, s: WindowStats) -> list[list[fl
 def upsert_minute_rows(rows: list[list[float | int]]) -> None:
     """Merge rollup rows (``minute_rows``; at most one per GPU and minute) into the stored rollups."""
     table = GpuMinute._meta.db_table
-    if connection.vendor == "postgresql":
-        # One array per column: the statement's text is the same whatever the rows, so it is parsed once.
-        types = ["bigint", "bigint", "integer", *["float8"] * (len(MINUTE_COLUMNS) - 3)]
-        values = "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
-        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        # One array per column: the statement's text is the same whatever the rows (``bound_sql``).
+        values = "SELECT * FROM " + unnest(["bigint", "bigint", "integer", *["float8"] * (len(MINUTE_COLUMNS) - 3)])
+        params: list[Any] = columns_of(rows, len(MINUTE_COLUMNS))
     else:
         values = "VALUES " + ", ".join(["(" + ", ".join(["%s"] * len(MINUTE_COLUMNS)) + ")"] * len(rows))
         params = [value for row in rows for value in row]
@@ -385,5 +408,5 @@ def upsert_minute_rows(rows: list[list[float | int]]) -> None:
         f"INSERT INTO {table} ({', '.join(MINUTE_COLUMNS)}) {values} "
         f"ON CONFLICT (run_gpu_id, minute_ms) DO UPDATE SET {', '.join(merges)}"
     )
-    with connection.cursor() as cursor:
+    with bound_cursor() if postgresql else connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -33,6 +33,7 @@ from django.db import connection
 
 from dashboard.telemetry import batch_store, ingest_memo
 from dashboard.telemetry.admission import Outcome, Status
+from dashboard.telemetry.bound_sql import bound_cursor, columns_of, unnest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import BatchReceipt, Gpu, Node, RunEvent, SampleWindow
 from dashboard.telemetry.signals import announce, samples_stored
@@ -191,14 +192,10 @@ def _upsert_run_gpus(
     ids: dict[tuple[int, int], int] = {}
     shared: list[tuple[int, int]] = []
     rows = [[run_id, gpu_id, *row] for (run_id, gpu_id), row in totals.items()]
-    for chunk in _chunks(rows, 11):
-        with connection.cursor() as cursor:
-            cursor.execute(batch_store.run_gpu_upsert_sql(len(chunk), returning="id, run_id, gpu_id, shared"),
-                           [value for row in chunk for value in row])
-            for run_gpu_id, run_id, gpu_id, is_shared in cursor.fetchall():
-                ids[run_id, gpu_id] = run_gpu_id
-                if is_shared:
-                    shared.append((run_id, gpu_id))
+    for run_gpu_id, run_id, gpu_id, is_shared in batch_store.upsert_run_gpus(rows, returning="id, run_id, gpu_id, shared"):
+        ids[run_id, gpu_id] = run_gpu_id
+        if is_shared:
+            shared.append((run_id, gpu_id))
     if shared:
         if memo is not None:
             memo.shared_run_gpus.update(shared)
@@ -215,14 +212,7 @@ def _check_continuity(items: Sequence[Admitted], run_gpu_ids: dict[tuple[int, st
               for item in items if item.batch.seq > 0 for gpu in item.batch.gpus}
     missing = sorted(key for key in wanted if key not in in_group)
     previous = dict(in_group)
-    for chunk in _chunks(missing, 3):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT run_gpu_id, stream, seq, last_ms FROM {SampleWindow._meta.db_table} "
-                "WHERE (run_gpu_id, stream, seq) IN (" + ", ".join(["(%s, %s, %s)"] * len(chunk)) + ")",
-                [v for key in chunk for v in key],
-            )
-            previous.update({(int(r), str(s), int(q)): int(last) for r, s, q, last in cursor.fetchall()})
+    previous.update(_last_ms_of(missing))
     for item in items:
         if item.batch.seq == 0:
             continue
@@ -230,6 +220,30 @@ def _check_continuity(items: Sequence[Admitted], run_gpu_ids: dict[tuple[int, st
             last_ms = previous.get((run_gpu_ids[item.index, gpu.uuid], item.batch.stream, item.batch.seq - 1))
             if last_ms is not None and gpu.prev_t_ms is not None and gpu.prev_t_ms != last_ms:
                 raise NotAsOne(f"batch {item.batch.seq} of stream {item.batch.stream} does not continue its stream")
+
+
+def _last_ms_of(keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], int]:
+    """The last reading of each stored window named by (run GPU id, stream, seq), where there is one."""
+    table = SampleWindow._meta.db_table
+    found: dict[tuple[int, str, int], int] = {}
+    if connection.vendor == "postgresql" and keys:
+        with bound_cursor() as cursor:
+            cursor.execute(
+                f"SELECT w.run_gpu_id, w.stream, w.seq, w.last_ms FROM {table} AS w "
+                f"JOIN {unnest(('bigint', 'text', 'bigint'))} AS k (run_gpu_id, stream, seq) "
+                "ON w.run_gpu_id = k.run_gpu_id AND w.stream = k.stream AND w.seq = k.seq",
+                columns_of(keys, 3),
+            )
+            return {(int(r), str(s), int(q)): int(last) for r, s, q, last in cursor.fetchall()}
+    for chunk in _chunks(keys, 3):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT run_gpu_id, stream, seq, last_ms FROM {table} "
+                "WHERE (run_gpu_id, stream, seq) IN (" + ", ".join(["(%s, %s, %s)"] * len(chunk)) + ")",
+                [v for key in chunk for v in key],
+            )
+            found.update({(int(r), str(s), int(q)): int(last) for r, s, q, last in cursor.fetchall()})
+    return found
 
 
 def _folded_minutes(rows: list[list[Any]]) -> list[list[Any]]:

@@ -18,10 +18,11 @@ holds it.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from wattwise_agent.wire import json_value
 
 UNACKED = "unacked"  # kombu's default keys (``unacked_key``, ``unacked_index_key``)
 UNACKED_INDEX = "unacked_index"
@@ -69,7 +70,7 @@ class Taken:
     @classmethod
     def read(cls, raw: bytes) -> Taken:
         try:
-            message = json.loads(raw)
+            message = json_value(raw, allow_nan=True)
         except ValueError:
             message = None
         return cls(raw, message if isinstance(message, dict) else None)
@@ -89,7 +90,7 @@ class Taken:
         body = self.message.get("body", "")
         if properties.get("body_encoding") == "base64":
             body = base64.b64decode(body)
-        return self.message.get("headers"), json.loads(body)
+        return self.message.get("headers"), json_value(body, allow_nan=True)
 
 
 class RedisQueue:
