@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import need_service
+from wattwise_agent.wire import TELEMETRY_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ([], ["--profile", "demo"], ["--profile", "tls"], ["--profile", "tls", "--profile", "demo"],
@@ -60,8 +61,8 @@ def test_compose_file_validates_with_docker_compose():
 def test_compose_defines_the_stack_with_health_checks():
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert {"postgres", "redis", "web", "worker", "beat", "agent", "caddy"} <= set(services)
-    for name in ("postgres", "redis", "web", "worker", "beat"):
+    assert {"postgres", "redis", "web", "consumer", "worker", "beat", "agent", "caddy"} <= set(services)
+    for name in ("postgres", "redis", "web", "consumer", "worker", "beat"):
         assert "healthcheck" in services[name], name
     assert services["agent"]["profiles"] == ["demo"]
     assert services["caddy"]["profiles"] == ["tls"]
@@ -69,10 +70,50 @@ def test_compose_defines_the_stack_with_health_checks():
     assert "gunicorn" in services["web"]["command"]
 
 
-def test_the_worker_consumes_every_queue_as_a_plain_celery_worker_does():
-    worker = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["worker"]["command"]
-    assert worker[:4] == ["celery", "-A", "dashboard", "worker"]
-    assert "-Q" not in worker and "--queues" not in worker
+def queues_consumed(command: str | list[str]) -> set[str]:
+    """The broker queues a service's command takes messages from: a Celery worker's (``-Q``, else every queue
+    the app uses), the coalescing consumer's telemetry queue; none for anything else."""
+    from django.conf import settings
+
+    words = command.split() if isinstance(command, str) else command
+    if "consume_telemetry" in words:
+        return {TELEMETRY_QUEUE}
+    if words[:4] != ["celery", "-A", "dashboard", "worker"]:
+        return set()
+    for flag in ("-Q", "--queues"):
+        if flag in words:
+            return set(words[words.index(flag) + 1].split(","))
+    return {queue.name for queue in settings.CELERY_TASK_QUEUES}
+
+
+def test_each_queue_the_app_uses_is_consumed_by_one_service():
+    # The consumer stores what nodes send (telemetry) in coalesced transactions; the worker runs the app's own
+    # tasks (imports, carbon recomputes, beat's) and no longer takes telemetry messages one at a time.
+    from django.conf import settings
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    consumed = {name: queues_consumed(s["command"]) for name, s in services.items() if "command" in s}
+    consumed = {name: queues for name, queues in consumed.items() if queues}
+    assert consumed == {"consumer": {TELEMETRY_QUEUE}, "worker": {"celery"}}
+    assert set().union(*consumed.values()) == {queue.name for queue in settings.CELERY_TASK_QUEUES}
+
+
+def test_the_consumer_runs_with_the_workers_image_environment_and_restart_policy():
+    services = resolved()["services"]
+    consumer, worker = services["consumer"], services["worker"]
+    for key in ("image", "build", "environment", "restart", "depends_on"):
+        assert consumer[key] == worker[key], key
+    assert consumer["restart"] == "unless-stopped"
+    assert {name: d["condition"] for name, d in consumer["depends_on"].items()} == {
+        "postgres": "service_healthy", "redis": "service_healthy"}
+    # Healthy once it is connected to the broker: the file its command makes then, removed before it starts.
+    ready = "/tmp/consume_telemetry.ready"
+    assert f"rm -f {ready} &&" in consumer["command"]
+    assert f"exec python manage.py consume_telemetry --ready-file {ready}" in consumer["command"]
+    assert consumer["healthcheck"]["test"] == ["CMD-SHELL", f"test -f {ready}"]
+    assert "ports" not in consumer
+    # The demo agent's batches go web -> telemetry queue -> consumer.
+    assert "consumer" in resolved("--profile", "demo")["services"]["agent"]["depends_on"]
 
 
 @pytest.mark.parametrize("profiles", PROFILES, ids=lambda p: " ".join(p) or "default")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dashboard.runs.compare import Cell, Measure, Row, RunTotals, numeric_row
-from planner.plans.measured import has_iterations, realise_run
+from planner.plans.measured import has_iterations, realised_runs
 from planner.plans.realised import RunRealised, saving_fraction
 from planner.units import format_fraction_pct, format_si
 
@@ -32,7 +32,7 @@ def rows(totals: Sequence[RunTotals], baseline: int) -> list[Row]:
     measured = has_iterations([t.run.pk for t in totals])
     if not measured:
         return []
-    figures = {t.run.pk: realise_run(t.run.pk) for t in totals if t.run.pk in measured}
+    figures = realised_runs(t.run for t in totals if t.run.pk in measured)
     out = [numeric_row(_realised_in(figures, "time_s"), totals, baseline),
            numeric_row(_realised_in(figures, "energy_j"), totals, baseline)]
     by_name = {(t.run.project_id, t.run.name): t for t in totals}

@@ -4,10 +4,11 @@ A finished run's figures cannot change unless something they are drawn from does
 body (cards, charts, tables, carbon section, units of work) and its GPU pages' bodies are rendered once per
 state of the run and kept under a key that names that state:
 
-* a **version token** per run and per project, in the cache, replaced (never incremented: an evicted token
-  then only costs a recompute, it cannot bring an old page back) by receivers of what the writers announce
-  after they commit: samples stored (late ones included), a run closed, units of work entered, carbon figures
-  stored or flagged stale, a project's offset policy or credit prices changed (:mod:`dashboard.runs.signals`);
+* a **version token** per run and per project, in the cache (:mod:`dashboard.telemetry.versions`), replaced
+  (never incremented: an evicted token then only costs a recompute, it cannot bring an old page back) by
+  receivers of what the writers announce after they commit: samples stored (late ones included), a run
+  closed, units of work entered (telemetry's receivers), carbon figures stored or flagged stale, a project's
+  offset policy or credit prices changed (:mod:`dashboard.runs.signals`);
 * a **stamp** read from the database on every request, one statement of two indexed lookups (:func:`stamp`):
   its devices' totals (samples, last sample, energy) and its stored carbon row (id, when computed, stale). It
   keeps the page right where the cache is not shared with the process that wrote (the embedded default's
@@ -25,8 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +38,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404
 
 from dashboard.runs.ranges import RangeChoice
+from dashboard.telemetry import versions
 from dashboard.telemetry.models import RawHorizon, Run, RunGpu
 from planner.carbon.figures import carbon_stamp_sql
 
@@ -53,49 +54,8 @@ def enabled() -> bool:
     return bool(settings.WATTWISE_PAGE_CACHE)
 
 
-def _token_key(kind: str, pk: int) -> str:
-    return f"wattwise:version:{kind}:{pk}"
-
-
-def bump_runs(run_ids: Iterable[int]) -> None:
-    """Give these runs new version tokens: their cached pages are not read again. Never raises."""
-    keys = {_token_key("run", int(pk)): secrets.token_hex(8) for pk in run_ids}
-    if keys:
-        _set_tokens(keys)
-
-
-def bump_project(project_id: int) -> None:
-    """A new version token for every run of the project (offsets, prices: what its pages quote)."""
-    _set_tokens({_token_key("project", int(project_id)): secrets.token_hex(8)})
-
-
-def _set_tokens(tokens: dict[str, str]) -> None:
-    try:
-        cache.set_many(tokens, timeout=None)
-    except Exception:  # a writer must never fail for the cache; the stamp and the timeout still hold
-        log.exception("could not replace page-cache version tokens %s", sorted(tokens))
-        try:
-            cache.delete_many(list(tokens))
-        except Exception:
-            log.exception("could not drop page-cache version tokens either")
-
-
 def _token_keys(run: Run) -> list[str]:
-    return [_token_key("run", run.pk), _token_key("project", run.project_id)]
-
-
-def _tokens_now(run: Run, found: dict[str, Any]) -> list[str]:
-    """The run's and its project's version tokens, from what ``get_many`` found; one that is missing (never
-    set, or evicted) is created, so a page cached before it went missing never matches it again."""
-    tokens = []
-    for key in _token_keys(run):
-        token = found.get(key)
-        if token is None:
-            token = secrets.token_hex(8)
-            if not cache.add(key, token, timeout=None):  # a writer set one meanwhile: it wins
-                token = cache.get(key, token)
-        tokens.append(str(token))
-    return tokens
+    return [versions.token_key("run", run.pk), versions.token_key("project", run.project_id)]
 
 
 def _stamp_sql() -> str:
@@ -153,7 +113,7 @@ def cached_text(kind: str, run: Run, choice: RangeChoice, path: str, build: Call
     try:
         key = page_key(kind, run, choice, path)
         found = cache.get_many([key, *_token_keys(run)])
-        tokens = _tokens_now(run, found)
+        tokens = versions.tokens_now(_token_keys(run), found)
     except Exception:
         log.exception("page cache unreadable; run %s built afresh", run.pk)
         return build()[0]

@@ -25,7 +25,7 @@ from dashboard.runs.power_limits import run_power_limits
 from dashboard.runs.ranges import ALL, LABELS, RELATIVE_MS, BadRange, RangeChoice, parse_choice
 from dashboard.runs.run_page import Drawn, gpu_label, gpu_page, run_page
 from dashboard.runs.summaries import run_figures
-from dashboard.telemetry import retention
+from dashboard.telemetry import retention, versions
 from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import Run, RunGpu
 from dashboard.telemetry.work import (
@@ -148,7 +148,7 @@ def run_work(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Units of work not saved: {error}.")
     else:
         enter_work(run, amounts, request.user)
-        page_cache.bump_runs([run.pk])  # at once, not only after commit: this request's redirect reads it
+        versions.bump_runs([run.pk])  # at once, not only after commit: this request's redirect reads it
         messages.success(request, "Units of work saved.")
     return redirect(run.get_absolute_url() + "#units-of-work")
 

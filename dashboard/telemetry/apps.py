@@ -6,3 +6,6 @@ class TelemetryConfig(AppConfig):
     label = "telemetry"
     verbose_name = "Telemetry: nodes, GPUs, runs and samples"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from dashboard.telemetry import versions  # noqa: F401  # connects the run version tokens' receivers

@@ -159,6 +159,10 @@ class Run(models.Model):
         db_table = "dashboard_run"
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="run_unique_per_project")]
+        indexes = [
+            # liveness.mark_silent_runs (beat, every minute): the running runs, a few among all ever made.
+            models.Index(fields=["created_at"], condition=models.Q(status="running"), name="run_running_since"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -336,6 +340,10 @@ class BatchReceipt(models.Model):
     class Meta:
         db_table = "dashboard_batchreceipt"
         constraints = [models.UniqueConstraint(fields=["node", "stream", "seq"], name="receipt_unique")]
+        indexes = [
+            # liveness.mark_silent_runs: has the run been heard from since, without walking its week's receipts.
+            models.Index(fields=["run", "received_at"], name="receipt_run_received"),
+        ]
 
 
 class RunEvent(models.Model):

@@ -1,5 +1,6 @@
 """What telemetry tells the apps above it, without knowing them: they connect receivers (carbon, to
-keep its stored figures in step with the energy; the run pages, to drop what they cached of the run).
+keep its stored figures in step with the energy). Telemetry's own receivers replace the run's version token
+(:mod:`dashboard.telemetry.versions`), so what is cached of the run (pages, plan figures) is not read again.
 
 Every signal is sent after the transaction that stored the change has committed, with ``run_id``.
 Receivers must not raise: ingest logs and ignores what they raise, so a broken receiver can never

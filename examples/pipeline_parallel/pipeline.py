@@ -1,4 +1,4 @@
-"""The pipeline itself: a small transformer cut into stages, the 1F1B schedule, and messages between stages
+"""The pipeline itself: a small transformer cut into stages, and messages between stages
 that carry the emulated GPUs' virtual time.
 
 Each process (one pipeline stage, one emulated GPU) keeps its own :class:`VirtualTime`: it moves only while
@@ -119,28 +119,6 @@ def batch(step: int, microbatches: int, shape: Shape) -> torch.Tensor:
     generator = torch.Generator().manual_seed(step)
     start = torch.randint(0, VOCAB, (microbatches * shape.microbatch, 1), generator=generator)
     return ((start + torch.arange(SEQ + 1)) % VOCAB).view(microbatches, shape.microbatch, SEQ + 1)
-
-
-# --- the schedule ------------------------------------------------------------------------------------------
-
-
-def one_f_one_b(stages: int, microbatches: int, stage: int) -> list[tuple[str, int]]:
-    """Stage ``stage``'s computations in 1F1B order, ``(instruction, microbatch)``: the planner's own order
-    (lowtime's ``Synchronous1F1B``, ``planner.perseus.schedule``), so a plan's instructions match it one for one."""
-    order = []
-    for step in range(2 * (microbatches + stages - 1)):
-        even_step, even_stage = step % 2 == 0, stage % 2 == 0
-        if even_step and even_stage:
-            mb, forward = step // 2 - stage // 2, True
-        elif not even_step and not even_stage:
-            mb, forward = (step - 1) // 2 - stage // 2, True
-        elif even_step and not even_stage:
-            mb, forward = step // 2 - stages + (stage + 1) // 2, False
-        else:
-            mb, forward = (step - 1) // 2 - stages + 1 + stage // 2, False
-        if 0 <= mb < microbatches:
-            order.append(("forward" if forward else "backward", mb))
-    return order
 
 
 # --- messages between stages, with their virtual time ----------------------------------------------------

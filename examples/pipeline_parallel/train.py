@@ -46,9 +46,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from pipeline import Links, Shape, VirtualTime, batch, one_f_one_b, transformer_stage
+from pipeline import Links, Shape, VirtualTime, batch, transformer_stage
 
 from wattwise_agent.backends.emulated import EmulatedGpuBackend, EmulationProfile
+from wattwise_agent.pipeline_order import one_f_one_b
 from wattwise_agent.plan_api import FetchedPlan, PlanApi
 from wattwise_agent.plan_client import FrequencyPlanClient
 from wattwise_agent.plan_switch import StragglerSwitcher

@@ -13,7 +13,9 @@ Synchronous 1F1B (``1f1b``; DeepSpeed's ``TrainSchedule``, Megatron-LM's non-int
         stage 2: F0 F1 B0 F2 B1 F3 B2 F4 B3 F5 B4 F6 B5 F7 B6 B7
         stage 3: F0 B0 F1 B1 F2 B2 F3 B3 F4 B4 F5 B5 F6 B6 F7 B7
 
-    This is lowtime 0.3.0's ``Synchronous1F1B`` step mapping, reproduced exactly.
+    This is lowtime 0.3.0's ``Synchronous1F1B`` step mapping, reproduced exactly; the order itself is the
+    agent's (``wattwise_agent.pipeline_order``, standard library only), so the training loops on the nodes
+    and the plans built here share one definition.
 
 GPipe (``gpipe``)
     every stage runs all forwards, then all backwards in reverse microbatch order (the last
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from wattwise_agent.pipeline_order import one_f_one_b
 
 
 class Schedule(StrEnum):
@@ -47,22 +51,8 @@ class Computation:
 
 
 def _one_f_one_b(num_stages: int, num_microbatches: int, stage: int) -> list[Computation]:
-    """lowtime ``Synchronous1F1B.__iter__`` (adapted from DeepSpeed's ``TrainSchedule``)."""
-    out: list[Computation] = []
-    for step in range(2 * (num_microbatches + num_stages - 1)):
-        even_step = step % 2 == 0
-        even_stage = stage % 2 == 0
-        if even_step and even_stage:
-            mb, forward = step // 2 - stage // 2, True
-        elif not even_step and not even_stage:
-            mb, forward = (step - 1) // 2 - stage // 2, True
-        elif even_step and not even_stage:
-            mb, forward = step // 2 - num_stages + (stage + 1) // 2, False
-        else:
-            mb, forward = (step - 1) // 2 - num_stages + 1 + stage // 2, False
-        if 0 <= mb < num_microbatches:
-            out.append(Computation(stage, "forward" if forward else "backward", mb))
-    return out
+    """The agent's 1F1B order (what training loops on the nodes run), as this stage's computations."""
+    return [Computation(stage, instruction, mb) for instruction, mb in one_f_one_b(num_stages, num_microbatches, stage)]
 
 
 def _gpipe(num_stages: int, num_microbatches: int, stage: int) -> list[Computation]:

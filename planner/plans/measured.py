@@ -4,18 +4,31 @@ frontier runs API, the plan page's "Measured in runs" and the compare page read 
 
 Runs are found through the user's projects (``Run.objects.for_user``); a run's baseline run is the run of
 its project named by its plan markers' ``baseline_run``.
+
+A finished run's figures (up to ``MAX_EVENTS`` markers read) are kept in Django's cache, as its page is
+(:mod:`dashboard.runs.page_cache`), under a key naming its state: its version token
+(:mod:`dashboard.telemetry.versions`, replaced when a batch is stored for it, late markers included, or it is
+closed or reopened), its status and end, and a stamp of its stored samples read with the others in one
+statement (for a writer whose announcement this cache did not see). A running run is read afresh every time.
+Reading never writes to the database; writing the cache is allowed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max, QuerySet, Sum
 
 from dashboard.projects.models import Visitor
-from dashboard.telemetry.models import Run, RunEvent
+from dashboard.telemetry import versions
+from dashboard.telemetry.models import Run, RunEvent, RunGpu
 from planner.plans.realised import (
     ITERATION,
     PLAN,
@@ -32,6 +45,10 @@ MAX_EVENTS = 2_000_000
 """The most plan and iteration markers read per run (about a million iterations of two ranks)."""
 MAX_RUNS = 50
 """The most recent runs of a frontier listed."""
+LAYOUT = 1
+"""Bump when RunRealised changes shape, so that a deploy never reads figures cached by the one before."""
+
+log = logging.getLogger(__name__)
 
 
 def run_events(run_id: int) -> Iterator[Event]:
@@ -43,7 +60,58 @@ def run_events(run_id: int) -> Iterator[Event]:
 
 
 def realise_run(run_id: int) -> RunRealised:
+    """A run's figures, read from its markers now."""
     return realise(run_events(run_id))
+
+
+def _samples_stamps(run_ids: list[int]) -> dict[int, list[Any]]:
+    """Each run's stored samples, last sample and energy (one statement): a late batch changes them."""
+    rows = (RunGpu.objects.filter(run_id__in=run_ids).values("run_id")
+            .annotate(samples=Sum("samples"), last_ms=Max("last_ms"), energy_j=Sum("energy_j")).order_by())
+    return {row["run_id"]: [row["samples"], row["last_ms"], row["energy_j"]] for row in rows}
+
+
+def _figures_key(run: Run, samples: list[Any] | None) -> str:
+    state = [LAYOUT, MAX_EVENTS, run.status, run.ended_at.isoformat() if run.ended_at else None, samples]
+    digest = hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:32]
+    return f"wattwise:measured:{run.pk}:{digest}"
+
+
+def realised_runs(runs: Iterable[Run]) -> dict[int, RunRealised]:
+    """Each run's figures by id: a finished run's from the cache while its state is unchanged (no markers
+    read), else read from its markers (and kept, if it is finished). The cache failing (Redis down) reads
+    them afresh and logs it."""
+    runs = list({run.pk: run for run in runs}.values())
+    finished = [run for run in runs if run.status == Run.Status.FINISHED] if settings.WATTWISE_PAGE_CACHE else []
+    out: dict[int, RunRealised] = {}
+    states: dict[int, tuple[str, str]] = {}  # run id -> (its figures' key, its version token)
+    if finished:
+        try:
+            stamps = _samples_stamps([run.pk for run in finished])
+            keys = {run.pk: _figures_key(run, stamps.get(run.pk)) for run in finished}
+            found = cache.get_many([*keys.values(), *(versions.token_key("run", pk) for pk in keys)])
+            for pk, key in keys.items():
+                [token] = versions.tokens_now([versions.token_key("run", pk)], found)
+                states[pk] = (key, token)
+                entry = found.get(key)
+                if isinstance(entry, dict) and entry.get("token") == token and isinstance(entry.get("figures"), RunRealised):
+                    out[pk] = entry["figures"]
+        except Exception:
+            log.exception("measured figures' cache unreadable; runs %s read afresh", [run.pk for run in finished])
+            states = {}
+    keep: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run.pk not in out:
+            out[run.pk] = realise_run(run.pk)
+            if run.pk in states:
+                key, token = states[run.pk]
+                keep[key] = {"token": token, "figures": out[run.pk]}
+    if keep:
+        try:
+            cache.set_many(keep, timeout=settings.WATTWISE_PAGE_CACHE_S)
+        except Exception:
+            log.exception("measured figures' cache unwritable; runs not cached")
+    return out
 
 
 def has_iterations(run_ids: list[int]) -> set[int]:
@@ -116,16 +184,17 @@ class MeasuredPlan:
 def measured_plans(user: Visitor, frontier_id: int, limit: int = MAX_RUNS) -> list[MeasuredPlan]:
     """Every plan interval of the frontier in the user's runs (newest run first, its intervals in order),
     each against the baseline run its plan marker names."""
+    runs = list(frontier_runs(user, frontier_id)[:limit])
+    figures = realised_runs(runs)
     baselines: dict[int, Realised] = {}
     out = []
-    for run in frontier_runs(user, frontier_id)[:limit]:
-        figures = realise_run(run.pk)
-        for interval in figures.plans:
+    for run in runs:
+        for interval in figures[run.pk].plans:
             plan = interval.plan
             if plan is None or plan.frontier_id != frontier_id:
                 continue
             base = baseline_run(user, run, plan.baseline_run)
             if base is not None and base.pk not in baselines:
-                baselines[base.pk] = realise_run(base.pk).whole
+                baselines[base.pk] = (figures.get(base.pk) or realised_runs([base])[base.pk]).whole
             out.append(MeasuredPlan(run, interval, base, baselines[base.pk] if base is not None else None))
     return out

@@ -48,19 +48,32 @@ def iteration_events(
 
 def store_run(node: RegisteredNode, run: str, events: Sequence[dict[str, Any]], *, gpus: int = 2) -> Run:
     """Send ``events`` (with samples of ``gpus`` GPUs, 100 ms apart) in consecutive 5 s batches of one stream."""
-    t0 = T0_MS
     end = max(e["t_ms"] for e in events)
-    windows = (end - t0) // WINDOW_MS + 1
-    for seq in range(windows):
-        start = t0 + seq * WINDOW_MS
-        t_ms = list(range(start, start + WINDOW_MS, 100))
-        entries = []
-        for gpu in range(gpus):
-            energy = [1_000_000 + 30_000 * ((t - t0) // 100) for t in t_ms]
-            prev = (start - 100, energy[0] - 30_000) if seq else None
-            entries.append(gpu_entry(f"GPU-{run}-{gpu}", t_ms, energy, index=gpu, prev=prev))
-        inside = [e for e in events if start <= e["t_ms"] <= t_ms[-1]]
-        payload = batch_payload(entries, run=run, seq=seq, stream=f"{run}/s", events=inside)
-        outcome = ingest.ingest_batch(envelope(node, payload))
-        assert outcome.status == "stored", outcome
+    for seq in range((end - T0_MS) // WINDOW_MS + 1):
+        store_window(node, run, seq, events, gpus=gpus)
+    return Run.objects.get(name=run, project__name=node.project)
+
+
+def store_window(node: RegisteredNode, run: str, seq: int, events: Sequence[dict[str, Any]], *, gpus: int = 2) -> None:
+    """Batch ``seq`` of the run's stream: its 5 s of samples, and those of ``events`` that fall in it."""
+    t0 = T0_MS
+    start = t0 + seq * WINDOW_MS
+    t_ms = list(range(start, start + WINDOW_MS, 100))
+    entries = []
+    for gpu in range(gpus):
+        energy = [1_000_000 + 30_000 * ((t - t0) // 100) for t in t_ms]
+        prev = (start - 100, energy[0] - 30_000) if seq else None
+        entries.append(gpu_entry(f"GPU-{run}-{gpu}", t_ms, energy, index=gpu, prev=prev))
+    inside = [e for e in events if start <= e["t_ms"] <= t_ms[-1]]
+    payload = batch_payload(entries, run=run, seq=seq, stream=f"{run}/s", events=inside)
+    outcome = ingest.ingest_batch(envelope(node, payload))
+    assert outcome.status == "stored", outcome
+
+
+def close_stream(node: RegisteredNode, run: str, last_seq: int, *, gpus: int = 2) -> Run:
+    """Close the run's one stream after batch ``last_seq``: the run is finished."""
+    payload = {"run": run, "stream": f"{run}/s", "ended_ms": T0_MS + (last_seq + 1) * WINDOW_MS,
+               "last_seq": last_seq, "samples_sent": (last_seq + 1) * gpus * (WINDOW_MS // 100)}
+    outcome = ingest.close_run(envelope(node, payload, kind="close_run"))
+    assert outcome.status == "closed", outcome
     return Run.objects.get(name=run, project__name=node.project)
