@@ -29,7 +29,7 @@ PY313_TESTS ?= -m "not torch and not browser and not faults" --ignore=tests/agen
 # the throwaway server's database to look at afterwards.
 LOOP_ARGS ?=
 
-.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-import bench-planner bench-pages bench-run-page bench-wire bench-encoding bench-agent bench-broker-message clean \
+.PHONY: run install install-dev services test lint demo-loop typecheck pytest bench-ingest bench-group-store bench-import bench-planner bench-pages bench-run-page bench-wire bench-encoding bench-agent bench-broker-message clean \
 	other-pythons test-agent-pythons test-server-pythons
 
 $(VENV)/bin/python:
@@ -98,6 +98,12 @@ test-server-pythons: services
 bench-ingest: install-dev services
 	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
 		$(PY) benchmarks/bench_ingest.py $(BENCH_ARGS)
+
+# The server CPU of storing groups of batches in-process (the coalescing consumer's store path, no broker), per
+# million samples, best of 5 rounds: the part of bench-ingest's figure this app's code decides, little moved by
+# other work on the machine. Empties the benchmark database, as bench-ingest does.
+bench-group-store: install-dev services
+	DEBUG=0 SECRET_KEY=bench-only DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) benchmarks/bench_group_store.py $(BENCH_ARGS)
 
 bench-planner: install-dev
 	$(PIP) -e '.[bench]' 2>&1 | grep -v "is ignored: it is neither" || true

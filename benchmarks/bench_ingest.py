@@ -50,6 +50,10 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_wire import REFERENCE_DECODE_US, reference_decode_us  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -440,6 +444,10 @@ def main() -> int:
     biggest = sorted(grown.items(), key=lambda item: -item[1])[:3]
     print(f"storage: {sum(grown.values()) / max(stored, 1):,.1f} bytes/sample ("
           + ", ".join(f"{table} {size / max(stored, 1):,.1f}" for table, size in biggest) + ")")
+    # Machines differ in speed (the development machines of 2026-12 by 3x): set the CPU figure on one scale.
+    ratio = reference_decode_us() / REFERENCE_DECODE_US
+    print(f"reference: this machine is {ratio:.2f}x the 2026-12-03 machine's CPU time for a wire decode "
+          f"(bench_wire): {sum(per_million.values()) / ratio:,.1f} core-s per million samples on its scale")
     return 0 if ok else 1
 
 

@@ -14,7 +14,8 @@ store them one after another, with the same rows, totals and rollups:
 * one ``COPY`` of the windows (multi-row ``INSERT``s on SQLite), each window's columns one blob encoded by
   ``dashboard.telemetry.columns`` (``batch_store.window_rows``: the bytes ``batch_store`` and the bulk loader
   write), and one upsert of the minute rollups, folded over the group first;
-* ``samples_stored`` is announced once per stored batch, after commit, as for a batch stored alone.
+* ``samples_stored`` is announced once per run the group stored samples of, after commit (a batch stored alone
+  announces its own).
 
 What the group cannot take raises ``NotAsOne`` (a replayed sequence number, a window that does not continue,
 a GPU another stream writes too, whose windows must be counted once): the caller rolls the transaction back
@@ -100,8 +101,11 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
                     for item in fresh for e in item.batch.events])
     for node in {item.node.pk: item.node for item in fresh}.values():
         ingest_memo.note_seen(node, memo)
+    # Once per run, not per batch: its receivers only mark the run changed (version tokens, carbon's debounced
+    # recompute), so ten batches of one run in a group need one announcement, sent as the group commits.
+    for run_id in sorted({run_ids[item.index] for item in fresh}):
+        announce(samples_stored, run_id)
     for item in fresh:
-        announce(samples_stored, run_ids[item.index])  # per window: what live pages and carbon follow
         detail = f"batch {item.batch.seq} of stream {item.batch.stream}"
         implausible = {gpu.uuid: stats[item.index, gpu.uuid].implausible for gpu in item.batch.gpus
                        if stats[item.index, gpu.uuid].implausible}

@@ -17,7 +17,8 @@ from django.dispatch import Signal
 log = logging.getLogger(__name__)
 
 samples_stored = Signal()
-"""A batch of samples was stored for run ``run_id`` (sent once per stored batch, never for duplicates)."""
+"""Samples of run ``run_id`` were stored: sent once per transaction that stored any (a batch, or a group of
+batches stored together), never for duplicates alone."""
 
 run_closed = Signal()
 """Every agent session of run ``run_id`` has closed: the run is finished."""
