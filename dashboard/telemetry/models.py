@@ -349,7 +349,9 @@ class BatchReceipt(models.Model):
 class RunEvent(models.Model):
     """A marker from the training loop (step end, stage begin/end), as sent by the agent."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: event_run_kind_time leads with the run, and serves every lookup by run (and the
+    # deletes that cascade from one).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="events")
     t_ms = models.BigIntegerField()
     kind = models.CharField(max_length=200)
