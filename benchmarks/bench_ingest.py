@@ -447,7 +447,7 @@ def main() -> int:
     # Machines differ in speed (the development machines of 2026-12 by 3x): set the CPU figure on one scale.
     ratio = reference_decode_us() / REFERENCE_DECODE_US
     print(f"reference: this machine is {ratio:.2f}x the 2026-12-03 machine's CPU time for a wire decode "
-          f"(bench_wire): {sum(per_million.values()) / ratio:,.1f} core-s per million samples on its scale")
+          f"(bench_wire): roughly {sum(per_million.values()) / ratio:,.1f} core-s per million samples on its scale")
     return 0 if ok else 1
 
 

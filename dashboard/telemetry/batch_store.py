@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from dashboard.telemetry import columns, coverage, ingest_memo
 from dashboard.telemetry.admission import Outcome, Rejected, Status, record_rejection
-from dashboard.telemetry.bound_sql import bound_cursor, columns_of, unnest
+from dashboard.telemetry.bound_sql import arrays, bound_cursor, unnest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import (
     BatchReceipt,
@@ -67,7 +67,7 @@ def claim_receipts(receipts: Sequence[tuple[int, str, int, int, str, int]]) -> s
                 [[f"receipt:{node_id}:{stream}:{seq}" for node_id, stream, seq, *_ in receipts]],
             )
             source = unnest(_RECEIPT_TYPES) + " AS v (node_id, stream, seq, run_id, body_sha256, samples)"
-            cursor.execute(_receipts_not_stored(table, source), [now, *columns_of(receipts, len(_RECEIPT_TYPES))])
+            cursor.execute(_receipts_not_stored(table, source), [now, *arrays(receipts, _RECEIPT_TYPES)])
             return {(int(n), str(s), int(q)) for n, s, q in cursor.fetchall()}
     named = "SELECT %s AS node_id, %s AS stream, %s AS seq, %s AS run_id, %s AS body_sha256, %s AS samples"
     source = "(" + " UNION ALL ".join([named] + ["SELECT %s, %s, %s, %s, %s, %s"] * (len(receipts) - 1)) + ") AS v"
@@ -211,7 +211,7 @@ def upsert_run_gpus(rows: Sequence[Sequence[Any]], *, returning: str) -> list[tu
     if connection.vendor == "postgresql":
         with bound_cursor() as cursor:
             cursor.execute(_run_gpu_upsert(f"SELECT *, FALSE, 1, 0 FROM {unnest(_RUN_GPU_TYPES)}", returning),
-                           columns_of(rows, len(_RUN_GPU_COLUMNS)))
+                           arrays(rows, _RUN_GPU_TYPES))
             return cursor.fetchall()
     returned: list[tuple[Any, ...]] = []
     row = "(" + "%s, " * len(_RUN_GPU_COLUMNS) + "FALSE, 1, 0)"
@@ -393,8 +393,9 @@ def upsert_minute_rows(rows: list[list[float | int]]) -> None:
     postgresql = connection.vendor == "postgresql"
     if postgresql:
         # One array per column: the statement's text is the same whatever the rows (``bound_sql``).
-        values = "SELECT * FROM " + unnest(["bigint", "bigint", "integer", *["float8"] * (len(MINUTE_COLUMNS) - 3)])
-        params: list[Any] = columns_of(rows, len(MINUTE_COLUMNS))
+        types = ["bigint", "bigint", "integer", *["float8"] * (len(MINUTE_COLUMNS) - 3)]
+        values = "SELECT * FROM " + unnest(types)
+        params: list[Any] = arrays(rows, types)
     else:
         values = "VALUES " + ", ".join(["(" + ", ".join(["%s"] * len(MINUTE_COLUMNS)) + ")"] * len(rows))
         params = [value for row in rows for value in row]

@@ -2,11 +2,11 @@
 per-group statements.
 
 Django's psycopg backend binds parameters on the client: it quotes every value into the statement's text in
-Python. For ingest's group statements (a few thousand values each, several times a second) that quoting was
-about a fifth of the consumer's CPU (py-spy, docs/benchmarks.md). Here the text is fixed (one array
-parameter per column, ``unnest``), and psycopg sends the values beside it, dumped by its compiled dumpers.
-The cursor is on Django's own connection, so it takes part in the caller's transaction, and database errors
-come out as Django's (``OperationalError`` and the rest), as callers expect.
+Python. Ingest's group statements carry a few thousand values each, several times a second; here their text
+is fixed (one array parameter per column, ``unnest``) and psycopg sends the values beside it, dumped by its
+compiled dumpers. The cursor is on Django's own connection, wrapped by Django as its own cursors are: it takes
+part in the caller's transaction, database errors come out as Django's (``OperationalError`` and the rest),
+and ``execute_wrapper``, ``CaptureQueriesContext`` and the query log see its statements.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ from typing import Any
 
 import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+# How each PostgreSQL type's array is filled from Python values: psycopg refuses a list of mixed types (an int
+# among floats), so each value is made the column's type first.
+_PYTHON_TYPE = {"bigint": int, "integer": int, "float8": float, "boolean": bool, "text": str}
 
 
 @contextmanager
-def bound_cursor() -> Iterator[psycopg.Cursor[Any]]:
+def bound_cursor() -> Iterator[CursorWrapper]:
     """A server-binding cursor on Django's PostgreSQL connection (inside whatever transaction is open)."""
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
         yield cursor
 
 
@@ -32,6 +37,9 @@ def unnest(types: Sequence[str]) -> str:
     return "unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
 
 
-def columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (what ``unnest`` takes); ``width`` lists when there are no rows."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+def arrays(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> list[list[Any]]:
+    """Rows as one list per column (what ``unnest(types)`` takes), each value of its column's type (None
+    stays NULL)."""
+    columns = zip(*rows, strict=True) if rows else [() for _ in types]
+    return [[None if v is None else convert(v) for v in column]
+            for column, convert in zip(columns, (_PYTHON_TYPE[t] for t in types), strict=True)]

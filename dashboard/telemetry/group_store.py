@@ -34,7 +34,7 @@ from django.db import connection
 
 from dashboard.telemetry import batch_store, ingest_memo
 from dashboard.telemetry.admission import Outcome, Status
-from dashboard.telemetry.bound_sql import bound_cursor, columns_of, unnest
+from dashboard.telemetry.bound_sql import arrays, bound_cursor, unnest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import BatchReceipt, Gpu, Node, RunEvent, SampleWindow
 from dashboard.telemetry.signals import announce, samples_stored
@@ -226,6 +226,9 @@ def _check_continuity(items: Sequence[Admitted], run_gpu_ids: dict[tuple[int, st
                 raise NotAsOne(f"batch {item.batch.seq} of stream {item.batch.stream} does not continue its stream")
 
 
+_KEY_TYPES = ("bigint", "text", "bigint")  # a window's key: run GPU id, stream, seq
+
+
 def _last_ms_of(keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], int]:
     """The last reading of each stored window named by (run GPU id, stream, seq), where there is one."""
     table = SampleWindow._meta.db_table
@@ -234,9 +237,9 @@ def _last_ms_of(keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], 
         with bound_cursor() as cursor:
             cursor.execute(
                 f"SELECT w.run_gpu_id, w.stream, w.seq, w.last_ms FROM {table} AS w "
-                f"JOIN {unnest(('bigint', 'text', 'bigint'))} AS k (run_gpu_id, stream, seq) "
+                f"JOIN {unnest(_KEY_TYPES)} AS k (run_gpu_id, stream, seq) "
                 "ON w.run_gpu_id = k.run_gpu_id AND w.stream = k.stream AND w.seq = k.seq",
-                columns_of(keys, 3),
+                arrays(keys, _KEY_TYPES),
             )
             return {(int(r), str(s), int(q)): int(last) for r, s, q, last in cursor.fetchall()}
     for chunk in _chunks(keys, 3):

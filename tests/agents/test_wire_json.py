@@ -44,6 +44,7 @@ def test_any_json_text_reads_back_as_json_loads_reads_it(value: Any, ascii_only:
 
 @pytest.mark.parametrize("text", [
     '"\\ud800"',  # an unpaired surrogate escape: the compiled reader refuses it, json.loads does not
+    '{"a": "\ud800"}',  # an unpaired surrogate itself, in a str (a TypeError from the compiled reader)
     "[" * 300 + "]" * 300,  # deeper than the compiled reader follows
     '{"a": 1, "a": 2}', "-0", "-0.0", "1e400", "123456789012345678901234567890.5", '"\\u0000"',
 ])

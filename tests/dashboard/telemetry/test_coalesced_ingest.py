@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.dispatch import receiver
+from django.test.utils import CaptureQueriesContext
 
 from dashboard.telemetry import coalesce, ingest
 from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunEvent, RunGpu, SampleWindow
@@ -129,3 +131,14 @@ def test_samples_stored_is_announced_once_per_run_after_the_group_commits(django
     finally:
         samples_stored.disconnect(dispatch_uid="test.coalesced.samples_stored")
 
+
+
+def test_the_groups_statements_are_seen_by_djangos_query_tools():
+    # The bound statements (dashboard.telemetry.bound_sql) go through Django's cursor wrapper: query counts,
+    # execute wrappers (the tests' guard that a GET never writes) and the debug log see them.
+    with CaptureQueriesContext(connection) as captured:
+        outcomes = coalesce.ingest_batches(many_batches())
+    assert [o.status for o in outcomes] == ["stored"] * 20
+    statements = " ".join(q["sql"] for q in captured.captured_queries)
+    for table in ("dashboard_batchreceipt", "dashboard_rungpu", "dashboard_gpuminute"):
+        assert f"INSERT INTO {table}" in statements
