@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 from django.db import connection
-from django.db.backends.utils import CursorWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 # How each PostgreSQL type's array is filled from Python values: psycopg refuses a list of mixed types (an int
 # among floats), so each value is made the column's type first.
@@ -28,7 +28,11 @@ _PYTHON_TYPE = {"bigint": int, "integer": int, "float8": float, "boolean": bool,
 def bound_cursor() -> Iterator[CursorWrapper]:
     """A server-binding cursor on Django's PostgreSQL connection (inside whatever transaction is open)."""
     connection.ensure_connection()
-    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
+    connection.validate_thread_sharing()
+    raw = psycopg.Cursor(connection.connection)
+    # As Django wraps its own cursors (BaseDatabaseWrapper.cursor): the debug wrapper logs the statements.
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    with wrapper(raw, connection) as cursor:
         yield cursor
 
 
