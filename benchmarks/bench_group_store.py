@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
+from bench_agent_cpu import cpu_s  # noqa: E402
 from bench_wire import REFERENCE_DECODE_US, reference_decode_us  # noqa: E402
 
 from wattwise_agent import wire  # noqa: E402
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SAMPLES = 50  # per GPU per batch: 5 s at 10 Hz
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -85,11 +85,6 @@ class Stream:
         return wire.seal(wire.KIND_BATCH, self.node, payload, self.token)
 
 
-def backend_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=4)
@@ -128,13 +123,13 @@ def main() -> int:
     memo = ingest_memo.for_this_worker()  # as manage.py consume_telemetry does (carbon then keeps its memo too)
     per_million: list[float] = []
     for r, envelopes in enumerate(rounds):
-        py0, pg0 = time.process_time(), backend_cpu_s(backend)
+        py0, pg0 = time.process_time(), cpu_s(backend)
         for g in range(0, len(envelopes), args.group):
             outcomes = coalesce.ingest_batches(envelopes[g:g + args.group], memo)
             if any(o.status != "stored" for o in outcomes):
                 print(f"not stored: {[o.detail for o in outcomes if o.status != 'stored']}", file=sys.stderr)
                 return 1
-        py_s, pg_s = time.process_time() - py0, backend_cpu_s(backend) - pg0
+        py_s, pg_s = time.process_time() - py0, cpu_s(backend) - pg0
         samples = batches * args.gpus * SAMPLES
         if r == 0:
             continue  # warm-up: the run, its GPUs and the memo are created in the first round

@@ -83,6 +83,20 @@ def demo_in_a_quarter(quick_demo, django_capture_on_commit_callbacks) -> str:
     return demo.DEMO_PROJECT
 
 
+@pytest.fixture
+def redis_page_cache(settings, redis_url):
+    """Django's cache on the test Redis, page caching on, emptied before and after: what cached pages and
+    cached plan figures are tested against."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": redis_url, "KEY_PREFIX": "wattwise-test"}}
+    settings.WATTWISE_PAGE_CACHE = True
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _empty_page_cache():
     """Each test starts with an empty cache: the database is rolled back between tests, the cache is not."""

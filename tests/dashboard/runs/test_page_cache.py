@@ -17,19 +17,7 @@ from planner.carbon.accounting import store_run_carbon
 from planner.carbon.models import CreditPrice
 from tests.factories import T0_MS, envelope, member, register, simple_batch
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def redis_cache(settings, redis_url):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": redis_url, "KEY_PREFIX": "wattwise-test"}}
-    settings.WATTWISE_PAGE_CACHE = True
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_page_cache")]
 
 
 @pytest.fixture

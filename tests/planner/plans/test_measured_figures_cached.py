@@ -23,21 +23,9 @@ from tests.planner.plans.loop_runs import (
 )
 from tests.planner.plans.test_api_frontier_runs import BASE_ENERGY, BASE_TIMES, PLAN_ENERGY, PLAN_TIMES
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_page_cache")]
 
 MARKERS_READ = '"dashboard_runevent"."t_ms"'  # what reading a run's markers selects (measured.run_events)
-
-
-@pytest.fixture(autouse=True)
-def redis_cache(settings, redis_url):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": redis_url, "KEY_PREFIX": "wattwise-test"}}
-    settings.WATTWISE_PAGE_CACHE = True
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
