@@ -77,9 +77,12 @@ pytest: install-dev services
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/pytest -q -m "not services and not browser" \
 		tests/dashboard/telemetry/test_ingest_idempotency.py tests/dashboard/telemetry/test_energy_accounting.py tests/dashboard/demo/test_seed_demo.py
 
-test: lint typecheck pytest other-pythons
+# The main suite and the other Pythons at once, each in its own database and Redis database (output kept apart,
+# each printed when it ends): each uses about one of two cores, and the agent's tests mostly wait on
+# subprocesses and brokers. One after the other they took 60 of CI's 90 minutes on a slow machine.
+test: lint typecheck
+	$(MAKE) -j3 --output-sync=target pytest test-agent-pythons test-server-pythons
 
-# Both at once (output kept apart): the agent's tests mostly wait on subprocesses and brokers.
 other-pythons:
 	$(MAKE) -j2 --output-sync=target test-agent-pythons test-server-pythons
 
