@@ -10,7 +10,8 @@ state of the run and kept under a key that names that state:
   closed, units of work entered (telemetry's receivers), carbon figures stored or flagged stale, a project's
   offset policy or credit prices changed (:mod:`dashboard.runs.signals`);
 * a **stamp** read from the database on every request, one statement of two indexed lookups (:func:`stamp`):
-  its devices' totals (samples, last sample, energy) and its stored carbon row (id, when computed, stale). It
+  its devices' totals (samples, last sample, energy: :func:`dashboard.telemetry.versions.samples_stamp_sql`,
+  as the realised plan figures' key reads them) and its stored carbon row (id, when computed, stale). It
   keeps the page right where the cache is not shared with the process that wrote (the embedded default's
   in-process cache beside a separate ``stream_demo``), whatever a receiver missed;
 * the run's own row (name, project, status, end), the range picked, the path and the chart settings.
@@ -39,7 +40,7 @@ from django.shortcuts import get_object_or_404
 
 from dashboard.runs.ranges import RangeChoice
 from dashboard.telemetry import versions
-from dashboard.telemetry.models import RawHorizon, Run, RunGpu
+from dashboard.telemetry.models import RawHorizon, Run
 from planner.carbon.figures import carbon_stamp_sql
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,10 @@ def _token_keys(run: Run) -> list[str]:
 
 
 def _stamp_sql() -> str:
-    table, horizon = RunGpu._meta.db_table, RawHorizon._meta.db_table
+    horizon = RawHorizon._meta.db_table
     # The raw retention's horizon too: when it passes a run's samples, its pages say they expired.
-    return (f"COALESCE((SELECT SUM(samples) || ':' || MAX(last_ms) || ':' || SUM(energy_j) FROM {table} "
-            f"WHERE run_id = %s), '-') || '/' || COALESCE({carbon_stamp_sql()}, '-') || '/' || "
-            f"COALESCE((SELECT CAST(MAX(windows_before_ms) AS TEXT) FROM {horizon}), '-')")
+    return (f"COALESCE({versions.samples_stamp_sql()}, '-') || '/' || COALESCE({carbon_stamp_sql()}, '-') || "
+            f"'/' || COALESCE((SELECT CAST(MAX(windows_before_ms) AS TEXT) FROM {horizon}), '-')")
 
 
 def visible_run(user: Any, pk: int) -> Run:

@@ -332,7 +332,9 @@ class BatchReceipt(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="receipts")
     stream = models.CharField(max_length=64)
     seq = models.BigIntegerField()
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="receipts")
+    # No index of its own: receipt_run_received leads with the run, and serves every lookup by run (and the
+    # deletes that cascade from one).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="receipts", db_index=False)
     body_sha256 = models.CharField(max_length=64)
     samples = models.IntegerField()
     received_at = models.DateTimeField(auto_now_add=True)

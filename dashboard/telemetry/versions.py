@@ -7,6 +7,10 @@ entry back) by receivers of what the writers announce after they commit. Telemet
 (samples and events stored, late ones included; a run closed; units of work entered) are received here, so
 every reader of a run's token sees them whichever apps are installed; apps above replace tokens for what they
 write themselves (carbon figures, a project's offset policy).
+
+A run's **samples stamp** (:func:`samples_stamp_sql`, :func:`samples_stamps`) is read from the database with
+those figures, one definition for both readers: what its stored samples are now, for where the cache is not
+the writer's and a token's replacement was not seen.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.dispatch import receiver
 
+from dashboard.telemetry.models import Run, RunGpu
 from dashboard.telemetry.signals import run_changed, run_closed, samples_stored
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,28 @@ def tokens_now(keys: Iterable[str], found: dict[str, Any]) -> list[str]:
                 token = cache.get(key, token)
         tokens.append(str(token))
     return tokens
+
+
+def samples_stamp_sql(run_id_sql: str = "%s") -> str:
+    """What a run's stored samples are now (how many, the last one's time, their energy), as one SQL scalar
+    subquery (text; NULL while it has none) of the run whose id is ``run_id_sql``: the statement's next
+    parameter by default, or a column of the query it is part of. Any stored window adds samples and energy
+    (a late one too) and may move the last sample."""
+    table = RunGpu._meta.db_table
+    return (f"(SELECT SUM(samples) || ':' || MAX(last_ms) || ':' || SUM(energy_j) FROM {table} "
+            f"WHERE run_id = {run_id_sql})")
+
+
+def samples_stamps(run_ids: Iterable[int]) -> dict[int, str | None]:
+    """Each run's :func:`samples_stamp_sql`, in one statement (None: no samples; an id of no run is left
+    out)."""
+    ids = sorted({int(pk) for pk in run_ids})
+    if not ids:
+        return {}
+    quote = connection.ops.quote_name
+    stamp = RawSQL(samples_stamp_sql(f"{quote(Run._meta.db_table)}.{quote('id')}"), [])
+    rows = Run.objects.filter(pk__in=ids).annotate(samples_stamp=stamp).values_list("pk", "samples_stamp")
+    return dict(rows)
 
 
 @receiver(samples_stored, dispatch_uid="telemetry.versions.samples_stored")

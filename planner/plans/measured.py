@@ -8,8 +8,9 @@ its project named by its plan markers' ``baseline_run``.
 A finished run's figures (up to ``MAX_EVENTS`` markers read) are kept in Django's cache, as its page is
 (:mod:`dashboard.runs.page_cache`), under a key naming its state: its version token
 (:mod:`dashboard.telemetry.versions`, replaced when a batch is stored for it, late markers included, or it is
-closed or reopened), its status and end, and a stamp of its stored samples read with the others in one
-statement (for a writer whose announcement this cache did not see). A running run is read afresh every time.
+closed or reopened), its status and end, and the stamp of its stored samples the run page's key has too
+(``versions.samples_stamps``), read with the others in one statement (for a writer whose announcement this
+cache did not see). A running run is read afresh every time.
 Reading never writes to the database; writing the cache is allowed.
 """
 
@@ -24,11 +25,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Max, QuerySet, Sum
+from django.db.models import QuerySet
 
 from dashboard.projects.models import Visitor
 from dashboard.telemetry import versions
-from dashboard.telemetry.models import Run, RunEvent, RunGpu
+from dashboard.telemetry.models import Run, RunEvent
 from planner.plans.realised import (
     ITERATION,
     PLAN,
@@ -64,14 +65,7 @@ def realise_run(run_id: int) -> RunRealised:
     return realise(run_events(run_id))
 
 
-def _samples_stamps(run_ids: list[int]) -> dict[int, list[Any]]:
-    """Each run's stored samples, last sample and energy (one statement): a late batch changes them."""
-    rows = (RunGpu.objects.filter(run_id__in=run_ids).values("run_id")
-            .annotate(samples=Sum("samples"), last_ms=Max("last_ms"), energy_j=Sum("energy_j")).order_by())
-    return {row["run_id"]: [row["samples"], row["last_ms"], row["energy_j"]] for row in rows}
-
-
-def _figures_key(run: Run, samples: list[Any] | None) -> str:
+def _figures_key(run: Run, samples: str | None) -> str:
     state = [LAYOUT, MAX_EVENTS, run.status, run.ended_at.isoformat() if run.ended_at else None, samples]
     digest = hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:32]
     return f"wattwise:measured:{run.pk}:{digest}"
@@ -87,7 +81,7 @@ def realised_runs(runs: Iterable[Run]) -> dict[int, RunRealised]:
     states: dict[int, tuple[str, str]] = {}  # run id -> (its figures' key, its version token)
     if finished:
         try:
-            stamps = _samples_stamps([run.pk for run in finished])
+            stamps = versions.samples_stamps([run.pk for run in finished])
             keys = {run.pk: _figures_key(run, stamps.get(run.pk)) for run in finished}
             found = cache.get_many([*keys.values(), *(versions.token_key("run", pk) for pk in keys)])
             for pk, key in keys.items():

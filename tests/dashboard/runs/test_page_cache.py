@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Max, Sum
 from django.test import Client
 from django.urls import reverse
 
 from dashboard.runs import page_cache, views
-from dashboard.telemetry import ingest
-from dashboard.telemetry.models import Run
+from dashboard.telemetry import ingest, versions
+from dashboard.telemetry.models import Run, RunGpu
 from planner.carbon.accounting import store_run_carbon
 from planner.carbon.models import CreditPrice
 from tests.factories import T0_MS, envelope, member, register, simple_batch
@@ -99,6 +101,34 @@ def test_a_late_sample_changes_the_page_even_unannounced(client, finished):
     assert samples_shown(page(client, run)) == 30
     streamed(node, [3])
     assert samples_shown(page(client, run)) == 40
+
+
+def test_the_page_and_the_plan_figures_read_the_same_samples_stamp(finished):
+    """The run page's key reads a run's samples stamp in its access-checked statement, the realised plan
+    figures' key (``planner.plans.measured``) reads many runs' in one: the same text, from one definition,
+    naming the run's stored samples, last sample and energy, and both follow a late batch."""
+    node, run = finished
+    ana = get_user_model().objects.get(username="ana")
+    idle = Run.objects.create(project=run.project, name="no-samples")
+
+    def both() -> tuple[str, str | None]:
+        in_page = page_cache.stamp(page_cache.visible_run(ana, run.pk)).split("/")[0]
+        return in_page, versions.samples_stamps([run.pk, idle.pk, 10**9])[run.pk]
+
+    in_page, in_figures = both()
+    assert in_page == in_figures
+    totals = RunGpu.objects.filter(run=run).aggregate(samples=Sum("samples"), last_ms=Max("last_ms"),
+                                                      energy_j=Sum("energy_j"))
+    samples, last_ms, energy_j = in_page.split(":")
+    assert (int(samples), int(last_ms)) == (totals["samples"], totals["last_ms"]) and int(samples) == 30
+    assert float(energy_j) == pytest.approx(totals["energy_j"]) and totals["energy_j"] > 0
+    assert versions.samples_stamps([idle.pk, 10**9]) == {idle.pk: None}  # no samples; no such run
+    assert page_cache.stamp(page_cache.visible_run(ana, idle.pk)).startswith("-/")
+
+    streamed(node, [3])
+    late_page, late_figures = both()
+    assert late_page == late_figures != in_page
+    assert late_page.startswith("40:")
 
 
 def test_a_carbon_recompute_changes_the_cached_page(client, finished, builds, django_capture_on_commit_callbacks):
