@@ -1,7 +1,8 @@
 """Services of the test's own, to break on purpose: a PostgreSQL cluster (initdb) and a Redis server, each on
-a free port in a temporary directory, stopped and started again by the test; a Celery worker kept running as
-a supervisor (compose's ``restart: unless-stopped``) would keep it; and a way to point this process's Django
-at that PostgreSQL for reading what the worker stored.
+a free port in a temporary directory, stopped and started again by the test; a network link to a shared
+service (RabbitMQ) that the test cuts; a Celery worker kept running as a supervisor (compose's ``restart:
+unless-stopped``) would keep it; and a way to point this process's Django at that PostgreSQL for reading what
+the worker stored.
 
 PostgreSQL refuses to run as root: as root, its programs run as the ``postgres`` user (``setpriv``, which
 execs, so the process we hold is the server itself and a signal reaches it).
@@ -9,6 +10,7 @@ execs, so the process we hold is the server itself and a signal reaches it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -112,21 +114,23 @@ def _pg_program(name: str) -> str:
 
 class PrivateRedis:
     """A Redis server of its own with its append-only file on (as in docker-compose.yml), so queued messages
-    survive ``stop`` and ``start``."""
+    survive ``stop`` and ``start``; with ``password``, clients must give it (``url`` does)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, password: str | None = None) -> None:
         self.port = free_port()
         self.directory = directory
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/{db}"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile",
-             str(self.directory / "redis.log")],
+             str(self.directory / "redis.log"), *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.accepts, 30, f"Redis on port {self.port}")
 
@@ -140,6 +144,75 @@ class PrivateRedis:
             return bool(redis.Redis.from_url(self.url(), socket_connect_timeout=1).ping())
         except redis.RedisError:
             return False
+
+
+class CuttableLink:
+    """A TCP relay from a free port to a service at ``127.0.0.1:target_port``, as a network link the test can
+    ``cut`` (every connection through it closed, new ones closed as they come) and ``mend``: an outage of a
+    shared service (RabbitMQ) that only this test's clients see."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = int(self.server.getsockname()[1])
+        self._cut = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self._cut.set()
+        self._close_open()
+
+    def mend(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._close_open()
+        self.server.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                service = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            service.settimeout(None)
+            with self._lock:
+                self._open += [client, service]
+            threading.Thread(target=self._relay, args=(client, service), daemon=True).start()
+            threading.Thread(target=self._relay, args=(service, client), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def _close_open(self) -> None:
+        with self._lock:
+            ends, self._open = self._open, []
+        for end in ends:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
 
 
 class SupervisedWorker:

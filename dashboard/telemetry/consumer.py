@@ -23,6 +23,12 @@ killed meanwhile leaves it to be delivered again after the visibility timeout, w
 copy a duplicate. A message whose dead letter could not be written is put back on the queue.
 A message that is not a task this app knows is recorded as a rejection and acknowledged (as a worker
 drops an unregistered task).
+
+The command (``consume_through_outages``) rides out a broker outage (``dashboard.telemetry.broker_link``): a
+broker call that fails as a lost connection does ends the round, and it connects again until the broker is
+back. Messages taken then and not yet acknowledged are the broker's to hand out again: on Redis kombu's
+``restore_visible`` after the visibility timeout, on RabbitMQ at once; a batch already committed comes back a
+duplicate.
 """
 
 from __future__ import annotations
@@ -31,16 +37,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from celery.exceptions import Reject
+from django.conf import settings
 from kombu import Connection, Consumer, Message
+from kombu.utils.url import maybe_sanitize_url
 
 from dashboard.telemetry import delivery
 from dashboard.telemetry.admission import record_rejection
+from dashboard.telemetry.broker_link import BrokerUnreachable, Link, broker_call, keep_consuming
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import Rejection
 from dashboard.telemetry.redis_queue import RedisQueue
+from dashboard.telemetry.redis_queue import Taken as TakenRaw
 from wattwise_agent.wire import TASK_INGEST_BATCH, TASK_OPEN_RUN, TELEMETRY_QUEUE
 
 log = logging.getLogger(__name__)
@@ -50,6 +62,10 @@ MAX_BYTES = 32 * 1024 * 1024
 COLLECT_S = 0.005  # how long to wait for one more message once one is there
 IDLE_S = 1.0  # how long one wait for the first message lasts (the stop flag is checked between)
 POLL_S = 0.1  # Redis: how often an empty queue is looked at (the most a window waits before it is stored)
+# Redis: a broker that stops answering (a network cut, not only a refusal) is an outage too, given up on within
+# about 20 s (redis-py tries each call four times), inside compose's 30 s stop grace period. Seconds; a broker
+# URL's own options win.
+REDIS_TIMEOUTS_S = {"socket_connect_timeout": 5.0, "socket_timeout": 5.0}
 
 
 @dataclass
@@ -91,8 +107,10 @@ class Unreadable:
     code: Rejection.Code = Rejection.Code.MALFORMED
 
 
-def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
-    """Store, refuse or keep what the messages carry, then acknowledge each (or requeue it); counts by status."""
+def handle(taken: Taken, memo: IngestMemo | None, totals: dict[str, int],
+           broker_errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Store, refuse or keep what the messages carry, count it in ``totals``, then acknowledge each message (or
+    requeue it); ``broker_errors`` raised acknowledging are ``BrokerUnreachable``."""
     tasks: list[tuple[str, Any] | Unreadable] = []
     for message in taken.messages:
         try:
@@ -100,12 +118,13 @@ def handle(taken: Taken, memo: IngestMemo | None) -> dict[str, int]:
         except Exception as exc:  # whatever it is, it is recorded, never stored
             tasks.append(Unreadable(f"unreadable task message on {TELEMETRY_QUEUE!r}: {exc}"))
     counts, requeue = store(tasks, memo)
-    for i, message in enumerate(taken.messages):
-        if i in requeue:
-            message.requeue()
-        else:
-            message.ack()
-    return counts
+    _add(totals, counts)  # stored, whether or not the acknowledgements reach the broker
+    with broker_call(broker_errors):
+        for i, message in enumerate(taken.messages):
+            if i in requeue:
+                message.requeue()
+            else:
+                message.ack()
 
 
 def store(tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None) -> tuple[dict[str, int], set[int]]:
@@ -166,30 +185,35 @@ def _refuse_unreadable(reason: str, code: Rejection.Code = Rejection.Code.MALFOR
 def consume(
     connection: Connection, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
     max_bytes: int = MAX_BYTES, collect_s: float = COLLECT_S, idle_s: float = IDLE_S,
-    stop: Callable[[], bool] = lambda: False, until_idle: bool = False,
+    stop: Callable[[], bool] = lambda: False, until_idle: bool = False, totals: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Consume the telemetry queue on ``connection`` until ``stop()`` (checked at least every ``idle_s``), or,
-    with ``until_idle``, until no message came for ``idle_s``; counts by status."""
+    with ``until_idle``, until no message came for ``idle_s``; counts by status, added to ``totals`` as they
+    come (a caller keeps them through an outage). A connection lost raises ``BrokerUnreachable``."""
     memo = IngestMemo() if memo is None else memo
-    totals: dict[str, int] = {}
-    queue = _telemetry_queue()
-    taken = Taken()
-    # prefetch: the transport hands out at most that many unacknowledged messages, so a group is bounded.
-    # on_message, not callbacks: kombu hands the message over undecoded, so one that cannot be decoded (another
-    # content type, a broken body) is recorded by ``handle`` and acknowledged instead of raising out of
-    # drain_events, where it would stop the consumer and come back to stop the next one.
-    with Consumer(connection, [queue], on_message=lambda message: taken.add(message), accept=["json"],
-                  prefetch_count=max_messages):  # the taken of the round in progress
-        while not stop():
+    totals = {} if totals is None else totals
+    errors = connection.connection_errors
+    taken = Taken()  # the taken of the round in progress
+    with broker_call(errors):
+        # prefetch: the transport hands out at most that many unacknowledged messages, so a group is bounded.
+        # on_message, not callbacks: kombu hands the message over undecoded, so one that cannot be decoded (another
+        # content type, a broken body) is recorded by ``handle`` and acknowledged instead of raising out of
+        # drain_events, where it would stop the consumer and come back to stop the next one.
+        messages = Consumer(connection, [_telemetry_queue()], on_message=lambda message: taken.add(message),
+                            accept=["json"], prefetch_count=max_messages)
+        messages.consume()
+    while not stop():
+        with broker_call(errors):
             if not _drain(connection, idle_s):
                 if until_idle:
                     break
                 continue
             while len(taken.messages) < max_messages and taken.size_bytes < max_bytes and _drain(connection, collect_s):
                 pass
-            for status, count in handle(taken, memo).items():
-                totals[status] = totals.get(status, 0) + count
-            taken = Taken()
+        handle(taken, memo, totals, errors)
+        taken = Taken()
+    with broker_call(errors):  # only on a stop: a lost connection took its consumer with it
+        messages.cancel()
     return totals
 
 
@@ -208,42 +232,120 @@ def _telemetry_queue() -> Any:
     return current_app.amqp.queues[TELEMETRY_QUEUE]
 
 
+def _add(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for status, count in counts.items():
+        totals[status] = totals.get(status, 0) + count
+
+
 def consume_redis(
     queue: RedisQueue, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
     max_bytes: int = MAX_BYTES, idle_s: float = POLL_S, stop: Callable[[], bool] = lambda: False,
     until_idle: bool = False, restore: Callable[[], object] | None = None, restore_every_s: float = 10.0,
+    totals: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """``consume`` on Redis, many messages a round trip (``dashboard.telemetry.redis_queue``): the queue is
     looked at every ``idle_s`` while it is empty (``until_idle``: stop then); ``restore`` (kombu's restore of
-    messages a dead consumer left unacknowledged) runs at most every ``restore_every_s``."""
+    messages a dead consumer left unacknowledged) runs at most every ``restore_every_s``. Counts by status,
+    added to ``totals`` as they come; a connection lost raises ``BrokerUnreachable``."""
     memo = IngestMemo() if memo is None else memo
-    totals: dict[str, int] = {}
+    totals = {} if totals is None else totals
+    errors = queue.connection_errors
     restored_at = float("-inf")
     while not stop():
-        taken = queue.take(max_messages, max_bytes)
+        with broker_call(errors):
+            taken = queue.take(max_messages, max_bytes)
         if not taken:
             if until_idle:
                 break
             if restore is not None and time.monotonic() - restored_at >= restore_every_s:
-                restore()
+                with broker_call(errors):
+                    restore()
                 restored_at = time.monotonic()
             time.sleep(idle_s)
             continue
-        tasks: list[tuple[str, Any] | Unreadable] = []
-        for t in taken:
-            if t.too_large_bytes is not None:
-                tasks.append(Unreadable(
-                    f"broker message of {t.too_large_bytes} bytes on queue {queue.queue!r} refused unread: above "
-                    f"WATTWISE_BROKER_MAX_MESSAGE_BYTES ({queue.max_message_bytes})", Rejection.Code.TOO_LARGE))
-                continue
-            try:
-                tasks.append(task_in(*t.task()))
-            except Exception as exc:  # whatever it is, it is recorded, never stored
-                tasks.append(Unreadable(f"unreadable task message on {queue.queue!r}: {exc}"))
-        counts, requeue = store(tasks, memo)
-        if requeue:
-            queue.requeue([t for i, t in enumerate(taken) if i in requeue])
-        queue.ack([t for i, t in enumerate(taken) if i not in requeue])
-        for status, count in counts.items():
-            totals[status] = totals.get(status, 0) + count
+        counts, requeue = store(_tasks_in(queue, taken), memo)
+        _add(totals, counts)
+        # Lost here, after the commit: the messages stay unacknowledged, come back after the visibility timeout
+        # (restore) and are found duplicates by their receipts.
+        with broker_call(errors):
+            if requeue:
+                queue.requeue([t for i, t in enumerate(taken) if i in requeue])
+            queue.ack([t for i, t in enumerate(taken) if i not in requeue])
     return totals
+
+
+def _tasks_in(queue: RedisQueue, taken: list[TakenRaw]) -> list[tuple[str, Any] | Unreadable]:
+    tasks: list[tuple[str, Any] | Unreadable] = []
+    for t in taken:
+        if t.too_large_bytes is not None:
+            tasks.append(Unreadable(
+                f"broker message of {t.too_large_bytes} bytes on queue {queue.queue!r} refused unread: above "
+                f"WATTWISE_BROKER_MAX_MESSAGE_BYTES ({queue.max_message_bytes})", Rejection.Code.TOO_LARGE))
+            continue
+        try:
+            tasks.append(task_in(*t.task()))
+        except Exception as exc:  # whatever it is, it is recorded, never stored
+            tasks.append(Unreadable(f"unreadable task message on {queue.queue!r}: {exc}"))
+    return tasks
+
+
+def consume_through_outages(
+    app: Celery, *, ready_file: Path | None, memo: IngestMemo, stop: Callable[[], bool], poll_s: float = POLL_S,
+    max_messages: int = MAX_MESSAGES, max_bytes: int = MAX_BYTES,
+) -> dict[str, int]:
+    """What ``manage.py consume_telemetry`` does: ``consume_redis`` (on Redis) or ``consume`` on ``app``'s broker
+    until ``stop()``, connecting again after every outage (``dashboard.telemetry.broker_link``: ``ready_file``
+    is there while connected); counts by status."""
+    totals: dict[str, int] = {}
+    options: dict[str, Any] = {"memo": memo, "stop": stop, "max_messages": max_messages, "max_bytes": max_bytes,
+                               "totals": totals}
+    with app.connection_for_read() as connection:
+        link = Link(maybe_sanitize_url(app.conf.broker_url), ready_file)
+        if connection.transport.driver_type == "redis":
+            # read when its channel is made, on connecting: restoring gives up on a broker that stopped answering too
+            connection.transport_options = {**(connection.transport_options or {}), **REDIS_TIMEOUTS_S}
+            consume_connected = _on_redis(app, connection, poll_s, options)
+        else:
+            def consume_connected() -> None:
+                consume(connection, **options)
+        keep_consuming(_session(connection, link, consume_connected), link, stop=stop)
+    return totals
+
+
+def _on_redis(app: Celery, connection: Connection, poll_s: float, options: dict[str, Any]) -> Callable[[], None]:
+    import redis
+
+    queue = RedisQueue(redis.Redis.from_url(app.conf.broker_url, **REDIS_TIMEOUTS_S), TELEMETRY_QUEUE,
+                       max_message_bytes=settings.WATTWISE_BROKER_MAX_MESSAGE_BYTES)
+
+    def consume_connected() -> None:
+        with broker_call(connection.connection_errors):
+            # kombu's, for restoring what a dead consumer left (a Redis channel's: typed as any channel)
+            qos = connection.default_channel.qos  # type: ignore[attr-defined]
+        consume_redis(queue, idle_s=poll_s, restore=lambda: qos.restore_visible(num=1000, interval=1), **options)
+
+    return consume_connected
+
+
+def _session(connection: Connection, link: Link, consume_connected: Callable[[], None]) -> Callable[[], None]:
+    """Connect (one try), tell ``link``, consume; a connection lost is dropped before ``BrokerUnreachable`` goes on."""
+
+    def session() -> None:
+        try:
+            with broker_call(connection.connection_errors):
+                connection.ensure_connection(max_retries=0, reraise_as_library_errors=False)
+            link.up()
+            consume_connected()
+        except BrokerUnreachable:
+            _forget(connection)
+            raise
+
+    return session
+
+
+def _forget(connection: Connection) -> None:
+    """Let a lost connection go without talking to its broker (kombu's ``collect``): the next try makes a new one."""
+    try:
+        connection.collect()
+    except Exception:  # its loss is logged already (broker_link); closing a dead connection can fail in many ways
+        log.debug("closing the lost broker connection failed", exc_info=True)

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from wattwise_agent.wire import json_value
 
 UNACKED = "unacked"  # kombu's default keys (``unacked_key``, ``unacked_index_key``)
@@ -95,6 +97,10 @@ class Taken:
 
 class RedisQueue:
     """One queue's lists on Redis (``client``: a redis-py client of the broker's database)."""
+
+    # What its calls raise when the broker cannot be reached (refused, gone, not answering, still loading its
+    # data, refusing the password), after redis-py's own few retries: the broker's outage, not a fault of its own.
+    connection_errors: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
 
     def __init__(self, client: Any, queue: str, *, max_message_bytes: int) -> None:
         self.client = client
