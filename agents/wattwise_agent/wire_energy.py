@@ -48,6 +48,7 @@ __all__ = [  # re-exported by wattwise_agent.wire
     "Implausible",
     "WindowEnergy",
     "count_window_mj",
+    "count_windows_mj",
     "counter_step_mj",
     "counter_steps_mj",
     "max_interval_mj",
@@ -73,16 +74,18 @@ def counter_step_mj(before: int, after: int) -> int:
 
 
 def counter_steps_mj(readings: np.ndarray) -> np.ndarray:
-    """:func:`counter_step_mj` between consecutive readings (an int64 array of wire values, each in
-    ``[0, ENERGY_MODULUS_MJ)``): one value fewer than readings."""
-    steps = np.diff(readings)
-    for i in np.flatnonzero(steps < 0).tolist():  # rare: a reset or a wrap
-        steps[i] = counter_step_mj(int(readings[i]), int(readings[i + 1]))
+    """:func:`counter_step_mj` between consecutive readings along the last axis (an int64 array of wire values,
+    each in ``[0, ENERGY_MODULUS_MJ)``; a 2-D array is one window a row): one value fewer than readings a row."""
+    steps = np.diff(readings, axis=-1)
+    for index in np.argwhere(steps < 0).tolist():  # rare: a reset or a wrap
+        *row, i = index
+        steps[(*row, i)] = counter_step_mj(int(readings[(*row, i)]), int(readings[(*row, i + 1)]))
     return steps
 
 
-def max_interval_mj(interval_ms: np.ndarray, power_limit_w: float) -> np.ndarray:
-    """The most energy a device with this power limit can plausibly count over each interval, in mJ (W × ms)."""
+def max_interval_mj(interval_ms: np.ndarray, power_limit_w: float | np.ndarray) -> np.ndarray:
+    """The most energy a device with this power limit can plausibly count over each interval, in mJ (W × ms);
+    ``power_limit_w`` may be an array that broadcasts against ``interval_ms`` (one limit per window)."""
     return POWER_MARGIN * power_limit_w * (interval_ms + INTERVAL_SLACK_MS)
 
 
@@ -144,24 +147,37 @@ def count_window_mj(
     energy_mj: np.ndarray, t_ms: np.ndarray, prev: tuple[int, int] | None, limit_w: float
 ) -> WindowEnergy:
     """Count a window's intervals (``energy_mj`` and ``t_ms`` int64 columns, ``prev`` the stream's reading before
-    them as (t_ms, energy_mj)) by the counter rule, each at most :func:`max_interval_mj` for ``limit_w``."""
+    them as (t_ms, energy_mj)) by the counter rule, each at most :func:`max_interval_mj` for ``limit_w``: one
+    window of :func:`count_windows_mj`."""
+    before = None if prev is None else np.array([prev], dtype=np.int64)
+    deltas, implausible = count_windows_mj(energy_mj[None, :], t_ms[None, :], before, np.array([limit_w]))
+    return WindowEnergy(deltas[0], implausible[0])
+
+
+def count_windows_mj(
+    energy_mj: np.ndarray, t_ms: np.ndarray, prev: np.ndarray | None, limit_w: np.ndarray
+) -> tuple[np.ndarray, list[tuple[Implausible, ...]]]:
+    """:func:`count_window_mj` for windows of equal length at once, one a row: ``energy_mj`` and ``t_ms``
+    (windows × readings, int64), ``prev`` (windows × 2: t_ms, energy_mj) when every window has a previous reading
+    or None when none has, ``limit_w`` one per window. Each window's deltas (a row of the array returned,
+    readings long) and implausible intervals are what it counts alone: integer steps, and limits computed
+    element by element with the same operations."""
     readings, times = energy_mj, t_ms
     if prev is not None:
-        readings = np.concatenate(([prev[1]], readings))
-        times = np.concatenate(([prev[0]], times))
+        readings = np.concatenate((prev[:, 1:2], readings), axis=1)
+        times = np.concatenate((prev[:, 0:1], times), axis=1)
     steps = counter_steps_mj(readings)
-    implausible: tuple[Implausible, ...] = ()
+    implausible: list[list[Implausible]] = [[] for _ in range(readings.shape[0])]
     if steps.size:
-        intervals = np.diff(times)
-        limits = max_interval_mj(intervals, limit_w)
-        bad = np.flatnonzero(steps > limits)
+        intervals = np.diff(times, axis=1)
+        limits = max_interval_mj(intervals, np.asarray(limit_w, dtype=np.float64)[:, None])
+        bad = np.argwhere(steps > limits)
         if bad.size:  # rare: a broken counter
-            implausible = tuple(
-                Implausible(int(times[i + 1]), int(intervals[i]), int(readings[i]), int(readings[i + 1]),
-                            int(steps[i]), int(limits[i]))
-                for i in bad.tolist()
-            )
-            steps[bad] = 0
+            for row, i in bad.tolist():
+                implausible[row].append(Implausible(
+                    int(times[row, i + 1]), int(intervals[row, i]), int(readings[row, i]),
+                    int(readings[row, i + 1]), int(steps[row, i]), int(limits[row, i])))
+            steps[bad[:, 0], bad[:, 1]] = 0
     if prev is None:
-        steps = np.concatenate(([0], steps))
-    return WindowEnergy(steps, implausible)
+        steps = np.concatenate((np.zeros((steps.shape[0], 1), dtype=steps.dtype), steps), axis=1)
+    return steps, [tuple(found) for found in implausible]

@@ -12,11 +12,10 @@ whatever its size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -35,8 +34,15 @@ from dashboard.telemetry.models import (
     SampleWindow,
 )
 from dashboard.telemetry.signals import announce, samples_stored
+from dashboard.telemetry.window_figures import (
+    MINUTE_COLUMNS,
+    MINUTE_FOLDS,
+    WindowStats,
+    minute_rows,
+    window_stats,
+)
 from dashboard.telemetry.windows import TimeRange
-from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
+from planner.units import MILLIJOULES_PER_J
 from wattwise_agent.wire import KIND_BATCH, Batch, GpuWindow, Implausible
 
 ReceiptKey = tuple[int, str, int]  # (node id, stream, seq)
@@ -104,7 +110,7 @@ def store_batch(node: Node, batch: Batch, digest: str, memo: IngestMemo | None) 
         return Outcome(Status.DUPLICATE, f"batch {batch.seq} of stream {batch.stream} already stored", run_id=run_id)
     ingest_memo.note_session(run_id, node, batch.stream, memo)
     gpu_ids = ingest_memo.gpu_ids(node, batch.gpus, memo, simulated=batch.simulated)
-    stats = {gpu.uuid: window_stats(gpu) for gpu in batch.gpus}
+    stats = dict(zip([gpu.uuid for gpu in batch.gpus], window_stats(batch.gpus), strict=True))
     run_gpu_ids, shared = _upsert_run_gpus(run_id, batch, gpu_ids, stats)
     _check_continuity(batch, run_gpu_ids)
     if shared:
@@ -132,26 +138,6 @@ def record_implausible(node: Node, batch: str, implausible: dict[str, tuple[Impl
     reason = f"{batch}: stored, but {count} implausible interval(s) count 0 J: " + " | ".join(described)
     record_rejection(KIND_BATCH, None, reason, Rejection.Code.IMPLAUSIBLE, node=node)
     return f"{count} implausible interval(s) counted 0 J"
-
-
-@dataclass(frozen=True)
-class WindowStats:
-    """What a window's readings add up to (also used by ``group_store``)."""
-
-    deltas_mj: np.ndarray
-    power_w: np.ndarray
-    energy_j: float
-    power_sum_w: float
-    peak_power_w: float
-    implausible: tuple[Implausible, ...]  # intervals counted 0 J (in deltas_mj)
-
-
-def window_stats(gpu: GpuWindow) -> WindowStats:
-    counted = gpu.counted_energy(settings.WATTWISE_MAX_GPU_POWER_W)
-    deltas = counted.deltas_mj
-    power_w = gpu.power_mw / MILLIWATTS_PER_W
-    return WindowStats(deltas, power_w, float(deltas.sum()) / MILLIJOULES_PER_J, float(power_w.sum()),
-                        float(power_w.max()), counted.implausible)
 
 
 def _count_once(
@@ -337,18 +323,6 @@ def copy_window_rows(rows: list[list[Any]]) -> None:
             copy.write_row(params)
 
 
-# How a minute's readings fold into its rollup: (rollup column, reading column, numpy fold). A later batch
-# reaching the same minute merges in the same way: sums add up, extremes take LEAST/GREATEST.
-MINUTE_FOLDS: tuple[tuple[str, str, np.ufunc], ...] = (
-    ("sm_clock_sum_mhz", "sm_clock_mhz", np.add), ("sm_clock_min_mhz", "sm_clock_mhz", np.minimum),
-    ("sm_clock_max_mhz", "sm_clock_mhz", np.maximum), ("util_sum_pct", "util_pct", np.add),
-    ("util_min_pct", "util_pct", np.minimum), ("util_max_pct", "util_pct", np.maximum),
-    ("temp_sum_c", "temp_c", np.add), ("temp_min_c", "temp_c", np.minimum), ("temp_max_c", "temp_c", np.maximum),
-)
-MINUTE_COLUMNS = ("run_gpu_id", "minute_ms", "samples", "energy_j", "power_sum_w", "power_min_w", "power_max_w",
-                  *(column for column, _, _ in MINUTE_FOLDS))
-
-
 def _merge_minute(table: str, column: str, fold: np.ufunc) -> str:
     if fold is np.add:
         return f"{column} = {table}.{column} + excluded.{column}"
@@ -358,33 +332,7 @@ def _merge_minute(table: str, column: str, fold: np.ufunc) -> str:
 
 def _upsert_minutes(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, WindowStats]) -> None:
     """Fold the batch into per-minute rollups. Each interval's energy counts in the minute it ends."""
-    upsert_minute_rows([row for gpu in batch.gpus for row in minute_rows(gpu, run_gpu_ids[gpu.uuid], stats[gpu.uuid])])
-
-
-_WHOLE = np.zeros(1, dtype=np.intp)  # reduceat's one start: the whole array
-
-
-def minute_rows(gpu: GpuWindow, run_gpu_id: int, s: WindowStats) -> list[list[float | int]]:
-    """A window's rollup rows (``MINUTE_COLUMNS``), one per minute it reaches."""
-    minute = gpu.t_ms // MS_PER_MINUTE * MS_PER_MINUTE
-    if minute[0] == minute[-1]:  # within one minute (times increase): most 5 s windows, a quicker fold
-        # reduceat over the whole window, not reduce: sums added in the same order as below (and as the bulk loader).
-        return [[run_gpu_id, int(minute[0]), int(minute.size),
-                 float(np.add.reduceat(s.deltas_mj, _WHOLE)[0]) / MILLIJOULES_PER_J,
-                 float(np.add.reduceat(s.power_w, _WHOLE)[0]), float(s.power_w.min()), float(s.power_w.max()),
-                 *(float(fold.reduceat(getattr(gpu, reading), _WHOLE)[0]) for _, reading, fold in MINUTE_FOLDS)]]
-    keys, starts = np.unique(minute, return_index=True)
-    counts = np.diff(np.append(starts, minute.size))
-    energy_j = np.add.reduceat(s.deltas_mj, starts) / MILLIJOULES_PER_J
-    power_sum = np.add.reduceat(s.power_w, starts)
-    power_min = np.minimum.reduceat(s.power_w, starts)
-    power_max = np.maximum.reduceat(s.power_w, starts)
-    folded = [fold.reduceat(getattr(gpu, reading), starts) for _, reading, fold in MINUTE_FOLDS]
-    return [
-        [run_gpu_id, int(key), int(counts[i]), float(energy_j[i]), float(power_sum[i]),
-         float(power_min[i]), float(power_max[i]), *(float(values[i]) for values in folded)]
-        for i, key in enumerate(keys)
-    ]
+    upsert_minute_rows(minute_rows([(gpu, run_gpu_ids[gpu.uuid], stats[gpu.uuid]) for gpu in batch.gpus]))
 
 
 def upsert_minute_rows(rows: list[list[float | int]]) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from dashboard.telemetry import columns
-from dashboard.telemetry.batch_store import MINUTE_FOLDS
+from dashboard.telemetry.window_figures import MINUTE_FOLDS
 from planner.units import MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_MINUTE
 from wattwise_agent import wire
 

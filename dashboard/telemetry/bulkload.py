@@ -41,7 +41,6 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from dashboard.projects.models import Project
-from dashboard.telemetry.batch_store import MINUTE_COLUMNS
 from dashboard.telemetry.bulk_windows import (
     BodyText,
     GpuSamples,
@@ -65,6 +64,7 @@ from dashboard.telemetry.models import (
 )
 from dashboard.telemetry.nodes import register_node
 from dashboard.telemetry.signals import announce, run_closed
+from dashboard.telemetry.window_figures import MINUTE_COLUMNS
 from dashboard.telemetry.windows import ms_to_datetime
 from planner.units import MS_PER_MINUTE, MS_PER_S
 from wattwise_agent import wire

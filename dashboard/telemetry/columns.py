@@ -83,9 +83,11 @@ def encode_many(columns: Mapping[str, np.ndarray]) -> list[bytes]:
     widths = (codes.max(axis=2, initial=0)[:, :, None] >= _BYTE_STEPS).sum(axis=2)  # (windows, columns)
     planes = codes.view(np.uint8).reshape(count, len(NAMES), n, 8).transpose(0, 1, 3, 2)
     heads = [_HEAD.pack(n, *w, *b) for w, b in zip(widths.tolist(), bases[:, :, 0].view(np.int64).tolist(), strict=True)]
+    kept = planes[widths[:, :, None] > _PLANE]  # every window's kept planes, window after window: one gather
+    ends = np.cumsum(widths.sum(axis=1)).tolist()
     return [
-        _PREFIX + _compressor.compress(heads[i] + planes[i][widths[i][:, None] > _PLANE].tobytes())
-        for i in range(count)
+        _PREFIX + _compressor.compress(heads[i] + kept[start:end].tobytes())
+        for i, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True))
     ]
 
 
@@ -95,7 +97,8 @@ def encode_each(windows: Sequence[Mapping[str, np.ndarray]]) -> list[bytes]:
     out: list[bytes] = [b""] * len(windows)
     for n in set(lengths):
         group = [i for i, length in enumerate(lengths) if length == n]
-        blobs = encode_many({name: np.stack([np.asarray(windows[i][name]) for i in group]).reshape(len(group), n)
+        # One concatenation a column: the windows of the group as rows (np.stack's result, at a third of its cost).
+        blobs = encode_many({name: np.concatenate([np.asarray(windows[i][name]) for i in group]).reshape(len(group), n)
                              for name in NAMES})
         for i, blob in zip(group, blobs, strict=True):
             out[i] = blob

@@ -38,6 +38,7 @@ from dashboard.telemetry.bound_sql import arrays, bound_cursor, unnest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import BatchReceipt, Gpu, Node, RunEvent, SampleWindow
 from dashboard.telemetry.signals import announce, samples_stored
+from dashboard.telemetry.window_figures import MINUTE_FOLDS, WindowStats, minute_rows, window_stats
 from wattwise_agent.wire import Batch
 
 # PostgreSQL takes at most 65,535 parameters in a statement (SQLite 32,766): larger groups are written in chunks.
@@ -86,17 +87,17 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
     for item in fresh:
         ingest_memo.note_session(run_ids[item.index], item.node, item.batch.stream, memo)
         gpu_ids[item.index] = ingest_memo.gpu_ids(item.node, item.batch.gpus, memo, simulated=item.batch.simulated)
-    stats = {(item.index, gpu.uuid): batch_store.window_stats(gpu) for item in fresh for gpu in item.batch.gpus}
+    windows = [(item.index, gpu) for item in fresh for gpu in item.batch.gpus]
+    stats = dict(zip([(index, gpu.uuid) for index, gpu in windows], window_stats([gpu for _, gpu in windows]), strict=True))
     run_gpu_ids = _upsert_run_gpus(fresh, run_ids, gpu_ids, stats, memo)
     _check_continuity(fresh, run_gpu_ids)
     _insert_windows(batch_store.window_rows([
         (item.batch, gpu, run_gpu_ids[item.index, gpu.uuid], stats[item.index, gpu.uuid])
         for item in fresh for gpu in item.batch.gpus
     ]))
-    batch_store.upsert_minute_rows(_folded_minutes([
-        row for item in fresh for gpu in item.batch.gpus
-        for row in batch_store.minute_rows(gpu, run_gpu_ids[item.index, gpu.uuid], stats[item.index, gpu.uuid])
-    ]))
+    batch_store.upsert_minute_rows(_folded_minutes(minute_rows([
+        (gpu, run_gpu_ids[index, gpu.uuid], stats[index, gpu.uuid]) for index, gpu in windows
+    ])))
     _insert_events([(run_ids[item.index], item.node.pk, e.t_ms, e.kind, e.fields)
                     for item in fresh for e in item.batch.events])
     for node in {item.node.pk: item.node for item in fresh}.values():
@@ -168,7 +169,7 @@ def _stored_digests(items: Sequence[Admitted]) -> dict[tuple[int, str, int], str
 
 def _upsert_run_gpus(
     items: Sequence[Admitted], run_ids: dict[int, int], gpu_ids: dict[int, dict[str, int]],
-    stats: dict[tuple[int, str], batch_store.WindowStats], memo: IngestMemo | None,
+    stats: dict[tuple[int, str], WindowStats], memo: IngestMemo | None,
 ) -> dict[tuple[int, str], int]:
     """Add the group's totals to each GPU's running totals, one row per run and GPU (summed here first); the
     run GPU ids by (item index, uuid). A GPU written by two streams raises ``NotAsOne``: its windows are counted
@@ -255,7 +256,7 @@ def _last_ms_of(keys: list[tuple[int, str, int]]) -> dict[tuple[int, str, int], 
 
 def _folded_minutes(rows: list[list[Any]]) -> list[list[Any]]:
     """Minute rollup rows of the whole group, one per GPU and minute, folded as the upsert would merge them."""
-    folds = [np.add, np.add, np.add, np.minimum, np.maximum, *(fold for _, _, fold in batch_store.MINUTE_FOLDS)]
+    folds = [np.add, np.add, np.add, np.minimum, np.maximum, *(fold for _, _, fold in MINUTE_FOLDS)]
     merged: dict[tuple[int, int], list[Any]] = {}
     for row in rows:
         key = (row[0], row[1])

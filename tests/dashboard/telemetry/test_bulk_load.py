@@ -16,9 +16,9 @@ from django.core.management import call_command
 
 from dashboard.demo.fleet_trace import TraceSpec
 from dashboard.telemetry import ingest
-from dashboard.telemetry.batch_store import MINUTE_COLUMNS
 from dashboard.telemetry.bulkload import BulkLoadError, RunSpec, load_run
 from dashboard.telemetry.models import BatchReceipt, Gpu, GpuMinute, Node, Run, RunGpu, RunNode, SampleWindow
+from dashboard.telemetry.window_figures import MINUTE_COLUMNS
 from tests.factories import envelope, register
 from wattwise_agent.backends.base import GpuInfo
 from wattwise_agent.batcher import Batcher
