@@ -67,6 +67,11 @@ class Link:
         if self.ready_file is not None:
             self.ready_file.touch()
 
+    def close(self) -> None:
+        """The consumer stops: its ready file goes (a stale one would read as healthy)."""
+        if self.ready_file is not None:
+            self.ready_file.unlink(missing_ok=True)
+
     def down(self, error: BrokerUnreachable) -> float:
         """Record a failed call (the first of an outage is logged); how long to wait before trying again."""
         if self.down_since is None:

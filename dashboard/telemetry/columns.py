@@ -84,10 +84,11 @@ def encode_many(columns: Mapping[str, np.ndarray]) -> list[bytes]:
     planes = codes.view(np.uint8).reshape(count, len(NAMES), n, 8).transpose(0, 1, 3, 2)
     heads = [_HEAD.pack(n, *w, *b) for w, b in zip(widths.tolist(), bases[:, :, 0].view(np.int64).tolist(), strict=True)]
     kept = planes[widths[:, :, None] > _PLANE]  # every window's kept planes, window after window: one gather
-    ends = np.cumsum(widths.sum(axis=1)).tolist()
+    sizes = widths.sum(axis=1)
+    ends = np.cumsum(sizes)
     return [
         _PREFIX + _compressor.compress(heads[i] + kept[start:end].tobytes())
-        for i, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True))
+        for i, (start, end) in enumerate(zip((ends - sizes).tolist(), ends.tolist(), strict=True))
     ]
 
 

@@ -62,9 +62,9 @@ MAX_BYTES = 32 * 1024 * 1024
 COLLECT_S = 0.005  # how long to wait for one more message once one is there
 IDLE_S = 1.0  # how long one wait for the first message lasts (the stop flag is checked between)
 POLL_S = 0.1  # Redis: how often an empty queue is looked at (the most a window waits before it is stored)
-# Redis: a broker that stops answering (a network cut, not only a refusal) is an outage too, given up on within
-# about 20 s (redis-py tries each call four times), inside compose's 30 s stop grace period. Seconds; a broker
-# URL's own options win.
+# Redis: a broker that stops answering (a network cut, not only a refusal) is an outage too, given up on after a
+# socket timeout (a call that connects first may wait two), inside compose's 30 s stop grace period. Seconds;
+# for the consumer's own client a broker URL's options win, kombu's channel takes these.
 REDIS_TIMEOUTS_S = {"socket_connect_timeout": 5.0, "socket_timeout": 5.0}
 
 
@@ -308,7 +308,10 @@ def consume_through_outages(
         else:
             def consume_connected() -> None:
                 consume(connection, **options)
-        keep_consuming(_session(connection, link, consume_connected), link, stop=stop)
+        try:
+            keep_consuming(_session(connection, link, consume_connected), link, stop=stop)
+        finally:
+            link.close()  # stopped, or ended by what the database raised: not ready any more
     return totals
 
 

@@ -139,6 +139,7 @@ def test_the_command_stores_what_waits_and_stops_on_sigterm(postgres, redis_url,
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0 and "stopped: 4 stored" in output
+    assert not ready.exists()  # a stopped consumer is not ready: a stale file would read as healthy
     assert left_on_the_broker(redis_url) == (0, 0)
 
 

@@ -9,6 +9,7 @@ UTS namespace of its own). Gunicorn serves the app, a real Celery worker stores 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -53,10 +54,23 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
+# The links' subnets and the app's port are fixed: two test sessions on one machine (`make test` runs the main
+# suite and the app on 3.13 at once) take turns on this lock instead of routing into each other's namespaces.
+LOCK_FILE = "/tmp/wattwise-test-two-hosts.lock"
+
+
 @contextmanager
 def two_hosts() -> Iterator[list[Host]]:
     prefix = f"ww{os.getpid() % 100_000}"
     hosts = []
+    with open(LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the namespaces are gone
+        with _links(prefix, hosts):
+            yield hosts
+
+
+@contextmanager
+def _links(prefix: str, hosts: list[Host]) -> Iterator[None]:
     try:
         for n in (1, 2):
             namespace, outside, inside = f"{prefix}h{n}", f"{prefix}s{n}", f"{prefix}n{n}"
@@ -70,7 +84,7 @@ def two_hosts() -> Iterator[list[Host]]:
             _ip("-n", namespace, "addr", "add", f"{subnet}.2/30", "dev", inside)
             _ip("-n", namespace, "link", "set", inside, "up")
             _ip("-n", namespace, "link", "set", "lo", "up")
-        yield hosts
+        yield
     finally:
         for host in hosts:  # deleting a namespace deletes its end of the veth pair, and so the pair
             subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
