@@ -101,8 +101,7 @@ class Group:
             return
         for index, outcome in stored.items():
             self.outcomes[index] = outcome
-        for run_id in sorted({o.run_id for o in stored.values() if o.status == Status.STORED and o.run_id}):
-            liveness.resume(run_id)
+        liveness.resume(o.run_id for o in stored.values() if o.status == Status.STORED and o.run_id)
 
 
 def ingest_batches(envelopes: list[Any], memo: IngestMemo | None = None) -> list[Outcome]:

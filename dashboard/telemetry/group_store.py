@@ -90,7 +90,7 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
     windows = [(item.index, gpu) for item in fresh for gpu in item.batch.gpus]
     stats = dict(zip([(index, gpu.uuid) for index, gpu in windows], window_stats([gpu for _, gpu in windows]), strict=True))
     run_gpu_ids = _upsert_run_gpus(fresh, run_ids, gpu_ids, stats, memo)
-    _check_continuity(fresh, run_gpu_ids)
+    _check_continuity(fresh, run_gpu_ids, memo)
     _insert_windows(batch_store.window_rows([
         (item.batch, gpu, run_gpu_ids[item.index, gpu.uuid], stats[item.index, gpu.uuid])
         for item in fresh for gpu in item.batch.gpus
@@ -98,6 +98,8 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
     batch_store.upsert_minute_rows(_folded_minutes(minute_rows([
         (gpu, run_gpu_ids[index, gpu.uuid], stats[index, gpu.uuid]) for index, gpu in windows
     ])))
+    ingest_memo.note_stream_ends([((run_gpu_ids[item.index, gpu.uuid], item.batch.stream), item.batch.seq,
+                                   int(gpu.t_ms[-1])) for item in fresh for gpu in item.batch.gpus], memo)
     _insert_events([(run_ids[item.index], item.node.pk, e.t_ms, e.kind, e.fields)
                     for item in fresh for e in item.batch.events])
     for node in {item.node.pk: item.node for item in fresh}.values():
@@ -209,14 +211,23 @@ def _upsert_run_gpus(
             for item in items for uuid, gpu_id in gpu_ids[item.index].items()}
 
 
-def _check_continuity(items: Sequence[Admitted], run_gpu_ids: dict[tuple[int, str], int]) -> None:
-    """Each window must continue the stream's previous one (as ``batch_store`` checks), in the group or stored."""
+def _check_continuity(
+    items: Sequence[Admitted], run_gpu_ids: dict[tuple[int, str], int], memo: IngestMemo | None
+) -> None:
+    """Each window must continue the stream's previous one (as ``batch_store`` checks), in the group or stored:
+    the latest window a group of this process stored (``ingest_memo.stream_end``), else queried."""
     in_group = {(run_gpu_ids[item.index, gpu.uuid], item.batch.stream, item.batch.seq): int(gpu.t_ms[-1])
                 for item in items for gpu in item.batch.gpus}
     wanted = {(run_gpu_ids[item.index, gpu.uuid], item.batch.stream, item.batch.seq - 1)
               for item in items if item.batch.seq > 0 for gpu in item.batch.gpus}
-    missing = sorted(key for key in wanted if key not in in_group)
     previous = dict(in_group)
+    missing = []
+    for key in sorted(key for key in wanted if key not in in_group):
+        last_ms = ingest_memo.stream_end(key, memo)
+        if last_ms is None:
+            missing.append(key)
+        else:
+            previous[key] = last_ms
     previous.update(_last_ms_of(missing))
     for item in items:
         if item.batch.seq == 0:

@@ -126,7 +126,7 @@ def ingest_batch(envelope: Any, memo: IngestMemo | None = None) -> Outcome:
                 memo.forget()
             outcome = _receive_batch(envelope, memo)
         if outcome.status == Status.STORED and outcome.run_id is not None:
-            liveness.resume(outcome.run_id)
+            liveness.resume([outcome.run_id])
         return outcome
     except (Rejected, WireError) as exc:
         return record_rejection(KIND_BATCH, envelope, exc)

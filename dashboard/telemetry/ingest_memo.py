@@ -52,14 +52,40 @@ class IngestMemo:
     gpu_ids: dict[tuple[int, str], int] = field(default_factory=dict)  # (node id, GPU uuid) -> GPU id
     sessions: set[tuple[int, int, str]] = field(default_factory=set)  # (run id, node id, stream) stored
     node_seen: dict[int, float] = field(default_factory=dict)  # node id -> last write of last_seen_at
+    # (run GPU id, stream) -> (seq, last reading's ms) of the latest window ``group_store`` stored of that stream,
+    # written inside the group's transaction (``forget`` drops it if that rolls back): the next group's
+    # continuity check reads the window there instead of querying it. At most STREAM_ENDS entries.
+    stream_ends: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     # (run id, GPU id) whose running totals several streams write: ``group_store`` leaves their batches to
     # ``batch_store`` (counted once, one at a time). Kept by ``forget``: a row only ever becomes shared.
     shared_run_gpus: set[tuple[int, int]] = field(default_factory=set)
 
     def forget(self) -> None:
         for remembered in (self.keys, self.enrolled, self.nodes, self.run_ids, self.gpu_ids, self.sessions,
-                           self.node_seen):
+                           self.node_seen, self.stream_ends):
             remembered.clear()
+
+
+STREAM_ENDS = 100_000
+"""The most stream ends a memo keeps (a few tens of MB); past it they are dropped and found by query again."""
+
+
+def note_stream_ends(ends: Sequence[tuple[tuple[int, str], int, int]], memo: IngestMemo | None) -> None:
+    """Remember the latest of the windows stored, ((run GPU id, stream), seq, last reading's ms), of each stream."""
+    if memo is None:
+        return
+    if len(memo.stream_ends) + len(ends) > STREAM_ENDS:
+        memo.stream_ends.clear()
+    for key, seq, last_ms in ends:
+        held = memo.stream_ends.get(key)
+        if held is None or held[0] < seq:
+            memo.stream_ends[key] = (seq, last_ms)
+
+
+def stream_end(key: tuple[int, str, int], memo: IngestMemo | None) -> int | None:
+    """The last reading's ms of window (run GPU id, stream, seq), if it is the latest this memo saw stored."""
+    held = None if memo is None else memo.stream_ends.get(key[:2])
+    return held[1] if held is not None and held[0] == key[2] else None
 
 
 _worker_memo: IngestMemo | None = None

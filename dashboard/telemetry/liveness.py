@@ -9,6 +9,7 @@ created), never the agents' sample times, which may be anywhere (a replayed or s
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -36,6 +37,9 @@ def mark_silent_runs(now: datetime | None = None) -> int:
     return marked
 
 
-def resume(run_id: int) -> None:
-    """A batch of the run was stored: if it was interrupted, its agents are back."""
-    Run.objects.filter(pk=run_id, status=Run.Status.INTERRUPTED).update(status=Run.Status.RUNNING)
+def resume(run_ids: Iterable[int]) -> None:
+    """Batches of these runs were stored: those that were interrupted have their agents back. One statement
+    however many runs a group of batches held."""
+    ids = sorted(set(run_ids))
+    if ids:
+        Run.objects.filter(pk__in=ids, status=Run.Status.INTERRUPTED).update(status=Run.Status.RUNNING)

@@ -10,7 +10,8 @@ from django.db import connection
 from django.dispatch import receiver
 from django.test.utils import CaptureQueriesContext
 
-from dashboard.telemetry import coalesce, ingest
+from dashboard.telemetry import coalesce, group_store, ingest
+from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.signals import samples_stored
 from tests.factories import envelope, register, simple_batch
@@ -142,3 +143,34 @@ def test_the_groups_statements_are_seen_by_djangos_query_tools():
     statements = " ".join(q["sql"] for q in captured.captured_queries)
     for table in ("dashboard_batchreceipt", "dashboard_rungpu", "dashboard_gpuminute"):
         assert f"INSERT INTO {table}" in statements
+
+
+def continuity_lookups(captured: CaptureQueriesContext) -> int:
+    return sum("FROM dashboard_samplewindow AS w" in q["sql"] for q in captured.captured_queries)
+
+
+def test_a_group_continuing_this_consumers_last_group_looks_nothing_up_and_a_break_is_still_refused():
+    memo, node = IngestMemo(), register()
+    assert [o.status for o in coalesce.ingest_batches([simple_batch(node, seq=s) for s in (0, 1)], memo)] == ["stored"] * 2
+    with CaptureQueriesContext(connection) as captured:
+        assert coalesce.ingest_batches([simple_batch(node, seq=2)], memo)[0].status == "stored"
+    assert continuity_lookups(captured) == 0  # seq 1's last reading is what this process stored last
+    payload = json.loads(simple_batch(node, seq=3)["body"])
+    payload["gpus"][0]["prev_t_ms"] -= 50  # claims an earlier last reading than seq 2 has
+    assert coalesce.ingest_batches([envelope(node, payload)], memo)[0].status == "rejected"
+    assert list(Rejection.objects.values_list("reason_code", flat=True)) == [Rejection.Code.CONTINUITY]
+    with CaptureQueriesContext(connection) as captured:  # another process's memo: the window is looked up
+        assert coalesce.ingest_batches([simple_batch(node, seq=3)], IngestMemo())[0].status == "stored"
+    assert continuity_lookups(captured) == 1
+
+
+def test_a_group_rolled_back_leaves_no_stream_ends_behind(monkeypatch):
+    memo, node = IngestMemo(), register()
+
+    def fail(rows):
+        raise RuntimeError("the events could not be written")
+
+    monkeypatch.setattr(group_store, "_insert_events", fail)
+    outcomes = coalesce.ingest_batches([simple_batch(node, seq=s) for s in (0, 1)], memo)
+    assert [o.status for o in outcomes] == ["stored"] * 2  # one by one, after the group rolled back
+    assert memo.stream_ends == {}  # what the rolled-back group noted is forgotten

@@ -8,10 +8,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.projects.tokens import issue_token
-from dashboard.telemetry import ingest, liveness
+from dashboard.telemetry import coalesce, ingest, liveness
 from dashboard.telemetry.completeness import run_completeness
 from dashboard.telemetry.models import BatchReceipt, Run
 from tests.dashboard.telemetry.test_run_lifecycle import close_message, open_message
@@ -105,6 +107,17 @@ def test_a_run_whose_agents_went_silent_is_interrupted_and_runs_again_when_they_
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING
     assert liveness.mark_silent_runs() == 0
+
+
+def test_one_group_of_batches_brings_back_every_interrupted_run_it_holds_in_one_statement():
+    a, b = register("node-a"), register("node-b")
+    coalesce.ingest_batches([simple_batch(a, seq=0, run="run-a"), simple_batch(b, seq=0, run="run-b")])
+    Run.objects.update(status=Run.Status.INTERRUPTED)
+    with CaptureQueriesContext(connection) as captured:
+        outcomes = coalesce.ingest_batches([simple_batch(a, seq=1, run="run-a"), simple_batch(b, seq=1, run="run-b")])
+    assert [o.status for o in outcomes] == ["stored", "stored"]
+    assert set(Run.objects.values_list("status", flat=True)) == {Run.Status.RUNNING}
+    assert sum(q["sql"].startswith('UPDATE "dashboard_run"') for q in captured.captured_queries) == 1
 
 
 def test_finished_runs_are_never_marked_interrupted():
