@@ -10,7 +10,8 @@ store them one after another, with the same rows, totals and rollups:
   spans the key); a batch already stored with the same content (a redelivery) is a duplicate and writes
   nothing else;
 * each GPU's running totals are summed over the group first and upserted once (one row per run and GPU);
-* each window continues its stream's previous window, found in the group or in one query;
+* each window continues its stream's previous window, found in the group, in what this consumer's last group
+  stored (``IngestMemo.stream_ends``) or in one query;
 * one ``COPY`` of the windows (multi-row ``INSERT``s on SQLite), each window's columns one blob encoded by
   ``dashboard.telemetry.columns`` (``batch_store.window_rows``: the bytes ``batch_store`` and the bulk loader
   write), and one upsert of the minute rollups, folded over the group first;
