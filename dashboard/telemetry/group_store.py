@@ -28,10 +28,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 
 from dashboard.telemetry import batch_store, ingest_memo
 from dashboard.telemetry.admission import Outcome, Status
@@ -99,8 +100,6 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
     batch_store.upsert_minute_rows(_folded_minutes(minute_rows([
         (gpu, run_gpu_ids[index, gpu.uuid], stats[index, gpu.uuid]) for index, gpu in windows
     ])))
-    ingest_memo.note_stream_ends([((run_gpu_ids[item.index, gpu.uuid], item.batch.stream), item.batch.seq,
-                                   int(gpu.t_ms[-1])) for item in fresh for gpu in item.batch.gpus], memo)
     _insert_events([(run_ids[item.index], item.node.pk, e.t_ms, e.kind, e.fields)
                     for item in fresh for e in item.batch.events])
     for node in {item.node.pk: item.node for item in fresh}.values():
@@ -116,6 +115,10 @@ def store_group(items: Sequence[Admitted], memo: IngestMemo | None) -> dict[int,
         if implausible:
             detail += "; " + batch_store.record_implausible(item.node, detail, implausible)
         outcomes[item.index] = Outcome(Status.STORED, detail, item.batch.samples, run_ids[item.index])
+    # The windows' ends go to the memo once the transaction commits, never before: it only holds windows that exist.
+    ends = [((run_gpu_ids[item.index, gpu.uuid], item.batch.stream), item.batch.seq, int(gpu.t_ms[-1]))
+            for item in fresh for gpu in item.batch.gpus]
+    transaction.on_commit(partial(ingest_memo.note_stream_ends, ends, memo))
     return outcomes
 
 

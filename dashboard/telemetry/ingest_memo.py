@@ -53,8 +53,8 @@ class IngestMemo:
     sessions: set[tuple[int, int, str]] = field(default_factory=set)  # (run id, node id, stream) stored
     node_seen: dict[int, float] = field(default_factory=dict)  # node id -> last write of last_seen_at
     # (run GPU id, stream) -> (seq, last reading's ms) of the latest window ``group_store`` stored of that stream,
-    # written inside the group's transaction (``forget`` drops it if that rolls back): the next group's
-    # continuity check reads the window there instead of querying it. At most STREAM_ENDS entries.
+    # noted once its group committed (``group_store``): the next group's continuity check reads the window there
+    # instead of querying it. At most STREAM_ENDS entries.
     stream_ends: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     # (run id, GPU id) whose running totals several streams write: ``group_store`` leaves their batches to
     # ``batch_store`` (counted once, one at a time). Kept by ``forget``: a row only ever becomes shared.
@@ -70,15 +70,18 @@ STREAM_ENDS = 100_000
 """The most stream ends a memo keeps (a few tens of MB); past it they are dropped and found by query again."""
 
 
-def note_stream_ends(ends: Sequence[tuple[tuple[int, str], int, int]], memo: IngestMemo | None) -> None:
-    """Remember the latest of the windows stored, ((run GPU id, stream), seq, last reading's ms), of each stream."""
+StreamEnd = tuple[tuple[int, str], int, int]  # ((run GPU id, stream), seq, last reading's ms) of a stored window
+
+
+def note_stream_ends(ends: Sequence[StreamEnd], memo: IngestMemo | None) -> None:
+    """Remember the latest of the windows stored, of each stream: call it only once they are committed."""
     if memo is None:
         return
     if len(memo.stream_ends) + len(ends) > STREAM_ENDS:
         memo.stream_ends.clear()
     for key, seq, last_ms in ends:
         held = memo.stream_ends.get(key)
-        if held is None or held[0] < seq:
+        if held is None or held[0] <= seq:
             memo.stream_ends[key] = (seq, last_ms)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.dispatch import receiver
 from django.test.utils import CaptureQueriesContext
 
@@ -146,31 +146,47 @@ def test_the_groups_statements_are_seen_by_djangos_query_tools():
 
 
 def continuity_lookups(captured: CaptureQueriesContext) -> int:
-    return sum("FROM dashboard_samplewindow AS w" in q["sql"] for q in captured.captured_queries)
+    """The continuity lookups among the statements (``group_store._last_ms_of``, PostgreSQL's or SQLite's)."""
+    return sum("last_ms FROM dashboard_samplewindow" in q["sql"] for q in captured.captured_queries)
 
 
-def test_a_group_continuing_this_consumers_last_group_looks_nothing_up_and_a_break_is_still_refused():
+def test_a_group_continuing_this_consumers_last_group_looks_nothing_up_and_a_break_is_still_refused(
+    django_capture_on_commit_callbacks,
+):
     memo, node = IngestMemo(), register()
-    assert [o.status for o in coalesce.ingest_batches([simple_batch(node, seq=s) for s in (0, 1)], memo)] == ["stored"] * 2
-    with CaptureQueriesContext(connection) as captured:
-        assert coalesce.ingest_batches([simple_batch(node, seq=2)], memo)[0].status == "stored"
-    assert continuity_lookups(captured) == 0  # seq 1's last reading is what this process stored last
+
+    def store(messages: list[dict], memo: IngestMemo) -> tuple[list[str], int]:
+        with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks(execute=True):
+            statuses = [o.status for o in coalesce.ingest_batches(messages, memo)]
+        return statuses, continuity_lookups(captured)
+
+    assert store([simple_batch(node, seq=s) for s in (0, 1)], memo) == (["stored"] * 2, 0)  # seq 0 in the group
+    # seq 1's last reading is what this consumer's last group stored once it committed: nothing looked up.
+    assert store([simple_batch(node, seq=2)], memo) == (["stored"], 0)
     payload = json.loads(simple_batch(node, seq=3)["body"])
     payload["gpus"][0]["prev_t_ms"] -= 50  # claims an earlier last reading than seq 2 has
-    assert coalesce.ingest_batches([envelope(node, payload)], memo)[0].status == "rejected"
+    assert store([envelope(node, payload)], memo)[0] == ["rejected"]
     assert list(Rejection.objects.values_list("reason_code", flat=True)) == [Rejection.Code.CONTINUITY]
-    with CaptureQueriesContext(connection) as captured:  # another process's memo: the window is looked up
-        assert coalesce.ingest_batches([simple_batch(node, seq=3)], IngestMemo())[0].status == "stored"
-    assert continuity_lookups(captured) == 1
+    assert store([simple_batch(node, seq=3)], IngestMemo()) == (["stored"], 1)  # another process: looked up
+    assert store([simple_batch(node, seq=5)], memo) == (["stored"], 1)  # seq 4 is not the memo's latest: looked up
 
 
-def test_a_group_rolled_back_leaves_no_stream_ends_behind(monkeypatch):
+def test_a_group_rolled_back_leaves_no_stream_ends_behind(monkeypatch, django_capture_on_commit_callbacks):
     memo, node = IngestMemo(), register()
 
-    def fail(rows):
+    def fail(*args):
         raise RuntimeError("the events could not be written")
 
     monkeypatch.setattr(group_store, "_insert_events", fail)
-    outcomes = coalesce.ingest_batches([simple_batch(node, seq=s) for s in (0, 1)], memo)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = coalesce.ingest_batches([simple_batch(node, seq=s) for s in (0, 1)], memo)
     assert [o.status for o in outcomes] == ["stored"] * 2  # one by one, after the group rolled back
-    assert memo.stream_ends == {}  # what the rolled-back group noted is forgotten
+    assert memo.stream_ends == {}  # the rolled-back group's windows never reach the memo
+
+    def database_gone(*args):
+        raise OperationalError("the connection was lost")
+
+    monkeypatch.setattr(group_store, "_insert_events", database_gone)  # raised on, to the consumer's retries
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(OperationalError):
+        coalesce.ingest_batches([simple_batch(node, seq=2)], memo)
+    assert memo.stream_ends == {}

@@ -42,9 +42,9 @@ def windows(draw: st.DrawFn) -> list[wire.GpuWindow]:
             prev=None if prev is None else (start_ms - prev[0], prev[1]),
             power_limit_mw=draw(st.one_of(st.none(), st.integers(100_000, 700_000))),
             columns={"t_ms": t_ms.tolist(), "energy_mj": energy,
-                     "power_mw": rng.integers(0, 2**31 - 1, n).tolist(),
-                     "sm_clock_mhz": rng.integers(0, 2000, n).tolist(), "util_pct": rng.integers(0, 100, n).tolist(),
-                     "temp_c": rng.integers(-40, 120, n).tolist()},
+                     "power_mw": rng.integers(0, 2**31 - 1, n, endpoint=True).tolist(),
+                     "sm_clock_mhz": rng.integers(0, 2000, n, endpoint=True).tolist(), "util_pct": rng.integers(0, 100, n, endpoint=True).tolist(),
+                     "temp_c": rng.integers(-40, 120, n, endpoint=True).tolist()},
         )))
     return out
 
