@@ -145,3 +145,36 @@ def default_rows(spec: Partitioned) -> int:
         cursor.execute(f"SELECT count(*) FROM {spec.default}")
         return int(cursor.fetchone()[0])
 
+
+
+# A week's indexes are built as its rows arrive from many streams side by side, which leaves their pages about
+# half full; rebuilt once the week is over they are packed to their fill factor (docs/benchmarks.md: the
+# benchmark's database went from 19.7 to 17.9 bytes a sample). The marker says it was done.
+COMPACTED = "wattwise: indexes rebuilt after the week closed"
+
+
+def compacted(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [name])
+        row = cursor.fetchone()
+    return row is not None and row[0] == COMPACTED
+
+
+def compact(name: str) -> None:
+    """Rebuild a closed week's indexes without holding off its readers or late rows (``REINDEX CONCURRENTLY``,
+    outside any transaction), then mark it. It waits for every transaction that might use them: behind a long
+    reader it gives up after ``DDL_LOCK_TIMEOUT`` (``LockNotAvailable``) instead of holding the beat worker.
+    An attempt cut short leaves invalid copies (``…_ccnew``): they are dropped first."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+        try:
+            cursor.execute(
+                "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "WHERE x.indrelid = to_regclass(%s) AND NOT x.indisvalid", [name]
+            )
+            for (invalid,) in cursor.fetchall():
+                cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{invalid}"')
+            cursor.execute(f"REINDEX TABLE CONCURRENTLY {name}")
+            cursor.execute(f"COMMENT ON TABLE {name} IS %s", [COMPACTED])
+        finally:
+            cursor.execute("RESET lock_timeout")

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg.errors import LockNotAvailable
 
@@ -35,6 +35,7 @@ from dashboard.telemetry.partitions import RECEIPTS, WEEK, WINDOWS
 log = logging.getLogger(__name__)
 
 WEEKS_AHEAD = 2  # partitions made ahead: the task can fail for two weeks before rows go to the default
+CLOSED_FOR = timedelta(days=1)  # a week's indexes are rebuilt once it ended this long ago (late rows settle)
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,12 @@ class Maintained:
     deleted_rows: int = 0  # SQLite only: rows deleted instead of dropped
     in_default: dict[str, int] = field(default_factory=dict)  # rows waiting in each default partition
     postponed: list[str] = field(default_factory=list)  # steps that met a lock held too long: the next pass
+    compacted: list[str] = field(default_factory=list)  # closed weeks whose indexes were rebuilt
 
     def as_json(self) -> dict[str, Any]:
         return {"partitioned": self.partitioned, "created": self.created, "dropped": self.dropped,
-                "deleted_rows": self.deleted_rows, "in_default": self.in_default, "postponed": self.postponed}
+                "deleted_rows": self.deleted_rows, "in_default": self.in_default, "postponed": self.postponed,
+                "compacted": self.compacted}
 
 
 def maintain(now: datetime | None = None, retention_days: int | None = None) -> Maintained:
@@ -84,6 +87,7 @@ def maintain(now: datetime | None = None, retention_days: int | None = None) -> 
             with _postponed_if_locked(done, f"drop {spec.table} before {first}"), transaction.atomic():
                 done.dropped += partitions.drop_before(spec, first)
             done.in_default[spec.table] = partitions.default_rows(spec)
+            _compact_one_week(spec, now, done)
     else:
         with transaction.atomic():
             cutoff_ms = WINDOWS.bound(horizons.windows)
@@ -91,6 +95,27 @@ def maintain(now: datetime | None = None, retention_days: int | None = None) -> 
             done.deleted_rows += BatchReceipt.objects.filter(received_at__lt=RECEIPTS.bound(horizons.receipts)).delete()[0]
     _record(horizons, days, now)
     return done
+
+
+def _compact_one_week(spec: partitions.Partitioned, now: datetime, done: Maintained) -> None:
+    """Rebuild the indexes of the oldest closed week not rebuilt yet: one a pass, as a week of a large fleet
+    takes minutes. Not inside a transaction (``REINDEX CONCURRENTLY`` cannot run in one): a caller's
+    transaction leaves it to the next pass. A failure is logged and left to the next pass too."""
+    if connection.in_atomic_block:
+        return
+    closed = [name for week, name in sorted(partitions.weeks(spec).items())
+              if datetime(week.year, week.month, week.day, tzinfo=UTC) + WEEK + CLOSED_FOR <= now]
+    for name in closed:
+        if partitions.compacted(name):
+            continue
+        try:
+            partitions.compact(name)
+        except DatabaseError as exc:
+            log.warning("raw retention: rebuilding the indexes of %s postponed to the next pass (%s)", name, exc)
+            done.postponed.append(f"compact {name}")
+        else:
+            done.compacted.append(name)
+        return
 
 
 @contextlib.contextmanager

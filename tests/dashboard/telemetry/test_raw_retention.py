@@ -15,11 +15,11 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.telemetry import ingest, retention
+from dashboard.telemetry import ingest, partitions, retention
 from dashboard.telemetry.models import BatchReceipt, GpuMinute, Run, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.partitions import RECEIPTS, WINDOWS, monday
 from dashboard.telemetry.windows import TimeRange
-from tests.factories import batch_payload, envelope, gpu_entry, member, register
+from tests.factories import batch_payload, envelope, gpu_entry, member, register, simple_batch
 from wattwise_agent.wire import event_payload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services, pytest.mark.usefixtures("postgres")]
@@ -301,3 +301,35 @@ def test_a_long_reader_postpones_dropping_a_partition_instead_of_queueing_ingest
     assert f"drop {WINDOWS.table} before {done_horizon(now)}" in done.postponed
     assert week in partitions_of(WINDOWS.table) and week not in done.dropped
     assert week in retention.maintain(now, retention_days=90).dropped  # once the reader is gone
+
+
+def index_state(partition: str) -> tuple[int, bool]:
+    """(bytes of the partition's indexes, whether every index of the windows is valid and attached to its parent's)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_indexes_size(%s::regclass)", [partition])
+        size = int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT bool_and(x.indisvalid), count(*) FILTER (WHERE i.inhrelid IS NULL) FROM pg_index x "
+            "LEFT JOIN pg_inherits i ON i.inhrelid = x.indexrelid WHERE x.indrelid = %s::regclass", [partition])
+        valid, detached = cursor.fetchone()
+    return size, bool(valid) and detached == 0
+
+
+@pytest.mark.django_db(transaction=True)  # REINDEX CONCURRENTLY runs outside any transaction, as in the beat task
+def test_closed_weeks_have_their_indexes_rebuilt_once_each_and_keep_every_row():
+    node = register()
+    for seq in range(30):  # windows from 2026-01-01 (T0), in the week of Monday 2025-12-29
+        assert ingest.ingest_batch(simple_batch(node, seq=seq)).status == "stored"
+    energy_j = RunGpu.objects.get().energy_j
+    now = datetime(2026, 1, 22, tzinfo=UTC)  # that week and the next two are over by more than a day
+    passes = [retention.maintain(now, retention_days=30) for _ in range(12)]
+    compacted = [name for done in passes for name in done.compacted]
+    week = WINDOWS.name(monday(datetime(2026, 1, 1).date()))
+    assert week in compacted and len(compacted) == len(set(compacted))  # each week once, one a pass per table
+    assert all(len([n for n in done.compacted if n.startswith(WINDOWS.table)]) <= 1 for done in passes)
+    assert passes[-1].compacted == [] and not any(done.postponed for done in passes)
+    assert partitions.compacted(week) and not partitions.compacted(WINDOWS.name(monday(now.date())))  # not closed
+    assert index_state(week)[1]
+    assert (SampleWindow.objects.count(), RunGpu.objects.get().energy_j) == (30, energy_j)
+    assert ingest.ingest_batch(simple_batch(node, seq=30)).status == "stored"  # the rebuilt indexes take rows
+    assert ingest.ingest_batch(simple_batch(node, seq=30)).status == "duplicate"
