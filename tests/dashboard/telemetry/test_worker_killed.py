@@ -13,7 +13,7 @@ from wattwise_agent.wire import TASK_INGEST_BATCH, TELEMETRY_QUEUE
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
-GPUS, SAMPLES, BATCHES = 32, 1500, 24
+GPUS, SAMPLES, BATCHES = 32, 1500, 48  # enough batches that polling catches one being written
 STEP_MJ = 25_000
 
 
