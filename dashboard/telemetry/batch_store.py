@@ -151,7 +151,7 @@ def _count_once(
     spans = [coverage.intervals_ms(gpu) for gpu in gpus]
     span = TimeRange(int(min(s[0][0] for s in spans)), int(max(s[1][-1] for s in spans)))
     others = coverage.covering(ids, batch.stream, span, max(shared.values()))
-    new = coverage.new_to(ids, batch.stream)
+    new = coverage.new_to(ids, batch.stream, batch.seq)
     counted: dict[str, WindowStats] = {}
     corrections = []
     for gpu, run_gpu_id in zip(gpus, ids, strict=True):

@@ -198,15 +198,29 @@ def covering(run_gpu_ids: Sequence[int], stream: str, span: TimeRange, window_ms
     return found
 
 
-def new_to(run_gpu_ids: Sequence[int], stream: str) -> set[int]:
-    """Those of these GPUs for which ``stream`` has no stored window yet (one index probe each)."""
+def new_to(run_gpu_ids: Sequence[int], stream: str, seq: int) -> set[int]:
+    """Those of these GPUs for which ``stream`` has no stored window yet, the stream's batch ``seq`` being stored.
+
+    Mostly the stream's previous batch holds a window of the GPU: one probe of the ``(run_gpu, seq)`` index
+    each. Only for GPUs where it does not (the stream's first batch of the GPU, or a batch after a lost one)
+    are the GPU's windows looked through for the stream's, once.
+    """
     ids = ", ".join(str(int(i)) for i in run_gpu_ids)
     if not ids:
         return set()
+    window = SampleWindow._meta.db_table
     sql = (
         f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({ids}) AND NOT EXISTS "
-        f"(SELECT 1 FROM {SampleWindow._meta.db_table} w WHERE w.run_gpu_id = r.id AND w.stream = %s)"
+        f"(SELECT 1 FROM {window} w WHERE w.run_gpu_id = r.id AND w.seq = %s AND w.stream = %s)"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [stream])
+        cursor.execute(sql, [seq - 1, stream])
+        unsure = ", ".join(str(int(row[0])) for row in cursor.fetchall())
+        if not unsure:
+            return set()
+        cursor.execute(
+            f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({unsure}) AND NOT EXISTS "
+            f"(SELECT 1 FROM {window} w WHERE w.run_gpu_id = r.id AND w.stream = %s)",
+            [stream],
+        )
         return {int(row[0]) for row in cursor.fetchall()}

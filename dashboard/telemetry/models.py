@@ -275,8 +275,9 @@ class RunGpu(models.Model):
 class SampleWindow(models.Model):
     """One GPU's readings over one agent window, columnar (see dashboard.telemetry.columns for the encoding)."""
 
-    # No index of its own: the unique (run_gpu, stream, seq) and the (run_gpu, first_ms) index serve every
-    # lookup by GPU, and a third index would only slow ingest down.
+    # No index of its own: (run_gpu, seq) and (run_gpu, first_ms) serve every lookup by GPU, and a third
+    # index would only slow ingest down. Nothing needs (run_gpu, stream, seq) unique: a batch's windows are
+    # written with its receipt, which is (migration 0017).
     run_gpu = models.ForeignKey(RunGpu, on_delete=models.CASCADE, related_name="windows", db_index=False)
     stream = models.CharField(max_length=64)
     seq = models.BigIntegerField()
@@ -291,10 +292,12 @@ class SampleWindow(models.Model):
 
     class Meta:
         db_table = "dashboard_samplewindow"
-        constraints = [
-            models.UniqueConstraint(fields=["run_gpu", "stream", "seq"], name="window_unique_per_gpu_stream_seq")
+        indexes = [
+            models.Index(fields=["run_gpu", "first_ms"], name="window_gpu_time"),
+            # The continuity check's previous window and a stream's first one: one entry per window per
+            # stream with each number, a third of the size a stream in every entry made it.
+            models.Index(fields=["run_gpu", "seq"], name="window_gpu_seq"),
         ]
-        indexes = [models.Index(fields=["run_gpu", "first_ms"], name="window_gpu_time")]
 
 
 class GpuMinute(models.Model):
@@ -329,7 +332,8 @@ class GpuMinute(models.Model):
 class BatchReceipt(models.Model):
     """One row per accepted batch: the idempotency key (node, stream, seq) and what it carried."""
 
-    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="receipts")
+    # No index of its own: receipt_unique leads with the node (migration 0018).
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="receipts", db_index=False)
     stream = models.CharField(max_length=64)
     seq = models.BigIntegerField()
     # No index of its own: receipt_run_received leads with the run, and serves every lookup by run (and the

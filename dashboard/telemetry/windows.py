@@ -10,8 +10,9 @@ overlapping a range are:
 
 * those that *start* inside it: a range scan of the ``(run_gpu, first_ms)`` index;
 * those that start before it and reach into it. Ingest keeps each stream's windows consecutive, so per
-  GPU and stream only the stream's latest window starting before the range can: one probe of the same
-  index. Streams come from ``RunNode`` rows, which ingest writes for every batch.
+  GPU and stream only the stream's latest window starting before the range can, and no earlier than the
+  GPU's longest window before it: one probe, or a short walk, of the same index. Streams come from
+  ``RunNode`` rows, which ingest writes for every batch.
 
 :func:`reach_back_ms` finds the earliest of the second kind for any number of GPUs in one statement;
 :func:`overlapping` turns it into one index range scan.
@@ -78,32 +79,26 @@ def reach_back_ms(run_gpu_ids: Sequence[int], from_ms: int) -> int:
 
     * the GPU's latest window starting before ``from_ms`` (one backward probe of the time index) is its
       stream's candidate;
-    * any other stream is looked for only if it started before ``from_ms`` and ended at or after it (its
-      first and last window: two probes of the unique ``(run_gpu, stream, seq)`` index), and then by a
-      backward walk of the time index that skips the windows of the streams recording alongside it. A
-      stream that ended hours before ``from_ms`` (an agent restarted) is never walked back to.
+    * any other stream's candidate is its latest window starting less than the GPU's longest window
+      (``RunGpu.max_window_ms``) before ``from_ms``: no window of the GPU that reaches ``from_ms`` starts
+      earlier, so this walks a few windows of the time index back, never to a stream that ended hours
+      before (an agent restarted).
     """
     ids = ", ".join(str(int(i)) for i in run_gpu_ids)
     if not ids:
         return from_ms
     window, run_gpu, gpu, run_node = (m._meta.db_table for m in (SampleWindow, RunGpu, Gpu, RunNode))
-
-    def stream_end(column: str, order: str) -> str:
-        return (f"(SELECT e.{column} FROM {window} e WHERE e.run_gpu_id = p.run_gpu_id AND e.stream = p.stream "
-                f"ORDER BY e.seq {order} LIMIT 1)")
-
     latest = f"FROM {window} a WHERE a.run_gpu_id = p.run_gpu_id AND a.first_ms < %(from)s"
     sql = (
         f"SELECT MIN(w.first_ms) FROM (SELECT p.run_gpu_id, p.stream, CASE "
         f"WHEN p.stream = (SELECT a.stream {latest} ORDER BY a.first_ms DESC LIMIT 1) "
         f"THEN (SELECT MAX(a.first_ms) {latest}) "
-        f"WHEN {stream_end('first_ms', 'ASC')} < %(from)s AND {stream_end('last_ms', 'DESC')} >= %(from)s "
-        # "stream || ''" serves no index, so this walks the time index back from from_ms rather than read
-        # the whole stream through the unique index and sort it (PostgreSQL's pick with stale statistics).
-        f"THEN (SELECT MAX(b.first_ms) FROM {window} b WHERE b.run_gpu_id = p.run_gpu_id "
-        f"AND b.stream || '' = p.stream AND b.first_ms < %(from)s) END AS first_ms "
-        f"FROM (SELECT rg.id AS run_gpu_id, rn.stream FROM {run_gpu} rg JOIN {gpu} g ON g.id = rg.gpu_id "
-        f"JOIN {run_node} rn ON rn.run_id = rg.run_id AND rn.node_id = g.node_id WHERE rg.id IN ({ids})) p"
+        # "stream || ''" serves no index, so this walks the time index back from from_ms.
+        f"ELSE (SELECT MAX(b.first_ms) FROM {window} b WHERE b.run_gpu_id = p.run_gpu_id "
+        f"AND b.stream || '' = p.stream AND b.first_ms < %(from)s AND b.first_ms >= %(from)s - p.max_window_ms) "
+        f"END AS first_ms FROM (SELECT rg.id AS run_gpu_id, rg.max_window_ms, rn.stream FROM {run_gpu} rg "
+        f"JOIN {gpu} g ON g.id = rg.gpu_id JOIN {run_node} rn ON rn.run_id = rg.run_id AND rn.node_id = g.node_id "
+        f"WHERE rg.id IN ({ids})) p"
         f") c JOIN {window} w ON w.run_gpu_id = c.run_gpu_id AND w.first_ms = c.first_ms AND w.stream = c.stream "
         f"WHERE w.last_ms >= %(from)s"
     )

@@ -10,6 +10,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from dashboard.projects.models import Project
 from dashboard.telemetry.models import Node, Run, RunEvent
+from tests.dashboard.telemetry.migration_states import migrated_to, node_and_run, plan
 from tests.dashboard.test_migrations_keep_data import own_schema
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.usefixtures("postgres")]
@@ -22,16 +23,6 @@ def indexes_on_run_alone() -> set[str]:
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, "dashboard_runevent")
     return {name for name, c in found.items() if c["index"] and c["columns"] == ["run_id"]}
-
-
-def plan(sql: str, params: list) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")  # the table is tiny: ask which index serves
-        try:
-            cursor.execute("EXPLAIN " + sql, params)
-            return "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("RESET enable_seqscan")
 
 
 def test_a_runs_events_are_found_and_deleted_through_the_run_kind_time_index():
@@ -50,12 +41,8 @@ def test_a_runs_events_are_found_and_deleted_through_the_run_kind_time_index():
 
 def test_the_migration_drops_the_run_index_and_migrating_back_makes_it_again_events_kept():
     with own_schema("event_indexes"):
-        executor = MigrationExecutor(connection)
-        executor.migrate(BEFORE)
-        apps = executor.loader.project_state(BEFORE).apps
-        project = apps.get_model("projects", "Project").objects.create(name="vision")
-        node = apps.get_model("telemetry", "Node").objects.create(project=project, name="n1")
-        run = apps.get_model("telemetry", "Run").objects.create(project=project, name="r")
+        apps = migrated_to(BEFORE)
+        node, run = node_and_run(apps)
         apps.get_model("telemetry", "RunEvent").objects.create(run=run, node=node, t_ms=1, kind="step_end")
         assert "dashboard_runevent_run_id_bdf0993b" in indexes_on_run_alone()
 

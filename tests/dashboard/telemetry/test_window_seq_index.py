@@ -1,0 +1,102 @@
+"""A window is found by GPU, stream and batch number through ``window_gpu_seq`` (run_gpu, seq), with no
+unique (run_gpu, stream, seq) index beside it on the windows' table or any partition (migration telemetry
+0017 swaps them; migrating back makes the unique one again, windows kept)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from dashboard.telemetry import coverage, ingest
+from dashboard.telemetry.models import RunGpu, SampleWindow
+from dashboard.telemetry.windows import reach_back_ms
+from tests.dashboard.telemetry.migration_states import (
+    indexed_on,
+    migrated_to,
+    node_and_run,
+    plan,
+    with_partitions,
+)
+from tests.dashboard.test_migrations_keep_data import own_schema
+from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.usefixtures("postgres")]
+
+BEFORE = [("telemetry", "0016_batchreceipt_run_index_dropped")]
+AFTER = [("telemetry", "0017_window_seq_index")]
+UNIQUE = "(run_gpu_id, stream, seq, first_ms)"
+BY_SEQ = "(run_gpu_id, seq)"
+
+
+def window_tables() -> set[str]:
+    return with_partitions("dashboard_samplewindow")
+
+
+def tables_indexed_on(columns: str) -> set[str]:
+    return indexed_on(window_tables(), columns)
+
+
+def send(node, stream: str, seqs: range) -> None:
+    for seq in seqs:
+        t_ms = [T0_MS + (seq * 10 + i) * 100 for i in range(10)]
+        energy_mj = [1_000_000 + 30_000 * (seq * 10 + i) for i in range(10)]
+        prev = (t_ms[0] - 100, energy_mj[0] - 30_000) if seq else None
+        entry = gpu_entry("GPU-1", t_ms, energy_mj, prev=prev)
+        assert ingest.ingest_batch(envelope(node, batch_payload([entry], stream=stream, seq=seq))).status == "stored"
+
+
+def test_lookups_by_gpu_stream_and_number_are_served_by_the_seq_index():
+    node = register()
+    send(node, "a", range(6))
+    send(node, "b", range(3))  # a second stream: the GPU is shared, so its batches ask coverage
+    (run_gpu,) = RunGpu.objects.all()
+    assert run_gpu.shared and run_gpu.streams == 2
+    assert tables_indexed_on(UNIQUE) == set() and tables_indexed_on(BY_SEQ) == window_tables()
+
+    with CaptureQueriesContext(connection) as asked:
+        assert coverage.new_to([run_gpu.pk], "a", 6) == set()  # its batch 5 holds the GPU: one probe
+        assert coverage.new_to([run_gpu.pk], "c", 0) == {run_gpu.pk}
+    probe = asked.captured_queries[0]["sql"]
+    assert "window_gpu_seq" in plan(probe) or "run_gpu_id_seq_idx" in plan(probe), plan(probe)
+    assert len(asked.captured_queries) == 3  # "a": the probe alone; "c": the probe, then its look through
+
+    continuity = SampleWindow.objects.filter(run_gpu=run_gpu, stream="a", seq=4).values("last_ms")
+    found = plan(*continuity.query.sql_with_params())
+    assert "window_gpu_seq" in found or "run_gpu_id_seq_idx" in found, found
+
+
+def test_a_window_of_another_stream_reaching_into_the_range_is_found_within_the_longest_window():
+    node = register()
+    send(node, "a", range(4))  # one-second windows from T0
+    send(node, "b", range(2))
+    (run_gpu,) = RunGpu.objects.all()
+    assert run_gpu.max_window_ms == 1_000  # from the previous reading (100 ms before a window) to its last
+    # From +1,250 both streams' windows from +1,000 reach in; from +2,850 a's from +2,000 does, b has ended.
+    assert reach_back_ms([run_gpu.pk], T0_MS + 1_250) == T0_MS + 1_000
+    assert reach_back_ms([run_gpu.pk], T0_MS + 2_850) == T0_MS + 2_000
+
+
+def test_the_migration_swaps_the_indexes_everywhere_fills_the_longest_window_and_goes_back_windows_kept():
+    with own_schema("window_seq_index"):
+        apps = migrated_to(BEFORE)
+        node, run = node_and_run(apps)
+        gpu = apps.get_model("telemetry", "Gpu").objects.create(node=node, uuid="GPU-1", index=0)
+        # Stored before migration 0004: no longest window recorded.
+        run_gpu = apps.get_model("telemetry", "RunGpu").objects.create(run=run, gpu=gpu, max_window_ms=0)
+        for seq, prev_t_ms in ((0, None), (1, T0_MS + 4_900)):
+            apps.get_model("telemetry", "SampleWindow").objects.create(
+                run_gpu=run_gpu, stream="s1", seq=seq, first_ms=T0_MS + 5_000 * seq,
+                last_ms=T0_MS + 5_000 * seq + 4_900, samples=50, energy_j=1.0, prev_t_ms=prev_t_ms, readings=b"x")
+        every_table = window_tables()
+        assert len(every_table) > 1  # the partitioned table and its partitions
+        assert tables_indexed_on(UNIQUE) == every_table and tables_indexed_on(BY_SEQ) == set()
+
+        migrated_to(AFTER)
+        assert tables_indexed_on(UNIQUE) == set() and tables_indexed_on(BY_SEQ) == every_table
+        assert SampleWindow.objects.filter(run_gpu_id=run_gpu.pk).count() == 2
+        assert RunGpu.objects.get(pk=run_gpu.pk).max_window_ms == 5_000  # window 1, from its previous reading
+
+        migrated_to(BEFORE)
+        assert tables_indexed_on(UNIQUE) == every_table and tables_indexed_on(BY_SEQ) == set()
+        assert SampleWindow.objects.filter(run_gpu_id=run_gpu.pk).count() == 2
