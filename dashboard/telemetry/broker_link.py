@@ -3,7 +3,8 @@
 While the broker cannot be reached the consumer stays up: it says so once, at the start of the outage (the
 broker's URL without its password, and the error), removes its ready file so that the health check fails,
 and tries again 0.1 s doubling to ``LONGEST_WAIT_S`` apart, looking at its stop flag at least every
-``STOP_CHECK_S``. Once through, it says how long the broker was out and makes the ready file again.
+``STOP_CHECK_S``. Once a call goes through again (a connection alone is not enough), it says how long the
+broker was out and makes the ready file again.
 
 Only the broker's own calls count (connecting, taking, acknowledging, putting back, restoring: each wrapped
 in ``broker_call``): what the database raises while a group is stored is never taken for an outage; it is
@@ -54,8 +55,14 @@ class Link:
         self.clock = clock
         self.down_since: float | None = None
         self.wait_s = FIRST_WAIT_S
+        self.is_up = False
 
     def up(self) -> None:
+        """A call to the broker went through (not merely a connection made: a broker that takes connections and
+        fails every call must not make the ready file come and go, nor reset the wait between tries)."""
+        if self.is_up:
+            return
+        self.is_up = True
         if self.down_since is None:
             log.info("telemetry consumer: consuming on broker %s", self.broker_url)
         else:
@@ -74,6 +81,7 @@ class Link:
 
     def down(self, error: BrokerUnreachable) -> float:
         """Record a failed call (the first of an outage is logged); how long to wait before trying again."""
+        self.is_up = False
         if self.down_since is None:
             self.down_since = self.clock()
             log.error("telemetry consumer: broker %s unreachable (%s); not ready until it is back, trying again "
@@ -87,7 +95,8 @@ class Link:
 
 
 def keep_consuming(session: Callable[[], None], link: Link, *, stop: Callable[[], bool]) -> None:
-    """Run ``session`` (connect, ``link.up()``, consume until ``stop()``), again after every ``BrokerUnreachable``
+    """Run ``session`` (connect, consume until ``stop()``, ``link.up()`` after each call that went through), again
+    after every ``BrokerUnreachable``
     it raises, until ``stop()``. Anything else it raises (the database's, a bug) ends the consumer as before."""
     while not stop():
         try:

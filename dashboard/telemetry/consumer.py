@@ -108,7 +108,7 @@ class Unreadable:
 
 
 def handle(taken: Taken, memo: IngestMemo | None, totals: dict[str, int],
-           broker_errors: tuple[type[BaseException], ...] = ()) -> None:
+           broker_errors: tuple[type[BaseException], ...] = (), stop: Callable[[], bool] = lambda: False) -> None:
     """Store, refuse or keep what the messages carry, count it in ``totals``, then acknowledge each message (or
     requeue it); ``broker_errors`` raised acknowledging are ``BrokerUnreachable``."""
     tasks: list[tuple[str, Any] | Unreadable] = []
@@ -117,7 +117,7 @@ def handle(taken: Taken, memo: IngestMemo | None, totals: dict[str, int],
             tasks.append(task_of(message))
         except Exception as exc:  # whatever it is, it is recorded, never stored
             tasks.append(Unreadable(f"unreadable task message on {TELEMETRY_QUEUE!r}: {exc}"))
-    counts, requeue = store(tasks, memo)
+    counts, requeue = store(tasks, memo, stop)
     _add(totals, counts)  # stored, whether or not the acknowledgements reach the broker
     with broker_call(broker_errors):
         for i, message in enumerate(taken.messages):
@@ -127,9 +127,12 @@ def handle(taken: Taken, memo: IngestMemo | None, totals: dict[str, int],
                 message.ack()
 
 
-def store(tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None) -> tuple[dict[str, int], set[int]]:
+def store(
+    tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None, stop: Callable[[], bool] = lambda: False,
+) -> tuple[dict[str, int], set[int]]:
     """Store, refuse or keep what each message carries (its task and argument, or why it could not be read):
-    counts by status, and the messages to put back on the queue (their dead letters could not be written)."""
+    counts by status, and the messages to put back on the queue (their dead letters could not be written, or
+    ``stop()`` came while the database was unreachable)."""
     batches: list[Any] = []
     owners: list[int] = []  # the message each batch envelope came in
     opening: list[tuple[int, str, Any]] = []
@@ -151,21 +154,21 @@ def store(tasks: list[tuple[str, Any] | Unreadable], memo: IngestMemo | None) ->
         else:
             _refuse_unreadable(f"task {name!r} on {TELEMETRY_QUEUE!r} is not one this app receives")
     for i, name, argument in opening:
-        _count(counts, _deliver_one(name, argument, memo), i, requeue)
+        _count(counts, _deliver_one(name, argument, memo, stop), i, requeue)
     if batches:
         try:
-            for outcome in delivery.deliver_group(batches, memo):
-                counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+            for owner, outcome in zip(owners, delivery.deliver_group(batches, memo, stop), strict=True):
+                _count(counts, outcome, owner, requeue)
         except Reject:
             requeue.update(owners)
     for i, name, argument in others:
-        _count(counts, _deliver_one(name, argument, memo), i, requeue)
+        _count(counts, _deliver_one(name, argument, memo, stop), i, requeue)
     return counts, requeue
 
 
-def _deliver_one(name: str, argument: Any, memo: IngestMemo | None) -> dict[str, Any] | None:
+def _deliver_one(name: str, argument: Any, memo: IngestMemo | None, stop: Callable[[], bool]) -> dict[str, Any] | None:
     try:
-        return delivery.deliver(name, argument, memo)
+        return delivery.deliver(name, argument, memo, stop)
     except Reject:
         return None
 
@@ -186,10 +189,12 @@ def consume(
     connection: Connection, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
     max_bytes: int = MAX_BYTES, collect_s: float = COLLECT_S, idle_s: float = IDLE_S,
     stop: Callable[[], bool] = lambda: False, until_idle: bool = False, totals: dict[str, int] | None = None,
+    alive: Callable[[], None] = lambda: None,
 ) -> dict[str, int]:
     """Consume the telemetry queue on ``connection`` until ``stop()`` (checked at least every ``idle_s``), or,
     with ``until_idle``, until no message came for ``idle_s``; counts by status, added to ``totals`` as they
-    come (a caller keeps them through an outage). A connection lost raises ``BrokerUnreachable``."""
+    come (a caller keeps them through an outage), ``alive()`` after every call to the broker that went through.
+    A connection lost raises ``BrokerUnreachable``."""
     memo = IngestMemo() if memo is None else memo
     totals = {} if totals is None else totals
     errors = connection.connection_errors
@@ -202,15 +207,19 @@ def consume(
         messages = Consumer(connection, [_telemetry_queue()], on_message=lambda message: taken.add(message),
                             accept=["json"], prefetch_count=max_messages)
         messages.consume()
+    alive()
     while not stop():
         with broker_call(errors):
-            if not _drain(connection, idle_s):
-                if until_idle:
-                    break
-                continue
+            came = _drain(connection, idle_s)
+        alive()
+        if not came:
+            if until_idle:
+                break
+            continue
+        with broker_call(errors):
             while len(taken.messages) < max_messages and taken.size_bytes < max_bytes and _drain(connection, collect_s):
                 pass
-        handle(taken, memo, totals, errors)
+        handle(taken, memo, totals, errors, stop)
         taken = Taken()
     with broker_call(errors):  # only on a stop: a lost connection took its consumer with it
         messages.cancel()
@@ -241,12 +250,13 @@ def consume_redis(
     queue: RedisQueue, *, memo: IngestMemo | None = None, max_messages: int = MAX_MESSAGES,
     max_bytes: int = MAX_BYTES, idle_s: float = POLL_S, stop: Callable[[], bool] = lambda: False,
     until_idle: bool = False, restore: Callable[[], object] | None = None, restore_every_s: float = 10.0,
-    totals: dict[str, int] | None = None,
+    totals: dict[str, int] | None = None, alive: Callable[[], None] = lambda: None,
 ) -> dict[str, int]:
     """``consume`` on Redis, many messages a round trip (``dashboard.telemetry.redis_queue``): the queue is
     looked at every ``idle_s`` while it is empty (``until_idle``: stop then); ``restore`` (kombu's restore of
     messages a dead consumer left unacknowledged) runs at most every ``restore_every_s``. Counts by status,
-    added to ``totals`` as they come; a connection lost raises ``BrokerUnreachable``."""
+    added to ``totals`` as they come, ``alive()`` after every take that went through; a connection lost raises
+    ``BrokerUnreachable``."""
     memo = IngestMemo() if memo is None else memo
     totals = {} if totals is None else totals
     errors = queue.connection_errors
@@ -254,6 +264,7 @@ def consume_redis(
     while not stop():
         with broker_call(errors):
             taken = queue.take(max_messages, max_bytes)
+        alive()
         if not taken:
             if until_idle:
                 break
@@ -263,7 +274,7 @@ def consume_redis(
                 restored_at = time.monotonic()
             time.sleep(idle_s)
             continue
-        counts, requeue = store(_tasks_in(queue, taken), memo)
+        counts, requeue = store(_tasks_in(queue, taken), memo, stop)
         _add(totals, counts)
         # Lost here, after the commit: the messages stay unacknowledged, come back after the visibility timeout
         # (restore) and are found duplicates by their receipts.
@@ -301,6 +312,7 @@ def consume_through_outages(
                                "totals": totals}
     with app.connection_for_read() as connection:
         link = Link(maybe_sanitize_url(app.conf.broker_url), ready_file)
+        options["alive"] = link.up
         if connection.transport.driver_type == "redis":
             # read when its channel is made, on connecting: restoring gives up on a broker that stopped answering too
             connection.transport_options = {**(connection.transport_options or {}), **REDIS_TIMEOUTS_S}
@@ -309,7 +321,7 @@ def consume_through_outages(
             def consume_connected() -> None:
                 consume(connection, **options)
         try:
-            keep_consuming(_session(connection, link, consume_connected), link, stop=stop)
+            keep_consuming(_session(connection, consume_connected), link, stop=stop)
         finally:
             link.close()  # stopped, or ended by what the database raised: not ready any more
     return totals
@@ -330,14 +342,13 @@ def _on_redis(app: Celery, connection: Connection, poll_s: float, options: dict[
     return consume_connected
 
 
-def _session(connection: Connection, link: Link, consume_connected: Callable[[], None]) -> Callable[[], None]:
-    """Connect (one try), tell ``link``, consume; a connection lost is dropped before ``BrokerUnreachable`` goes on."""
+def _session(connection: Connection, consume_connected: Callable[[], None]) -> Callable[[], None]:
+    """Connect (one try), consume; a connection lost is dropped before ``BrokerUnreachable`` goes on."""
 
     def session() -> None:
         try:
             with broker_call(connection.connection_errors):
                 connection.ensure_connection(max_retries=0, reraise_as_library_errors=False)
-            link.up()
             consume_connected()
         except BrokerUnreachable:
             _forget(connection)

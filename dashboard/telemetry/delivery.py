@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from dashboard.telemetry import coalesce, ingest, ingest_memo
 from dashboard.telemetry.admission import Outcome
+from dashboard.telemetry.broker_link import pause
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import DeadLetter
 from wattwise_agent.wire import TASK_CLOSE_RUN, TASK_INGEST_BATCH, TASK_OPEN_RUN
@@ -56,6 +57,10 @@ RECEIVERS: dict[str, Receive] = {
 }
 
 
+def _never() -> bool:
+    return False
+
+
 def receives(task: str, receive: Receive) -> None:
     """Register ``receive`` as what stores (or refuses) the messages of ``task``."""
     RECEIVERS[task] = receive
@@ -68,10 +73,11 @@ def run_task(task: Task, name: str, envelope: Any) -> dict[str, Any]:
     return deliver(name, envelope, ingest_memo.for_this_worker())
 
 
-def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]:
+def deliver(task: str, envelope: Any, memo: IngestMemo | None, stop: Callable[[], bool] = _never) -> dict[str, Any]:
     """Run the receiver of ``task`` on ``envelope`` in a worker: its outcome, or a dead letter's.
 
-    Raises ``Reject`` (requeue) when not even the dead letter could be written.
+    Raises ``Reject`` (requeue) when not even the dead letter could be written, or when ``stop()`` (the consumer
+    was told to stop) while it waits for the database: the message goes back to the queue, not to a dead letter.
     """
     receive = RECEIVERS[task]
     _close_failed_connections()
@@ -87,15 +93,20 @@ def deliver(task: str, envelope: Any, memo: IngestMemo | None) -> dict[str, Any]
             _close_connections()
             if memo is not None:
                 memo.forget()  # ids it learnt in a transaction that was rolled back
-            time.sleep(wait_s)
+            if _stopped_waiting(wait_s, stop):
+                raise Reject(f"{task}: stopping while the database is unreachable", requeue=True) from exc
             wait_s = min(wait_s * 2, LONGEST_WAIT_S)
         except Exception as exc:  # whatever it is, the message is kept, not dropped
             log.exception("%s: could not store or refuse a message", task)
             return _keep(task, envelope, exc)
 
 
-def deliver_group(envelopes: list[Any], memo: IngestMemo | None) -> list[dict[str, Any]]:
-    """Batch envelopes received together, stored as one where they can be: each one's outcome or dead letter.
+def deliver_group(
+    envelopes: list[Any], memo: IngestMemo | None, stop: Callable[[], bool] = _never,
+) -> list[dict[str, Any] | None]:
+    """Batch envelopes received together, stored as one where they can be: each one's outcome or dead letter;
+    None for those still undecided when ``stop()`` (the consumer was told to stop) while it waits for the
+    database: they go back to the queue.
 
     Raises ``Reject`` (requeue) when a dead letter could not be written; nothing is acknowledged then.
     """
@@ -116,7 +127,8 @@ def deliver_group(envelopes: list[Any], memo: IngestMemo | None) -> list[dict[st
             _close_connections()
             if memo is not None:
                 memo.forget()
-            time.sleep(wait_s)
+            if _stopped_waiting(wait_s, stop):
+                return [None if outcome is None else outcome.as_dict() for outcome in group.outcomes]
             wait_s = min(wait_s * 2, LONGEST_WAIT_S)
         except Exception:  # a bug on one message: the rest are delivered one by one, that one kept
             log.exception("%d batches could not be stored together; delivering them one by one", len(envelopes))
@@ -124,8 +136,23 @@ def deliver_group(envelopes: list[Any], memo: IngestMemo | None) -> list[dict[st
             if memo is not None:
                 memo.forget()
             break
-    return [outcome.as_dict() if outcome is not None else deliver(TASK_INGEST_BATCH, envelope, memo)
+    return [outcome.as_dict() if outcome is not None else _deliver_or_give_back(envelope, memo, stop)
             for envelope, outcome in zip(envelopes, group.outcomes, strict=True)]
+
+
+def _deliver_or_give_back(envelope: Any, memo: IngestMemo | None, stop: Callable[[], bool]) -> dict[str, Any] | None:
+    try:
+        return deliver(TASK_INGEST_BATCH, envelope, memo, stop)
+    except Reject:
+        if stop():
+            return None  # back to the queue: the consumer is stopping
+        raise
+
+
+def _stopped_waiting(wait_s: float, stop: Callable[[], bool]) -> bool:
+    """Wait ``wait_s`` for the database, or less once ``stop()`` holds; whether it does."""
+    pause(wait_s, stop)
+    return stop()
 
 
 def _keep(task: str, envelope: Any, error: BaseException) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from django.db import OperationalError
 from kombu import Connection, Producer
 
 from dashboard.telemetry import consumer
+from dashboard.telemetry.broker_link import LONGEST_WAIT_S, Link, keep_consuming
 from dashboard.telemetry.ingest_memo import IngestMemo
-from dashboard.telemetry.models import BatchReceipt, RunGpu
+from dashboard.telemetry.models import BatchReceipt, DeadLetter, RunGpu
+from dashboard.telemetry.redis_queue import RedisQueue
 from tests import worker_process
 from tests.broker_users import RABBITMQ_PORT, rabbitmq_vhost
 from tests.dashboard.telemetry.http_support import celery_on_broker
@@ -182,3 +184,46 @@ def test_a_database_failure_is_not_taken_for_a_broker_outage(postgres, redis_url
     assert not ready.exists()  # ended by the database's error: not ready (compose restarts it)
     assert not any(UNREACHABLE in record.getMessage() for record in caplog.records)
     assert (client.llen(TELEMETRY_QUEUE), client.hlen("unacked")) == (0, 1)
+
+
+def test_a_broker_that_takes_connections_but_fails_every_call_is_one_outage_and_never_ready(redis_url, tmp_path,
+                                                                                            caplog):
+    """Connecting goes through, the calls after it fail (as a Redis still loading its data answers them): the
+    consumer is never ready, says once that the broker is unreachable and never that it is back, and waits
+    longer between tries each time instead of trying again every 0.1 s."""
+    ready = tmp_path / "ready"
+    link = Link("redis://127.0.0.1/0", ready)
+    failing = RedisQueue(redis.Redis(port=free_port(), socket_connect_timeout=1), TELEMETRY_QUEUE,
+                         max_message_bytes=1 << 20)
+    ready_when_consuming: list[bool] = []
+
+    def consume_connected() -> None:
+        ready_when_consuming.append(ready.exists())
+        consumer.consume_redis(failing, alive=link.up)
+
+    with Connection(redis_url) as connection:  # a broker that takes the connection
+        keep_consuming(consumer._session(connection, consume_connected), link,
+                       stop=lambda: len(ready_when_consuming) >= 5)
+    assert ready_when_consuming == [False] * 5 and not ready.exists()
+    said = [record.getMessage() for record in caplog.records]
+    assert sum(UNREACHABLE in line for line in said) == 1 and not any(BACK in line for line in said)
+    assert link.wait_s == LONGEST_WAIT_S  # 0.1 s doubling, as for a broker that refuses connections
+
+
+def test_a_consumer_told_to_stop_while_the_database_is_down_gives_the_batch_back_to_the_queue(
+        postgres, redis_url, settings, caplog):
+    """It stops waiting for the database (``WATTWISE_DB_RETRY_S`` can be minutes, past compose's grace period)
+    and puts the message back for the next consumer: no dead letter, nothing left unacknowledged."""
+    settings.WATTWISE_DB_RETRY_S = 3_600
+    flush(redis_url)
+    publish(redis_url, [simple_batch(register())])
+    client = redis.Redis.from_url(redis_url)
+
+    def retries() -> int:
+        return sum("database unreachable" in record.getMessage() for record in caplog.records)
+
+    with django_reads(f"postgres://postgres@127.0.0.1:{free_port()}/none"):
+        consumer.consume_redis(RedisQueue(client, TELEMETRY_QUEUE, max_message_bytes=1 << 20), memo=IngestMemo(),
+                               stop=lambda: retries() >= 1)  # as SIGTERM during the first wait
+    assert (client.llen(TELEMETRY_QUEUE), client.hlen("unacked")) == (1, 0)
+    assert retries() == 1 and not DeadLetter.objects.exists() and not BatchReceipt.objects.exists()
