@@ -114,7 +114,7 @@ def store_batch(node: Node, batch: Batch, digest: str, memo: IngestMemo | None) 
     run_gpu_ids, shared = _upsert_run_gpus(run_id, batch, gpu_ids, stats)
     _check_continuity(batch, run_gpu_ids)
     if shared:
-        stats |= _count_once(batch, shared, run_gpu_ids, stats)
+        stats |= _count_once(node, batch, shared, run_gpu_ids, stats)
     _insert_windows(batch, run_gpu_ids, stats)
     _upsert_minutes(batch, run_gpu_ids, stats)
     if batch.events:
@@ -141,7 +141,7 @@ def record_implausible(node: Node, batch: str, implausible: dict[str, tuple[Impl
 
 
 def _count_once(
-    batch: Batch, shared: dict[str, int], run_gpu_ids: dict[str, int], stats: dict[str, WindowStats]
+    node: Node, batch: Batch, shared: dict[str, int], run_gpu_ids: dict[str, int], stats: dict[str, WindowStats]
 ) -> dict[str, WindowStats]:
     """Windows of GPUs another stream also wrote (``shared``: uuid -> the GPU's ``max_window_ms``): count only
     the time no other stream's windows cover yet (``dashboard.telemetry.coverage``), and take what they
@@ -151,7 +151,7 @@ def _count_once(
     spans = [coverage.intervals_ms(gpu) for gpu in gpus]
     span = TimeRange(int(min(s[0][0] for s in spans)), int(max(s[1][-1] for s in spans)))
     others = coverage.covering(ids, batch.stream, span, max(shared.values()))
-    new = coverage.new_to(ids, batch.stream, batch.seq)
+    new = coverage.new_to(ids, node.pk, batch.stream, batch.seq)
     counted: dict[str, WindowStats] = {}
     corrections = []
     for gpu, run_gpu_id in zip(gpus, ids, strict=True):

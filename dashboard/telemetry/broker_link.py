@@ -46,8 +46,8 @@ def describe(error: BaseException) -> str:
 
 
 class Link:
-    """What the operator and the health check are told of the link: the ready file is there exactly while
-    connected; one line when an outage starts, one when it ends."""
+    """What the operator and the health check are told of the link: the ready file is there while calls to the
+    broker go through; one line when an outage starts, one when it ends."""
 
     def __init__(self, broker_url: str, ready_file: Path | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.broker_url = broker_url  # as shown: without its password (kombu's ``maybe_sanitize_url``)

@@ -20,7 +20,9 @@ transport: it waits for the first message, then takes what else is already there
 Every message is acknowledged only after what it carried was committed (stored, refused with a recorded
 reason or kept as a dead letter): until then the transport keeps it as unacknowledged, and a consumer
 killed meanwhile leaves it to be delivered again after the visibility timeout, when the receipts make the
-copy a duplicate. A message whose dead letter could not be written is put back on the queue.
+copy a duplicate. A message whose dead letter could not be written is put back on the queue, as is every
+message not yet decided when the consumer is told to stop (SIGTERM) while the database is unreachable: it
+stops waiting for the database rather than be killed waiting.
 A message that is not a task this app knows is recorded as a rejection and acknowledged (as a worker
 drops an unregistered task).
 
@@ -155,14 +157,16 @@ def store(
             _refuse_unreadable(f"task {name!r} on {TELEMETRY_QUEUE!r} is not one this app receives")
     for i, name, argument in opening:
         _count(counts, _deliver_one(name, argument, memo, stop), i, requeue)
-    if batches:
+    if batches and stop():  # stopping: what is not stored yet goes back without a try that could hang
+        requeue.update(owners)
+    elif batches:
         try:
             for owner, outcome in zip(owners, delivery.deliver_group(batches, memo, stop), strict=True):
                 _count(counts, outcome, owner, requeue)
         except Reject:
             requeue.update(owners)
     for i, name, argument in others:
-        _count(counts, _deliver_one(name, argument, memo, stop), i, requeue)
+        _count(counts, None if stop() else _deliver_one(name, argument, memo, stop), i, requeue)
     return counts, requeue
 
 

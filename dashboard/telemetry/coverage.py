@@ -36,7 +36,7 @@ import numpy as np
 from django.db import connection
 
 from dashboard.telemetry import columns
-from dashboard.telemetry.models import RunGpu, SampleWindow
+from dashboard.telemetry.models import BatchReceipt, RunGpu, SampleWindow
 from dashboard.telemetry.windows import TimeRange
 from wattwise_agent.wire import GpuWindow, counter_step_mj
 
@@ -198,29 +198,56 @@ def covering(run_gpu_ids: Sequence[int], stream: str, span: TimeRange, window_ms
     return found
 
 
-def new_to(run_gpu_ids: Sequence[int], stream: str, seq: int) -> set[int]:
-    """Those of these GPUs for which ``stream`` has no stored window yet, the stream's batch ``seq`` being stored.
+def new_to(run_gpu_ids: Sequence[int], node_id: int, stream: str, seq: int) -> set[int]:
+    """Those of these GPUs for which ``stream`` (of node ``node_id``) has no stored window yet, its batch ``seq``
+    being stored (its receipt claimed, its windows not yet written).
 
-    Mostly the stream's previous batch holds a window of the GPU: one probe of the ``(run_gpu, seq)`` index
-    each. Only for GPUs where it does not (the stream's first batch of the GPU, or a batch after a lost one)
-    are the GPU's windows looked through for the stream's, once.
+    A stream's batches carry the same GPUs, so a GPU is new to it when the stream's nearest stored batches
+    before and after ``seq`` (found by their receipts: ``receipt_unique`` leads with node and stream) hold no
+    window of it, and a stream with no other batch stored is new to every GPU: index probes, mostly one (the
+    previous batch). Only a GPU that those batches did not carry, while the stream has others, has its
+    windows looked through for the stream's.
     """
-    ids = ", ".join(str(int(i)) for i in run_gpu_ids)
+    ids = [int(i) for i in run_gpu_ids]
     if not ids:
         return set()
-    window = SampleWindow._meta.db_table
-    sql = (
-        f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({ids}) AND NOT EXISTS "
-        f"(SELECT 1 FROM {window} w WHERE w.run_gpu_id = r.id AND w.seq = %s AND w.stream = %s)"
-    )
+    unsure = set(ids) - _written_at(ids, stream, [seq - 1])
+    if not unsure:
+        return set()
+    receipts = BatchReceipt._meta.db_table
+    nearest = (f"(SELECT seq FROM {receipts} WHERE node_id = %s AND stream = %s AND seq {{}} %s "
+               "ORDER BY seq {} LIMIT 1)")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [seq - 1, stream])
-        unsure = ", ".join(str(int(row[0])) for row in cursor.fetchall())
-        if not unsure:
-            return set()
+        cursor.execute(f"SELECT {nearest.format('<', 'DESC')}, {nearest.format('>', 'ASC')}",
+                       [node_id, stream, seq, node_id, stream, seq])
+        neighbours = [int(n) for n in cursor.fetchone() if n is not None]
+    if not neighbours:
+        return unsure
+    unsure -= _written_at(sorted(unsure), stream, neighbours)
+    if not unsure:
+        return set()
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({unsure}) AND NOT EXISTS "
-            f"(SELECT 1 FROM {window} w WHERE w.run_gpu_id = r.id AND w.stream = %s)",
+            f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({_id_list(unsure)}) AND NOT EXISTS "
+            f"(SELECT 1 FROM {SampleWindow._meta.db_table} w WHERE w.run_gpu_id = r.id AND w.stream = %s)",
             [stream],
         )
         return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _written_at(run_gpu_ids: Sequence[int], stream: str, seqs: Sequence[int]) -> set[int]:
+    """Those of these GPUs with a window of ``stream``'s batches ``seqs``: probes of the ``(run_gpu, seq)`` index."""
+    seqs = [q for q in seqs if q >= 0]
+    if not seqs:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT run_gpu_id FROM {SampleWindow._meta.db_table} WHERE run_gpu_id IN "
+            f"({_id_list(run_gpu_ids)}) AND seq IN ({_id_list(seqs)}) AND stream = %s",
+            [stream],
+        )
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _id_list(values: Iterable[int]) -> str:
+    return ", ".join(str(int(v)) for v in values)

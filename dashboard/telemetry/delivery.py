@@ -8,6 +8,8 @@ reason, or keep it as a dead letter. It is never acknowledged and dropped.
 * Still failing then, or failing for a reason no check foresaw (a bug): the envelope is kept whole as a
   ``DeadLetter`` with the error, for an admin to see and replay (``replay``).
 * Not even that can be written: the message is rejected back onto the queue, to be tried again.
+* The consumer told to stop while it waits for the database (``stop``): the waiting ends and the messages
+  not decided yet go back onto the queue, for the next consumer (a Celery task never stops early).
 
 Batches received together (``deliver_group``: the coalescing consumer, ``dashboard.telemetry.consumer``) are
 stored as one (``dashboard.telemetry.coalesce``) under the same rules, each message with its own outcome: one

@@ -8,11 +8,12 @@ stream. ``(run_gpu_id, seq)`` serves those too (a GPU's windows with one number 
 32-character stream in every entry: measured on the ingest benchmark's database, 3.0 bytes a sample of
 index become about 1 (docs/benchmarks.md).
 
-Windows stored before 0004 left ``RunGpu.max_window_ms`` at 0; ``windows.reach_back_ms`` now bounds its walk
-back by it, so it is filled in here from those GPUs' windows (only theirs: no other row has 0 with windows).
+``windows.reach_back_ms`` now bounds its walk back by ``RunGpu.max_window_ms``, which windows stored before 0004
+left at 0 (or below their longest, for a run that went on after it): it is filled in here from the windows.
 
 On PostgreSQL both statements act on every partition (``CREATE INDEX`` on a partitioned table cannot be
-``CONCURRENTLY``: on a large database, run ``migrate`` in a maintenance window). Migrating back makes the
+``CONCURRENTLY``, and holds off writes while it builds; the fill-in reads every window once: on a large
+database, run ``migrate`` in a maintenance window). Migrating back makes the
 unique index again, with the partition key, as 0013 left it. On SQLite, Django's own schema operations.
 """
 
@@ -23,25 +24,28 @@ from django.db import migrations, models
 OLD = models.UniqueConstraint(fields=("run_gpu", "stream", "seq"), name="window_unique_per_gpu_stream_seq")
 NEW = models.Index(fields=["run_gpu", "seq"], name="window_gpu_seq")
 TABLE = "dashboard_samplewindow"
+# Portable (SQLite before 3.33 has no UPDATE ... FROM): each GPU's part in a run whose windows hold a longer one.
+_LONGER = f"FROM {TABLE} w WHERE w.run_gpu_id = dashboard_rungpu.id"
+_SPAN = "w.last_ms - COALESCE(w.prev_t_ms, w.first_ms)"
 FILL_MAX_WINDOW = (
-    "UPDATE dashboard_rungpu SET max_window_ms = w.longest FROM (SELECT run_gpu_id, "
-    f"MAX(last_ms - COALESCE(prev_t_ms, first_ms)) AS longest FROM {TABLE} WHERE run_gpu_id IN "
-    "(SELECT id FROM dashboard_rungpu WHERE max_window_ms = 0) GROUP BY run_gpu_id) AS w "
-    "WHERE dashboard_rungpu.id = w.run_gpu_id AND w.longest > 0"
+    f"UPDATE dashboard_rungpu SET max_window_ms = (SELECT MAX({_SPAN}) {_LONGER}) "
+    f"WHERE EXISTS (SELECT 1 {_LONGER} AND {_SPAN} > dashboard_rungpu.max_window_ms)"
 )
 
 
 def forward(apps, schema_editor) -> None:
     model = apps.get_model("telemetry", "SampleWindow")
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS {OLD.name}")
+        # The new index first (a SHARE lock: pages still read), the old one's exclusive lock last, briefly.
         schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {NEW.name} ON {TABLE} (run_gpu_id, seq)")
-    else:
-        # SQLite drops a unique constraint by making the table again from the model: this state's model still
-        # has it, so it goes from the model first.
-        model._meta.constraints = [c for c in model._meta.constraints if c.name != OLD.name]
-        schema_editor.remove_constraint(model, OLD)
-        schema_editor.add_index(model, NEW)
+        schema_editor.execute(FILL_MAX_WINDOW)
+        schema_editor.execute(f"ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS {OLD.name}")
+        return
+    # SQLite drops a unique constraint by making the table again from the model: this state's model still
+    # has it, so it goes from the model first.
+    model._meta.constraints = [c for c in model._meta.constraints if c.name != OLD.name]
+    schema_editor.remove_constraint(model, OLD)
+    schema_editor.add_index(model, NEW)
     schema_editor.execute(FILL_MAX_WINDOW)
 
 

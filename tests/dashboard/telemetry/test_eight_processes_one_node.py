@@ -112,10 +112,12 @@ def assert_the_energy_of_one(node: RegisteredNode, lines: list[dict[str, Any]]) 
         assert rg.energy_j == pytest.approx(truth_j, rel=1e-7), rg.gpu.uuid
         assert (rg.streams, rg.shared, rg.overlapped) == (RANKS, True, True)
     run_total_j = sum(rg.energy_j for rg in run_gpus)
-    # One rank's energy (the longest rank's, and what little more the union covers), not eight ranks'.
-    longest_rank_j = max(sum(line["energy_j"].values()) for line in lines)
-    assert longest_rank_j * 0.999 <= run_total_j == pytest.approx(union_j, rel=1e-7)
-    assert run_total_j < 1.5 * longest_rank_j
+    # One rank's energy (the longest rank's, and what the union covers beyond it), not eight ranks'. How much
+    # beyond depends on how far apart the ranks started (on a loaded machine, seconds of a 6 s loop), so it
+    # is bounded by the ranks' sum, which counting each rank would reach, not by the longest rank.
+    ranks_j = [sum(line["energy_j"].values()) for line in lines]
+    assert max(ranks_j) * 0.999 <= run_total_j == pytest.approx(union_j, rel=1e-7)
+    assert run_total_j < sum(ranks_j) / 2
     return run_gpus
 
 
