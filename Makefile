@@ -21,9 +21,10 @@ AGENT_PYTHONS ?= 3.9 3.10 3.12 3.13
 PY313_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wattwise_py313
 PY313_REDIS_URL ?= redis://127.0.0.1:6379/11
 # On 3.13, the app's suite less the browser tests (Playwright; the main run has them), the torch ones (no torch
-# there), the fault suite (its own services, ~2 minutes; the main run has it) and tests/agents (run on 3.13 by
-# test-agent-pythons): a full second run would add ~7 minutes.
-PY313_TESTS ?= -m "not torch and not browser and not faults" --ignore=tests/agents
+# there), the fault suite (its own services, ~2 minutes; the main run has it), the tests that start workers,
+# agents or servers as processes (what they check is how processes meet, not the Python; on a slow machine they
+# were most of this run's 53 minutes, beside the main suite) and tests/agents (run on 3.13 by test-agent-pythons).
+PY313_TESTS ?= -m "not torch and not browser and not faults and not processes" --ignore=tests/agents
 
 # `make demo-loop`: issue 12's loop end to end on emulated GPUs (examples/pipeline_parallel/README.md); LOOP_ARGS=--keep DIR keeps
 # the throwaway server's database to look at afterwards.

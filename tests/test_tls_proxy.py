@@ -25,7 +25,7 @@ from tests.worker_process import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 
 @contextmanager

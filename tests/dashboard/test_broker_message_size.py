@@ -17,7 +17,7 @@ from tests.worker_process import flush, publisher, wait_until, worker
 from wattwise_agent import wire
 from wattwise_agent.transport import CeleryTransport
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 MIB = 1024 * 1024
 

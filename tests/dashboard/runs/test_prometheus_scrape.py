@@ -23,7 +23,7 @@ from tests.conftest import need_service
 from tests.factories import member, register, simple_batch
 from wattwise_agent.wire import seal
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 # Bounds for the polling below: Prometheus starts in about a second and scrapes every second.
 START_WAIT_S = 60.0

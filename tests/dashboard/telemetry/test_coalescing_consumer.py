@@ -23,7 +23,7 @@ from tests.worker_process import ROOT, flush, wait_until
 from wattwise_agent.transport import CeleryTransport
 from wattwise_agent.wire import TELEMETRY_QUEUE
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 
 def publish(redis_url: str, envelopes: list[dict]) -> None:

@@ -25,7 +25,7 @@ from tests.factories import RegisteredNode, member, register
 from tests.worker_process import ROOT, flush, wait_until, worker
 from wattwise_agent.backends.simulated import SimulatedBackend
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 RANKS, GPUS, SEED = 8, 4, 5
 START = datetime(2026, 1, 1, tzinfo=UTC)

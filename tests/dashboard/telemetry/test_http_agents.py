@@ -22,7 +22,7 @@ from tests.factories import register
 from tests.worker_process import ROOT, flush, wait_until, worker
 from wattwise_agent import wire
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 
 def agent(url: str, token: str, node: str, spool: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

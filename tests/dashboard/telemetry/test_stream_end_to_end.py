@@ -13,7 +13,7 @@ from dashboard.telemetry.models import BatchReceipt, Rejection, Run
 from tests.factories import register
 from tests.worker_process import ROOT, flush, wait_until, worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 
 def stream(node, redis_url, spool_dir, *extra: str) -> dict:

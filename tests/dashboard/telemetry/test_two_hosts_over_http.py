@@ -31,7 +31,7 @@ from tests.factories import register
 from tests.worker_process import ROOT, flush, wait_until, worker
 from tests.worker_process import test_database_url as database_url
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 APP_PORT = 18_642
 

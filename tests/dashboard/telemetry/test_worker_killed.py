@@ -11,7 +11,7 @@ from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register
 from tests.worker_process import flush, kill_hard, publisher, wait_until, worker
 from wattwise_agent.wire import TASK_INGEST_BATCH, TELEMETRY_QUEUE
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 GPUS, SAMPLES, BATCHES = 32, 1500, 48  # enough batches that polling catches one being written
 STEP_MJ = 25_000

@@ -12,7 +12,7 @@ from benchmarks.bench_import import csv_lines
 from planner.carbon.import_jobs import JOB_LOCK_CLASS, run_job, store_upload
 from planner.carbon.models import ImportJob, IntensityRow
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 CSV = "".join(csv_lines(2)).encode()  # a valid Electricity Maps export of two hours
 

@@ -16,7 +16,7 @@ from planner.carbon.import_jobs import store_upload
 from planner.carbon.models import ImportJob, IntensityImport, IntensityRow
 from tests.worker_process import flush, publisher, worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 LARGE_ROWS = 80_000  # ~5.5 MB: read whole, as before, its rows and records alone took hundreds of MB
 MEMORY_BOUND_MB = 40  # a few chunks' worth of rows (planner.carbon.streaming.CHUNK_ROWS)

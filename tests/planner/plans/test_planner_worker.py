@@ -14,7 +14,7 @@ from tests.planner.plans.conftest import GPT3
 from tests.worker_process import flush, publisher, wait_until, worker
 from wattwise_agent.wire import TASK_STAGE_PROFILE, TELEMETRY_QUEUE
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.processes]
 
 
 def test_a_worker_solves_a_queued_frontier_and_stores_an_agents_profile(postgres, redis_url):
