@@ -87,6 +87,11 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # libpq waits for the system's TCP timeout (minutes) on a host that drops packets: a worker retrying a
+    # database outage, or a consumer told to stop, would hang that long on one try. A URL's own wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT_S", 10, minimum=1))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets pages read while the ingest path writes; the timeout rides out short write locks. IMMEDIATE:
     # a transaction takes the write lock when it begins, so one that read first (ingest's run lookup) never

@@ -116,3 +116,11 @@ def test_the_page_cache_is_on_redis_with_cache_url_and_in_memory_without_service
         == "LocMemCache True"
     assert settings_in_subprocess({"WATTWISE_PAGE_CACHE": "0"}, expression).stdout.strip() == "LocMemCache False"
     assert settings_in_subprocess({"WATTWISE_PAGE_CACHE": ""}, expression).stdout.strip() == "LocMemCache True"
+
+
+def test_postgres_connections_give_up_connecting_after_ten_seconds_unless_told_otherwise():
+    url = "postgres://postgres@127.0.0.1:5432/x"
+    timeout = "settings.DATABASES['default']['OPTIONS']['connect_timeout']"
+    assert settings_in_subprocess({"DATABASE_URL": url}, timeout).stdout.strip() == "10"
+    assert settings_in_subprocess({"DATABASE_URL": url, "DATABASE_CONNECT_TIMEOUT_S": "3"}, timeout).stdout.strip() == "3"
+    assert settings_in_subprocess({"DATABASE_URL": url + "?connect_timeout=5"}, timeout).stdout.strip() == "5"
