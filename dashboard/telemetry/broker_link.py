@@ -96,8 +96,8 @@ class Link:
 
 def keep_consuming(session: Callable[[], None], link: Link, *, stop: Callable[[], bool]) -> None:
     """Run ``session`` (connect, consume until ``stop()``, ``link.up()`` after each call that went through), again
-    after every ``BrokerUnreachable``
-    it raises, until ``stop()``. Anything else it raises (the database's, a bug) ends the consumer as before."""
+    after every ``BrokerUnreachable`` it raises, until ``stop()``. Anything else it raises (the database's, a
+    bug) ends the consumer as before."""
     while not stop():
         try:
             session()

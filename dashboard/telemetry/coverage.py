@@ -211,7 +211,7 @@ def new_to(run_gpu_ids: Sequence[int], node_id: int, stream: str, seq: int) -> s
     ids = [int(i) for i in run_gpu_ids]
     if not ids:
         return set()
-    unsure = set(ids) - _written_at(ids, stream, [seq - 1])
+    unsure = set(ids) - _written(ids, stream, [seq - 1])
     if not unsure:
         return set()
     receipts = BatchReceipt._meta.db_table
@@ -223,27 +223,23 @@ def new_to(run_gpu_ids: Sequence[int], node_id: int, stream: str, seq: int) -> s
         neighbours = [int(n) for n in cursor.fetchone() if n is not None]
     if not neighbours:
         return unsure
-    unsure -= _written_at(sorted(unsure), stream, neighbours)
-    if not unsure:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({_id_list(unsure)}) AND NOT EXISTS "
-            f"(SELECT 1 FROM {SampleWindow._meta.db_table} w WHERE w.run_gpu_id = r.id AND w.stream = %s)",
-            [stream],
-        )
-        return {int(row[0]) for row in cursor.fetchall()}
+    unsure -= _written(sorted(unsure), stream, neighbours)
+    return unsure - _written(sorted(unsure), stream) if unsure else set()
 
 
-def _written_at(run_gpu_ids: Sequence[int], stream: str, seqs: Sequence[int]) -> set[int]:
-    """Those of these GPUs with a window of ``stream``'s batches ``seqs``: probes of the ``(run_gpu, seq)`` index."""
-    seqs = [q for q in seqs if q >= 0]
-    if not seqs:
-        return set()
+def _written(run_gpu_ids: Sequence[int], stream: str, seqs: Sequence[int] | None = None) -> set[int]:
+    """Those of these GPUs with a window of ``stream``: of its batches ``seqs`` when given (probes of the
+    ``(run_gpu, seq)`` index), else any (a look through the GPU's windows until one is the stream's)."""
+    only = ""
+    if seqs is not None:
+        seqs = [q for q in seqs if q >= 0]
+        if not seqs:
+            return set()
+        only = f" AND w.seq IN ({_id_list(seqs)})"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT run_gpu_id FROM {SampleWindow._meta.db_table} WHERE run_gpu_id IN "
-            f"({_id_list(run_gpu_ids)}) AND seq IN ({_id_list(seqs)}) AND stream = %s",
+            f"SELECT r.id FROM {RunGpu._meta.db_table} r WHERE r.id IN ({_id_list(run_gpu_ids)}) AND EXISTS "
+            f"(SELECT 1 FROM {SampleWindow._meta.db_table} w WHERE w.run_gpu_id = r.id AND w.stream = %s{only})",
             [stream],
         )
         return {int(row[0]) for row in cursor.fetchall()}
