@@ -10,7 +10,9 @@ COPY templates templates
 COPY manage.py ./
 # /var/lib/wattwise/imports: uploaded intensity files wait there for the worker (a volume shared by web and
 # worker in docker-compose.yml; a new volume takes this directory's owner).
-RUN pip install --no-cache-dir './agents[broker]' . && useradd --create-home wattwise \
+# pip compiles what it installs; the app's processes import its own packages from /app, compiled here too,
+# since PYTHONDONTWRITEBYTECODE would have every start compile them again.
+RUN pip install --no-cache-dir './agents[broker]' . && python -m compileall -q dashboard planner && useradd --create-home wattwise \
     && mkdir -p /var/lib/wattwise/imports && chown -R wattwise /var/lib/wattwise
 USER wattwise
 EXPOSE 8000

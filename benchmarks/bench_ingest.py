@@ -26,6 +26,11 @@ counted too) and redis-server, and prints it per million samples stored. Start-u
 gunicorn's imports before the agents start) is printed apart. Redis serves other databases too: what
 other users of the same redis-server do meanwhile is counted with it.
 
+Before any of that, it compiles the bytecode of the app and of the packages it imports, as installing them into
+an image does (``pip install``; the Dockerfile compiles the app's own): with ``PYTHONDONTWRITEBYTECODE`` set
+and nothing compiled (``make install-dev`` installs with ``--no-compile``), each process would compile every
+module it imports at each start: 3.5 core-s for a consumer's start, against 1.6 compiled.
+
 The last line is ``ingest: N samples/s``: samples stored divided by the time from the agents' start to
 the last sample stored. Agents and server share this machine's cores, as the figure's caveat says.
 """
@@ -240,6 +245,17 @@ def stop_group(process: subprocess.Popen[bytes] | None) -> None:
         process.wait(timeout=60)
 
 
+def compile_bytecode() -> float:
+    """Compile every module the server's processes import, once (what an image's build does): seconds taken."""
+    import compileall
+    import sysconfig
+
+    started = time.monotonic()
+    for path in (sysconfig.get_paths()["purelib"], *(ROOT / name for name in ("dashboard", "planner", "agents"))):
+        compileall.compile_dir(str(path), quiet=2, workers=0)
+    return time.monotonic() - started
+
+
 def main() -> int:
     args = parse_args()
     database_url, broker_url = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
@@ -247,6 +263,7 @@ def main() -> int:
         print("set DATABASE_URL=postgres://… and CELERY_BROKER_URL=redis://… (make bench-ingest does)", file=sys.stderr)
         return 2
 
+    print(f"compiled the bytecode in {compile_bytecode():.1f} s (not counted: an image's build does it)")
     import django
 
     django.setup()

@@ -32,6 +32,18 @@ PRIORITY_SEP = "\x06\x16"  # kombu's priority lists: "<queue>\x06\x16<step>"
 PRIORITY_STEPS = (3, 6, 9)
 
 _TAKE = """
+-- kombu writes the small "properties" object last, after the large body: decode only it, found in the
+-- message's last bytes (a JSON string cannot hold the unescaped key, and a nested key of that name leaves
+-- text that does not decode); the whole message only where that fails.
+local function properties_of(message)
+  local from = string.find(message, '"properties": {', math.max(1, #message - 4096), true)
+  if from then
+    local ok, properties = pcall(cjson.decode, string.sub(message, from + 14, -2))
+    if ok and type(properties) == 'table' then return properties end
+  end
+  local ok, decoded = pcall(cjson.decode, message)
+  return ok and type(decoded) == 'table' and decoded['properties']
+end
 local taken, total = {}, 0
 local max_count, max_bytes, now, max_message = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 for k = 3, #KEYS do
@@ -42,8 +54,7 @@ for k = 3, #KEYS do
     if size > max_message then
       taken[#taken + 1] = '!' .. size
     else
-      local ok, decoded = pcall(cjson.decode, message)
-      local properties = ok and type(decoded) == 'table' and decoded['properties']
+      local properties = properties_of(message)
       local tag = type(properties) == 'table' and properties['delivery_tag']
       if type(tag) == 'string' then
         local info = properties['delivery_info']
