@@ -77,7 +77,7 @@ pytest: install-dev services
 	# The embedded default (SQLite, in-process tasks, no services) must keep working too.
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/pytest -q -m "not services and not browser" \
 		tests/dashboard/telemetry/test_ingest_idempotency.py tests/dashboard/telemetry/test_energy_accounting.py tests/dashboard/demo/test_seed_demo.py \
-		tests/dashboard/telemetry/test_window_seq_index_sqlite.py
+		tests/dashboard/telemetry/test_window_seq_index_sqlite.py tests/dashboard/telemetry/test_compaction.py
 
 # The main suite and the other Pythons at once, each in its own database and Redis database (output kept apart,
 # each printed when it ends): each uses about one of two cores, and the agent's tests mostly wait on

@@ -75,6 +75,7 @@ def parse_args() -> argparse.Namespace:
                         help="what consumes the telemetry queue: `manage.py consume_telemetry` (every message "
                              "waiting stored as one unit of work; --concurrency processes), or a Celery worker "
                              "(one message at a time, the way before issue 14)")
+    parser.add_argument("--no-compact", action="store_true", help="leave the windows as stored (no compaction step)")
     parser.add_argument("--poll-s", type=float, help="the coalescing consumer's --poll-s (default: its own)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--concurrency", type=int, default=2)
@@ -243,6 +244,42 @@ def stop_group(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None and process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+
+
+def compact_and_measure(stored: int, own_backend: int, empty_bytes: dict[str, int]) -> None:
+    """Compact every window, as the beat task does an hour after their chunk ends (the agents replayed a day
+    ago): its CPU (this process and its database backend) per million samples, and the storage after it, once
+    ``VACUUM FULL`` has given back the space the joined windows took (in service, the next windows reuse it)."""
+    from django.conf import settings
+    from django.db import connection
+
+    from dashboard.telemetry import compaction
+
+    ticks = _stat(own_backend)
+    started = time.process_time()
+    joined = rows = 0
+    while True:
+        done = compaction.compact(int(time.time() * 1000) - settings.WATTWISE_COMPACT_AFTER_S * 1000,
+                                  settings.WATTWISE_COMPACT_CHUNK_S * 1000)
+        joined, rows = joined + done.windows, rows + done.rows
+        if not done.more:
+            break
+    used_s = time.process_time() - started
+    after = _stat(own_backend)
+    backend_s = (after[1] - ticks[1]) / TICKS_PER_S if ticks and after else float("nan")
+    print(f"compaction: {joined:,} windows into {rows:,} rows ({settings.WATTWISE_COMPACT_CHUNK_S} s chunks), "
+          f"{(used_s + backend_s) / max(stored, 1) * 1e6:,.2f} core-s per million samples "
+          f"(Python {used_s:.1f}, PostgreSQL {backend_s:.1f})")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM dashboard_samplewindow")
+    def per_sample() -> float:
+        return sum(size - empty_bytes.get(table, 0) for table, size in table_bytes().items()) / max(stored, 1)
+
+    print(f"storage after compaction, before VACUUM FULL: {per_sample():,.1f} bytes/sample (the joined windows' "
+          "space is free for the next ones)")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM FULL dashboard_samplewindow")
+    print(f"storage compacted: {per_sample():,.1f} bytes/sample")
 
 
 def compile_bytecode() -> float:
@@ -461,6 +498,8 @@ def main() -> int:
     biggest = sorted(grown.items(), key=lambda item: -item[1])[:3]
     print(f"storage: {sum(grown.values()) / max(stored, 1):,.1f} bytes/sample ("
           + ", ".join(f"{table} {size / max(stored, 1):,.1f}" for table, size in biggest) + ")")
+    if not args.no_compact:
+        compact_and_measure(stored, own_backend, empty_bytes)
     # Machines differ in speed (the development machines of 2026-12 by 3x): set the CPU figure on one scale.
     ratio = reference_decode_us() / REFERENCE_DECODE_US
     print(f"reference: this machine is {ratio:.2f}x the 2026-12-03 machine's CPU time for a wire decode "

@@ -249,6 +249,14 @@ WATTWISE_LIVE_POLL_S = env_float("WATTWISE_LIVE_POLL_S", 5.0, minimum=0.5)
 # time by the beat task telemetry.maintain_partitions; runs keep their totals, minute rollups, carbon and
 # events. Batch receipts are kept a week longer (by when they arrived). See docs/architecture.md, Storage.
 WATTWISE_RAW_RETENTION_DAYS = env_int("WATTWISE_RAW_RETENTION_DAYS", 90, minimum=1)
+# Windows are compacted (a stream's consecutive windows of a GPU become one row per chunk: a third less to keep,
+# the same figures; dashboard/telemetry/compaction.py) by the beat task telemetry.compact_windows once this
+# many seconds have passed since their chunk ended. A chunk is WATTWISE_COMPACT_CHUNK_S long and must divide
+# an hour, so that none crosses a partition's bounds.
+WATTWISE_COMPACT_AFTER_S = env_int("WATTWISE_COMPACT_AFTER_S", 3600, minimum=60)
+WATTWISE_COMPACT_CHUNK_S = env_int("WATTWISE_COMPACT_CHUNK_S", 600, minimum=1)
+if 3600 % WATTWISE_COMPACT_CHUNK_S:
+    raise ImproperlyConfigured(f"WATTWISE_COMPACT_CHUNK_S must divide 3600 (an hour), not {WATTWISE_COMPACT_CHUNK_S}")
 
 # --- Cache: finished runs' pages (dashboard/runs/page_cache.py) ------------------------------------
 # CACHE_URL (redis://host:6379/N) puts Django's cache on Redis, shared by every web process and the workers that
@@ -302,6 +310,8 @@ CELERY_BEAT_SCHEDULE = {
                                    "schedule": min(60.0, WATTWISE_SILENT_AFTER_S / 2)},
     # Creates next weeks' partitions of raw windows and receipts, drops expired ones (idempotent, cheap).
     "telemetry-maintain-partitions": {"task": "telemetry.maintain_partitions", "schedule": 3600.0},
+    # Compacts closed windows, a bounded number of GPUs a pass (it says when more are left for the next).
+    "telemetry-compact-windows": {"task": "telemetry.compact_windows", "schedule": 600.0},
 }
 
 LOGGING = {

@@ -33,6 +33,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from dashboard.runs.series import bitmap_scans
+from dashboard.telemetry import compaction
 from dashboard.telemetry.models import GpuMinute, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.windows import TimeRange
 from planner.units import MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S, minute_start_ms
@@ -139,15 +140,19 @@ def _windows(run_gpus: Sequence[int], start_ms: int, width_ms: int, n: int) -> t
     """
     # A window's energy runs from the stream's previous reading (one sample period before its first)
     # to its last reading; the first window of a stream counts nothing before its first reading.
+    # Compacted rows come back as they are (``parts`` not null), to be expanded into their windows.
+    among = f"w.run_gpu_id IN ({', '.join(['%s'] * len(run_gpus))})"
     sql = (
-        "SELECT lo, hi, SUM(e) FROM (SELECT w.energy_j AS e, w.last_ms AS hi, w.first_ms - CASE WHEN "
+        "SELECT lo, hi, SUM(e), NULL, NULL FROM (SELECT w.energy_j AS e, w.last_ms AS hi, w.first_ms - CASE WHEN "
         "w.prev_energy_mj IS NOT NULL AND w.samples > 1 THEN (w.last_ms - w.first_ms) / (w.samples - 1) "
-        f"ELSE 0 END AS lo FROM {SampleWindow._meta.db_table} w "
-        f"WHERE w.run_gpu_id IN ({', '.join(['%s'] * len(run_gpus))})) spans GROUP BY lo, hi"
+        f"ELSE 0 END AS lo FROM {SampleWindow._meta.db_table} w WHERE {among} AND w.parts IS NULL) spans "
+        f"GROUP BY lo, hi UNION ALL SELECT 0, 0, 0, w.prev_energy_mj, w.parts FROM {SampleWindow._meta.db_table} w "
+        f"WHERE {among} AND w.parts IS NOT NULL"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(run_gpus))
-        rows = cursor.fetchall()
+        cursor.execute(sql, [*run_gpus, *run_gpus])
+        found = cursor.fetchall()
+    rows = [row[:3] for row in found if row[4] is None] + _compacted_spans([row[3:] for row in found if row[4] is not None])
     energy, present = np.zeros(n), np.zeros(n, dtype=bool)
     if not rows:
         return energy, present
@@ -173,6 +178,20 @@ def _windows(run_gpus: Sequence[int], start_ms: int, width_ms: int, n: int) -> t
     np.add.at(covered, first, 1)
     np.add.at(covered, last + 1, -1)
     return energy, np.cumsum(covered[:n]) > 0
+
+
+def _compacted_spans(compacted: list[tuple[Any, ...]]) -> list[tuple[int, int, float]]:
+    """(lo, hi, energy) of each window that compacted rows (their ``prev_energy_mj``, ``parts``) hold, as
+    ``_windows``' statement gives a window's."""
+    spans: list[tuple[int, int, float]] = []
+    for prev_energy_mj, parts in compacted:
+        held = compaction.decode_parts(parts)
+        first, last, samples = (held[name].astype(np.int64) for name in ("first_ms", "last_ms", "samples"))
+        # Every window after the row's first continues the one before it: it has a previous reading.
+        reaches_back = (np.arange(held.size) > 0) | (prev_energy_mj is not None)
+        step = np.where(reaches_back & (samples > 1), (last - first) // np.maximum(samples - 1, 1), 0)
+        spans += zip((first - step).tolist(), last.tolist(), held["energy_j"].tolist(), strict=True)
+    return spans
 
 
 def _step_number(data: Any) -> int | None:

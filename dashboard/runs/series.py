@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from dashboard.runs.downsample import Buckets, bucket_samples, bucket_width_ms
-from dashboard.telemetry import columns, retention
+from dashboard.telemetry import columns, compaction, retention
 from dashboard.telemetry.models import GpuMinute, RunGpu, SampleWindow
 from dashboard.telemetry.windows import TimeRange, overlapping, reach_back_ms
 from planner.units import MILLIWATTS_PER_W, MS_PER_MINUTE, minute_start_ms
@@ -174,7 +174,8 @@ def _raw_postgres(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[
     order = "ORDER BY first_ms, stream, seq"
     sql = (
         f"SELECT run_gpu_id, array_agg(first_ms {order}), array_agg(samples {order}), "
-        f"array_agg(last_ms {order}), array_agg(energy_j {order}), array_agg(readings {order}) "
+        f"array_agg(last_ms {order}), array_agg(energy_j {order}), array_agg(readings {order}), "
+        f"array_agg(parts {order}) "
         f"FROM {table} WHERE run_gpu_id = ANY(%s) AND first_ms >= %s AND first_ms <= %s AND last_ms >= %s "
         "GROUP BY run_gpu_id"
     )
@@ -186,11 +187,10 @@ def _raw_postgres(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[
             first = np.asarray(row[1], dtype=np.int64)
             counts = np.asarray(row[2], dtype=np.int64)
             values = columns.decode_many(row[5], ("t_offset_ms", *packed))
+            last_ms, energy_j = compaction.window_ends(row[3], row[4], row[6])
             found[int(row[0])] = _RawGpu(
                 t_ms=np.repeat(first, counts) + values.pop("t_offset_ms").astype(np.int64),
-                values=values,
-                window_last_ms=np.asarray(row[3], dtype=np.int64),
-                window_energy_j=np.asarray(row[4], dtype=np.float64),
+                values=values, window_last_ms=last_ms, window_energy_j=energy_j,
             )
     return found
 
@@ -201,7 +201,7 @@ def _raw_portable(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[
     windows = (
         overlapping(run_gpu_ids, span)
         .order_by("run_gpu_id", "first_ms", "stream", "seq")
-        .only("run_gpu_id", "first_ms", "last_ms", "energy_j", "samples", "readings")
+        .only("run_gpu_id", "first_ms", "last_ms", "energy_j", "samples", "readings", "parts")
     )
     grouped: dict[int, list[SampleWindow]] = {}
     for window in windows:
@@ -210,11 +210,11 @@ def _raw_portable(run_gpu_ids: Sequence[int], span: TimeRange, packed: Sequence[
         values = columns.decode_many([w.readings for w in group], ("t_offset_ms", *packed))
         first = np.asarray([w.first_ms for w in group], dtype=np.int64)
         counts = np.asarray([w.samples for w in group], dtype=np.int64)
+        last_ms, energy_j = compaction.window_ends([w.last_ms for w in group], [w.energy_j for w in group],
+                                                   [w.parts for w in group])
         found[run_gpu_id] = _RawGpu(
             t_ms=np.repeat(first, counts) + values.pop("t_offset_ms").astype(np.int64),
-            values=values,
-            window_last_ms=np.asarray([w.last_ms for w in group], dtype=np.int64),
-            window_energy_j=np.asarray([w.energy_j for w in group], dtype=np.float64),
+            values=values, window_last_ms=last_ms, window_energy_j=energy_j,
         )
     return found
 
@@ -268,18 +268,22 @@ def _window_buckets(run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution
     table = SampleWindow._meta.db_table
     begins = "CASE WHEN prev_t_ms IS NOT NULL AND prev_t_ms < first_ms THEN prev_t_ms ELSE first_ms END"
     rows = (f"FROM {table} WHERE run_gpu_id IN ({_in_list(run_gpu_ids)}) AND first_ms >= %(lower)s "
-            "AND first_ms <= %(to)s AND last_ms >= %(from)s")
+            "AND first_ms <= %(to)s AND last_ms >= %(from)s AND parts IS")
+    no_parts = "NULL::bytea" if connection.vendor == "postgresql" else "NULL"  # the column's type, for the UNION
     sql = (  # 0: power by the windows' midpoints, 1: energy by their last readings; one statement
         "SELECT 0, run_gpu_id, (middle_ms - %(start)s) / %(width)s AS bucket, SUM(energy_j), SUM(length_ms), "
-        "MIN(energy_j * 1000.0 / length_ms), MAX(energy_j * 1000.0 / length_ms), COUNT(*) "
+        f"MIN(energy_j * 1000.0 / length_ms), MAX(energy_j * 1000.0 / length_ms), COUNT(*), {no_parts} "
         f"FROM (SELECT run_gpu_id, energy_j, last_ms - {begins} AS length_ms, ({begins} + last_ms) / 2 AS middle_ms "
-        f"{rows}) w WHERE length_ms > 0 AND middle_ms >= %(from)s AND middle_ms <= %(to)s GROUP BY run_gpu_id, bucket "
-        f"UNION ALL SELECT 1, run_gpu_id, (last_ms - %(start)s) / %(width)s AS bucket, SUM(energy_j), 0, 0, 0, 0 "
-        f"{rows} AND last_ms > %(from)s AND last_ms <= %(to)s GROUP BY run_gpu_id, bucket "
+        f"{rows} NULL) w WHERE length_ms > 0 AND middle_ms >= %(from)s AND middle_ms <= %(to)s "
+        "GROUP BY run_gpu_id, bucket "
+        f"UNION ALL SELECT 1, run_gpu_id, (last_ms - %(start)s) / %(width)s AS bucket, SUM(energy_j), 0, 0, 0, 0, {no_parts} "
+        f"{rows} NULL AND last_ms > %(from)s AND last_ms <= %(to)s GROUP BY run_gpu_id, bucket "
         # 2: GPUs read by several streams, whose windows count only time no other covered (their energy over
         # their whole length would understate the power): those are drawn from the samples.
-        f"UNION ALL SELECT 2, id, 0, 0, 0, 0, 0, 0 FROM {RunGpu._meta.db_table} "
-        f"WHERE id IN ({_in_list(run_gpu_ids)}) AND shared ORDER BY 1, 2, 3"
+        f"UNION ALL SELECT 2, id, 0, 0, 0, 0, 0, 0, {no_parts} FROM {RunGpu._meta.db_table} "
+        f"WHERE id IN ({_in_list(run_gpu_ids)}) AND shared "
+        # 3: compacted rows as they are (GPU, previous reading, parts), expanded into their windows below.
+        f"UNION ALL SELECT 3, run_gpu_id, prev_t_ms, 0, 0, 0, 0, 0, parts {rows} NOT NULL ORDER BY 1, 2, 3"
     )
     params = {"lower": reach_back_ms(run_gpu_ids, span.from_ms), "from": span.from_ms, "to": span.to_ms,
               "start": res.start_ms, "width": res.width_ms}
@@ -288,6 +292,8 @@ def _window_buckets(run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution
         found_rows = cursor.fetchall()
     if any(row[0] == 2 for row in found_rows):
         return None
+    found_rows = _with_compacted([row[:8] for row in found_rows if row[0] < 2],
+                                 [(row[1], row[2], row[8]) for row in found_rows if row[0] == 3], span, res)
     power_rows = [row[1:] for row in found_rows if row[0] == 0]
     energy_rows = [row[1:] for row in found_rows if row[0] == 1]
     # The windows' mean length against the buckets' width: buckets narrower than a window are drawn from the
@@ -311,6 +317,60 @@ def _window_buckets(run_gpu_ids: Sequence[int], span: TimeRange, res: Resolution
             res.width_ms, from_windows=True,
         )
     return found
+
+
+def _with_compacted(rows: list[tuple[Any, ...]], compacted: list[tuple[Any, ...]], span: TimeRange,
+                    res: Resolution) -> list[tuple[Any, ...]]:
+    """``_window_buckets``' grouped rows, with the windows that compacted rows hold (``compacted``: their GPU,
+    previous reading and ``parts``) counted in as the statement counts a window."""
+    if not compacted:
+        return rows
+    gpu_ids, energy, begins, ends = [], [], [], []
+    for run_gpu_id, prev_t_ms, parts in compacted:
+        held = compaction.decode_parts(parts)
+        first, last = held["first_ms"].astype(np.int64), held["last_ms"].astype(np.int64)
+        # Each window after the row's first starts from the one before it (its previous reading).
+        previous = np.concatenate(([first[0] if prev_t_ms is None else prev_t_ms], last[:-1]))
+        gpu_ids.append(np.full(first.size, run_gpu_id, dtype=np.int64))
+        energy.append(held["energy_j"].astype(np.float64))
+        begins.append(np.where(previous < first, previous, first))
+        ends.append(last)
+    gpu, e, lo, hi = (np.concatenate(a) for a in (gpu_ids, energy, begins, ends))
+    length = hi - lo
+    middle = (lo + hi) // 2
+    timed = (length > 0) & (middle >= span.from_ms) & (middle <= span.to_ms)
+    ended = (hi > span.from_ms) & (hi <= span.to_ms)
+    power = np.divide(e * 1000.0, length, out=np.zeros_like(e), where=length > 0)
+    groups: dict[tuple[int, int, int], list[float]] = {(r[0], r[1], r[2]): [float(v) for v in r[3:]] for r in rows}
+    # 0: power, by the windows' midpoints (energy and time summed, least and most power, count); 1: energy, by
+    # the windows' last readings.
+    for kind, keep, at_ms in ((0, timed, middle), (1, ended, hi)):
+        for key, figures in _reduced(gpu[keep], (at_ms[keep] - res.start_ms) // res.width_ms, e[keep], length[keep],
+                                     power[keep]):
+            group = groups.get((kind, *key))
+            if kind == 1:
+                figures[1:] = [0.0, 0.0, 0.0, 0.0]
+            if group is None:
+                groups[(kind, *key)] = figures
+            else:
+                groups[(kind, *key)] = [group[0] + figures[0], group[1] + figures[1], min(group[2], figures[2]),
+                                        max(group[3], figures[3]), group[4] + figures[4]]
+    return [(*key, *values) for key, values in sorted(groups.items())]
+
+
+def _reduced(gpu: np.ndarray, bucket: np.ndarray, energy_j: np.ndarray, length_ms: np.ndarray,
+             power_w: np.ndarray) -> list[tuple[tuple[int, int], list[float]]]:
+    """Per distinct (GPU, bucket): energy and time summed, least and most power, count."""
+    if not gpu.size:
+        return []
+    order = np.lexsort((bucket, gpu))
+    gpu, bucket = gpu[order], bucket[order]
+    starts = np.flatnonzero(np.concatenate(([True], (np.diff(gpu) != 0) | (np.diff(bucket) != 0))))
+    counts = np.diff(np.append(starts, gpu.size))
+    reduced = (np.add.reduceat(energy_j[order], starts), np.add.reduceat(length_ms[order].astype(np.float64), starts),
+                np.minimum.reduceat(power_w[order], starts), np.maximum.reduceat(power_w[order], starts), counts)
+    return [((int(g), int(b)), [float(c[i]) for c in reduced])
+            for i, (g, b) in enumerate(zip(gpu[starts].tolist(), bucket[starts].tolist(), strict=True))]
 
 
 def _grouped(rows: list[tuple[Any, ...]], width: int) -> dict[int, np.ndarray]:

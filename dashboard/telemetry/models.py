@@ -252,6 +252,9 @@ class RunGpu(models.Model):
     # The longest time one window covers, from its stream's previous reading to its last (a batch window,
     # unless an agent stalled): how far from a stretch of time a window that covers part of it can start.
     max_window_ms = models.BigIntegerField(default=0)
+    # Windows that start before this time have been compacted where they could be (dashboard.telemetry.compaction):
+    # the next pass starts here.
+    compacted_ms = models.BigIntegerField(default=0, db_default=0)  # a database default: ingest inserts in SQL
 
     class Meta:
         db_table = "dashboard_rungpu"
@@ -289,6 +292,10 @@ class SampleWindow(models.Model):
     prev_energy_mj = models.BigIntegerField(null=True)
     # The window's six sample columns, losslessly encoded (dashboard.telemetry.columns.decode_window reads them).
     readings = models.BinaryField()
+    # Null for a window as an agent sent it. A compacted row (dashboard.telemetry.compaction) holds several
+    # consecutive windows of one stream: its readings end to end, and here each window's own first and last
+    # reading, sample count and energy, so every figure read from it is the one its windows gave.
+    parts = models.BinaryField(null=True)
 
     class Meta:
         db_table = "dashboard_samplewindow"

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from dashboard.telemetry import delivery, liveness, retention
+from dashboard.telemetry import compaction, delivery, liveness, retention
 from wattwise_agent.wire import TASK_CLOSE_RUN, TASK_INGEST_BATCH, TASK_OPEN_RUN
 
 
@@ -40,3 +40,9 @@ def mark_silent_runs() -> int:
 def maintain_partitions() -> dict[str, Any]:
     """Beat (hourly): next weeks' partitions of raw windows and receipts made, expired ones dropped."""
     return retention.maintain().as_json()
+
+
+@shared_task(name="telemetry.compact_windows")
+def compact_windows() -> dict[str, Any]:
+    """Beat (every 10 minutes): windows of chunks closed WATTWISE_COMPACT_AFTER_S ago compacted."""
+    return compaction.compact_closed().as_json()

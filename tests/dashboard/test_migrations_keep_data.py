@@ -74,6 +74,9 @@ ADDED_COLUMNS |= {
 }
 # Every device stored before components is a GPU (telemetry 0006_device_component).
 ADDED_COLUMNS |= {"dashboard_gpu": {"component": "gpu"}}
+# Nothing compacted yet: windows as they were sent (telemetry 0019_compacted_windows).
+ADDED_COLUMNS["dashboard_rungpu"] |= {"compacted_ms": 0}
+ADDED_COLUMNS["dashboard_samplewindow"] |= {"parts": None}
 # Sessions closed before units of work reported none (telemetry 0010_units_of_work; read raw, as JSON text).
 ADDED_COLUMNS |= {"dashboard_runnode": {"work": "{}"}}
 # A minute gets its extremes and temperature sum from the window that holds its samples (telemetry

@@ -124,3 +124,10 @@ def test_postgres_connections_give_up_connecting_after_ten_seconds_unless_told_o
     assert settings_in_subprocess({"DATABASE_URL": url}, timeout).stdout.strip() == "10"
     assert settings_in_subprocess({"DATABASE_URL": url, "DATABASE_CONNECT_TIMEOUT_S": "3"}, timeout).stdout.strip() == "3"
     assert settings_in_subprocess({"DATABASE_URL": url + "?connect_timeout=5"}, timeout).stdout.strip() == "5"
+
+
+def test_compaction_chunks_default_to_ten_minutes_an_hour_after_and_must_divide_an_hour():
+    assert settings_in_subprocess({}, "settings.WATTWISE_COMPACT_CHUNK_S, settings.WATTWISE_COMPACT_AFTER_S"
+                                  ).stdout.strip() == "600 3600"
+    refused = settings_in_subprocess({"WATTWISE_COMPACT_CHUNK_S": "700"}, "settings.WATTWISE_COMPACT_CHUNK_S")
+    assert refused.returncode != 0 and "WATTWISE_COMPACT_CHUNK_S must divide 3600 (an hour), not 700" in refused.stderr

@@ -1,0 +1,226 @@
+"""Compaction (``dashboard.telemetry.compaction``) rewrites a stream's consecutive windows of a GPU as one row per
+chunk of time, and every figure read afterwards is the one read before: series at every resolution (from the
+windows' own figures and from the samples), the compare page's series, sample pages, CSV exports and totals.
+A gap is never joined over, a batch that arrives late into it is stored as it would have been, and GPUs read by
+several streams are left alone."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from dashboard.runs import compare_series, exports, samples, series
+from dashboard.telemetry import compaction, ingest, tasks
+from dashboard.telemetry.models import GpuMinute, Run, RunGpu, SampleWindow
+from dashboard.telemetry.windows import TimeRange
+from tests.factories import T0_MS, batch_payload, envelope, gpu_entry, register
+
+pytestmark = pytest.mark.django_db
+
+CHUNK_MS = 60_000
+READINGS = 50  # 5 s windows at 10 Hz
+FAR_FUTURE_MS = T0_MS + 10**9
+MINUTE_FIELDS = [f.name for f in GpuMinute._meta.concrete_fields if f.name not in ("id", "run_gpu")]
+
+
+class Stream:
+    """An agent stream's batches of two GPUs, readings 100 ms apart, power drawn at random."""
+
+    def __init__(self, name: str, start_ms: int, seed: int, run: str = "run-1") -> None:
+        self.name, self.start_ms, self.run = name, start_ms, run
+        self.rng = random.Random(seed)
+        self.counter = {"GPU-1": 5_000_000, "GPU-2": 9_000_000}
+        self.last: dict[str, tuple[int, int]] = {}
+
+    def batch(self, node: Any, seq: int) -> dict[str, Any]:
+        entries = []
+        for index, uuid in enumerate(("GPU-1", "GPU-2")):
+            t_ms, energy, power = [], [], []
+            for i in range(READINGS):
+                power_mw = self.rng.randrange(150_000, 650_000)
+                self.counter[uuid] += power_mw // 10  # 100 ms at that power, in mJ
+                t_ms.append(self.start_ms + (seq * READINGS + i) * 100)
+                energy.append(self.counter[uuid])
+                power.append(power_mw)
+            entries.append(gpu_entry(uuid, t_ms, energy, index=index, power_mw=power, prev=self.last.get(uuid)))
+            self.last[uuid] = (t_ms[-1], energy[-1])
+        return envelope(node, batch_payload(entries, run=self.run, stream=self.name, seq=seq))
+
+
+def send(message: dict[str, Any]) -> None:
+    assert ingest.ingest_batch(message).status == "stored"
+
+
+def arrays(value: Any) -> Any:
+    """Figures as plain Python values, to compare with ==."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: arrays(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [arrays(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: arrays(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
+
+
+def figures(run: Run) -> dict[str, Any]:
+    gpus = list(RunGpu.objects.filter(run=run).order_by("gpu__index"))
+    ids = [g.pk for g in gpus]
+    index = {g.pk: g.gpu.index for g in gpus}  # figures by GPU, not by row id, to compare two runs
+    span = series.span_of(gpus)
+    assert span is not None
+    middle = TimeRange(span.from_ms + 37_000, span.from_ms + 131_000)
+    out: dict[str, Any] = {
+        "totals": [(g.energy_j, g.samples, g.first_ms, g.last_ms, g.power_sum_w, g.peak_power_w) for g in gpus],
+        "minutes": list(GpuMinute.objects.filter(run_gpu__run=run).order_by("run_gpu__gpu__index", "minute_ms")
+                        .values_list(*MINUTE_FIELDS)),
+        "samples csv": list(exports.sample_rows(run)),
+        "samples csv, a range": list(exports.sample_rows(run, middle)),
+    }
+    for points in (10, 40, 400, 4_000):
+        for where, within in (("all", span), ("middle", middle)):
+            for name, metrics in (("power", ("power_w",)), ("all metrics", series.METRICS)):
+                found = series.gpu_buckets(ids, within, metrics, points=points)
+                out[f"{name}, {points} points, {where}"] = {index[k]: arrays(v) for k, v in found.items()}
+    for g in gpus:
+        pages, after = [], None
+        while True:
+            page = samples.read_page(g, None, None, limit=333, after=after)
+            pages.append(arrays(page.columns))
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        out[f"sample pages, GPU {g.gpu.index}"] = pages
+    return out
+
+
+def compare_figures(run: Run) -> list[Any]:
+    span = series.span_of(RunGpu.objects.filter(run=run))
+    return [arrays(s) for s in compare_series.read_series(
+        [compare_series.RunReadings(run.pk, span)], compare_series.Plan("windows", 5_000))]
+
+
+def assert_close(before: Any, after: Any) -> None:
+    """Equal, floats to 1e-9 relative (the compare page sums a bucket's windows in another order)."""
+    if isinstance(before, dict):
+        assert before.keys() == after.keys()
+        for key in before:
+            assert_close(before[key], after[key])
+    elif isinstance(before, (list, tuple)):
+        assert len(before) == len(after)
+        for b, a in zip(before, after, strict=True):
+            assert_close(b, a)
+    elif isinstance(before, float):
+        assert after == pytest.approx(before, rel=1e-9, abs=1e-9, nan_ok=True)
+    else:
+        assert before == after
+
+
+def compact() -> compaction.Compacted:
+    return compaction.compact(FAR_FUTURE_MS, CHUNK_MS)
+
+
+def test_every_figure_is_the_same_after_compaction_and_the_rows_are_fewer():
+    node = register()
+    # One stream from start to end (its power charts drawn from the windows' own figures), and one whose agent
+    # restarts: a new stream, its first window with no previous reading (charts drawn from the samples).
+    steady = Stream("steady", T0_MS + 2_300, seed=1, run="steady")
+    first = Stream("s1", T0_MS + 2_300, seed=2, run="restarted")
+    second = Stream("s2", T0_MS + 2_300 + 40 * 5_000 + 700, seed=3, run="restarted")
+    for seq in range(49):
+        send(steady.batch(node, seq))
+        send(first.batch(node, seq) if seq < 40 else second.batch(node, seq - 40))
+    runs = list(Run.objects.order_by("name"))  # restarted, steady
+    before, compared = [figures(run) for run in runs], [compare_figures(run) for run in runs]
+    drawn_from_windows = [{b["from_windows"] for b in f["power, 40 points, all"].values()} for f in before]
+    assert drawn_from_windows == [{False}, {True}]
+    rows_before = SampleWindow.objects.count()
+
+    done = compact()
+
+    assert done.rows == SampleWindow.objects.exclude(parts=None).count()
+    assert SampleWindow.objects.count() == rows_before - done.windows + done.rows < rows_before / 5
+    for run, figures_before, compared_before in zip(runs, before, compared, strict=True):
+        # The power charts of the steady run from the windows' own figures: sums in another order.
+        assert_close(figures_before, figures(run))
+        assert_close(compared_before, compare_figures(run))
+    # Read from the samples: the same numbers, bit for bit.
+    assert figures(runs[0]) == before[0]
+    # A second pass finds nothing more to do.
+    assert compact().windows == 0
+
+
+def test_a_gap_is_not_joined_over_and_the_batch_that_fills_it_late_is_stored_as_it_would_have_been():
+    node = register()
+    stream, reference = Stream("s1", T0_MS, seed=3), Stream("s-reference", T0_MS, seed=3, run="reference")
+    late = None
+    for seq in range(30):
+        message, same = stream.batch(node, seq), reference.batch(node, seq)
+        send(same)
+        if seq == 13:
+            late = message  # lost on the way, resent after compaction
+        else:
+            send(message)
+    run, reference_run = Run.objects.get(name="run-1"), Run.objects.get(name="reference")
+
+    compact()
+    joined = compaction.decode_parts(SampleWindow.objects.filter(run_gpu__run=run).exclude(parts=None)
+                                     .order_by("first_ms").values_list("parts", flat=True)[1])
+    assert all(seq != 13 for seq in joined["seq"])
+    assert late is not None
+    send(late)
+
+    # The late batch's energy was added last: the sums agree to rounding.
+    assert_close(figures(reference_run), figures(run))
+
+
+def test_gpus_read_by_several_streams_are_left_as_they_are():
+    node = register()
+    one, other = Stream("s1", T0_MS, seed=4), Stream("s2", T0_MS + 1_000, seed=5)
+    for seq in range(20):
+        send(one.batch(node, seq))
+        send(other.batch(node, seq))
+    assert RunGpu.objects.filter(shared=True).count() == 2
+    rows = SampleWindow.objects.count()
+
+    assert compact().windows == 0
+    assert SampleWindow.objects.count() == rows
+
+
+def test_only_chunks_closed_before_the_horizon_are_compacted_and_the_command_says_what_it_did(capsys, settings):
+    settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
+    node = register()
+    stream = Stream("s1", T0_MS, seed=6)
+    for seq in range(36):  # three minutes
+        send(stream.batch(node, seq))
+
+    call_command("compact_windows", "--before-ms", str(T0_MS + 2 * CHUNK_MS + 30_000))
+    assert "compacted 48 windows into 4 rows" in capsys.readouterr().out  # two GPUs' two closed minutes
+    later = SampleWindow.objects.filter(first_ms__gte=T0_MS + 2 * CHUNK_MS)
+    assert later.count() == 24 and not later.exclude(parts=None).exists()
+    assert set(RunGpu.objects.values_list("compacted_ms", flat=True)) == {T0_MS + 2 * CHUNK_MS}
+    assert set(RunGpu.objects.values_list("max_window_ms", flat=True)) == {CHUNK_MS}
+
+    # The beat task, an hour after: the last minute too.
+    assert tasks.compact_windows() == {"gpus": 2, "windows": 24, "rows": 2, "samples": 1_200, "more": False}
+    assert not SampleWindow.objects.filter(parts=None).exists()
+
+
+def test_a_long_history_is_compacted_a_stretch_a_pass_until_none_is_left(capsys, settings, monkeypatch):
+    settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
+    monkeypatch.setattr(compaction, "STEP_MS", CHUNK_MS)  # a minute a pass instead of a day
+    node = register()
+    stream = Stream("s1", T0_MS, seed=7)
+    for seq in range(36):  # three minutes
+        send(stream.batch(node, seq))
+
+    call_command("compact_windows", "--before-ms", str(FAR_FUTURE_MS))
+
+    out = capsys.readouterr().out
+    assert "compacted 72 windows into 6 rows in 3 passes" in out, out
+    assert not SampleWindow.objects.filter(parts=None).exists()
