@@ -31,8 +31,13 @@ an image does (``pip install``; the Dockerfile compiles the app's own): with ``P
 and nothing compiled (``make install-dev`` installs with ``--no-compile``), each process would compile every
 module it imports at each start: 3.5 core-s for a consumer's start, against 1.6 compiled.
 
-The last line is ``ingest: N samples/s``: samples stored divided by the time from the agents' start to
-the last sample stored. Agents and server share this machine's cores, as the figure's caveat says.
+Then, unless ``--no-compact``, it compacts every window as the beat task ``telemetry.compact_windows`` would
+an hour after each chunk (the agents replayed a day ago), and prints the compaction's CPU (this process and its
+database backend) per million samples, the storage after it, and the storage once ``VACUUM FULL`` has given
+back the space the joined windows took (``storage compacted``).
+
+The ``ingest: N samples/s`` line (then ``server cpu`` and ``storage``, as issue 14 asks): samples stored
+divided by the time from the agents' start to the last sample stored. Agents and server share this machine's cores, as the figure's caveat says.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ samples interleave, and pages draw them from the samples anyway.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,7 @@ from dashboard.telemetry import columns
 from dashboard.telemetry.models import RunGpu, SampleWindow
 from planner.units import MS_PER_HOUR
 
+log = logging.getLogger(__name__)
 # One window of a compacted row, as ``parts`` stores it (little-endian, packed, then Zstandard).
 PART = np.dtype([("seq", "<i8"), ("first_ms", "<i8"), ("last_ms", "<i8"), ("samples", "<i4"), ("energy_j", "<f8")])
 # How far one pass takes a GPU at most: a first pass over a long history goes a day at a time.
@@ -119,8 +121,13 @@ def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500) -> Compacted:
     for run_gpu_id, compacted_ms, first_ms, last_ms in candidates[:max_gpus]:
         since = max(compacted_ms, int(first_ms or 0) // chunk_ms * chunk_ms)  # first_ms < end: never null
         until = min(end, since + STEP_MS)
-        with transaction.atomic():
-            windows, rows, samples = _compact_gpu(run_gpu_id, since, until, chunk_ms)
+        try:
+            with transaction.atomic():
+                windows, rows, samples = _compact_gpu(run_gpu_id, since, until, chunk_ms)
+        except _Raced as raced:
+            log.warning("compaction of GPU %s left for the next pass: %s", run_gpu_id, raced)
+            done.more = True
+            continue
         done.gpus += 1
         done.windows += windows
         done.rows += rows
@@ -155,6 +162,11 @@ def _row(values: Sequence[Any]) -> _Row:
 def _compact_gpu(run_gpu_id: int, since: int, until: int, chunk_ms: int) -> tuple[int, int, int]:
     """Join the GPU's windows that start in [since, until) and continue each other within a chunk: (windows
     joined, rows made, samples in them). Moves the GPU's ``compacted_ms`` to ``until``."""
+    # Two passes at once (a slow pass overlapping the next) take turns on the GPU's row, and the second finds
+    # the stretch done: joining the same windows twice would store their readings twice.
+    locked = RunGpu.objects.select_for_update().filter(pk=run_gpu_id).values_list("compacted_ms", flat=True)
+    if next(iter(locked), until) >= until:
+        return 0, 0, 0
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(_SELECT)} FROM {SampleWindow._meta.db_table} WHERE run_gpu_id = %s "
@@ -171,8 +183,9 @@ def _compact_gpu(run_gpu_id: int, since: int, until: int, chunk_ms: int) -> tupl
             made.append(_joined(run_gpu_id, rows[a:b], {name: values[offsets[a]:offsets[b]]
                                                          for name, values in decoded.items()}))
             gone += [row.id for row in rows[a:b]]
+    if gone and _delete(run_gpu_id, since, until, gone) != len(gone):
+        raise _Raced(f"{len(gone)} windows to join, fewer found to delete: another pass or a deletion got there first")
     if gone:
-        _delete(run_gpu_id, since, until, gone)
         SampleWindow.objects.bulk_create(made, batch_size=200)
     longest = max((w.last_ms - (w.first_ms if w.prev_t_ms is None else w.prev_t_ms) for w in made), default=0)
     RunGpu.objects.filter(pk=run_gpu_id).update(
@@ -180,18 +193,26 @@ def _compact_gpu(run_gpu_id: int, since: int, until: int, chunk_ms: int) -> tupl
     return len(gone), len(made), sum(w.samples for w in made)
 
 
-def _delete(run_gpu_id: int, since: int, until: int, ids: list[int]) -> None:
-    """Delete the GPU's windows ``ids`` (the time bounds let PostgreSQL look only in the partitions holding them)."""
+class _Raced(Exception):
+    """The windows read were no longer all there to delete: nothing of the GPU's pass is kept."""
+
+
+def _delete(run_gpu_id: int, since: int, until: int, ids: list[int]) -> int:
+    """Delete the GPU's windows ``ids`` (the time bounds let PostgreSQL look only in the partitions holding them):
+    how many were there."""
     table = SampleWindow._meta.db_table
     where = "run_gpu_id = %s AND first_ms >= %s AND first_ms < %s"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"DELETE FROM {table} WHERE {where} AND id = ANY(%s)", [run_gpu_id, since, until, ids])
-            return
+            return int(cursor.rowcount)
+        deleted = 0
         for start in range(0, len(ids), DELETE_BATCH):
             batch = ids[start:start + DELETE_BATCH]
             cursor.execute(f"DELETE FROM {table} WHERE {where} AND id IN ({', '.join(['%s'] * len(batch))})",
                            [run_gpu_id, since, until, *batch])
+            deleted += int(cursor.rowcount)
+        return deleted
 
 
 def _runs(rows: Sequence[_Row], energy_mj: np.ndarray, offsets: list[int], chunk_ms: int) -> Iterator[tuple[int, int]]:

@@ -224,3 +224,29 @@ def test_a_long_history_is_compacted_a_stretch_a_pass_until_none_is_left(capsys,
     out = capsys.readouterr().out
     assert "compacted 72 windows into 6 rows in 3 passes" in out, out
     assert not SampleWindow.objects.filter(parts=None).exists()
+
+
+def test_a_pass_whose_windows_another_pass_took_meanwhile_keeps_nothing_of_its_own(monkeypatch):
+    node = register()
+    stream = Stream("s1", T0_MS, seed=8)
+    for seq in range(24):
+        send(stream.batch(node, seq))
+    rows = SampleWindow.objects.count()
+    own = compaction._delete
+    raced: list[compaction.Compacted] = []
+
+    def after_another_pass(*args):
+        if not raced:  # another pass joins the same windows between this one's reading and deleting them
+            monkeypatch.setattr(compaction, "_delete", own)
+            raced.append(compaction.compact(FAR_FUTURE_MS, CHUNK_MS))
+        return own(*args)
+
+    monkeypatch.setattr(compaction, "_delete", after_another_pass)
+    done = compact()
+
+    # The first GPU's pass is undone (here with the other pass's work inside it: one connection), so no reading
+    # is stored twice; the second GPU is compacted, and the next pass compacts the first.
+    assert (raced[0].rows, done.rows, done.more) == (4, 2, True)
+    assert sum(SampleWindow.objects.values_list("samples", flat=True)) == 24 * 2 * READINGS
+    assert SampleWindow.objects.count() == rows // 2 + 2
+    assert compact().rows == 2 and SampleWindow.objects.count() == 4
