@@ -310,7 +310,7 @@ CELERY_BEAT_SCHEDULE = {
                                    "schedule": min(60.0, WATTWISE_SILENT_AFTER_S / 2)},
     # Creates next weeks' partitions of raw windows and receipts, drops expired ones (idempotent, cheap).
     "telemetry-maintain-partitions": {"task": "telemetry.maintain_partitions", "schedule": 3600.0},
-    # Compacts closed windows, a bounded number of GPUs a pass (it says when more are left for the next).
+    # Compacts closed windows: passes of at most 500 GPUs, until none is left or 5 minutes have gone by.
     "telemetry-compact-windows": {"task": "telemetry.compact_windows", "schedule": 600.0},
 }
 

@@ -99,11 +99,18 @@ class Compacted:
                 "more": self.more}
 
 
-def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500) -> Compacted:
-    """One pass over the chunks closed ``WATTWISE_COMPACT_AFTER_S`` before now (the beat task's)."""
+def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500, budget_s: float = 300.0) -> Compacted:
+    """The beat task's work: passes over the chunks closed ``WATTWISE_COMPACT_AFTER_S`` before now, until none
+    is left or ``budget_s`` has gone by (then ``more`` says the next run goes on)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return compact(now_ms - settings.WATTWISE_COMPACT_AFTER_S * 1000, settings.WATTWISE_COMPACT_CHUNK_S * 1000,
-                   max_gpus=max_gpus)
+    before_ms, chunk_ms = now_ms - settings.WATTWISE_COMPACT_AFTER_S * 1000, settings.WATTWISE_COMPACT_CHUNK_S * 1000
+    started, total = time.monotonic(), Compacted()
+    while True:
+        done = compact(before_ms, chunk_ms, max_gpus=max_gpus)
+        total.gpus, total.windows = total.gpus + done.gpus, total.windows + done.windows
+        total.rows, total.samples, total.more = total.rows + done.rows, total.samples + done.samples, done.more
+        if not done.more or not done.gpus or time.monotonic() - started > budget_s:
+            return total
 
 
 def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500) -> Compacted:

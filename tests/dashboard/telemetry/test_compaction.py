@@ -250,3 +250,16 @@ def test_a_pass_whose_windows_another_pass_took_meanwhile_keeps_nothing_of_its_o
     assert sum(SampleWindow.objects.values_list("samples", flat=True)) == 24 * 2 * READINGS
     assert SampleWindow.objects.count() == rows // 2 + 2
     assert compact().rows == 2 and SampleWindow.objects.count() == 4
+
+
+def test_the_beat_task_goes_on_past_its_bound_of_gpus_a_pass_until_none_is_left(settings):
+    settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
+    node = register()
+    stream = Stream("s1", T0_MS, seed=9)
+    for seq in range(12):
+        send(stream.batch(node, seq))
+
+    done = compaction.compact_closed(FAR_FUTURE_MS, max_gpus=1)
+
+    assert (done.gpus, done.rows, done.more) == (2, 2, False)
+    assert not SampleWindow.objects.filter(parts=None).exists()
