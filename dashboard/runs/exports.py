@@ -27,7 +27,7 @@ from dashboard.runs.samples import refuse_expired
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry import columns
 from dashboard.telemetry.models import GpuMinute, Run, RunGpu
-from dashboard.telemetry.windows import ALL_TIME, TimeRange, overlapping
+from dashboard.telemetry.windows import ALL_TIME, TimeRange, one_snapshot, overlapping
 from planner.carbon.figures import CarbonFigures, run_carbon
 from planner.units import J_PER_KWH, MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
 
@@ -134,27 +134,32 @@ def sample_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...
     exactly once.
     """
     for rg in _run_gpus(run):
-        node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
-        component = rg.gpu.component
-        # first_ms alone, so the index delivers the order and a whole-run export needs no sort.
-        windows = overlapping([rg.pk], span).order_by("first_ms").only("first_ms", "readings")
-        for window in windows.iterator(chunk_size=WINDOW_CHUNK):
-            arrays = columns.decode_window(window)
-            keep = span.mask(arrays.t_ms)
-            t_ms = arrays.t_ms[keep]
-            if not t_ms.size:
-                continue
-            times = np.datetime_as_string(t_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC")
-            # tolist() turns numpy scalars into Python numbers in one pass, and into exact CSV text:
-            # a reading of 299999 mW divided by 1000 prints as 299.999.
-            for row in zip(
-                times.tolist(), t_ms.tolist(),
-                (arrays.power_mw[keep] / MILLIWATTS_PER_W).tolist(),
-                (arrays.energy_mj[keep] / MILLIJOULES_PER_J).tolist(),
-                arrays.sm_clock_mhz[keep].tolist(), arrays.util_pct[keep].tolist(), arrays.temp_c[keep].tolist(),
-                strict=True,
-            ):
-                yield (row[0], row[1], node, index, uuid, *row[2:], component)
+        with one_snapshot():  # how far back to look, then the windows: one state of them, compacted or not
+            yield from _gpu_sample_rows(rg, span)
+
+
+def _gpu_sample_rows(rg: RunGpu, span: TimeRange) -> Iterator[tuple[Any, ...]]:
+    node, index, uuid = spreadsheet_safe(rg.gpu.node.name), rg.gpu.index, spreadsheet_safe(rg.gpu.uuid)
+    component = rg.gpu.component
+    # first_ms alone, so the index delivers the order and a whole-run export needs no sort.
+    windows = overlapping([rg.pk], span).order_by("first_ms").only("first_ms", "readings")
+    for window in windows.iterator(chunk_size=WINDOW_CHUNK):
+        arrays = columns.decode_window(window)
+        keep = span.mask(arrays.t_ms)
+        t_ms = arrays.t_ms[keep]
+        if not t_ms.size:
+            continue
+        times = np.datetime_as_string(t_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC")
+        # tolist() turns numpy scalars into Python numbers in one pass, and into exact CSV text:
+        # a reading of 299999 mW divided by 1000 prints as 299.999.
+        for row in zip(
+            times.tolist(), t_ms.tolist(),
+            (arrays.power_mw[keep] / MILLIWATTS_PER_W).tolist(),
+            (arrays.energy_mj[keep] / MILLIJOULES_PER_J).tolist(),
+            arrays.sm_clock_mhz[keep].tolist(), arrays.util_pct[keep].tolist(), arrays.temp_c[keep].tolist(),
+            strict=True,
+        ):
+            yield (row[0], row[1], node, index, uuid, *row[2:], component)
 
 
 def minute_rows(run: Run, span: TimeRange = ALL_TIME) -> Iterator[tuple[Any, ...]]:

@@ -21,8 +21,8 @@ import numpy as np
 from dashboard.runs import series
 from dashboard.runs.downsample import Buckets
 from dashboard.telemetry import columns, retention
-from dashboard.telemetry.models import RunGpu
-from dashboard.telemetry.windows import TimeRange, overlapping
+from dashboard.telemetry.models import RunGpu, SampleWindow
+from dashboard.telemetry.windows import TimeRange, one_snapshot, overlapping
 
 MAX_PAGE_SAMPLES = 10_000
 DEFAULT_PAGE_SAMPLES = 1_000
@@ -88,11 +88,15 @@ _FIRST_MS = 1
 WindowRow = tuple[Any, ...]
 
 
-def _window_chunks(run_gpu: RunGpu, span: TimeRange, chunk: int) -> Iterator[list[WindowRow]]:
-    """Every window overlapping ``span``, ``chunk`` at a time, in ``(first_ms, id)`` order (keyset-paginated
-    on the index): those that start before the span and reach into it come first."""
+def _window_chunks(run_gpu: RunGpu, span: TimeRange, want: int) -> Iterator[list[WindowRow]]:
+    """Every window overlapping ``span``, in ``(first_ms, id)`` order (keyset-paginated on the index), a chunk
+    of about ``want`` samples at a time: those that start before the span and reach into it come first."""
     windows = overlapping([run_gpu.pk], span)
     after: tuple[int, int] | None = None
+    # ~50 samples a window at 10 Hz: a chunk covers a page of one stream in about one query. Compacted rows hold
+    # thousands (dashboard.telemetry.compaction): a few of them are a page.
+    most = max(16, want // 40)
+    chunk = 2 if run_gpu.compacted_ms > span.from_ms else most
     while True:
         if after is None:
             query = windows
@@ -104,6 +108,8 @@ def _window_chunks(run_gpu: RunGpu, span: TimeRange, chunk: int) -> Iterator[lis
         if len(rows) < chunk:
             return
         after = (rows[-1][_FIRST_MS], rows[-1][0])
+        per_row = sum(row[3] for row in rows) / len(rows)
+        chunk = int(min(most, max(2, want // max(per_row, 1) + 1)))
 
 
 def _decode(rows: list[WindowRow]) -> dict[str, np.ndarray]:
@@ -119,10 +125,15 @@ def _decode(rows: list[WindowRow]) -> dict[str, np.ndarray]:
     return out
 
 
-def _keep(samples: dict[str, np.ndarray], span: TimeRange, after: Cursor | None) -> np.ndarray:
+def _keep(samples: dict[str, np.ndarray], span: TimeRange, after: Cursor | None, *, replaced: bool) -> np.ndarray:
+    """Samples in the span and after the cursor. ``replaced``: the cursor's window was compacted since (its
+    samples are in a row with another id): the cursor's time is then done with, as only GPUs read by one
+    stream at a time are compacted (no two samples share a time)."""
     t_ms = samples["t_ms"]
     keep = span.mask(t_ms)
-    if after is not None:
+    if after is not None and replaced:
+        keep &= t_ms > after.t_ms
+    elif after is not None:
         window_id, index = samples["window_id"], samples["index"]
         later_in_tie = (window_id > after.window_id) | ((window_id == after.window_id) & (index > after.index))
         keep &= (t_ms > after.t_ms) | ((t_ms == after.t_ms) & later_in_tie)
@@ -171,6 +182,12 @@ class SamplePage:
         return int(self.columns["t_ms"].size)
 
 
+def _still_stored(run_gpu: RunGpu, after: Cursor) -> bool:
+    """Whether the cursor's window is still a row of its own (not compacted since the cursor was given)."""
+    return SampleWindow.objects.filter(run_gpu_id=run_gpu.pk, id=after.window_id, first_ms__lte=after.t_ms,
+                                       first_ms__gte=after.t_ms - run_gpu.max_window_ms).exists()
+
+
 def read_page(
     run_gpu: RunGpu, from_ms: int | None, to_ms: int | None, *, limit: int, after: Cursor | None = None
 ) -> SamplePage:
@@ -190,20 +207,20 @@ def read_page(
     collected = _Collected.empty((*SAMPLE_FIELDS, "window_id", "index"))
     cut_ms: int | None = None
     more = False
-    # ~50 samples a window at 10 Hz: a chunk covers a page of one stream in about one query.
-    chunk = max(16, limit // 40)
-    for rows in _window_chunks(run_gpu, TimeRange(start_ms, span.to_ms), chunk):
-        if cut_ms is not None:
-            needed = [row for row in rows if row[_FIRST_MS] <= cut_ms]
-            more = len(needed) < len(rows)  # a later window in range: the page ends before it
-            rows = needed
-        if rows:
-            samples = _decode(rows)
-            collected.add(samples, _keep(samples, span, after))
-        if collected.count >= limit:
-            cut_ms = collected.kth_time(limit)
-        if more:
-            break
+    with one_snapshot():  # the chunks' statements see one state of the windows, compacted or not
+        replaced = after is not None and run_gpu.compacted_ms > after.t_ms and not _still_stored(run_gpu, after)
+        for rows in _window_chunks(run_gpu, TimeRange(start_ms, span.to_ms), limit):
+            if cut_ms is not None:
+                needed = [row for row in rows if row[_FIRST_MS] <= cut_ms]
+                more = len(needed) < len(rows)  # a later window in range: the page ends before it
+                rows = needed
+            if rows:
+                samples = _decode(rows)
+                collected.add(samples, _keep(samples, span, after, replaced=replaced))
+            if collected.count >= limit:
+                cut_ms = collected.kth_time(limit)
+            if more:
+                break
     joined = collected.joined()
     order = np.lexsort((joined["index"], joined["window_id"], joined["t_ms"]))[:limit]
     page = {name: joined[name][order].astype(np.int64) for name in SAMPLE_FIELDS}

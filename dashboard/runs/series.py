@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from dashboard.runs.downsample import Buckets, bucket_samples, bucket_width_ms
 from dashboard.telemetry import columns, compaction, retention
 from dashboard.telemetry.models import GpuMinute, RunGpu, SampleWindow
-from dashboard.telemetry.windows import TimeRange, overlapping, reach_back_ms
+from dashboard.telemetry.windows import TimeRange, one_snapshot, overlapping, reach_back_ms
 from planner.units import MILLIWATTS_PER_W, MS_PER_MINUTE, minute_start_ms
 
 METRICS = ("power_w", "sm_clock_mhz", "util_pct", "temp_c")
@@ -325,7 +325,7 @@ def _with_compacted(rows: list[tuple[Any, ...]], compacted: list[tuple[Any, ...]
     previous reading and ``parts``) counted in as the statement counts a window."""
     if not compacted:
         return rows
-    gpu_ids, energy, begins, ends = [], [], [], []
+    gpu_ids, energy, begins, ends, starts = [], [], [], [], []
     for run_gpu_id, prev_t_ms, parts in compacted:
         held = compaction.decode_parts(parts)
         first, last = held["first_ms"].astype(np.int64), held["last_ms"].astype(np.int64)
@@ -335,11 +335,16 @@ def _with_compacted(rows: list[tuple[Any, ...]], compacted: list[tuple[Any, ...]
         energy.append(held["energy_j"].astype(np.float64))
         begins.append(np.where(previous < first, previous, first))
         ends.append(last)
+        starts.append(first)
     gpu, e, lo, hi = (np.concatenate(a) for a in (gpu_ids, energy, begins, ends))
     length = hi - lo
     middle = (lo + hi) // 2
-    timed = (length > 0) & (middle >= span.from_ms) & (middle <= span.to_ms)
-    ended = (hi > span.from_ms) & (hi <= span.to_ms)
+    # What the statement's WHERE asks of a window (it starts by the span's end and ends in it or after), then
+    # each branch's own condition.
+    first = np.concatenate([np.asarray(a) for a in starts])
+    in_reach = (first <= span.to_ms) & (hi >= span.from_ms)
+    timed = in_reach & (length > 0) & (middle >= span.from_ms) & (middle <= span.to_ms)
+    ended = in_reach & (hi > span.from_ms) & (hi <= span.to_ms)
     power = np.divide(e * 1000.0, length, out=np.zeros_like(e), where=length > 0)
     groups: dict[tuple[int, int, int], list[float]] = {(r[0], r[1], r[2]): [float(v) for v in r[3:]] for r in rows}
     # 0: power, by the windows' midpoints (energy and time summed, least and most power, count); 1: energy, by
@@ -394,11 +399,12 @@ def gpu_buckets(
     res = resolution(span, points or settings.WATTWISE_CHART_POINTS, raw_from_ms=retention.raw_from_ms())
     if res.from_minutes:
         return _minute_buckets(run_gpu_ids, span, res, metrics)
-    if tuple(metrics) == ("power_w",) and res.width_ms >= WINDOW_BUCKET_MIN_MS:
-        found = _window_buckets(run_gpu_ids, span, res)
-        if found is not None:
-            return found
-    return _raw_buckets(run_gpu_ids, span, res, metrics)
+    with one_snapshot():
+        if tuple(metrics) == ("power_w",) and res.width_ms >= WINDOW_BUCKET_MIN_MS:
+            found = _window_buckets(run_gpu_ids, span, res)
+            if found is not None:
+                return found
+        return _raw_buckets(run_gpu_ids, span, res, metrics)
 
 
 def cumulative(

@@ -10,8 +10,11 @@ window's own batch number, first and last reading, sample count and counted ener
 gives what it saves.
 
 Every figure read from a compacted row is the one its windows gave: the readers that use a window's own span or
-energy (``dashboard.runs.series``, ``dashboard.runs.compare_series``, ``dashboard.telemetry.coverage``) expand
-a row into its windows with ``windows_of``; the rest read the readings, which are the same samples.
+energy (``dashboard.runs.series``, ``dashboard.runs.compare_series``) expand a row into its windows from
+``parts``; ``dashboard.telemetry.coverage`` works on unions of time, which a row and its windows share; the rest
+read the readings, which are the same samples. Readers that take several statements read them in one snapshot
+(``windows.one_snapshot``), so a pass that commits between two of them changes nothing they see. Migrating
+back past telemetry 0019 turns every row into its windows again (``expand_all``), the same bytes as before.
 
 Only windows that continue each other are joined (the next one's previous reading is the last one's last, and
 its batch number the next), so a row never hides a gap, and a batch that arrives late into a gap stays a window
@@ -26,6 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 PART = np.dtype([("seq", "<i8"), ("first_ms", "<i8"), ("last_ms", "<i8"), ("samples", "<i4"), ("energy_j", "<f8")])
 # How far one pass takes a GPU at most: a first pass over a long history goes a day at a time.
 STEP_MS = 24 * MS_PER_HOUR
+_MAX_OFFSET_MS = 2**32 - 1  # a row's readings' times are unsigned 32-bit offsets from its first (49.7 days)
 DELETE_BATCH = 500  # ids a statement: within SQLite's limit on parameters
 _compressor = zstandard.ZstdCompressor(level=3, write_checksum=False, write_content_size=True)
 _decompressor = zstandard.ZstdDecompressor()
@@ -99,21 +104,49 @@ class Compacted:
                 "more": self.more}
 
 
-def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500, budget_s: float = 300.0) -> Compacted:
+# One compaction task at a time (PostgreSQL advisory lock key: "wattwise compaction" as a number).
+_LOCK_KEY = 0x7761_7474_636D_7074
+
+
+def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500, budget_s: float = 120.0) -> Compacted:
     """The beat task's work: passes over the chunks closed ``WATTWISE_COMPACT_AFTER_S`` before now, until none
-    is left or ``budget_s`` has gone by (then ``more`` says the next run goes on)."""
+    is left or ``budget_s`` has gone by (then ``more`` says the next run goes on). The budget stays well within
+    the broker's visibility timeout (300 s), after which a task still running would be handed out again; a
+    second task that starts while one runs leaves at once."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     before_ms, chunk_ms = now_ms - settings.WATTWISE_COMPACT_AFTER_S * 1000, settings.WATTWISE_COMPACT_CHUNK_S * 1000
-    started, total = time.monotonic(), Compacted()
-    while True:
-        done = compact(before_ms, chunk_ms, max_gpus=max_gpus)
-        total.gpus, total.windows = total.gpus + done.gpus, total.windows + done.windows
-        total.rows, total.samples, total.more = total.rows + done.rows, total.samples + done.samples, done.more
-        if not done.more or not done.gpus or time.monotonic() - started > budget_s:
+    deadline, total = time.monotonic() + budget_s, Compacted()
+    with _only_task() as alone:
+        if not alone:
+            log.info("compaction: another task is compacting; this one leaves it to that one")
+            total.more = True
             return total
+        while True:
+            done = compact(before_ms, chunk_ms, max_gpus=max_gpus, deadline=deadline)
+            total.gpus, total.windows = total.gpus + done.gpus, total.windows + done.windows
+            total.rows, total.samples, total.more = total.rows + done.rows, total.samples + done.samples, done.more
+            if not done.more or not done.gpus or time.monotonic() > deadline:
+                return total
 
 
-def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500) -> Compacted:
+@contextmanager
+def _only_task() -> Iterator[bool]:
+    """Whether this is the only compaction task running (PostgreSQL; elsewhere always)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
+        alone = bool(cursor.fetchone()[0])
+    try:
+        yield alone
+    finally:
+        if alone:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
+def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500, deadline: float | None = None) -> Compacted:
     """Compact every chunk of time that ended by ``before_ms``, for each GPU not read by several streams at once: one
     transaction per GPU, at most ``STEP_MS`` of its time and ``max_gpus`` GPUs a pass."""
     check_chunk_s(chunk_ms // 1000)
@@ -126,6 +159,9 @@ def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500) -> Compacted:
     )
     done.more = len(candidates) > max_gpus
     for run_gpu_id, compacted_ms, first_ms, last_ms in candidates[:max_gpus]:
+        if deadline is not None and time.monotonic() > deadline:  # the rest for the next pass
+            done.more = True
+            break
         since = max(compacted_ms, int(first_ms or 0) // chunk_ms * chunk_ms)  # first_ms < end: never null
         until = min(end, since + STEP_MS)
         try:
@@ -230,6 +266,7 @@ def _runs(rows: Sequence[_Row], energy_mj: np.ndarray, offsets: list[int], chunk
         row, previous = (rows[b] if b < len(rows) else None), rows[b - 1]
         if row is not None and row.stream == previous.stream and row.seq == previous.seq + 1 \
                 and row.first_ms // chunk_ms == rows[a].first_ms // chunk_ms and row.prev_t_ms == previous.last_ms \
+                and row.last_ms - rows[a].first_ms <= _MAX_OFFSET_MS \
                 and row.prev_energy_mj == int(energy_mj[offsets[b] - 1]):
             continue
         if b - a > 1:
@@ -250,3 +287,45 @@ def _joined(run_gpu_id: int, run: Sequence[_Row], decoded: dict[str, np.ndarray]
         samples=int(counts.sum()), energy_j=math.fsum(row.energy_j for row in run), prev_t_ms=first.prev_t_ms,
         prev_energy_mj=first.prev_energy_mj, readings=columns.encode(decoded), parts=encode_parts(parts),
     )
+
+
+def windows_in_row(row: Sequence[Any]) -> list[list[Any]]:
+    """A compacted row (run_gpu_id, stream, prev_t_ms, prev_energy_mj, readings, parts) as the windows it
+    holds, each a row of ``_EXPANDED`` columns, with its own readings encoded again: what was stored before."""
+    run_gpu_id, stream, prev_t_ms, prev_energy_mj, readings, parts = row
+    held = decode_parts(parts)
+    values = columns.decode(readings)
+    t_ms = values["t_offset_ms"].astype(np.int64)
+    ends = np.cumsum(held["samples"].astype(np.int64))
+    out: list[list[Any]] = []
+    for k, part in enumerate(held.tolist()):
+        seq, first_ms, last_ms, samples, energy_j = part
+        a, b = int(ends[k]) - samples, int(ends[k])
+        window = {name: v[a:b] for name, v in values.items()}
+        window["t_offset_ms"] = (t_ms[a:b] - t_ms[a]).astype(columns.DTYPES["t_offset_ms"])  # from its first
+        if k:  # continues the window before it: its previous reading is that one's last
+            prev_t_ms, prev_energy_mj = int(out[-1][4]), int(values["energy_mj"][a - 1])
+        out.append([run_gpu_id, stream, seq, first_ms, last_ms, samples, energy_j, prev_t_ms, prev_energy_mj,
+                    columns.encode(window)])
+    return out
+
+
+_EXPANDED = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
+             "prev_energy_mj", "readings")
+
+
+def expand_all(cursor: Any, table: str = "dashboard_samplewindow", batch: int = 200) -> int:
+    """Turn every compacted row back into the windows it holds (migrating back past ``parts``): rows expanded."""
+    expanded = 0
+    while True:
+        cursor.execute(f"SELECT id, first_ms, run_gpu_id, stream, prev_t_ms, prev_energy_mj, readings, parts "
+                       f"FROM {table} WHERE parts IS NOT NULL ORDER BY id LIMIT {int(batch)}")
+        rows = cursor.fetchall()
+        if not rows:
+            return expanded
+        windows = [w for row in rows for w in windows_in_row([*row[2:6], bytes(row[6]), bytes(row[7])])]
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(_EXPANDED)}) VALUES ({', '.join(['%s'] * len(_EXPANDED))})",
+                           windows)
+        for row_id, first_ms, *_ in rows:
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s AND first_ms = %s", [row_id, first_ms])
+        expanded += len(rows)

@@ -20,12 +20,13 @@ overlapping a range are:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from dashboard.telemetry.models import Gpu, RunGpu, RunNode, SampleWindow
@@ -116,3 +117,21 @@ def overlapping(run_gpu_ids: Sequence[int], span: TimeRange) -> QuerySet[SampleW
         run_gpu_id__in=list(run_gpu_ids), first_ms__gte=lower_ms, first_ms__lte=span.to_ms,
         last_ms__gte=span.from_ms,
     )
+
+
+@contextmanager
+def one_snapshot() -> Iterator[None]:
+    """The reads inside see the windows as they were at one moment, however many statements they take.
+
+    Reading a span takes two at least (how far back to look, ``reach_back_ms``, then the windows), a page of
+    samples one per chunk of windows: if compaction (``dashboard.telemetry.compaction``) committed between
+    two of them, a row that now starts earlier would be missed. On PostgreSQL the block is one REPEATABLE
+    READ transaction; inside a transaction already (whose snapshot is the caller's to choose), and on
+    SQLite (one writer, reads serialized with it), it is nothing.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield

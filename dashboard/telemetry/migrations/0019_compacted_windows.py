@@ -1,10 +1,22 @@
 """Compacted windows (``dashboard.telemetry.compaction``): ``SampleWindow.parts`` (null for a window as sent) and
 ``RunGpu.compacted_ms`` (where the next compaction pass starts). Both are new columns with a constant default
-or none: PostgreSQL adds them without rewriting a table or a partition."""
+or none: PostgreSQL adds them without rewriting a table or a partition.
+
+Migrating back first turns every compacted row into the windows it holds (their readings encoded again, the
+same bytes as stored before), so no figure changes and ``parts`` can go."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import migrations, models
+
+from dashboard.telemetry import compaction
+
+
+def expand(apps: Any, schema_editor: Any) -> None:
+    with schema_editor.connection.cursor() as cursor:
+        compaction.expand_all(cursor)
 
 
 class Migration(migrations.Migration):
@@ -24,4 +36,6 @@ class Migration(migrations.Migration):
             name="parts",
             field=models.BinaryField(null=True),
         ),
+        # Last, so that migrating back runs it first, while ``parts`` is there.
+        migrations.RunPython(migrations.RunPython.noop, expand),
     ]

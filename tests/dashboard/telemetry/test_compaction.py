@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from dashboard.runs import compare_series, exports, samples, series
 from dashboard.telemetry import compaction, ingest, tasks
@@ -35,19 +36,21 @@ class Stream:
         self.rng = random.Random(seed)
         self.counter = {"GPU-1": 5_000_000, "GPU-2": 9_000_000}
         self.last: dict[str, tuple[int, int]] = {}
+        self.next_t_ms = start_ms
 
-    def batch(self, node: Any, seq: int) -> dict[str, Any]:
+    def batch(self, node: Any, seq: int, readings: int = READINGS) -> dict[str, Any]:
         entries = []
+        times = [self.next_t_ms + i * 100 for i in range(readings)]
+        self.next_t_ms += readings * 100
         for index, uuid in enumerate(("GPU-1", "GPU-2")):
-            t_ms, energy, power = [], [], []
-            for i in range(READINGS):
+            energy, power = [], []
+            for _ in times:
                 power_mw = self.rng.randrange(150_000, 650_000)
                 self.counter[uuid] += power_mw // 10  # 100 ms at that power, in mJ
-                t_ms.append(self.start_ms + (seq * READINGS + i) * 100)
                 energy.append(self.counter[uuid])
                 power.append(power_mw)
-            entries.append(gpu_entry(uuid, t_ms, energy, index=index, power_mw=power, prev=self.last.get(uuid)))
-            self.last[uuid] = (t_ms[-1], energy[-1])
+            entries.append(gpu_entry(uuid, times, energy, index=index, power_mw=power, prev=self.last.get(uuid)))
+            self.last[uuid] = (times[-1], energy[-1])
         return envelope(node, batch_payload(entries, run=self.run, stream=self.name, seq=seq))
 
 
@@ -153,6 +156,34 @@ def test_every_figure_is_the_same_after_compaction_and_the_rows_are_fewer():
     assert figures(runs[0]) == before[0]
     # A second pass finds nothing more to do.
     assert compact().windows == 0
+
+
+def test_windows_of_any_length_even_one_reading_give_the_same_figures_after_compaction():
+    node = register()
+    stream = Stream("s1", T0_MS + 700, seed=10)
+    lengths = [1, 1, 50, 7, 1, 60, 33, 1, 2, 50, 1, 45, 1, 1, 58, 12, 1, 50, 50, 3]
+    for seq, readings in enumerate(lengths * 3):
+        send(stream.batch(node, seq, readings))
+    run = Run.objects.get()
+    gpus = list(RunGpu.objects.filter(run=run))
+    # A span that ends between a one-reading window's previous reading and its own: the window's midpoint is
+    # in the span, the window is not.
+    one = SampleWindow.objects.filter(samples=1, seq__gt=40).order_by("first_ms").first()
+    cut = TimeRange(gpus[0].first_ms, one.first_ms - 30)
+
+    def cut_power() -> Any:
+        return {g.gpu.index: arrays(b) for g in gpus
+                for k, b in series.gpu_buckets([g.pk], cut, ("power_w",), points=10).items()}
+
+    before, compared, cut_before = figures(run), compare_figures(run), cut_power()
+    assert {b["from_windows"] for b in before["power, 10 points, all"].values()} == {True}
+    assert {b["from_windows"] for b in cut_before.values()} == {True}
+
+    assert compact().rows > 2
+
+    assert_close(before, figures(run))
+    assert_close(compared, compare_figures(run))
+    assert_close(cut_before, cut_power())
 
 
 def test_a_gap_is_not_joined_over_and_the_batch_that_fills_it_late_is_stored_as_it_would_have_been():
@@ -263,3 +294,64 @@ def test_the_beat_task_goes_on_past_its_bound_of_gpus_a_pass_until_none_is_left(
 
     assert (done.gpus, done.rows, done.more) == (2, 2, False)
     assert not SampleWindow.objects.filter(parts=None).exists()
+
+
+def test_a_client_paging_through_samples_while_they_are_compacted_reads_each_once():
+    node = register()
+    stream = Stream("s1", T0_MS, seed=11)
+    for seq in range(30):
+        send(stream.batch(node, seq))
+    gpu = RunGpu.objects.get(gpu__index=0)
+    every = samples.read_page(gpu, None, None, limit=10_000).columns["t_ms"].tolist()
+
+    read, after, pages = [], None, 0
+    while True:
+        page = samples.read_page(RunGpu.objects.get(pk=gpu.pk), None, None, limit=333, after=after)
+        read += page.columns["t_ms"].tolist()
+        pages += 1
+        if pages == 2:
+            assert compact().rows  # between two pages
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+
+    assert read == every
+
+
+def test_compacted_rows_turn_back_into_the_very_windows_they_hold():
+    node = register()
+    stream = Stream("s1", T0_MS + 2_300, seed=12)
+    lengths = [50, 1, 7, 50, 33]
+    for seq in range(40):
+        send(stream.batch(node, seq, lengths[seq % len(lengths)]))
+    fields = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
+              "prev_energy_mj", "readings")
+    stored = sorted((*row[:-1], bytes(row[-1])) for row in SampleWindow.objects.values_list(*fields))
+    run = Run.objects.get()
+    before = figures(run)
+    assert compact().rows
+    compacted = SampleWindow.objects.exclude(parts=None).count()
+
+    with connection.cursor() as cursor:  # what migrating back past telemetry 0019 does
+        assert compaction.expand_all(cursor, batch=3) == compacted
+
+    assert not SampleWindow.objects.exclude(parts=None).exists()
+    assert sorted((*row[:-1], bytes(row[-1])) for row in SampleWindow.objects.values_list(*fields)) == stored
+    assert figures(run) == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the task's lock is PostgreSQL's")
+def test_a_compaction_task_that_starts_while_another_runs_leaves_it_the_work(settings):
+    import psycopg
+
+    settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
+    node = register()
+    stream = Stream("s1", T0_MS, seed=13)
+    for seq in range(12):
+        send(stream.batch(node, seq))
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [compaction._LOCK_KEY])  # the task already running
+        assert compaction.compact_closed(FAR_FUTURE_MS).as_json() == {
+            "gpus": 0, "windows": 0, "rows": 0, "samples": 0, "more": True}
+        other.execute("SELECT pg_advisory_unlock(%s)", [compaction._LOCK_KEY])
+    assert compaction.compact_closed(FAR_FUTURE_MS).rows == 2
