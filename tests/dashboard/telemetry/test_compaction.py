@@ -355,3 +355,18 @@ def test_a_compaction_task_that_starts_while_another_runs_leaves_it_the_work(set
             "gpus": 0, "windows": 0, "rows": 0, "samples": 0, "more": True}
         other.execute("SELECT pg_advisory_unlock(%s)", [compaction._LOCK_KEY])
     assert compaction.compact_closed(FAR_FUTURE_MS).rows == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_outside_a_transaction_take_one_snapshot_and_give_the_same_figures():
+    """The other tests run inside a transaction, where ``one_snapshot`` leaves the caller's alone: here the
+    reads open their own (REPEATABLE READ on PostgreSQL)."""
+    node = register()
+    stream = Stream("s1", T0_MS, seed=14)
+    for seq in range(24):
+        send(stream.batch(node, seq))
+    run = Run.objects.get()
+    before = figures(run)
+    compact()
+    assert_close(before, figures(run))
+    assert not connection.in_atomic_block
