@@ -104,13 +104,20 @@ def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], chunk_chars
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    for row in rows:
-        writer.writerow(row)
-        if buffer.tell() >= chunk_chars:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    try:
+        for row in rows:
+            writer.writerow(row)
+            if buffer.tell() >= chunk_chars:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+    finally:
+        # A download stopped half way closes the rows at once: the samples' generator ends its snapshot
+        # (windows.one_snapshot) here, not whenever it is collected.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
 
 
 # --- samples ----------------------------------------------------------------------------------------------

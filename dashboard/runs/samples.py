@@ -126,9 +126,11 @@ def _decode(rows: list[WindowRow]) -> dict[str, np.ndarray]:
 
 
 def _keep(samples: dict[str, np.ndarray], span: TimeRange, after: Cursor | None, *, replaced: bool) -> np.ndarray:
-    """Samples in the span and after the cursor. ``replaced``: the cursor's window was compacted since (its
-    samples are in a row with another id): the cursor's time is then done with, as only GPUs read by one
-    stream at a time are compacted (no two samples share a time)."""
+    """Samples in the span and after the cursor. ``replaced``: the cursor's window is no longer stored as it was
+    (compacted since: its samples are in a row with another id): the cursor's time is then done with, as only
+    GPUs read by one stream at a time are compacted, whose samples do not share a time (a stream that
+    started at the very millisecond another ended, or another stream's batch of that millisecond that arrived
+    after compaction, would lose that one sample from the pages)."""
     t_ms = samples["t_ms"]
     keep = span.mask(t_ms)
     if after is not None and replaced:
@@ -208,7 +210,7 @@ def read_page(
     cut_ms: int | None = None
     more = False
     with one_snapshot():  # the chunks' statements see one state of the windows, compacted or not
-        replaced = after is not None and run_gpu.compacted_ms > after.t_ms and not _still_stored(run_gpu, after)
+        replaced = after is not None and not _still_stored(run_gpu, after)
         for rows in _window_chunks(run_gpu, TimeRange(start_ms, span.to_ms), limit):
             if cut_ms is not None:
                 needed = [row for row in rows if row[_FIRST_MS] <= cut_ms]

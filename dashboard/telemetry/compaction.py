@@ -14,7 +14,8 @@ energy (``dashboard.runs.series``, ``dashboard.runs.compare_series``) expand a r
 ``parts``; ``dashboard.telemetry.coverage`` works on unions of time, which a row and its windows share; the rest
 read the readings, which are the same samples. Readers that take several statements read them in one snapshot
 (``windows.one_snapshot``), so a pass that commits between two of them changes nothing they see. Migrating
-back past telemetry 0019 turns every row into its windows again (``expand_all``), the same bytes as before.
+back past telemetry 0019 turns every row into its windows again (``expand_all``), the same columns and bytes as
+before (new ids).
 
 Only windows that continue each other are joined (the next one's previous reading is the last one's last, and
 its batch number the next), so a row never hides a gap, and a batch that arrives late into a gap stays a window
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 import zstandard
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
@@ -116,7 +117,7 @@ def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500, budget_s: 
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     before_ms, chunk_ms = now_ms - settings.WATTWISE_COMPACT_AFTER_S * 1000, settings.WATTWISE_COMPACT_CHUNK_S * 1000
     deadline, total = time.monotonic() + budget_s, Compacted()
-    with _only_task() as alone:
+    with only_task() as alone:
         if not alone:
             log.info("compaction: another task is compacting; this one leaves it to that one")
             total.more = True
@@ -130,8 +131,9 @@ def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500, budget_s: 
 
 
 @contextmanager
-def _only_task() -> Iterator[bool]:
-    """Whether this is the only compaction task running (PostgreSQL; elsewhere always)."""
+def only_task() -> Iterator[bool]:
+    """Whether this is the only compaction running (the beat task or ``manage.py compact_windows``; PostgreSQL,
+    elsewhere always)."""
     if connection.vendor != "postgresql":
         yield True
         return
@@ -142,8 +144,11 @@ def _only_task() -> Iterator[bool]:
         yield alone
     finally:
         if alone:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+            except DatabaseError as error:  # the connection is gone, and the lock with its session
+                log.warning("compaction: could not release its lock (%s); the session's end releases it", error)
 
 
 def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500, deadline: float | None = None) -> Compacted:
@@ -314,18 +319,20 @@ _EXPANDED = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "e
              "prev_energy_mj", "readings")
 
 
-def expand_all(cursor: Any, table: str = "dashboard_samplewindow", batch: int = 200) -> int:
-    """Turn every compacted row back into the windows it holds (migrating back past ``parts``): rows expanded."""
-    expanded = 0
+def expand_all(cursor: Any, table: str = "dashboard_samplewindow", batch: int = 500) -> int:
+    """Turn every compacted row back into the windows it holds (migrating back past ``parts``): rows expanded.
+    The windows get new ids; their columns and bytes are those stored before compaction."""
+    expanded, after_id = 0, -1
     while True:
         cursor.execute(f"SELECT id, first_ms, run_gpu_id, stream, prev_t_ms, prev_energy_mj, readings, parts "
-                       f"FROM {table} WHERE parts IS NOT NULL ORDER BY id LIMIT {int(batch)}")
+                       f"FROM {table} WHERE parts IS NOT NULL AND id > %s ORDER BY id LIMIT {int(batch)}", [after_id])
         rows = cursor.fetchall()
         if not rows:
             return expanded
         windows = [w for row in rows for w in windows_in_row([*row[2:6], bytes(row[6]), bytes(row[7])])]
         cursor.executemany(f"INSERT INTO {table} ({', '.join(_EXPANDED)}) VALUES ({', '.join(['%s'] * len(_EXPANDED))})",
                            windows)
-        for row_id, first_ms, *_ in rows:
-            cursor.execute(f"DELETE FROM {table} WHERE id = %s AND first_ms = %s", [row_id, first_ms])
-        expanded += len(rows)
+        # By key and partition key, so PostgreSQL looks only in the partitions that hold them.
+        cursor.execute(f"DELETE FROM {table} WHERE (id, first_ms) IN ({', '.join(['(%s, %s)'] * len(rows))})",
+                       [value for row in rows for value in row[:2]])
+        expanded, after_id = expanded + len(rows), int(rows[-1][0])

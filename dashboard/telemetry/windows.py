@@ -126,8 +126,9 @@ def one_snapshot() -> Iterator[None]:
     Reading a span takes two at least (how far back to look, ``reach_back_ms``, then the windows), a page of
     samples one per chunk of windows: if compaction (``dashboard.telemetry.compaction``) committed between
     two of them, a row that now starts earlier would be missed. On PostgreSQL the block is one REPEATABLE
-    READ transaction; inside a transaction already (whose snapshot is the caller's to choose), and on
-    SQLite (one writer, reads serialized with it), it is nothing.
+    READ transaction. Inside a transaction already (whose snapshot is the caller's to choose) it is nothing,
+    and on SQLite too: there a read can still see a pass half way (the embedded single-machine default, where
+    the beat task that compacts runs only if started by hand).
     """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         yield

@@ -17,6 +17,10 @@ from dashboard.telemetry import compaction
 def expand(apps: Any, schema_editor: Any) -> None:
     with schema_editor.connection.cursor() as cursor:
         compaction.expand_all(cursor)
+        if schema_editor.connection.vendor == "postgresql":
+            # The windows' deferred foreign-key checks now, not at commit: PostgreSQL will not alter a table
+            # with checks pending, and dropping ``parts`` comes next in this transaction.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from dashboard.runs import compare_series, exports, samples, series
@@ -296,9 +296,14 @@ def test_the_beat_task_goes_on_past_its_bound_of_gpus_a_pass_until_none_is_left(
     assert not SampleWindow.objects.filter(parts=None).exists()
 
 
-def test_a_client_paging_through_samples_while_they_are_compacted_reads_each_once():
+@pytest.mark.parametrize(("limit", "before_ms"), [
+    (333, FAR_FUTURE_MS),
+    # The first page ends at 61.0 s, in the window from 57.3 s to 62.2 s, which the first minute's row takes.
+    (588, T0_MS + CHUNK_MS),
+])
+def test_a_client_paging_through_samples_while_they_are_compacted_reads_each_once(limit, before_ms):
     node = register()
-    stream = Stream("s1", T0_MS, seed=11)
+    stream = Stream("s1", T0_MS + 2_300, seed=11)
     for seq in range(30):
         send(stream.batch(node, seq))
     gpu = RunGpu.objects.get(gpu__index=0)
@@ -306,11 +311,11 @@ def test_a_client_paging_through_samples_while_they_are_compacted_reads_each_onc
 
     read, after, pages = [], None, 0
     while True:
-        page = samples.read_page(RunGpu.objects.get(pk=gpu.pk), None, None, limit=333, after=after)
+        page = samples.read_page(RunGpu.objects.get(pk=gpu.pk), None, None, limit=limit, after=after)
         read += page.columns["t_ms"].tolist()
         pages += 1
-        if pages == 2:
-            assert compact().rows  # between two pages
+        if pages == 1:
+            assert compaction.compact(before_ms, CHUNK_MS).rows  # between two pages
         if page.next_cursor is None:
             break
         after = page.next_cursor
@@ -353,6 +358,8 @@ def test_a_compaction_task_that_starts_while_another_runs_leaves_it_the_work(set
         other.execute("SELECT pg_advisory_lock(%s)", [compaction._LOCK_KEY])  # the task already running
         assert compaction.compact_closed(FAR_FUTURE_MS).as_json() == {
             "gpus": 0, "windows": 0, "rows": 0, "samples": 0, "more": True}
+        with pytest.raises(CommandError, match="another compaction is running"):
+            call_command("compact_windows", "--before-ms", str(FAR_FUTURE_MS))
         other.execute("SELECT pg_advisory_unlock(%s)", [compaction._LOCK_KEY])
     assert compaction.compact_closed(FAR_FUTURE_MS).rows == 2
 

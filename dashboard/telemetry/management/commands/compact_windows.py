@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.telemetry import compaction
 
@@ -26,12 +26,15 @@ class Command(BaseCommand):
             before_ms = int(time.time() * 1000) - settings.WATTWISE_COMPACT_AFTER_S * 1000
         chunk_ms = settings.WATTWISE_COMPACT_CHUNK_S * 1000
         windows = rows = passes = 0
-        while True:
-            done = compaction.compact(before_ms, chunk_ms)
-            passes += 1
-            windows += done.windows
-            rows += done.rows
-            self.stdout.write(f"pass {passes}: {done.gpus} GPUs, {done.windows:,} windows into {done.rows:,} rows")
-            if not done.more or not done.gpus:
-                break
+        with compaction.only_task() as alone:
+            if not alone:
+                raise CommandError("another compaction is running (the beat task's?): try again once it is done")
+            while True:
+                done = compaction.compact(before_ms, chunk_ms)
+                passes += 1
+                windows += done.windows
+                rows += done.rows
+                self.stdout.write(f"pass {passes}: {done.gpus} GPUs, {done.windows:,} windows into {done.rows:,} rows")
+                if not done.more or not done.gpus:
+                    break
         self.stdout.write(f"compacted {windows:,} windows into {rows:,} rows in {passes} passes")
