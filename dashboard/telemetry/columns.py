@@ -125,12 +125,12 @@ def decode_many(blobs: Sequence[bytes | memoryview], names: Iterable[str] = NAME
     out = {name: np.empty(int(offsets[-1]), DTYPES[name]) for name in names}
     for n in np.unique(counts).tolist():
         group = np.flatnonzero(counts == n)
+        members = [parsed[k] for k in group.tolist()]
         planes = np.zeros((group.size, len(NAMES), 8, n), np.uint8)
-        bases = np.empty((group.size, len(NAMES), 1), np.uint64)
-        for j, k in enumerate(group.tolist()):
-            _, widths, base, body = parsed[k]
-            planes[j][widths[:, None] > _PLANE] = np.frombuffer(body, np.uint8).reshape(int(widths.sum()), n)
-            bases[j, :, 0] = base
+        # Every window's kept planes at once: the mask's order (window, column, plane) is the bodies' order.
+        kept = np.array([p[1] for p in members], dtype=np.int64)[:, :, None] > _PLANE
+        planes[kept] = np.frombuffer(b"".join(p[3] for p in members), np.uint8).reshape(int(kept.sum()), n)
+        bases = np.array([p[2] for p in members], dtype=np.uint64).reshape(group.size, len(NAMES), 1)
         codes = np.ascontiguousarray(planes.transpose(0, 1, 3, 2)).view(np.uint64)[..., 0]
         values = (codes >> np.uint64(1)) ^ (np.uint64(0) - (codes & np.uint64(1)))  # un-zigzag
         np.cumsum(values, axis=2, dtype=np.uint64, out=values)
@@ -142,8 +142,9 @@ def decode_many(blobs: Sequence[bytes | memoryview], names: Iterable[str] = NAME
     return out
 
 
-def _parse(blob: bytes | memoryview) -> tuple[int, np.ndarray, list[int], bytes]:
-    """An encoded window's sample count, widths, bases (as uint64) and byte planes."""
+def _parse(blob: bytes | memoryview) -> tuple[int, tuple[int, ...], list[int], bytes]:
+    """An encoded window's sample count, widths, bases (as uint64) and byte planes (plain Python: called once a
+    window, where numpy's per-call cost on six numbers would be most of it)."""
     data = bytes(blob)
     if data[:1] != _PREFIX:
         raise CorruptWindow(f"not an encoded window of version {VERSION} (first byte {data[:1]!r})")
@@ -154,9 +155,9 @@ def _parse(blob: bytes | memoryview) -> tuple[int, np.ndarray, list[int], bytes]
     if len(payload) < _HEAD.size:
         raise CorruptWindow("encoded window: header cut short")
     head = _HEAD.unpack_from(payload)
-    n, widths = head[0], np.array(head[1:1 + len(NAMES)])
-    if widths.max() > 8 or len(payload) != _HEAD.size + int(widths.sum()) * n:
-        raise CorruptWindow(f"encoded window: {len(payload)} bytes do not hold {n} samples of widths {widths.tolist()}")
+    n, widths = head[0], head[1:1 + len(NAMES)]
+    if max(widths) > 8 or len(payload) != _HEAD.size + sum(widths) * n:
+        raise CorruptWindow(f"encoded window: {len(payload)} bytes do not hold {n} samples of widths {list(widths)}")
     bases = [b & 0xFFFF_FFFF_FFFF_FFFF for b in head[1 + len(NAMES):]]
     return n, widths, bases, payload[_HEAD.size:]
 
