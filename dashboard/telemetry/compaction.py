@@ -37,12 +37,13 @@ from typing import Any
 import numpy as np
 import zstandard
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
 from dashboard.telemetry import columns
 from dashboard.telemetry.models import RunGpu, SampleWindow
+from dashboard.web.session_lock import try_session_lock
 from planner.units import MS_PER_HOUR
 
 log = logging.getLogger(__name__)
@@ -134,21 +135,8 @@ def compact_closed(now_ms: int | None = None, *, max_gpus: int = 500, budget_s: 
 def only_task() -> Iterator[bool]:
     """Whether this is the only compaction running (the beat task or ``manage.py compact_windows``; PostgreSQL,
     elsewhere always)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
-        alone = bool(cursor.fetchone()[0])
-    try:
+    with try_session_lock((_LOCK_KEY,), "compaction") as alone:
         yield alone
-    finally:
-        if alone:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
-            except DatabaseError as error:  # the connection is gone, and the lock with its session
-                log.warning("compaction: could not release its lock (%s); the session's end releases it", error)
 
 
 def compact(before_ms: int, chunk_ms: int, *, max_gpus: int = 500, deadline: float | None = None) -> Compacted:

@@ -25,6 +25,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 
 from dashboard.projects.models import Project, Visitor, signed_in
+from dashboard.web.session_lock import try_session_lock
 from planner.carbon.imports import ImportOptions
 from planner.carbon.models import ImportJob, IntensityImport
 from planner.carbon.streaming import import_path
@@ -106,22 +107,8 @@ def claimed(job_id: int) -> Iterator[bool]:
     must leave the job alone. A session advisory lock on PostgreSQL: released when the import ends, or when
     a dead worker's connection closes, so a redelivery after a crash still imports. (SQLite runs tasks in
     process: one delivery each.)"""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = [JOB_LOCK_CLASS, job_id & 0x7FFFFFFF]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        mine = bool(cursor.fetchone()[0])
-    try:
+    with try_session_lock((JOB_LOCK_CLASS, job_id & 0x7FFFFFFF), f"import job {job_id}") as mine:
         yield mine
-    finally:
-        if mine:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-            except DatabaseError:  # a broken connection took the lock with it
-                log.warning("could not release the lock of import job %s", job_id, exc_info=True)
 
 
 def run_job(job_id: int) -> dict[str, Any]:
