@@ -8,6 +8,8 @@ from typing import Any
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from tests.factories import T0_MS
+
 
 def migrated_to(target: list[tuple[str, str]]) -> Any:
     """Migrate the connection's schema to ``target``; that state's historical apps."""
@@ -21,6 +23,20 @@ def node_and_run(apps: Any) -> tuple[Any, Any]:
     project = apps.get_model("projects", "Project").objects.create(name="vision")
     node = apps.get_model("telemetry", "Node").objects.create(project=project, name="n1")
     return node, apps.get_model("telemetry", "Run").objects.create(project=project, name="r")
+
+
+def gpu_with_two_windows(apps: Any) -> Any:
+    """A run's GPU (its ``RunGpu``, made with the historical ``apps``) holding two consecutive windows of
+    stream s1, the second with energy 2.0 J, as stored before migration 0004: no longest window recorded."""
+    node, run = node_and_run(apps)
+    gpu = apps.get_model("telemetry", "Gpu").objects.create(node=node, uuid="GPU-1", index=0)
+    run_gpu = apps.get_model("telemetry", "RunGpu").objects.create(run=run, gpu=gpu, max_window_ms=0)
+    for seq, prev_t_ms in ((0, None), (1, T0_MS + 4_900)):
+        apps.get_model("telemetry", "SampleWindow").objects.create(
+            run_gpu=run_gpu, stream="s1", seq=seq, first_ms=T0_MS + 5_000 * seq,
+            last_ms=T0_MS + 5_000 * seq + 4_900, samples=50, energy_j=1.0 + seq, prev_t_ms=prev_t_ms,
+            readings=b"x")
+    return run_gpu
 
 
 def with_partitions(table: str) -> set[str]:

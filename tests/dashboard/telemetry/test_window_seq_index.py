@@ -12,9 +12,9 @@ from dashboard.telemetry import coverage, ingest
 from dashboard.telemetry.models import Node, RunGpu, SampleWindow
 from dashboard.telemetry.windows import reach_back_ms
 from tests.dashboard.telemetry.migration_states import (
+    gpu_with_two_windows,
     indexed_on,
     migrated_to,
-    node_and_run,
     plan,
     with_partitions,
 )
@@ -90,15 +90,7 @@ def test_a_window_of_another_stream_reaching_into_the_range_is_found_within_the_
 
 def test_the_migration_swaps_the_indexes_everywhere_fills_the_longest_window_and_goes_back_windows_kept():
     with own_schema("window_seq_index"):
-        apps = migrated_to(BEFORE)
-        node, run = node_and_run(apps)
-        gpu = apps.get_model("telemetry", "Gpu").objects.create(node=node, uuid="GPU-1", index=0)
-        # Stored before migration 0004: no longest window recorded.
-        run_gpu = apps.get_model("telemetry", "RunGpu").objects.create(run=run, gpu=gpu, max_window_ms=0)
-        for seq, prev_t_ms in ((0, None), (1, T0_MS + 4_900)):
-            apps.get_model("telemetry", "SampleWindow").objects.create(
-                run_gpu=run_gpu, stream="s1", seq=seq, first_ms=T0_MS + 5_000 * seq,
-                last_ms=T0_MS + 5_000 * seq + 4_900, samples=50, energy_j=1.0, prev_t_ms=prev_t_ms, readings=b"x")
+        run_gpu = gpu_with_two_windows(migrated_to(BEFORE))
         every_table = window_tables()
         assert len(every_table) > 1  # the partitioned table and its partitions
         assert tables_indexed_on(UNIQUE) == every_table and tables_indexed_on(BY_SEQ) == set()

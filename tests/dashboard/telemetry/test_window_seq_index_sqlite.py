@@ -11,8 +11,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from tests.dashboard.telemetry.migration_states import migrated_to, node_and_run
-from tests.factories import T0_MS
+from tests.dashboard.telemetry.migration_states import gpu_with_two_windows, migrated_to
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -54,15 +53,7 @@ def indexed_by_seq() -> bool:
 
 @pytest.mark.usefixtures("back_to_latest")
 def test_the_table_is_remade_without_the_unique_index_and_back_windows_kept():
-    apps = migrated_to(BEFORE)
-    node, run = node_and_run(apps)
-    gpu = apps.get_model("telemetry", "Gpu").objects.create(node=node, uuid="GPU-1", index=0)
-    run_gpu = apps.get_model("telemetry", "RunGpu").objects.create(run=run, gpu=gpu, max_window_ms=0)
-    for seq, prev_t_ms in ((0, None), (1, T0_MS + 4_900)):
-        apps.get_model("telemetry", "SampleWindow").objects.create(
-            run_gpu=run_gpu, stream="s1", seq=seq, first_ms=T0_MS + 5_000 * seq,
-            last_ms=T0_MS + 5_000 * seq + 4_900, samples=50, energy_j=1.0 + seq, prev_t_ms=prev_t_ms,
-            readings=b"x")
+    run_gpu = gpu_with_two_windows(migrated_to(BEFORE))
     assert unique_on_stream() and not indexed_by_seq()
 
     apps = migrated_to(AFTER)
