@@ -58,6 +58,13 @@ def send(message: dict[str, Any]) -> None:
     assert ingest.ingest_batch(message).status == "stored"
 
 
+def send_stream(*, seed: int, batches: int, start_ms: int = T0_MS) -> None:
+    """A node's stream s1 of ``batches`` full windows from ``start_ms``, all stored."""
+    node, stream = register(), Stream("s1", start_ms, seed=seed)
+    for seq in range(batches):
+        send(stream.batch(node, seq))
+
+
 def arrays(value: Any) -> Any:
     """Figures as plain Python values, to compare with ==."""
     if isinstance(value, np.ndarray):
@@ -225,10 +232,7 @@ def test_gpus_read_by_several_streams_are_left_as_they_are():
 
 def test_only_chunks_closed_before_the_horizon_are_compacted_and_the_command_says_what_it_did(capsys, settings):
     settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
-    node = register()
-    stream = Stream("s1", T0_MS, seed=6)
-    for seq in range(36):  # three minutes
-        send(stream.batch(node, seq))
+    send_stream(seed=6, batches=36)  # three minutes
 
     call_command("compact_windows", "--before-ms", str(T0_MS + 2 * CHUNK_MS + 30_000))
     assert "compacted 48 windows into 4 rows" in capsys.readouterr().out  # two GPUs' two closed minutes
@@ -245,10 +249,7 @@ def test_only_chunks_closed_before_the_horizon_are_compacted_and_the_command_say
 def test_a_long_history_is_compacted_a_stretch_a_pass_until_none_is_left(capsys, settings, monkeypatch):
     settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
     monkeypatch.setattr(compaction, "STEP_MS", CHUNK_MS)  # a minute a pass instead of a day
-    node = register()
-    stream = Stream("s1", T0_MS, seed=7)
-    for seq in range(36):  # three minutes
-        send(stream.batch(node, seq))
+    send_stream(seed=7, batches=36)  # three minutes
 
     call_command("compact_windows", "--before-ms", str(FAR_FUTURE_MS))
 
@@ -258,10 +259,7 @@ def test_a_long_history_is_compacted_a_stretch_a_pass_until_none_is_left(capsys,
 
 
 def test_a_pass_whose_windows_another_pass_took_meanwhile_keeps_nothing_of_its_own(monkeypatch):
-    node = register()
-    stream = Stream("s1", T0_MS, seed=8)
-    for seq in range(24):
-        send(stream.batch(node, seq))
+    send_stream(seed=8, batches=24)
     rows = SampleWindow.objects.count()
     own = compaction._delete
     raced: list[compaction.Compacted] = []
@@ -285,10 +283,7 @@ def test_a_pass_whose_windows_another_pass_took_meanwhile_keeps_nothing_of_its_o
 
 def test_the_beat_task_goes_on_past_its_bound_of_gpus_a_pass_until_none_is_left(settings):
     settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
-    node = register()
-    stream = Stream("s1", T0_MS, seed=9)
-    for seq in range(12):
-        send(stream.batch(node, seq))
+    send_stream(seed=9, batches=12)
 
     done = compaction.compact_closed(FAR_FUTURE_MS, max_gpus=1)
 
@@ -302,10 +297,7 @@ def test_the_beat_task_goes_on_past_its_bound_of_gpus_a_pass_until_none_is_left(
     (588, T0_MS + CHUNK_MS),
 ])
 def test_a_client_paging_through_samples_while_they_are_compacted_reads_each_once(limit, before_ms):
-    node = register()
-    stream = Stream("s1", T0_MS + 2_300, seed=11)
-    for seq in range(30):
-        send(stream.batch(node, seq))
+    send_stream(seed=11, batches=30, start_ms=T0_MS + 2_300)
     gpu = RunGpu.objects.get(gpu__index=0)
     every = samples.read_page(gpu, None, None, limit=10_000).columns["t_ms"].tolist()
 
@@ -350,10 +342,7 @@ def test_a_compaction_task_that_starts_while_another_runs_leaves_it_the_work(set
     import psycopg
 
     settings.WATTWISE_COMPACT_CHUNK_S = CHUNK_MS // 1000
-    node = register()
-    stream = Stream("s1", T0_MS, seed=13)
-    for seq in range(12):
-        send(stream.batch(node, seq))
+    send_stream(seed=13, batches=12)
     with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [compaction._LOCK_KEY])  # the task already running
         assert compaction.compact_closed(FAR_FUTURE_MS).as_json() == {
@@ -368,10 +357,7 @@ def test_a_compaction_task_that_starts_while_another_runs_leaves_it_the_work(set
 def test_reads_outside_a_transaction_take_one_snapshot_and_give_the_same_figures():
     """The other tests run inside a transaction, where ``one_snapshot`` leaves the caller's alone: here the
     reads open their own (REPEATABLE READ on PostgreSQL)."""
-    node = register()
-    stream = Stream("s1", T0_MS, seed=14)
-    for seq in range(24):
-        send(stream.batch(node, seq))
+    send_stream(seed=14, batches=24)
     run = Run.objects.get()
     before = figures(run)
     compact()
