@@ -65,23 +65,19 @@ def decode_parts(blob: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(_decompressor.decompress(bytes(blob)), dtype=PART)
 
 
-def windows_of(seq: int, first_ms: int, last_ms: int, samples: int, energy_j: float,
-               parts: bytes | memoryview | None) -> np.ndarray:
-    """The windows a stored row holds (``PART`` records): itself, or a compacted row's windows in order."""
-    if parts is None:
-        return np.array([(seq, first_ms, last_ms, samples, energy_j)], dtype=PART)
-    return decode_parts(parts)
-
-
 def window_ends(last_ms: Sequence[int], energy_j: Sequence[float],
                 parts: Sequence[bytes | memoryview | None]) -> tuple[np.ndarray, np.ndarray]:
     """Each window's last reading and counted energy, for stored rows given by theirs and their ``parts``: a
     compacted row gives its windows'."""
     if all(p is None for p in parts):
         return np.asarray(last_ms, dtype=np.int64), np.asarray(energy_j, dtype=np.float64)
-    held = [windows_of(0, 0, last, 0, energy, p) for last, energy, p in zip(last_ms, energy_j, parts, strict=True)]
-    return (np.concatenate([h["last_ms"] for h in held]).astype(np.int64),
-            np.concatenate([h["energy_j"] for h in held]).astype(np.float64))
+    lasts: list[Any] = []
+    energies: list[Any] = []
+    for last, energy, p in zip(last_ms, energy_j, parts, strict=True):
+        held = None if p is None else decode_parts(p)
+        lasts.append([last] if held is None else held["last_ms"])
+        energies.append([energy] if held is None else held["energy_j"])
+    return np.concatenate(lasts).astype(np.int64), np.concatenate(energies).astype(np.float64)
 
 
 def check_chunk_s(chunk_s: int) -> int:
