@@ -79,6 +79,13 @@ def open_logged_in(page: Any, base_url: str, cookie: dict[str, str], path: str =
     page.goto(base_url + path)
 
 
+def follow(page: Any, selector: str) -> None:
+    """Click something that opens another page, and return once that page's DOM is there: a check made straight
+    after a bare click can run on the page being left (its charts all drawn) and then read the new one undrawn."""
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        page.click(selector)
+
+
 def wait_until(page: Any, condition: str, arg: Any = None, timeout_ms: float = 15_000) -> None:
     """Wait until the JavaScript function ``condition(arg)`` returns true in the page, checked every frame.
 

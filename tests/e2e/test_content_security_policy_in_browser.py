@@ -11,6 +11,7 @@ import pytest
 from dashboard.web.security import STRICT_POLICY
 from tests.e2e.browser import (
     browser_page,
+    follow,
     log_in,
     open_logged_in,
     session_cookie,
@@ -47,14 +48,14 @@ def test_the_pages_draw_with_the_policy_enforced_and_an_injected_script_is_refus
     with browser_page() as page:
         page.add_init_script(RECORD_VIOLATIONS)
         open_logged_in(page, live_server.url, cookie)
-        page.click("text=bert-a")
+        follow(page, "text=bert-a")
         assert "chart-power" in wait_for_charts(page)
         assert page.evaluate("document.getElementById('chart-power').data[0].type") == "scattergl"
         # Drawn by WebGL: plotly.js writes this note in its place when its WebGL renderer cannot start.
         assert page.locator("#chart-power canvas").count() > 0
         assert "WebGL is not supported" not in page.inner_text("#chart-power")
         assert_clean(page)
-        page.click("#gpus-table >> text=gpu0")
+        follow(page, "#gpus-table >> text=gpu0")
         wait_for_charts(page)
         assert_clean(page)
         visit(page, f"{live_server.url}/compare/?runs=bert-a,bert-b")

@@ -11,7 +11,7 @@ import pytest
 
 from dashboard.runs.exports import SAMPLE_HEADER
 from dashboard.telemetry.models import RunGpu
-from tests.e2e.browser import browser_page, open_logged_in, session_cookie, wait_for_charts
+from tests.e2e.browser import browser_page, follow, open_logged_in, session_cookie, wait_for_charts
 from tests.e2e.data import stream_batches
 from tests.factories import T0_MS, member, register
 
@@ -37,7 +37,7 @@ def test_the_samples_csv_downloaded_from_the_run_page_has_a_row_per_stored_sampl
     cookie = session_cookie(live_server.url, "ana")
     with browser_page() as page:
         open_logged_in(page, live_server.url, cookie)
-        page.click("text=bert-large")
+        follow(page, "text=bert-large")
         wait_for_charts(page)
 
         name, rows = download(page, "#download-samples-csv")

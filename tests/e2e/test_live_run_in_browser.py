@@ -8,6 +8,7 @@ import pytest
 
 from tests.e2e.browser import (
     browser_page,
+    follow,
     open_logged_in,
     session_cookie,
     trace_count,
@@ -42,7 +43,7 @@ def test_a_running_runs_page_updates_in_place_keeps_the_zoom_and_hidden_traces_a
     cookie = session_cookie(live_server.url, "ana")
     with browser_page() as page:
         open_logged_in(page, live_server.url, cookie)
-        page.click("text=llama-live")
+        follow(page, "text=llama-live")
         wait_for_charts(page)
         assert page.get_attribute("#live", "data-poll-s") == "1.0"
         assert "Live: updates every" in page.inner_text("#live")

@@ -7,6 +7,7 @@ import pytest
 
 from tests.e2e.browser import (
     browser_page,
+    follow,
     log_in,
     open_logged_in,
     session_cookie,
@@ -40,7 +41,7 @@ def test_login_open_run_and_see_its_charts(live_server, streamed_runs):
         row = page.inner_text("#runs-table tbody tr:has-text('bert-large')")
         assert "vision" in row and "running" in row and "Wh" in row
 
-        page.click("text=bert-large")
+        follow(page, "text=bert-large")
         assert wait_for_charts(page) == RUN_CHARTS
         assert trace_count(page, "chart-power") == 2  # one power trace per GPU
         assert page.evaluate("document.getElementById('chart-power').data.map(t => t.name)") == ["node-a/gpu0", "node-a/gpu1"]
@@ -48,14 +49,14 @@ def test_login_open_run_and_see_its_charts(live_server, streamed_runs):
         assert "3,000 samples" in page.inner_text("#card-samples")
         shot(page, "run.png")
 
-        page.click("#gpus-table >> text=gpu1")
+        follow(page, "#gpus-table >> text=gpu1")
         assert wait_for_charts(page) == GPU_CHARTS
         assert "gpu1" in page.inner_text("h1")
         assert "1,500" in page.inner_text("#card-samples")
         shot(page, "gpu.png")
 
-        page.click(".crumbs >> text=Runs")
-        page.click("text=vit-base")
+        follow(page, ".crumbs >> text=Runs")
+        follow(page, "text=vit-base")
         wait_for_charts(page)
         assert trace_count(page, "chart-power") == 3
         assert page.console_errors == []
@@ -85,7 +86,7 @@ def test_charts_stay_inside_their_boxes_when_the_window_is_resized(live_server):
     cookie = session_cookie(live_server.url, "ana")
     with browser_page() as page:
         open_logged_in(page, live_server.url, cookie)
-        page.click("text=short")
+        follow(page, "text=short")
         wait_for_charts(page)
         assert page.evaluate(SPILLED) == []
         widths = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd._fullLayout.width)")

@@ -19,7 +19,7 @@ import pytest
 from dashboard.demo import seed as demo
 from dashboard.telemetry.models import Run
 from planner.plans.models import FrontierJob
-from tests.e2e.browser import SHOTS, browser_page, log_in, shot, wait_for_charts
+from tests.e2e.browser import SHOTS, browser_page, follow, log_in, shot, wait_for_charts
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -113,7 +113,7 @@ def test_the_demos_main_pages_draw_readable_charts(live_server, seeded_demo):
         assert page.locator("#runs-table tbody tr").count() == len(demo.DEMO_RUNS)
         docs_shot(page, "runs.png")
 
-        page.click(f"text={MAIN_RUN.name}")
+        follow(page, f"text={MAIN_RUN.name}")
         problems += readable(page, "run")
         assert page.evaluate("document.getElementById('chart-power').data.length") == MAIN_RUN.nodes * MAIN_RUN.gpus
         assert page.is_visible("#chart-carbon-hourly")
@@ -123,7 +123,7 @@ def test_the_demos_main_pages_draw_readable_charts(live_server, seeded_demo):
         problems += readable(page, "gpu")
         docs_shot(page, "gpu.png")
 
-        page.click("header nav >> text=Runs")
+        follow(page, "header nav >> text=Runs")
         for row in page.locator("#runs-table tbody tr").all():
             row.locator("input[type=checkbox]").check()
         page.click("#compare-button")
@@ -138,11 +138,11 @@ def test_the_demos_main_pages_draw_readable_charts(live_server, seeded_demo):
         problems += readable(page, "planner-frontier")
         docs_shot(page, "planner-frontier.png")
 
-        page.click("#open-fastest")
+        follow(page, "#open-fastest")
         problems += readable(page, "planner-plan")
         docs_shot(page, "planner-plan.png")
 
-        page.click("header nav >> text=Carbon")
+        follow(page, "header nav >> text=Carbon")
         page.click(f"#carbon-projects >> text={demo.DEMO_PROJECT}")
         page.wait_for_selector("#project-runs")
         assert page.locator("#project-runs tbody tr").count() == len(demo.DEMO_RUNS)
@@ -157,8 +157,7 @@ def test_the_demos_main_pages_draw_readable_charts(live_server, seeded_demo):
 
         # The rest of what the header reaches, and the profile's chart: nothing in the console either.
         for link in ("Nodes", "Planner", "Carbon", "Intensity data", "Projects"):
-            page.click(f"header nav >> text={link}")
-            page.wait_for_load_state("load")
+            follow(page, f"header nav >> text={link}")
         page.goto(f"{live_server.url}/planner/profiles/{seeded_demo['profile']}/")
         wait_for_charts(page)
         assert page.console_errors == []

@@ -11,7 +11,7 @@ from django.db import connections
 
 from dashboard.telemetry.models import Run
 from planner.carbon.accounting import store_run_carbon
-from tests.e2e.browser import browser_page, open_logged_in, session_cookie, shot, wait_for_charts
+from tests.e2e.browser import browser_page, follow, open_logged_in, session_cookie, shot, wait_for_charts
 from tests.e2e.data import replay
 from tests.factories import member, register
 
@@ -53,13 +53,13 @@ def test_a_run_of_a_few_seconds_reads_in_small_units_with_readable_time_axes(liv
         assert re.search(r"\d (cm|mm|m)\b", page.inner_text("#card-equivalent"))
         shot(page, "small-run.png")
 
-        page.click("#gpus-table >> text=gpu0")
+        follow(page, "#gpus-table >> text=gpu0")
         for chart in wait_for_charts(page):
             ticks = page.evaluate(TICKS, chart)
             assert not [t for t in ticks if FRACTION_OF_A_SECOND.search(t)], (chart, ticks)
 
         page.goto(live_server.url + "/carbon/")
-        page.click("#carbon-projects >> text=offsets")
+        follow(page, "#carbon-projects >> text=offsets")
         cards = page.inner_text(".cards")
         assert "< 0.01 USD" in cards and "mg" in cards and not UNREADABLE.search(cards)
         assert page.console_errors == []

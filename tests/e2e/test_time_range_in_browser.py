@@ -8,7 +8,15 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.browser import browser_page, open_logged_in, session_cookie, shot, wait_for_charts, x_range_ms
+from tests.e2e.browser import (
+    browser_page,
+    follow,
+    open_logged_in,
+    session_cookie,
+    shot,
+    wait_for_charts,
+    x_range_ms,
+)
 from tests.e2e.data import replay
 from tests.factories import member, register
 
@@ -27,7 +35,7 @@ def hour_long_run():
 
 def open_run(page, base_url: str, cookie: dict[str, str]) -> None:
     open_logged_in(page, base_url, cookie)
-    page.click("text=gpt-neo")
+    follow(page, "text=gpt-neo")
     wait_for_charts(page)
 
 
@@ -78,7 +86,7 @@ def test_the_range_picked_lands_in_the_url_and_narrows_the_charts_and_an_inverte
         assert navigation.value.status == 400
         message = page.inner_text("#bad-request")
         assert "'from' (2026-03-02T08:40:00) must be before 'to' (2026-03-02T08:10:00)" in message
-        page.click("text=Back")
+        follow(page, "text=Back")
         wait_for_charts(page)
         assert "from=" not in page.url
         assert page.console_errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
