@@ -78,3 +78,22 @@ def test_importing_every_pure_module_loads_no_django_celery_torch_or_training_fr
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_telemetry_consumer_starts_without_the_planners_solver_libraries():
+    """Every server process loads the apps, and the plans' models load ``planner.perseus``; scipy is imported
+    only where a cost model is fitted (``cost_model._fit_exponential``): at module level it was a third of a
+    consumer's start-up (docs/benchmarks.md)."""
+    script = (
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'dashboard.settings')\n"
+        "import django\n"
+        "django.setup()\n"
+        "from django.core.management import load_command_class\n"
+        "load_command_class('dashboard.telemetry', 'consume_telemetry')\n"
+        "import dashboard.celery\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'pandas', 'torch'})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 
 from planner.perseus.errors import PlannerError
 from planner.perseus.options import CandidateOptions
@@ -47,6 +46,10 @@ def _fit_exponential(
 
     Cached on its inputs: stages with identical profiles share one fit, as they share one result.
     """
+    # Imported here, not with the module: every process that loads the app imports this package (the plans'
+    # models use its options), and scipy.optimize is a third of the telemetry consumer's start-up.
+    from scipy.optimize import OptimizeWarning, curve_fit
+
     xs = np.array(list(quant_times))
     ys = np.array(list(costs))
     a_candidates = [1e1, 1e2, 1e3]
