@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from dashboard.telemetry import columns, coverage, ingest_memo
 from dashboard.telemetry.admission import Outcome, Rejected, Status, record_rejection
-from dashboard.telemetry.bound_sql import arrays, bound_cursor, unnest
+from dashboard.telemetry.bound_sql import arrays, bound_cursor, unnest, write_rows
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import (
     BatchReceipt,
@@ -277,10 +277,12 @@ def _check_continuity(batch: Batch, run_gpu_ids: dict[str, int]) -> None:
             )
 
 
-_WINDOW_COLUMNS = (
+# A window row's columns, as ``window_rows`` gives them, and their PostgreSQL types (for binary ``COPY``).
+WINDOW_COLUMNS = (
     "run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms", "prev_energy_mj",
     "readings",
 )
+WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", "int8", "bytea")
 
 
 def _insert_windows(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, WindowStats]) -> None:
@@ -288,7 +290,7 @@ def _insert_windows(batch: Batch, run_gpu_ids: dict[str, int], stats: dict[str, 
 
 
 def window_rows(windows: Sequence[tuple[Batch, GpuWindow, int, WindowStats]]) -> list[list[Any]]:
-    """Window rows (``_WINDOW_COLUMNS``) of (batch, GPU window, run GPU id, stats): one row per GPU window, its
+    """Window rows (``WINDOW_COLUMNS``) of (batch, GPU window, run GPU id, stats): one row per GPU window, its
     columns encoded as one blob (see dashboard.telemetry.columns), windows of equal length encoded together
     (``columns.encode_each``: the same bytes as each alone, and as the bulk loader's). Also used by ``group_store``."""
     blobs = columns.encode_each([
@@ -305,22 +307,18 @@ def window_rows(windows: Sequence[tuple[Batch, GpuWindow, int, WindowStats]]) ->
 
 def insert_window_rows(rows: list[list[Any]]) -> None:
     """Insert window rows (``window_rows``) in one statement (also used by ``group_store``, which chunks them)."""
-    row = "(" + ", ".join(["%s"] * len(_WINDOW_COLUMNS)) + ")"
+    row = "(" + ", ".join(["%s"] * len(WINDOW_COLUMNS)) + ")"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {SampleWindow._meta.db_table} ({', '.join(_WINDOW_COLUMNS)}) "
+            f"INSERT INTO {SampleWindow._meta.db_table} ({', '.join(WINDOW_COLUMNS)}) "
             f"VALUES {', '.join([row] * len(rows))}",
             [value for params in rows for value in params],
         )
 
 
 def copy_window_rows(rows: list[list[Any]]) -> None:
-    """Many window rows (``window_rows``) with one PostgreSQL ``COPY`` (what ``group_store`` writes)."""
-    with connection.cursor() as cursor, cursor.cursor.copy(
-        f"COPY {SampleWindow._meta.db_table} ({', '.join(_WINDOW_COLUMNS)}) FROM STDIN"
-    ) as copy:
-        for params in rows:
-            copy.write_row(params)
+    """Many window rows (``window_rows``) with one binary PostgreSQL ``COPY`` (what ``group_store`` writes)."""
+    write_rows(SampleWindow._meta.db_table, WINDOW_COLUMNS, WINDOW_TYPES, rows)
 
 
 def _merge_minute(table: str, column: str, fold: np.ufunc) -> str:

@@ -41,6 +41,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from dashboard.projects.models import Project
+from dashboard.telemetry.batch_store import WINDOW_COLUMNS, WINDOW_TYPES
+from dashboard.telemetry.bound_sql import write_rows
 from dashboard.telemetry.bulk_windows import (
     BodyText,
     GpuSamples,
@@ -245,9 +247,9 @@ class _Loader:
             for row in zip(*(p.windows.minutes[c].tolist() for c in MINUTE_COLUMNS[1:]), strict=True)
         ]
         _write_windows(parts)
-        _write_rows(GpuMinute, MINUTE_COLUMNS, _MINUTE_TYPES, sorted(minute_rows, key=lambda r: r[1]))
+        write_rows(GpuMinute._meta.db_table, MINUTE_COLUMNS, _MINUTE_TYPES, sorted(minute_rows, key=lambda r: r[1]))
         receipts.sort(key=lambda r: r[0])
-        _write_rows(BatchReceipt, _RECEIPT_COLUMNS, _RECEIPT_TYPES, [row for _, row in receipts])
+        write_rows(BatchReceipt._meta.db_table, _RECEIPT_COLUMNS, _RECEIPT_TYPES, [row for _, row in receipts])
         self.samples += chunk.samples
         self.windows += sum(p.windows.count for p in parts)
         self.minutes += len(minute_rows)
@@ -408,9 +410,6 @@ def _checked(r: GpuSamples, where: str, start_ms: int | None, end_ms: int | None
 
 # --- writing --------------------------------------------------------------------------------------
 
-_WINDOW_COLUMNS = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
-                   "prev_energy_mj", "readings")
-_WINDOW_TYPES = ("int8", "text", "int8", "int8", "int8", "int4", "float8", "int8", "int8", "bytea")
 _MINUTE_TYPES = ("int8", "int8", "int4", *["float8"] * (len(MINUTE_COLUMNS) - 3))
 _RECEIPT_COLUMNS = ("node_id", "stream", "seq", "run_id", "body_sha256", "samples", "received_at")
 _RECEIPT_TYPES = ("int8", "text", "int8", "int8", "text", "int4", "timestamptz")
@@ -439,18 +438,4 @@ def _write_windows(parts: list[_Part]) -> None:
             yield (parts[i].gpu.run_gpu_id, parts[i].stream, seq, first, last, samples, energy_j, prev_t, prev_energy,
                    blob)
 
-    _write_rows(SampleWindow, _WINDOW_COLUMNS, _WINDOW_TYPES, rows())
-
-
-def _write_rows(model: Any, names: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Binary COPY: blobs go as raw bytes and numbers in their binary form, with no text round trip.
-            with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(types))
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            placeholders = ", ".join(["%s"] * len(names))
-            cursor.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})", list(rows))
+    write_rows(SampleWindow._meta.db_table, WINDOW_COLUMNS, WINDOW_TYPES, rows())
