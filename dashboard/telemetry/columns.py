@@ -48,6 +48,8 @@ ORDERS: dict[str, int] = {"t_offset_ms": 2, "energy_mj": 2, "power_mw": 1, "sm_c
 VERSION = 1
 ZSTD_LEVEL = 3
 _HEAD = struct.Struct(f"<I{len(NAMES)}B{len(NAMES)}q")  # samples, widths, bases
+# The same header with the bases read back unsigned, as the decoder's wrapping sums take them.
+_HEAD_UNSIGNED = struct.Struct(f"<I{len(NAMES)}B{len(NAMES)}Q")
 _PREFIX = bytes([VERSION])
 # The columns differenced twice come first, so that one slice takes them.
 _TWICE = sum(order == 2 for order in ORDERS.values())
@@ -142,7 +144,7 @@ def decode_many(blobs: Sequence[bytes | memoryview], names: Iterable[str] = NAME
     return out
 
 
-def _parse(blob: bytes | memoryview) -> tuple[int, tuple[int, ...], list[int], bytes]:
+def _parse(blob: bytes | memoryview) -> tuple[int, tuple[int, ...], tuple[int, ...], bytes]:
     """An encoded window's sample count, widths, bases (as uint64) and byte planes (plain Python: called once a
     window, where numpy's per-call cost on six numbers would be most of it)."""
     data = bytes(blob)
@@ -154,12 +156,11 @@ def _parse(blob: bytes | memoryview) -> tuple[int, tuple[int, ...], list[int], b
         raise CorruptWindow(f"encoded window: {error}") from error
     if len(payload) < _HEAD.size:
         raise CorruptWindow("encoded window: header cut short")
-    head = _HEAD.unpack_from(payload)
+    head = _HEAD_UNSIGNED.unpack_from(payload)
     n, widths = head[0], head[1:1 + len(NAMES)]
     if max(widths) > 8 or len(payload) != _HEAD.size + sum(widths) * n:
         raise CorruptWindow(f"encoded window: {len(payload)} bytes do not hold {n} samples of widths {list(widths)}")
-    bases = [b & 0xFFFF_FFFF_FFFF_FFFF for b in head[1 + len(NAMES):]]
-    return n, widths, bases, payload[_HEAD.size:]
+    return n, widths, head[1 + len(NAMES):], payload[_HEAD.size:]
 
 
 @dataclass(frozen=True)
