@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import DataError, OperationalError, connection, transaction
 from django.dispatch import receiver
 from django.test.utils import CaptureQueriesContext
 
-from dashboard.telemetry import coalesce, group_store, ingest
+from dashboard.telemetry import batch_store, bound_sql, coalesce, group_store, ingest
 from dashboard.telemetry.ingest_memo import IngestMemo
 from dashboard.telemetry.models import BatchReceipt, GpuMinute, Rejection, RunEvent, RunGpu, SampleWindow
 from dashboard.telemetry.signals import samples_stored
@@ -143,6 +143,18 @@ def test_the_groups_statements_are_seen_by_djangos_query_tools():
     statements = " ".join(q["sql"] for q in captured.captured_queries)
     for table in ("dashboard_batchreceipt", "dashboard_rungpu", "dashboard_gpuminute"):
         assert f"INSERT INTO {table}" in statements
+
+
+@pytest.mark.parametrize("samples", [2**31, -(2**31) - 1])
+def test_a_window_row_out_of_an_integer_columns_range_is_refused_and_nothing_is_written(samples):
+    # Binary COPY (bound_sql.write_rows): psycopg's int4 dumper would wrap the value, where PostgreSQL refuses it.
+    node = register()
+    assert coalesce.ingest_batches([simple_batch(node, seq=0)])[0].status == "stored"
+    row = SampleWindow.objects.values_list(*batch_store.WINDOW_COLUMNS).get()
+    with pytest.raises(DataError, match="samples"), transaction.atomic():
+        bound_sql.write_rows(SampleWindow._meta.db_table, batch_store.WINDOW_COLUMNS, batch_store.WINDOW_TYPES,
+                             [row, (*row[:5], samples, *row[6:])])
+    assert SampleWindow.objects.count() == 1
 
 
 def continuity_lookups(captured: CaptureQueriesContext) -> int:
