@@ -39,8 +39,8 @@ back the space the joined windows took.
 It ends with three lines, as issue 14 asks: ``ingest: N samples/s`` (samples stored divided by the time from the
 agents' start to the last sample stored; agents and server share this machine's cores), ``server cpu: N core-s
 per million samples`` (ingest's, plus compaction's unless ``--no-compact``: what the server spends to keep the
-samples as it keeps them) and ``storage: N bytes/sample`` (the database as kept: compacted, unless
-``--no-compact``).
+samples as it keeps them) and ``storage: N bytes/sample`` (the database as kept: compacted, then
+``VACUUM FULL``, unless ``--no-compact``).
 """
 
 from __future__ import annotations
@@ -274,10 +274,13 @@ def compact_and_measure(stored: int, own_backend: int, empty_bytes: dict[str, in
             break
     used_s = time.process_time() - started
     after = _stat(own_backend)
-    backend_s = (after[1] - ticks[1]) / TICKS_PER_S if ticks and after else float("nan")
-    per_million = (used_s + backend_s) / max(stored, 1) * 1e6
+    # A database on another host: its backend is no process here, and only the Python is counted (as ingest's
+    # meter then counts no PostgreSQL either), said on the line.
+    backend_s = (after[1] - ticks[1]) / TICKS_PER_S if ticks and after else None
+    per_million = (used_s + (backend_s or 0.0)) / max(stored, 1) * 1e6
     print(f"compaction: {joined:,} windows into {rows:,} rows ({settings.WATTWISE_COMPACT_CHUNK_S} s chunks), "
-          f"{per_million:,.2f} core-s per million samples (Python {used_s:.1f}, PostgreSQL {backend_s:.1f})")
+          f"{per_million:,.2f} core-s per million samples (Python {used_s:.1f}, PostgreSQL "
+          + ("not counted: its backend is no process of this machine)" if backend_s is None else f"{backend_s:.1f})"))
     with connection.cursor() as cursor:
         cursor.execute("VACUUM dashboard_samplewindow")
     def per_sample() -> float:
@@ -511,7 +514,7 @@ def main() -> int:
     print(f"ingest: {stored / elapsed:,.0f} samples/s")
     print(f"server cpu: {server_cpu:,.1f} core-s per million samples"
           + ("" if args.no_compact else f" (ingest {ingest_cpu:,.1f}, compaction {compaction_cpu:,.2f})"))
-    print(f"storage: {kept:,.1f} bytes/sample" + ("" if args.no_compact else f" (compacted; {as_ingested:,.1f} as ingested)"))
+    print(f"storage: {kept:,.1f} bytes/sample" + ("" if args.no_compact else f" (compacted, after VACUUM FULL; {as_ingested:,.1f} as ingested)"))
     # Machines differ in speed (the development machines of 2026-12 by 3x): set the CPU figure on one scale.
     ratio = reference_decode_us() / REFERENCE_DECODE_US
     print(f"reference: this machine is {ratio:.2f}x the 2026-12-03 machine's CPU time for a wire decode "
