@@ -26,7 +26,7 @@ from dashboard.runs.ranges import BadRange, parse_time_range
 from dashboard.runs.samples import refuse_expired
 from dashboard.runs.summaries import run_figures
 from dashboard.telemetry import columns
-from dashboard.telemetry.models import GpuMinute, Run, RunGpu
+from dashboard.telemetry.models import DEVICE_ORDER, GpuMinute, Run, RunGpu
 from dashboard.telemetry.windows import ALL_TIME, TimeRange, one_snapshot, overlapping
 from planner.carbon.figures import CarbonFigures, run_carbon
 from planner.units import J_PER_KWH, MILLIJOULES_PER_J, MILLIWATTS_PER_W, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_S
@@ -124,7 +124,7 @@ def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], chunk_chars
 
 
 def _run_gpus(run: Run) -> list[RunGpu]:
-    return list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name", "gpu__index"))
+    return list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by(*DEVICE_ORDER))
 
 
 def check_raw(run: Run, span: TimeRange) -> None:

@@ -19,7 +19,7 @@ from dashboard.runs.downsample import Buckets
 from dashboard.runs.plan_intervals import PlanInterval, plan_intervals
 from dashboard.runs.ranges import ALL, CUSTOM, RangeChoice
 from dashboard.runs.summaries import RunFigures, run_figures
-from dashboard.telemetry.models import Gpu, Run, RunGpu
+from dashboard.telemetry.models import DEVICE_ORDER, Gpu, Run, RunGpu
 from dashboard.telemetry.windows import TimeRange
 from dashboard.web.figures import figure_json
 
@@ -76,8 +76,7 @@ class RunPage:
 
 
 def run_page(run: Run, choice: RangeChoice, *, now_ms: int) -> RunPage:
-    devices = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by("gpu__node__name",
-                                                                                       "gpu__index"))
+    devices = list(RunGpu.objects.filter(run=run).select_related("gpu__node").order_by(*DEVICE_ORDER))
     figures = run_figures(run, devices)
     run_gpus = [rg for rg in devices if rg.gpu.component == Gpu.Component.GPU]
     others = [rg for rg in devices if rg.gpu.component != Gpu.Component.GPU]

@@ -229,6 +229,11 @@ class RunWork(models.Model):
         ]
 
 
+# How a run's devices are listed (pages, exports): by node, then index. A node's CPU package and the DRAM beside it
+# share an index; "cpu" sorts before "dram", and a GPU's index is its own.
+DEVICE_ORDER = ("gpu__node__name", "gpu__index", "gpu__component")
+
+
 class RunGpu(models.Model):
     """A GPU's part in a run, with running totals kept exact by the ingest path."""
 
@@ -258,7 +263,7 @@ class RunGpu(models.Model):
 
     class Meta:
         db_table = "dashboard_rungpu"
-        ordering = ["gpu__node__name", "gpu__index"]
+        ordering = list(DEVICE_ORDER)
         constraints = [models.UniqueConstraint(fields=["run", "gpu"], name="run_gpu_unique")]
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from dashboard.telemetry.models import Run
+from dashboard.telemetry.models import DEVICE_ORDER, Run
 from dashboard.web.figures import figure_json
 from planner.carbon import charts
 from planner.carbon.energy import run_energy_j
@@ -56,7 +56,7 @@ def _section(run: Run) -> dict[str, Any] | None:
     )
     gpus = list(
         RunGpuCarbon.objects.filter(run_carbon=stored).select_related("run_gpu__gpu__node")
-        .order_by("run_gpu__gpu__node__name", "run_gpu__gpu__index")
+        .order_by(*(f"run_gpu__{key}" for key in DEVICE_ORDER))
     )
     by_node: dict[int, list[RunCarbonHour]] = defaultdict(list)
     for hour in hours:
