@@ -296,6 +296,8 @@ def windows_in_row(row: Sequence[Any]) -> list[list[Any]]:
     return out
 
 
+# The window columns as telemetry 0019 left them: the same as ``batch_store.WINDOW_COLUMNS`` today, written out
+# because migrating back past 0019 must keep working after a later migration adds a column there.
 _EXPANDED = ("run_gpu_id", "stream", "seq", "first_ms", "last_ms", "samples", "energy_j", "prev_t_ms",
              "prev_energy_mj", "readings")
 
